@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+// Launcher: the CLI is TypeScript run by Node 24's type stripping. `npx shifu-migrate` already runs the
+// project's own Node 24 (node_modules/.bin comes first on PATH); an older `node` re-runs us with it.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const major = Number(process.versions.node.split('.')[0]);
+if (major >= 24) {
+  await import('./shifu-migrate.ts');
+} else {
+  const node = join(here, '..', 'node_modules', '.bin', 'node');
+  if (!existsSync(node)) {
+    process.stderr.write(
+      `shifu-migrate needs Node.js 24 or later (this is ${process.version}). Run \`npm ci\` in the project: it installs Node 24 into node_modules.\n`,
+    );
+    process.exit(2);
+  }
+  const result = spawnSync(node, [join(here, 'shifu-migrate.ts'), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
+  process.exit(result.status ?? 1);
+}

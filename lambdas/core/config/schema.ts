@@ -1,0 +1,301 @@
+import { z } from 'zod';
+import { isSafeIdentifier } from '../identifiers.ts';
+
+/**
+ * The shape of `shifu-migrate.config.json`. The JSON Schema in `schema/` is generated from this file
+ * (`npm run schema`); a test fails when the two differ.
+ */
+
+const identifier = (what: string) =>
+  z
+    .string()
+    .refine(isSafeIdentifier, {
+      error: `not a usable ${what} name: use 1 to 64 characters of A-Z, a-z, 0-9, _ or $`,
+    })
+    .meta({ description: `A ${what} name: 1 to 64 characters of A-Z, a-z, 0-9, _ or $.` });
+
+const tenantBid = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, {
+    error: 'a tenant bid is 1 to 32 characters of a-z, 0-9, _ or -, starting with a letter or digit',
+  })
+  .meta({ description: 'A tenant business id, stored in every row as `tenant_bid` (VARCHAR(32)).' });
+
+const databaseUrl = z
+  .string()
+  .regex(/^(mysql|rdsdata):\/\//, {
+    error:
+      'use mysql://user:password@host:3306/database or rdsdata://<cluster-arn>/<database>?secret=<secret-arn>',
+  })
+  .meta({
+    description:
+      'mysql://user:password@host:port/database (mysql2) or rdsdata://<cluster-arn>/<database>?secret=<secret-arn> (RDS Data API).',
+  });
+
+export const Tenant = z
+  .strictObject({
+    bid: tenantBid,
+    name: z.string().min(1).max(100),
+    domain: z
+      .string()
+      .max(100)
+      .optional()
+      .meta({ description: 'The tenant’s own domain, unique among tenants.' }),
+    tier: z.enum(['free', 'standard', 'enterprise']).default('standard'),
+    subscriptionPlan: z.string().max(50).optional(),
+  })
+  .meta({ description: 'A tenant of the SaaS database, created by the foundation phase.' });
+
+const domainName = z.string().regex(/^(?!-)[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+$/, {
+  error: 'not a domain name such as acme.com',
+});
+
+export const EmailDomainRule = z
+  .strictObject({
+    by: z.literal('emailDomain'),
+    column: identifier('column'),
+    domains: z.record(domainName, tenantBid).meta({
+      description: 'E-mail domain → tenant bid. Matched case-insensitively on the part after the last @.',
+    }),
+    subdomains: z
+      .boolean()
+      .default(true)
+      .meta({ description: 'Whether cn.acme.com also matches acme.com (the longest listed domain wins).' }),
+  })
+  .meta({
+    description: 'The tenant of the row follows the domain of an e-mail address in one of its columns.',
+  });
+
+export const ValueRule = z
+  .strictObject({
+    by: z.literal('value'),
+    column: identifier('column'),
+    values: z
+      .record(z.string(), tenantBid)
+      .meta({ description: 'Column value → tenant bid (e.g. organisation).' }),
+    caseSensitive: z.boolean().default(false),
+  })
+  .meta({ description: 'The tenant of the row follows the value of one of its columns.' });
+
+export const KeysRule = z
+  .strictObject({
+    by: z.literal('keys'),
+    column: identifier('column'),
+    tenants: z
+      .record(tenantBid, z.array(z.string()).min(1))
+      .meta({ description: 'Tenant bid → the exact column values (keys) whose rows belong to it.' }),
+  })
+  .meta({ description: 'Explicit lists of keys per tenant.' });
+
+export const ReferenceRule = z
+  .strictObject({
+    by: z.literal('reference'),
+    column: identifier('column'),
+    references: z.strictObject({ table: identifier('table'), column: identifier('column') }),
+  })
+  .meta({
+    description:
+      'The row takes the tenant of the row it points to (order_orders.user_bid → user_users.user_bid), as already resolved for that table.',
+  });
+
+export const FixedRule = z
+  .strictObject({ by: z.literal('fixed'), tenant: tenantBid })
+  .meta({ description: 'Every row of the table goes to one tenant.' });
+
+export const TenantRule = z.discriminatedUnion('by', [
+  EmailDomainRule,
+  ValueRule,
+  KeysRule,
+  ReferenceRule,
+  FixedRule,
+]);
+
+export const OnUnmapped = z.enum(['default', 'quarantine', 'fail']).meta({
+  description:
+    'What happens to a row no rule maps: default = the default tenant; quarantine = copied to the quarantine table with the reason; fail = the phase fails.',
+});
+
+export const TableRules = z
+  .strictObject({
+    global: z.literal(true).optional().meta({
+      description: 'A table without an owner (configuration, catalogue): copied as it is, no tenant_bid.',
+    }),
+    tenant: z
+      .union([TenantRule, z.array(TenantRule).min(1)])
+      .optional()
+      .meta({
+        description: 'How each row gets its tenant; with a list, the first rule that maps the row wins.',
+      }),
+    onUnmapped: OnUnmapped.optional().meta({
+      description: 'Overrides the top-level onUnmapped for this table.',
+    }),
+    exclude: z.string().min(1).optional().meta({
+      description: 'Leave this table out of the migration; the text says why (it goes into the reports).',
+    }),
+  })
+  .meta({ description: 'Exactly one of global, tenant or exclude.' });
+
+export const Chunking = z.strictObject({
+  rowsPerChunk: z
+    .int()
+    .min(100)
+    .max(1_000_000)
+    .default(5_000)
+    .meta({ description: 'Rows per copy chunk when no time target is set.' }),
+  targetChunkSeconds: z
+    .number()
+    .positive()
+    .max(600)
+    .optional()
+    .meta({ description: 'Size chunks to take about this long each (measured on the first chunks).' }),
+  maxConcurrency: z
+    .int()
+    .min(1)
+    .max(64)
+    .default(4)
+    .meta({ description: 'Chunks copied at the same time (the Map state’s MaxConcurrency).' }),
+});
+
+export const ConfigSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    source: z
+      .strictObject({ url: databaseUrl })
+      .meta({ description: 'The legacy single-tenant database (read only).' }),
+    target: z.strictObject({ url: databaseUrl }).meta({ description: 'The multi-tenant SaaS database.' }),
+    archive: z
+      .strictObject({
+        url: z.string().min(1).meta({
+          description:
+            'Where reports and archived legacy data go: a folder path, file://…, or s3://bucket/prefix.',
+        }),
+      })
+      .meta({ description: 'The archive store.' }),
+    tenants: z.array(Tenant).min(1, { error: 'list at least one tenant' }),
+    defaultTenant: tenantBid.meta({ description: 'The tenant that rows go to when onUnmapped is default.' }),
+    onUnmapped: OnUnmapped.default('default'),
+    tables: z
+      .record(identifier('table'), TableRules)
+      .meta({ description: 'Per table of the source: global, tenant rules, or exclude.' }),
+    chunking: Chunking.default({ rowsPerChunk: 5_000, maxConcurrency: 4 }),
+  })
+  .superRefine((config, ctx) => {
+    const bids = config.tenants.map((t) => t.bid);
+    const known = new Set(bids);
+    const list = bids.join(', ');
+    config.tenants.forEach((t, i) => {
+      if (bids.indexOf(t.bid) !== i) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tenants', i, 'bid'],
+          message: `tenant ${t.bid} is listed twice`,
+        });
+      }
+    });
+    const domains = config.tenants.map((t) => t.domain?.toLowerCase()).filter((d) => d !== undefined);
+    domains.forEach((d, i) => {
+      if (domains.indexOf(d) !== i) {
+        ctx.addIssue({ code: 'custom', path: ['tenants'], message: `domain ${d} belongs to two tenants` });
+      }
+    });
+    const needTenant = (bid: string, path: (string | number)[]): void => {
+      if (!known.has(bid)) {
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: `unknown tenant ${JSON.stringify(bid)}: use one of ${list}`,
+        });
+      }
+    };
+    needTenant(config.defaultTenant, ['defaultTenant']);
+
+    for (const [table, rules] of Object.entries(config.tables)) {
+      const path = ['tables', table];
+      const modes = (['global', 'tenant', 'exclude'] as const).filter((k) => rules[k] !== undefined);
+      if (modes.length !== 1) {
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message:
+            modes.length === 0
+              ? 'says nothing about the table: set "global": true, a "tenant" rule, or "exclude": "<reason>"'
+              : `sets ${modes.join(' and ')}: keep exactly one of global, tenant or exclude`,
+        });
+      }
+      const ruleList =
+        rules.tenant === undefined ? [] : Array.isArray(rules.tenant) ? rules.tenant : [rules.tenant];
+      ruleList.forEach((rule, i) => {
+        const rulePath = [...path, 'tenant', ...(Array.isArray(rules.tenant) ? [i] : [])];
+        if (rule.by === 'emailDomain') {
+          for (const [domain, bid] of Object.entries(rule.domains))
+            needTenant(bid, [...rulePath, 'domains', domain]);
+        } else if (rule.by === 'value') {
+          for (const [value, bid] of Object.entries(rule.values))
+            needTenant(bid, [...rulePath, 'values', value]);
+        } else if (rule.by === 'keys') {
+          for (const bid of Object.keys(rule.tenants)) needTenant(bid, [...rulePath, 'tenants', bid]);
+        } else if (rule.by === 'fixed') {
+          needTenant(rule.tenant, [...rulePath, 'tenant']);
+        } else {
+          const to = config.tables[rule.references.table];
+          if (to === undefined || to.tenant === undefined) {
+            const candidates = Object.entries(config.tables)
+              .filter(([, r]) => r.tenant !== undefined)
+              .map(([name]) => name);
+            ctx.addIssue({
+              code: 'custom',
+              path: [...rulePath, 'references', 'table'],
+              message: `${rule.references.table} has no tenant rule in this config, so its rows have no tenant to follow: reference one of ${candidates.join(', ') || '(no table has a tenant rule yet)'}`,
+            });
+          }
+        }
+      });
+    }
+    for (const cycle of referenceCycles(config.tables)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tables', cycle[0] ?? ''],
+        message: `tenant references go round in a circle (${cycle.join(' → ')}): break it with a rule that does not follow a reference`,
+      });
+    }
+  });
+
+/** The config as written (before defaults). */
+export type ConfigInput = z.input<typeof ConfigSchema>;
+/** The config after validation, defaults filled in. */
+export type Config = z.output<typeof ConfigSchema>;
+export type TenantRuleConfig = z.output<typeof TenantRule>;
+export type TableRulesConfig = z.output<typeof TableRules>;
+
+/** The tenant rules of a table as a list (a single rule is a list of one). */
+export function tenantRules(rules: TableRulesConfig): TenantRuleConfig[] {
+  if (rules.tenant === undefined) return [];
+  return Array.isArray(rules.tenant) ? rules.tenant : [rules.tenant];
+}
+
+/** Tables whose tenant, followed through references, leads back to themselves. */
+function referenceCycles(tables: Record<string, TableRulesConfig>): string[][] {
+  const edges = new Map<string, string[]>();
+  for (const [table, rules] of Object.entries(tables)) {
+    edges.set(
+      table,
+      tenantRules(rules)
+        .filter((r) => r.by === 'reference')
+        .map((r) => r.references.table),
+    );
+  }
+  const cycles: string[][] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (table: string, trail: string[]): void => {
+    if (state.get(table) === 'done') return;
+    if (state.get(table) === 'visiting') {
+      cycles.push([...trail.slice(trail.indexOf(table)), table]);
+      return;
+    }
+    state.set(table, 'visiting');
+    for (const next of edges.get(table) ?? []) visit(next, [...trail, table]);
+    state.set(table, 'done');
+  };
+  for (const table of edges.keys()) visit(table, []);
+  return cycles;
+}

@@ -1,0 +1,71 @@
+/**
+ * Errors that callers (the CLI, the state machines' Retry/Catch) must tell apart.
+ * The literal `name` of each class is part of the API: Step Functions matches on it.
+ */
+
+/** Bad input from a person: a config field, a CLI argument, an event payload. The CLI exits with code 2. */
+export class InputError extends Error {
+  override name = 'InputError';
+  /** One line per problem, each naming the field and the fix. */
+  readonly problems: readonly string[];
+
+  constructor(summary: string, problems: readonly string[] = [], options?: ErrorOptions) {
+    super(
+      problems.length > 0 ? `${summary}\n${problems.map((p) => `  - ${p}`).join('\n')}` : summary,
+      options,
+    );
+    this.problems = problems;
+  }
+}
+
+/** A SQL identifier (schema, table, column, index name) that is not safe to quote. */
+export class InvalidIdentifier extends InputError {
+  override name = 'InvalidIdentifier';
+}
+
+/** A database URL that cannot be used. */
+export class InvalidDatabaseUrl extends InputError {
+  override name = 'InvalidDatabaseUrl';
+}
+
+/**
+ * The database answered, but the statement failed: syntax, constraint, missing table.
+ * Not retried: running it again gives the same answer.
+ */
+export class DatabaseError extends Error {
+  override name = 'DatabaseError';
+  /** Server error code (e.g. `ER_DUP_ENTRY`) when the driver reports one. */
+  readonly code: string | undefined;
+
+  constructor(message: string, code?: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/**
+ * A failure that may pass: connection reset, deadlock, lock wait timeout, the Data API throttling
+ * or resuming a paused cluster. State machines retry this name with backoff.
+ */
+export class TransientDatabaseError extends DatabaseError {
+  override name = 'TransientDatabaseError';
+}
+
+/**
+ * A result set larger than the adapter can return in one response (the Data API's 1 MiB limit).
+ * Paged readers catch it and halve their page.
+ */
+export class ResponseTooLarge extends DatabaseError {
+  override name = 'ResponseTooLarge';
+}
+
+/** Nothing answers at the database's address. */
+export class DatabaseUnreachable extends Error {
+  override name = 'DatabaseUnreachable';
+  readonly url: string;
+
+  constructor(url: string, options?: ErrorOptions) {
+    super(`no database answers at ${url}`, options);
+    this.url = url;
+  }
+}

@@ -1,0 +1,81 @@
+import { ident, identList, qualified } from '../identifiers.ts';
+import type { SqlParam, SqlSession } from './port.ts';
+import { isTypedParam } from './port.ts';
+
+/** A multi-row insert. */
+export interface InsertRows {
+  /** Database of the table; the session's own when omitted. */
+  readonly schema?: string;
+  readonly table: string;
+  readonly columns: readonly string[];
+  /** One array of values per row, in the order of `columns`. */
+  readonly rows: readonly (readonly SqlParam[])[];
+  /**
+   * What a row whose primary or unique key exists already does: `error` fails the statement, `ignore` keeps
+   * the existing row, `update` overwrites the `updateColumns` (an upsert, so a retried write duplicates nothing).
+   * @default 'error'
+   */
+  readonly onDuplicate?: 'error' | 'ignore' | 'update';
+  /** Columns overwritten on a duplicate key. @default every column */
+  readonly updateColumns?: readonly string[];
+  /** Largest statement to build, in bytes (the client's `maxStatementBytes`). */
+  readonly maxStatementBytes: number;
+}
+
+// Upper bound of a value's size in the statement: UTF-16 units can take 3 bytes in utf8, escapes double some.
+function estimateBytes(param: SqlParam): number {
+  if (param === null) return 4;
+  if (typeof param === 'string') return param.length * 3 + 2;
+  if (param instanceof Uint8Array) return param.length * 2 + 3;
+  if (typeof param === 'object' && isTypedParam(param)) return param.value.length * 3 + 2;
+  return 24;
+}
+
+// Keeps any statement under 65,535 placeholders, the server-side prepared statement limit.
+const MAX_PLACEHOLDERS = 60_000;
+
+/**
+ * Inserts rows with as few multi-row `INSERT … VALUES (…), (…)` statements as fit the byte budget.
+ * Upserts use `ON DUPLICATE KEY UPDATE c = VALUES(c)`, which MySQL 8 and MariaDB both accept.
+ * @returns the affected-row count the server reports, summed over the statements.
+ */
+export async function insertRows(session: SqlSession, spec: InsertRows): Promise<number> {
+  if (spec.rows.length === 0) return 0;
+  const target = spec.schema === undefined ? ident(spec.table, 'table') : qualified(spec.schema, spec.table);
+  const mode = spec.onDuplicate ?? 'error';
+  const head = `INSERT${mode === 'ignore' ? ' IGNORE' : ''} INTO ${target} (${identList(spec.columns)}) VALUES `;
+  const tuple = `(${spec.columns.map(() => '?').join(', ')})`;
+  const tail =
+    mode === 'update'
+      ? ` ON DUPLICATE KEY UPDATE ${(spec.updateColumns ?? spec.columns)
+          .map((c) => `${ident(c)} = VALUES(${ident(c)})`)
+          .join(', ')}`
+      : '';
+  const fixed = head.length + tail.length;
+  const maxRows = Math.max(1, Math.floor(MAX_PLACEHOLDERS / spec.columns.length));
+
+  let affected = 0;
+  let batch: (readonly SqlParam[])[] = [];
+  let bytes = fixed;
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    const sql = head + batch.map(() => tuple).join(', ') + tail;
+    const result = await session.execute(sql, batch.flat());
+    affected += result.affectedRows;
+    batch = [];
+    bytes = fixed;
+  };
+  for (const row of spec.rows) {
+    if (row.length !== spec.columns.length) {
+      throw new TypeError(`row has ${row.length} values for ${spec.columns.length} columns of ${spec.table}`);
+    }
+    let rowBytes = tuple.length + 2;
+    for (const value of row) rowBytes += estimateBytes(value);
+    if (batch.length > 0 && (bytes + rowBytes > spec.maxStatementBytes || batch.length >= maxRows))
+      await flush();
+    batch.push(row);
+    bytes += rowBytes;
+  }
+  await flush();
+  return affected;
+}

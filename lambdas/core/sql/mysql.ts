@@ -1,0 +1,195 @@
+import mysql from 'mysql2/promise';
+import { DatabaseError, DatabaseUnreachable, TransientDatabaseError } from '../errors.ts';
+import type { ExecResult, Row, SqlClient, SqlParam, SqlSession } from './port.ts';
+import { isTypedParam } from './port.ts';
+import type { MysqlUrl } from './url.ts';
+import { redactUrl } from './url.ts';
+
+/** Options of the mysql2 adapter. */
+export interface MysqlClientOptions {
+  /**
+   * Connections kept in the pool.
+   * @default 4
+   */
+  readonly connectionLimit?: number;
+  /**
+   * Largest multi-row statement writers should build, in bytes (stay under the server's max_allowed_packet).
+   * @default 4 MiB
+   */
+  readonly maxStatementBytes?: number;
+}
+
+// mysql2 error codes that mean "try again": the statement did not take effect, or the link broke.
+const TRANSIENT_CODES = new Set([
+  'ER_LOCK_DEADLOCK',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'PROTOCOL_CONNECTION_LOST',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ER_CON_COUNT_ERROR',
+  'ER_SERVER_SHUTDOWN',
+  'ER_QUERY_INTERRUPTED',
+]);
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN']);
+
+interface DriverError {
+  code?: unknown;
+  sqlMessage?: unknown;
+  message?: unknown;
+}
+
+function mapError(error: unknown, url: string, sql?: string): Error {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError;
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  const text =
+    typeof e.sqlMessage === 'string'
+      ? e.sqlMessage
+      : typeof e.message === 'string'
+        ? e.message
+        : String(error);
+  if (code !== undefined && UNREACHABLE_CODES.has(code))
+    return new DatabaseUnreachable(url, { cause: error });
+  const where = sql === undefined ? '' : ` in: ${sql.length > 160 ? `${sql.slice(0, 160)}…` : sql}`;
+  if (code !== undefined && TRANSIENT_CODES.has(code)) {
+    return new TransientDatabaseError(`${text}${where}`, code, { cause: error });
+  }
+  return new DatabaseError(`${text}${where}`, code, { cause: error });
+}
+
+// mysql2 escapes values itself (client-side prepared statements); we pass them separately, never in SQL text.
+function toDriverParam(param: SqlParam): unknown {
+  if (typeof param === 'bigint') return param.toString();
+  if (typeof param === 'boolean') return param ? 1 : 0;
+  if (param instanceof Uint8Array && !Buffer.isBuffer(param)) return Buffer.from(param);
+  if (param !== null && typeof param === 'object' && !Buffer.isBuffer(param) && isTypedParam(param)) {
+    return param.value;
+  }
+  if (typeof param === 'number' && !Number.isFinite(param)) {
+    throw new DatabaseError(`cannot send ${param} as a SQL parameter`);
+  }
+  return param;
+}
+
+function toRows(result: unknown): Row[] {
+  if (!Array.isArray(result)) throw new DatabaseError('statement returned no rows; use execute() for writes');
+  return result as Row[];
+}
+
+function toExecResult(result: unknown): ExecResult {
+  const header = result as { affectedRows?: unknown };
+  return { affectedRows: typeof header.affectedRows === 'number' ? header.affectedRows : 0 };
+}
+
+type Queryable = Pick<mysql.PoolConnection, 'query'>;
+
+function session(conn: Queryable, url: string): SqlSession {
+  const run = async (sql: string, params: readonly SqlParam[] = []): Promise<unknown> => {
+    try {
+      const [result] = await conn.query({ sql, values: params.map(toDriverParam) });
+      return result;
+    } catch (error) {
+      throw mapError(error, url, sql);
+    }
+  };
+  return {
+    query: async (sql, params) => toRows(await run(sql, params)),
+    execute: async (sql, params) => toExecResult(await run(sql, params)),
+    batch: async (sql, paramSets) => {
+      for (const params of paramSets) await run(sql, params);
+    },
+  };
+}
+
+// Every connection speaks UTC and escapes with backslashes (mysql2's escaping assumes it).
+const SESSION_SETUP = [
+  "SET time_zone = '+00:00'",
+  "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',NO_BACKSLASH_ESCAPES,', ','))",
+];
+
+/** Opens a pooled mysql2 client. Connections are made lazily, on first use. */
+export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {}): SqlClient {
+  const shown = redactUrl(url.raw);
+  const pool = mysql.createPool({
+    host: url.host,
+    port: url.port,
+    user: url.user,
+    ...(url.password === undefined ? {} : { password: url.password }),
+    database: url.database,
+    connectionLimit: options.connectionLimit ?? 4,
+    charset: 'utf8mb4_unicode_ci',
+    timezone: 'Z',
+    dateStrings: true,
+    jsonStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    decimalNumbers: false,
+    multipleStatements: false,
+    connectTimeout: 10_000,
+  });
+  const ready = new WeakSet<object>();
+
+  async function acquire(): Promise<mysql.PoolConnection> {
+    let conn: mysql.PoolConnection;
+    try {
+      conn = await pool.getConnection();
+    } catch (error) {
+      throw mapError(error, shown);
+    }
+    const core = conn.connection as object;
+    if (!ready.has(core)) {
+      try {
+        for (const statement of SESSION_SETUP) await conn.query(statement);
+      } catch (error) {
+        conn.release();
+        throw mapError(error, shown);
+      }
+      ready.add(core);
+    }
+    return conn;
+  }
+
+  async function withConnection<T>(work: (s: SqlSession) => Promise<T>): Promise<T> {
+    const conn = await acquire();
+    try {
+      return await work(session(conn, shown));
+    } finally {
+      conn.release();
+    }
+  }
+
+  async function transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T> {
+    const conn = await acquire();
+    const control = async (statement: string): Promise<void> => {
+      try {
+        await conn.query(statement);
+      } catch (error) {
+        throw mapError(error, shown, statement);
+      }
+    };
+    try {
+      await control('START TRANSACTION');
+      const result = await work(session(conn, shown));
+      await control('COMMIT');
+      return result;
+    } catch (error) {
+      await conn.query('ROLLBACK').catch(() => {
+        // The connection may be gone; the server rolls back an open transaction when it closes.
+      });
+      throw error;
+    } finally {
+      conn.release();
+    }
+  }
+
+  return {
+    adapter: 'mysql',
+    database: url.database,
+    maxStatementBytes: options.maxStatementBytes ?? 4 * 1024 * 1024,
+    query: (sql, params) => withConnection((s) => s.query(sql, params)),
+    execute: (sql, params) => withConnection((s) => s.execute(sql, params)),
+    batch: (sql, paramSets) => transaction((tx) => tx.batch(sql, paramSets)),
+    transaction,
+    close: () => pool.end(),
+  };
+}

@@ -1,0 +1,112 @@
+import { InvalidDatabaseUrl } from '../errors.ts';
+import { assertIdentifier } from '../identifiers.ts';
+
+/** `mysql://user:pass@host:port/db`: a direct connection through mysql2. */
+export interface MysqlUrl {
+  readonly kind: 'mysql';
+  readonly raw: string;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string | undefined;
+  readonly database: string;
+}
+
+/** `rdsdata://<cluster-arn>/<db>?secret=<secret-arn>`: the RDS Data API. */
+export interface DataApiUrl {
+  readonly kind: 'rdsdata';
+  readonly raw: string;
+  readonly resourceArn: string;
+  readonly secretArn: string;
+  readonly database: string;
+  /** The region, read from the cluster ARN. */
+  readonly region: string;
+}
+
+export type DatabaseUrl = MysqlUrl | DataApiUrl;
+
+const CLUSTER_ARN = /^arn:aws[a-z-]*:rds:([a-z0-9-]+):\d{12}:cluster:[A-Za-z][A-Za-z0-9-]{0,62}$/;
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
+
+const FORMS =
+  'use mysql://user:password@host:3306/database or rdsdata://<cluster-arn>/<database>?secret=<secret-arn>';
+
+/** Parses a database URL, with errors that say what is wrong and what form is expected. */
+export function parseDatabaseUrl(raw: string): DatabaseUrl {
+  const trimmed = raw.trim();
+  if (trimmed.startsWith('mysql://')) return parseMysql(trimmed);
+  if (trimmed.startsWith('rdsdata://')) return parseDataApi(trimmed);
+  throw new InvalidDatabaseUrl(`unsupported database URL ${JSON.stringify(redactUrl(raw))}: ${FORMS}`);
+}
+
+function parseMysql(raw: string): MysqlUrl {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new InvalidDatabaseUrl(`malformed database URL ${JSON.stringify(redactUrl(raw))}: ${FORMS}`);
+  }
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (database === '') {
+    throw new InvalidDatabaseUrl(
+      `database URL ${JSON.stringify(redactUrl(raw))} names no database: add it as the path, e.g. mysql://root@127.0.0.1:3306/shifu_legacy`,
+    );
+  }
+  assertIdentifier(database, 'database');
+  const port = url.port === '' ? 3306 : Number(url.port);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (host === '')
+    throw new InvalidDatabaseUrl(`database URL ${JSON.stringify(redactUrl(raw))} names no host`);
+  return {
+    kind: 'mysql',
+    raw,
+    host,
+    port,
+    user: url.username === '' ? 'root' : decodeURIComponent(url.username),
+    password: url.password === '' ? undefined : decodeURIComponent(url.password),
+    database,
+  };
+}
+
+function parseDataApi(raw: string): DataApiUrl {
+  // ARNs hold colons, so this is not a WHATWG URL: split it by hand.
+  const rest = raw.slice('rdsdata://'.length);
+  const [path = '', query = ''] = rest.split('?', 2);
+  const slash = path.lastIndexOf('/');
+  const resourceArn = decodeURIComponent(slash === -1 ? path : path.slice(0, slash));
+  const database = decodeURIComponent(slash === -1 ? '' : path.slice(slash + 1));
+  const secretArn = new URLSearchParams(query).get('secret') ?? '';
+  const region = CLUSTER_ARN.exec(resourceArn)?.[1];
+  if (region === undefined) {
+    throw new InvalidDatabaseUrl(
+      `rdsdata URL has ${JSON.stringify(resourceArn)} where an Aurora cluster ARN (arn:aws:rds:<region>:<account>:cluster:<name>) belongs: ${FORMS}`,
+    );
+  }
+  if (database === '') {
+    throw new InvalidDatabaseUrl(`rdsdata URL names no database: put it after the cluster ARN, ${FORMS}`);
+  }
+  assertIdentifier(database, 'database');
+  if (!SECRET_ARN.test(secretArn)) {
+    throw new InvalidDatabaseUrl(
+      `rdsdata URL needs ?secret=<Secrets Manager ARN> (arn:aws:secretsmanager:<region>:<account>:secret:<name>), got ${JSON.stringify(secretArn)}`,
+    );
+  }
+  return { kind: 'rdsdata', raw, resourceArn, secretArn, database, region };
+}
+
+/** The URL with any password replaced by `***`, for messages and logs. */
+export function redactUrl(raw: string): string {
+  return raw.replace(/^(mysql:\/\/[^:/@]*:)[^@]*@/, '$1***@');
+}
+
+/** The same server with another database, e.g. the target next to the source. */
+export function withDatabase(url: DatabaseUrl, database: string): DatabaseUrl {
+  assertIdentifier(database, 'database');
+  if (url.kind === 'mysql') {
+    const u = new URL(url.raw);
+    u.pathname = `/${database}`;
+    return { ...url, raw: u.toString(), database };
+  }
+  const raw = `rdsdata://${url.resourceArn}/${database}?secret=${url.secretArn}`;
+  return { ...url, raw, database };
+}

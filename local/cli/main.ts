@@ -1,0 +1,131 @@
+import { parseArgs } from 'node:util';
+import { DEFAULT_CONFIG_FILE, type LoadedConfig, loadConfig } from '../../lambdas/core/config/load.ts';
+import { DatabaseUnreachable, InputError } from '../../lambdas/core/errors.ts';
+import { demoConfig } from '../demo/config.ts';
+import { MAX_DEMO_USERS } from '../demo/seed.ts';
+import { runDemo } from './demo.ts';
+import { createOutput, type Output } from './output.ts';
+import { runSeedDemo } from './seed-demo.ts';
+
+const USAGE = `Usage: shifu-migrate <command> [options]
+
+Commands:
+  demo [--users N] [--reset]        make the demo legacy database (or reuse it) and run every phase locally
+  seed-demo [--users N] [--reset]   only create and fill the demo legacy database
+
+Options:
+  --config FILE   config file (default ${DEFAULT_CONFIG_FILE}; without one, the built-in demo config)
+  --json          print exactly one JSON object on stdout; logs go to stderr
+  --users N       demo size in users, about 50 rows each (default 2000)
+  --reset         drop and recreate the demo database (only one seed-demo made)
+  -h, --help      this text
+
+Environment: SOURCE_DATABASE_URL, TARGET_DATABASE_URL and ARCHIVE_URL override the config.
+Exit codes: 0 success, 1 the work failed, 2 bad input or config.`;
+
+export interface CliContext {
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly cwd?: string;
+  readonly stdout?: NodeJS.WritableStream;
+  readonly stderr?: NodeJS.WritableStream;
+}
+
+const COMMANDS = ['demo', 'seed-demo'] as const;
+type Command = (typeof COMMANDS)[number];
+
+function parse(argv: readonly string[]) {
+  try {
+    return parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        users: { type: 'string' },
+        reset: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    throw new InputError(`${(error as Error).message}\n\n${USAGE}`);
+  }
+}
+
+function usersOption(raw: string | undefined): number {
+  if (raw === undefined) return 2000;
+  const users = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(users) || users < 1 || users > MAX_DEMO_USERS) {
+    throw new InputError(
+      `--users must be a whole number from 1 to ${MAX_DEMO_USERS}, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return users;
+}
+
+/** Runs one CLI invocation and returns its exit code. */
+export async function main(argv: readonly string[], context: CliContext = {}): Promise<number> {
+  const jsonRequested = argv.includes('--json');
+  const out: Output = createOutput({
+    json: jsonRequested,
+    ...(context.stdout === undefined ? {} : { stdout: context.stdout }),
+    ...(context.stderr === undefined ? {} : { stderr: context.stderr }),
+  });
+  try {
+    const { values, positionals } = parse(argv);
+    const [command, ...extra] = positionals;
+    if (values.help || command === undefined || command === 'help') {
+      out.result(USAGE);
+      return command === undefined && !values.help ? 2 : 0;
+    }
+    if (!COMMANDS.includes(command as Command)) {
+      throw new InputError(
+        `unknown command ${JSON.stringify(command)}: use one of ${COMMANDS.join(', ')}\n\n${USAGE}`,
+      );
+    }
+    if (extra.length > 0)
+      throw new InputError(`unexpected argument ${JSON.stringify(extra[0])} after ${command}`);
+    const loaded: LoadedConfig = loadConfig({
+      file: values.config,
+      defaults: demoConfig,
+      ...(context.env === undefined ? {} : { env: context.env }),
+      ...(context.cwd === undefined ? {} : { cwd: context.cwd }),
+    });
+    if (loaded.origin.kind === 'file') out.info(`Config: ${loaded.origin.path}`);
+    const options = { users: usersOption(values.users), reset: values.reset };
+
+    if (command === 'seed-demo') {
+      const result = await runSeedDemo(loaded, options, out);
+      if (out.json) out.resultJson({ status: 'SUCCEEDED', ...result });
+      else out.result(`seed-demo: ${result.totalRows} rows in ${result.database}`);
+      return 0;
+    }
+    const result = await runDemo(loaded, options, out);
+    if (out.json) out.resultJson(result);
+    else out.result('demo: done');
+    return 0;
+  } catch (error) {
+    return report(error, out);
+  }
+}
+
+function report(error: unknown, out: Output): number {
+  const code = error instanceof InputError ? 2 : 1;
+  let message = error instanceof Error ? error.message : String(error);
+  if (error instanceof DatabaseUnreachable) {
+    message +=
+      '\nStart a MySQL-compatible server there, for example:\n' +
+      '  apt-get install mariadb-server && start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd\n' +
+      '  docker run -d -p 3306:3306 -e MYSQL_ALLOW_EMPTY_PASSWORD=yes mysql:8\n' +
+      'or point SOURCE_DATABASE_URL / TARGET_DATABASE_URL at one you have.';
+  }
+  if (out.json) {
+    out.resultJson({
+      status: code === 2 ? 'INVALID_INPUT' : 'FAILED',
+      error: error instanceof Error ? error.name : 'Error',
+      message,
+    });
+  }
+  out.info(`error: ${message}`);
+  return code;
+}
