@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { InputError } from '../errors.ts';
 import { type DatabaseUrl, parseDatabaseUrl } from '../sql/url.ts';
+import { jsonErrorPosition } from './json-position.ts';
 import { type Config, type ConfigInput, ConfigSchema } from './schema.ts';
 
 /** The config file read when none is named. */
@@ -114,15 +115,9 @@ function parseJson(text: string, label: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    const message = (error as Error).message;
-    const position = /position (\d+)/.exec(message)?.[1];
-    let where = '';
-    if (position !== undefined) {
-      const before = text.slice(0, Number(position));
-      const line = before.split('\n').length;
-      const column = Number(position) - before.lastIndexOf('\n');
-      where = ` at line ${line}, column ${column}`;
-    }
+    const message = (error as Error).message.replace(/\s+/g, ' ');
+    const position = jsonErrorPosition(text);
+    const where = position === undefined ? '' : ` at line ${position.line}, column ${position.column}`;
     throw new InputError(
       `${label} is not valid JSON${where}: ${message}. Fix the syntax (no comments or trailing commas).`,
     );
@@ -199,30 +194,53 @@ function suggestion(key: string): string {
 }
 
 function describeIssue(issue: z.core.$ZodIssue, overridden: readonly string[]): string {
-  const path = formatPath(issue.path);
+  return describe(issue, [], overridden).join('\n  - ');
+}
+
+// One line per problem; unions are explained through the branch that fits the input's shape.
+function describe(
+  issue: z.core.$ZodIssue,
+  prefix: readonly PropertyKey[],
+  overridden: readonly string[],
+): string[] {
+  const fullPath = [...prefix, ...issue.path];
+  const path = formatPath(fullPath);
   const where = `${path}${fromEnv(path, overridden)}`;
   switch (issue.code) {
     case 'unrecognized_keys':
-      return issue.keys
-        .map((key) => `${formatPath([...issue.path, key])}: unknown field. Fix: remove it${suggestion(key)}`)
-        .join('\n  - ');
+      return issue.keys.map(
+        (key) => `${formatPath([...fullPath, key])}: unknown field. Fix: remove it${suggestion(key)}`,
+      );
     case 'invalid_type':
-      return issue.input === undefined
-        ? `${where}: missing. Fix: add it (${issue.expected})`
-        : `${where}: ${issue.message}. Fix: give a ${issue.expected}`;
+      return /received undefined/.test(issue.message)
+        ? [`${where}: missing. Fix: add it (${issue.expected})`]
+        : [`${where}: ${issue.message}. Fix: give a ${issue.expected}`];
     case 'invalid_value':
-      return `${where}: ${issue.message}. Fix: use one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'invalid_union':
-      if (issue.path.at(-1) === 'by' || ('note' in issue && issue.note === 'No matching discriminator')) {
-        return `${formatPath([...issue.path.filter((p) => p !== 'by'), 'by'])}: unknown rule kind. Fix: set "by" to one of "emailDomain", "value", "keys", "reference", "fixed"`;
+      return [
+        `${where}: ${issue.message}. Fix: use one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`,
+      ];
+    case 'invalid_key':
+      return issue.issues.map((inner) => `${where}: ${inner.message}`);
+    case 'invalid_union': {
+      if ('discriminator' in issue || ('note' in issue && issue.note === 'No matching discriminator')) {
+        const byPath = fullPath.at(-1) === 'by' ? fullPath : [...fullPath, 'by'];
+        return [
+          `${formatPath(byPath)}: unknown rule kind. Fix: set "by" to one of "emailDomain", "value", "keys", "reference", "fixed"`,
+        ];
       }
-      return `${where}: ${issue.message}. Fix: see docs/configuration.md for the accepted forms`;
+      // The branch whose complaints are not about the value's own type is the one the author meant.
+      const branches = issue.errors.filter(
+        (branch) => !branch.some((inner) => inner.code === 'invalid_type' && inner.path.length === 0),
+      );
+      const [meant] = branches.length > 0 ? branches : issue.errors;
+      if (meant !== undefined && meant.length > 0)
+        return meant.flatMap((inner) => describe(inner, fullPath, overridden));
+      return [`${where}: ${issue.message}. Fix: see docs/configuration.md for the accepted forms`];
+    }
     case 'too_small':
     case 'too_big':
-      return `${where}: ${issue.message}. Fix: change the value to fit`;
-    case 'invalid_format':
-      return `${where}: ${issue.message}`;
+      return [`${where}: ${issue.message}. Fix: change the value to fit`];
     default:
-      return `${where}: ${issue.message}`;
+      return [`${where}: ${issue.message}`];
   }
 }

@@ -25,7 +25,7 @@ const databaseUrl = z
   .string()
   .regex(/^(mysql|rdsdata):\/\//, {
     error:
-      'use mysql://user:password@host:3306/database or rdsdata://<cluster-arn>/<database>?secret=<secret-arn>',
+      'not a database URL. Fix: use mysql://user:password@host:3306/database or rdsdata://<cluster-arn>/<database>?secret=<secret-arn>',
   })
   .meta({
     description:

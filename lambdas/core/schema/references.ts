@@ -34,7 +34,9 @@ export function findBusinessKey(
 ): BusinessKey | null {
   const bidColumns = columns.filter((c) => BID.test(c.name)).map((c) => c.name);
   const last = table.split('_').at(-1) ?? table;
-  const named = `${singular(last)}_bid`;
+  // Spelling cannot tell `shifus` (shifu + s) from `status`: try each plausible singular in turn.
+  const names = [...new Set([singular(last), last.replace(/s$/, ''), last])].map((w) => `${w}_bid`);
+  const named = names.find((n) => bidColumns.includes(n)) ?? names[0] ?? '';
   const uniqueAlone = new Set(
     indexes.filter((i) => i.unique && !i.prefix && i.columns.length === 1).map((i) => i.columns[0] ?? ''),
   );

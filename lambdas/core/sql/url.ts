@@ -1,5 +1,5 @@
 import { InvalidDatabaseUrl } from '../errors.ts';
-import { assertIdentifier } from '../identifiers.ts';
+import { isSafeIdentifier } from '../identifiers.ts';
 
 /** `mysql://user:pass@host:port/db`: a direct connection through mysql2. */
 export interface MysqlUrl {
@@ -52,7 +52,7 @@ function parseMysql(raw: string): MysqlUrl {
       `database URL ${JSON.stringify(redactUrl(raw))} names no database: add it as the path, e.g. mysql://root@127.0.0.1:3306/shifu_legacy`,
     );
   }
-  assertIdentifier(database, 'database');
+  checkDatabaseName(database, raw);
   const port = url.port === '' ? 3306 : Number(url.port);
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (host === '')
@@ -85,13 +85,21 @@ function parseDataApi(raw: string): DataApiUrl {
   if (database === '') {
     throw new InvalidDatabaseUrl(`rdsdata URL names no database: put it after the cluster ARN, ${FORMS}`);
   }
-  assertIdentifier(database, 'database');
+  checkDatabaseName(database, raw);
   if (!SECRET_ARN.test(secretArn)) {
     throw new InvalidDatabaseUrl(
       `rdsdata URL needs ?secret=<Secrets Manager ARN> (arn:aws:secretsmanager:<region>:<account>:secret:<name>), got ${JSON.stringify(secretArn)}`,
     );
   }
   return { kind: 'rdsdata', raw, resourceArn, secretArn, database, region };
+}
+
+function checkDatabaseName(database: string, raw: string): void {
+  if (!isSafeIdentifier(database)) {
+    throw new InvalidDatabaseUrl(
+      `database URL ${JSON.stringify(redactUrl(raw))} names database ${JSON.stringify(database)}: use 1 to 64 characters of A-Z, a-z, 0-9, _ or $`,
+    );
+  }
 }
 
 /** The URL with any password replaced by `***`, for messages and logs. */
@@ -101,7 +109,7 @@ export function redactUrl(raw: string): string {
 
 /** The same server with another database, e.g. the target next to the source. */
 export function withDatabase(url: DatabaseUrl, database: string): DatabaseUrl {
-  assertIdentifier(database, 'database');
+  checkDatabaseName(database, url.raw);
   if (url.kind === 'mysql') {
     const u = new URL(url.raw);
     u.pathname = `/${database}`;

@@ -1,0 +1,91 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mysqlUrl, scratchDatabase } from '../support/mariadb.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+const node = join(root, 'node_modules', '.bin', 'node');
+
+/** Runs the real CLI as a user would (`npx shifu-migrate …` runs this same launcher), without a terminal. */
+function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(node, [join(root, 'bin', 'shifu-migrate.mjs'), ...args], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+describe('shifu-migrate CLI', () => {
+  let db: Awaited<ReturnType<typeof scratchDatabase>>;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    db = await scratchDatabase('cli');
+    env = {
+      SOURCE_DATABASE_URL: mysqlUrl(db.name).raw,
+      TARGET_DATABASE_URL: mysqlUrl(`${db.name}_saas`).raw,
+      ARCHIVE_URL: join(root, '.shifu-migrate', 'test-archive'),
+    };
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('seed-demo --json prints one JSON object and exits 0', async () => {
+    const run = await cli(['seed-demo', '--users', '120', '--reset', '--json'], env);
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result).toMatchObject({ status: 'SUCCEEDED', database: db.name, users: 120 });
+    expect(result.tables).toHaveLength(10);
+    expect(result.totalRows).toBe(result.tables.reduce((s: number, t: { rows: number }) => s + t.rows, 0));
+    expect(run.stderr).toMatch(/Seeded .* rows in 10 tables/);
+    // Without a terminal, progress is plain lines: no carriage returns or escape codes.
+    expect(run.stderr.includes('\r')).toBe(false);
+    expect(run.stderr.includes('\u001b[')).toBe(false);
+  });
+
+  it('demo reuses the demo database and shows what the phases will work on', async () => {
+    const run = await cli(['demo'], env);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/Using the demo database .* already there/);
+    expect(run.stderr).toMatch(/order_orders\.user_bid → user_users\.user_bid \(not unique\)/);
+    expect(run.stdout).toBe('demo: done\n');
+  });
+
+  it('seed-demo without --reset refuses to replace the demo, exit 2', async () => {
+    const run = await cli(['seed-demo', '--users', '10'], env);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/already holds the demo: pass --reset/);
+  });
+
+  it('exits 1 and says how to get a server when nothing answers', async () => {
+    const run = await cli(['seed-demo'], {
+      ...env,
+      SOURCE_DATABASE_URL: 'mysql://root@127.0.0.1:1/shifu_legacy',
+    });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/no database answers at mysql:\/\/root@127\.0\.0\.1:1\/information_schema/);
+    expect(run.stderr).toMatch(/apt-get install mariadb-server/);
+  });
+
+  it('prints usage for --help and exits 0', async () => {
+    const run = await cli(['--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^Usage: shifu-migrate <command>/);
+  });
+});

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidDatabaseUrl } from '../../lambdas/core/errors.ts';
+import { parseDatabaseUrl, redactUrl, withDatabase } from '../../lambdas/core/sql/url.ts';
+
+describe('database URLs', () => {
+  it('reads a mysql URL with an encoded password and a default port', () => {
+    expect(parseDatabaseUrl('mysql://migrator:p%40ss%3Aword@db.internal/shifu_legacy')).toEqual({
+      kind: 'mysql',
+      raw: 'mysql://migrator:p%40ss%3Aword@db.internal/shifu_legacy',
+      host: 'db.internal',
+      port: 3306,
+      user: 'migrator',
+      password: 'p@ss:word',
+      database: 'shifu_legacy',
+    });
+  });
+
+  it('reads an rdsdata URL, the region coming from the cluster ARN', () => {
+    const url = parseDatabaseUrl(
+      'rdsdata://arn:aws:rds:ap-southeast-1:123456789012:cluster:shifu-prod/shifu_saas?secret=arn:aws:secretsmanager:ap-southeast-1:123456789012:secret:shifu-AbCdEf',
+    );
+    expect(url).toMatchObject({
+      kind: 'rdsdata',
+      resourceArn: 'arn:aws:rds:ap-southeast-1:123456789012:cluster:shifu-prod',
+      secretArn: 'arn:aws:secretsmanager:ap-southeast-1:123456789012:secret:shifu-AbCdEf',
+      database: 'shifu_saas',
+      region: 'ap-southeast-1',
+    });
+  });
+
+  it.each([
+    ['postgres://x@h/db', /unsupported database URL/],
+    ['mysql://root@127.0.0.1:3306/', /names no database/],
+    ['mysql://root@127.0.0.1:3306/bad-name', /names database "bad-name"/],
+    ['rdsdata://arn:aws:rds:eu-west-1:123:cluster:x/db?secret=s', /cluster ARN/],
+    ['rdsdata://arn:aws:rds:eu-west-1:123456789012:cluster:x/db', /needs \?secret=/],
+  ])('explains what is wrong with %s', (raw, message) => {
+    expect(() => parseDatabaseUrl(raw)).toThrow(InvalidDatabaseUrl);
+    expect(() => parseDatabaseUrl(raw)).toThrow(message);
+  });
+
+  it('never shows a password', () => {
+    expect(redactUrl('mysql://root:secret@h:3306/db')).toBe('mysql://root:***@h:3306/db');
+    expect(() => parseDatabaseUrl('mysql://root:secret@h:3306/')).toThrow(/mysql:\/\/root:\*\*\*@h:3306\//);
+  });
+
+  it('points at another database on the same server', () => {
+    const url = withDatabase(parseDatabaseUrl('mysql://root:pw@h:3307/a'), 'information_schema');
+    expect(url).toMatchObject({ database: 'information_schema', port: 3307, password: 'pw' });
+  });
+});
