@@ -4,6 +4,7 @@ import { DatabaseUnreachable, InputError } from '../../lambdas/core/errors.ts';
 import { demoConfig } from '../demo/config.ts';
 import { MAX_DEMO_USERS } from '../demo/seed.ts';
 import { runDemo } from './demo.ts';
+import { resolveDemoServer } from './demo-server.ts';
 import { createOutput, type Output } from './output.ts';
 import { runSeedDemo } from './seed-demo.ts';
 
@@ -85,7 +86,7 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     }
     if (extra.length > 0)
       throw new InputError(`unexpected argument ${JSON.stringify(extra[0])} after ${command}`);
-    const loaded: LoadedConfig = loadConfig({
+    let loaded: LoadedConfig = loadConfig({
       file: values.config,
       defaults: demoConfig,
       ...(context.env === undefined ? {} : { env: context.env }),
@@ -93,6 +94,12 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     });
     if (loaded.origin.kind === 'file') out.info(`Config: ${loaded.origin.path}`);
     const options = { users: usersOption(values.users), reset: values.reset };
+    loaded = await resolveDemoServer(loaded, {
+      env: context.env ?? process.env,
+      cwd: context.cwd ?? process.cwd(),
+      out,
+      mayStart: command === 'demo',
+    });
 
     if (command === 'seed-demo') {
       const result = await runSeedDemo(loaded, options, out);
