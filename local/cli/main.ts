@@ -6,6 +6,14 @@ import { MAX_DEMO_USERS } from '../demo/seed.ts';
 import { runDemo } from './demo.ts';
 import { resolveDemoServer } from './demo-server.ts';
 import { createOutput, type Output } from './output.ts';
+import {
+  LOCAL_PHASES,
+  type LocalPhase,
+  parsePhase,
+  ROLLBACK_PHASES,
+  runPhaseCommand,
+  runRollbackCommand,
+} from './phases.ts';
 import { runSeedDemo } from './seed-demo.ts';
 
 const USAGE = `Usage: shifu-migrate <command> [options]
@@ -13,10 +21,13 @@ const USAGE = `Usage: shifu-migrate <command> [options]
 Commands:
   demo [--users N] [--reset]        make the demo legacy database (or reuse it) and run every phase locally
   seed-demo [--users N] [--reset]   only create and fill the demo legacy database
+  run <phase>                       run a phase locally: assess, foundation
+  rollback --phase <phase>          undo a phase by what the ledger recorded: foundation
 
 Options:
   --config FILE   config file (default ${DEFAULT_CONFIG_FILE}; without one, the built-in demo config)
   --json          print exactly one JSON object on stdout; logs go to stderr
+  --phase PHASE   the phase rollback undoes
   --users N       demo size in users, about 50 rows each (default 2000)
   --reset         drop and recreate the demo database (only one seed-demo made)
   -h, --help      this text
@@ -31,7 +42,7 @@ export interface CliContext {
   readonly stderr?: NodeJS.WritableStream;
 }
 
-const COMMANDS = ['demo', 'seed-demo'] as const;
+const COMMANDS = ['demo', 'seed-demo', 'run', 'rollback'] as const;
 type Command = (typeof COMMANDS)[number];
 
 function parse(argv: readonly string[]) {
@@ -45,6 +56,7 @@ function parse(argv: readonly string[]) {
         json: { type: 'boolean', default: false },
         users: { type: 'string' },
         reset: { type: 'boolean', default: false },
+        phase: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -84,8 +96,15 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
         `unknown command ${JSON.stringify(command)}: use one of ${COMMANDS.join(', ')}\n\n${USAGE}`,
       );
     }
+    const phaseArgument = command === 'run' ? extra.shift() : undefined;
     if (extra.length > 0)
       throw new InputError(`unexpected argument ${JSON.stringify(extra[0])} after ${command}`);
+    const phase =
+      command === 'run'
+        ? parsePhase(phaseArgument, LOCAL_PHASES, 'phase to run')
+        : command === 'rollback'
+          ? parsePhase(values.phase, ROLLBACK_PHASES, 'phase to roll back (--phase)')
+          : undefined;
     let loaded: LoadedConfig = loadConfig({
       file: values.config,
       defaults: demoConfig,
@@ -107,10 +126,20 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
       else out.result(`seed-demo: ${result.totalRows} rows in ${result.database}`);
       return 0;
     }
-    const result = await runDemo(loaded, options, out);
-    if (out.json) out.resultJson(result);
-    else out.result('demo: done');
-    return 0;
+    const cwd = context.cwd ?? process.cwd();
+    if (command === 'run' || command === 'rollback') {
+      const outcome =
+        command === 'run'
+          ? await runPhaseCommand(loaded, phase as LocalPhase, out, cwd)
+          : await runRollbackCommand(loaded, phase ?? '', out, cwd);
+      if (out.json) out.resultJson(outcome.json);
+      else out.result(`${command} ${phase}: ${outcome.code === 0 ? 'done' : 'failed'}`);
+      return outcome.code;
+    }
+    const result = await runDemo(loaded, options, out, cwd);
+    if (out.json) out.resultJson(result.json);
+    else out.result(`demo: ${result.code === 0 ? 'done' : 'stopped'}`);
+    return result.code;
   } catch (error) {
     return report(error, out);
   }

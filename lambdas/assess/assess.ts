@@ -1,0 +1,458 @@
+import { tenantRules } from '../core/config/schema.ts';
+import { DatabaseUnreachable } from '../core/errors.ts';
+import { ident, qualified } from '../core/identifiers.ts';
+import { newRunId } from '../core/ledger/runs.ts';
+import { introspect, readServerInfo } from '../core/schema/introspect.ts';
+import type { SchemaInfo, TableInfo } from '../core/schema/types.ts';
+import { num, scalarNumber, strOrNull } from '../core/sql/rows.ts';
+import type { TaskDeps } from '../core/task.ts';
+import { type RuleContext, referenceChain, tenantExpression } from '../core/tenant/sql.ts';
+import { renderMarkdown } from './report.ts';
+import type {
+  AssessInput,
+  AssessOutput,
+  AssessReport,
+  ComplexityFactor,
+  Problem,
+  TableFinding,
+  TableSummary,
+} from './schema.ts';
+
+const prefix = (runId: string) => `reports/assess/${runId}`;
+
+async function readSchema(deps: TaskDeps, runId: string): Promise<SchemaInfo> {
+  const body = await deps.archive.get(`${prefix(runId)}/schema.json`);
+  if (body === undefined)
+    throw new Error(`assessment ${runId} has no schema.json in the archive: run its plan step first`);
+  return JSON.parse(body.toString('utf8')) as SchemaInfo;
+}
+
+/** Step 1: read the source's structure once, for every table step to share. */
+export async function planAssessment(deps: TaskDeps): Promise<{ runId: string; tables: string[] }> {
+  const runId = newRunId('assess');
+  const schema = await introspect(deps.source, deps.sourceUrl.database);
+  await deps.archive.put(`${prefix(runId)}/schema.json`, JSON.stringify(schema, null, 2), {
+    contentType: 'application/json',
+  });
+  return { runId, tables: schema.tables.map((t) => t.name) };
+}
+
+/** The key chunks can be planned on: the primary key, else a unique key whose columns are all NOT NULL. */
+export function chunkKey(table: TableInfo): string[] | null {
+  if (table.primaryKey !== null) return [...table.primaryKey];
+  const notNull = new Set(table.columns.filter((c) => !c.nullable).map((c) => c.name));
+  const unique = table.uniqueKeys.find((k) => !k.prefix && k.columns.every((c) => notNull.has(c)));
+  return unique === undefined ? null : [...unique.columns];
+}
+
+function isUniqueColumn(table: TableInfo | undefined, column: string): boolean {
+  if (table === undefined) return false;
+  if (table.primaryKey?.length === 1 && table.primaryKey[0] === column) return true;
+  return table.uniqueKeys.some((k) => !k.prefix && k.columns.length === 1 && k.columns[0] === column);
+}
+
+function level(score: number): string {
+  if (score <= 1) return 'Low';
+  if (score <= 3) return 'Medium';
+  if (score <= 5) return 'High';
+  return 'Very High';
+}
+
+/** Step 2, once per table (a Map iteration): counts, tenant mapping under the config, orphans, complexity. */
+export async function assessTable(deps: TaskDeps, runId: string, name: string): Promise<TableSummary> {
+  const schema = await readSchema(deps, runId);
+  const tables = new Map(schema.tables.map((t) => [t.name, t]));
+  const info = tables.get(name);
+  if (info === undefined) throw new Error(`table ${name} is not in the source schema read by ${runId}`);
+  const { config } = deps;
+  const db = deps.sourceUrl.database;
+  const rules = config.tables[name];
+  const mode: TableFinding['mode'] =
+    rules === undefined
+      ? 'uncovered'
+      : rules.global
+        ? 'global'
+        : rules.exclude !== undefined
+          ? 'exclude'
+          : 'tenant';
+  const problems: Problem[] = [];
+  const factors: ComplexityFactor[] = [];
+  const rows = scalarNumber(await deps.source.query(`SELECT COUNT(*) AS n FROM ${qualified(db, name)}`));
+  const key = chunkKey(info);
+  const tenants: Record<string, number> = {};
+  let unmapped = 0;
+  const orphans = { emptyReference: 0, missingReference: 0 };
+  const chain = mode === 'tenant' ? referenceChain(config, name) : [];
+  const onUnmapped = mode === 'tenant' ? (rules?.onUnmapped ?? config.onUnmapped) : null;
+
+  if (mode === 'uncovered') {
+    problems.push({
+      severity: 'blocking',
+      code: 'uncovered-table',
+      table: name,
+      message: `${name} (${rows} rows) is not in the config: add tables.${name} with "global": true, a "tenant" rule, or "exclude": "<reason>"`,
+    });
+  }
+  if (mode === 'exclude') {
+    problems.push({
+      severity: 'info',
+      code: 'excluded-table',
+      table: name,
+      message: `${name} is excluded: ${rules?.exclude}`,
+    });
+  }
+  if ((mode === 'tenant' || mode === 'global') && key === null) {
+    problems.push({
+      severity: 'blocking',
+      code: 'no-chunk-key',
+      table: name,
+      message: `${name} has no primary key and no unique key of NOT NULL columns: rows cannot be copied idempotently. Add a primary key to the source table`,
+    });
+    factors.push({ factor: 'No usable primary or unique key', points: 3 });
+  } else if ((mode === 'tenant' || mode === 'global') && info.primaryKey === null) {
+    factors.push({ factor: `No primary key: chunks use unique key (${key?.join(', ')})`, points: 1 });
+  }
+
+  if (mode === 'global') {
+    const outgoing = schema.references.filter(
+      (r) => r.fromTable === name && config.tables[r.toTable]?.tenant !== undefined,
+    );
+    for (const ref of outgoing) {
+      problems.push({
+        severity: 'warning',
+        code: 'global-table-with-owner',
+        table: name,
+        message: `${name} is global but ${name}.${ref.fromColumn} points at ${ref.toTable}.${ref.toColumn}: its rows may belong to tenants`,
+      });
+    }
+  }
+
+  if (mode === 'tenant' && rules !== undefined) {
+    const missing: string[] = [];
+    for (const rule of tenantRules(rules)) {
+      if (rule.by === 'fixed') continue;
+      if (!info.columns.some((c) => c.name === rule.column)) missing.push(`${name}.${rule.column}`);
+      if (rule.by === 'reference') {
+        const parent = tables.get(rule.references.table);
+        if (parent === undefined) missing.push(rule.references.table);
+        else if (!parent.columns.some((c) => c.name === rule.references.column)) {
+          missing.push(`${rule.references.table}.${rule.references.column}`);
+        } else if (!parent.indexes.some((i) => i.columns[0] === rule.references.column)) {
+          problems.push({
+            severity: 'warning',
+            code: 'unindexed-reference',
+            table: name,
+            message: `${rule.references.table}.${rule.references.column} has no index: resolving ${name}'s tenant scans it for every row. Add an index on the source`,
+          });
+        }
+      }
+    }
+    // Columns the rules of the tables in the chain need, too: a chain is only as good as its links.
+    for (const link of chain) {
+      const linkInfo = tables.get(link);
+      const linkRules = config.tables[link];
+      if (linkInfo === undefined || linkRules === undefined) continue;
+      for (const rule of tenantRules(linkRules)) {
+        if (rule.by !== 'fixed' && !linkInfo.columns.some((c) => c.name === rule.column))
+          missing.push(`${link}.${rule.column}`);
+      }
+    }
+    if (missing.length > 0) {
+      problems.push({
+        severity: 'blocking',
+        code: 'rule-column-missing',
+        table: name,
+        message: `the tenant rules of ${name} name what the source does not have: ${[...new Set(missing)].join(', ')}. Fix the config`,
+      });
+    } else {
+      const ctx: RuleContext = { config, database: db, tables };
+      const expression = tenantExpression(ctx, name, 'a');
+      const counted = await deps.source.query(
+        `SELECT t AS tenant, COUNT(*) AS n FROM (SELECT ${expression.sql} AS t FROM ${qualified(db, name)} a) x GROUP BY t`,
+        expression.params,
+      );
+      for (const row of counted) {
+        const tenant = strOrNull(row, 'tenant');
+        if (tenant === null) unmapped += num(row, 'n');
+        else tenants[tenant] = (tenants[tenant] ?? 0) + num(row, 'n');
+      }
+      if (onUnmapped === 'default' && unmapped > 0) {
+        tenants[config.defaultTenant] = (tenants[config.defaultTenant] ?? 0) + unmapped;
+      }
+      const reference = tenantRules(rules).find((r) => r.by === 'reference');
+      if (reference?.by === 'reference') {
+        const col = `a.${ident(reference.column, 'column')}`;
+        const parentKey = `p.${ident(reference.references.column, 'column')}`;
+        const [row] = await deps.source.query(
+          `SELECT COALESCE(SUM(${col} = ''), 0) AS empty_ref,
+                  COALESCE(SUM(${col} <> '' AND NOT EXISTS (SELECT 1 FROM ${qualified(db, reference.references.table)} p WHERE ${parentKey} = ${col})), 0) AS missing_ref
+             FROM ${qualified(db, name)} a`,
+        );
+        orphans.emptyReference = row === undefined ? 0 : num(row, 'empty_ref');
+        orphans.missingReference = row === undefined ? 0 : num(row, 'missing_ref');
+      }
+      if (unmapped > 0) {
+        const what = `${unmapped} of ${rows} rows of ${name} get no tenant from the rules`;
+        if (onUnmapped === 'fail') {
+          problems.push({
+            severity: 'blocking',
+            code: 'unmapped-rows-fail',
+            table: name,
+            message: `${what} and onUnmapped is "fail": extend the rules, or set onUnmapped to "quarantine" or "default"`,
+          });
+        } else if (onUnmapped === 'quarantine') {
+          problems.push({
+            severity: 'warning',
+            code: 'unmapped-rows-quarantined',
+            table: name,
+            message: `${what}: they will be copied to migration_quarantine with the reason`,
+          });
+        } else {
+          problems.push({
+            severity: 'info',
+            code: 'unmapped-rows-default',
+            table: name,
+            message: `${what}: they go to the default tenant ${config.defaultTenant}`,
+          });
+        }
+        factors.push({ factor: `${unmapped} rows no rule maps`, points: 1 });
+      }
+      if (orphans.emptyReference + orphans.missingReference > 0) {
+        factors.push({
+          factor: `${orphans.emptyReference} empty and ${orphans.missingReference} dangling references`,
+          points: 1,
+        });
+      }
+    }
+    if (chain.length > 0)
+      factors.push({ factor: `Tenant derived through ${chain.join(' → ')}`, points: chain.length });
+    const nonUnique = [name, ...chain].flatMap((t) =>
+      tenantRules(config.tables[t] ?? {}).flatMap((r) =>
+        r.by === 'reference' && !isUniqueColumn(tables.get(r.references.table), r.references.column)
+          ? [`${r.references.table}.${r.references.column}`]
+          : [],
+      ),
+    );
+    if (nonUnique.length > 0) {
+      factors.push({
+        factor: `Referenced key ${nonUnique.join(', ')} is not unique: the newest row wins`,
+        points: 1,
+      });
+    }
+  }
+
+  if (mode === 'tenant' || mode === 'global') {
+    if (rows >= 10_000_000) factors.push({ factor: `Large table (${rows} rows)`, points: 2 });
+    else if (rows >= 100_000) factors.push({ factor: `Sizeable table (${rows} rows)`, points: 1 });
+    const large = info.columns.filter(
+      (c) => /^(medium|long)(text|blob)$|^json$/.test(c.dataType) || c.isJson,
+    );
+    if (large.length > 0) {
+      factors.push({
+        factor: `Large values (${large.map((c) => c.name).join(', ')}): paged by bytes on the Data API`,
+        points: 1,
+      });
+    }
+    const dependents = Object.keys(config.tables).filter(
+      (t) => t !== name && referenceChain(config, t)[0] === name,
+    );
+    if (dependents.length > 0) {
+      factors.push({
+        factor: `${dependents.length} tables take their tenant from this one: it is copied first`,
+        points: 1,
+      });
+    }
+  }
+  const score = factors.reduce((s, f) => s + f.points, 0);
+  const finding: TableFinding = {
+    table: name,
+    mode,
+    rows,
+    dataBytes: info.dataBytes,
+    indexBytes: info.indexBytes,
+    primaryKey: info.primaryKey,
+    chunkKey: key,
+    businessKey: info.businessKey?.column ?? null,
+    tenantChain: chain,
+    tenants,
+    unmapped,
+    onUnmapped,
+    orphans,
+    complexity: { score, level: level(score), factors },
+    problems,
+  };
+  await deps.archive.put(`${prefix(runId)}/tables/${name}.json`, JSON.stringify(finding, null, 2), {
+    contentType: 'application/json',
+  });
+  return {
+    table: name,
+    rows,
+    unmapped,
+    blocking: problems.filter((p) => p.severity === 'blocking').length,
+    level: level(score),
+  };
+}
+
+/** Step 3: gathers the table findings, adds what spans tables and servers, writes JSON and Markdown. */
+export async function writeReport(deps: TaskDeps, runId: string): Promise<AssessOutput> {
+  const schema = await readSchema(deps, runId);
+  const findings: TableFinding[] = [];
+  for (const key of await deps.archive.list(`${prefix(runId)}/tables/`)) {
+    const body = await deps.archive.get(key);
+    if (body !== undefined) findings.push(JSON.parse(body.toString('utf8')) as TableFinding);
+  }
+  findings.sort((a, b) => a.table.localeCompare(b.table));
+  const problems: Problem[] = [];
+  const assessed = new Set(findings.map((f) => f.table));
+  for (const t of schema.tables) {
+    if (!assessed.has(t.name)) {
+      problems.push({
+        severity: 'blocking',
+        code: 'table-not-assessed',
+        table: t.name,
+        message: `${t.name} was not assessed`,
+      });
+    }
+  }
+  for (const configured of Object.keys(deps.config.tables)) {
+    if (!schema.tables.some((t) => t.name === configured)) {
+      problems.push({
+        severity: 'warning',
+        code: 'unknown-configured-table',
+        table: configured,
+        message: `tables.${configured} is in the config but not in the source ${schema.database}: a typo, or a table since dropped`,
+      });
+    }
+  }
+  for (const view of schema.views) {
+    problems.push({
+      severity: 'info',
+      code: 'view-not-migrated',
+      table: view,
+      message: `${view} is a view: views are not migrated; recreate it on the target if the application needs it`,
+    });
+  }
+  for (const a of schema.ambiguousReferences) {
+    problems.push({
+      severity: 'info',
+      code: 'ambiguous-reference',
+      table: a.fromTable,
+      message: `${a.fromTable}.${a.fromColumn} could point at ${a.candidates.join(' or ')}: name the one meant in a reference rule if its tenant depends on it`,
+    });
+  }
+
+  let target: AssessReport['target'] = {
+    database: deps.targetUrl.database,
+    server: null,
+    flavor: null,
+    exists: false,
+  };
+  try {
+    const server = await readServerInfo(deps.targetServer);
+    const exists = await deps.targetServer.query(
+      'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
+      [deps.targetUrl.database],
+    );
+    target = {
+      database: deps.targetUrl.database,
+      server: server.version,
+      flavor: server.flavor,
+      exists: exists.length > 0,
+    };
+    if (target.exists) {
+      const clashes = await deps.targetServer.query(
+        'SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_ROWS > 0',
+        [deps.targetUrl.database],
+      );
+      const migrated = new Set(
+        findings.filter((f) => f.mode === 'tenant' || f.mode === 'global').map((f) => f.table),
+      );
+      for (const row of clashes) {
+        const name = strOrNull(row, 'name') ?? '';
+        if (migrated.has(name)) {
+          problems.push({
+            severity: 'warning',
+            code: 'target-table-has-rows',
+            table: name,
+            message: `the target already holds rows in ${name}`,
+          });
+        }
+      }
+    } else {
+      problems.push({
+        severity: 'info',
+        code: 'target-database-missing',
+        message: `the target database ${deps.targetUrl.database} does not exist yet: foundation creates it`,
+      });
+    }
+    if (server.flavor !== schema.server.flavor) {
+      problems.push({
+        severity: 'warning',
+        code: 'server-flavors-differ',
+        message: `source is ${schema.server.flavor} ${schema.server.version}, target ${server.flavor} ${server.version}: JSON is LONGTEXT on MariaDB and normalised JSON on MySQL, so JSON columns compare by value, not text`,
+      });
+    }
+    const instant =
+      server.flavor === 'mariadb'
+        ? server.major > 10 || (server.major === 10 && server.minor >= 3)
+        : server.major > 8 || (server.major === 8 && (server.minor > 0 || server.patch >= 29));
+    problems.push({
+      severity: 'info',
+      code: 'target-ddl',
+      message: `foundation creates new tables on the target (no change to live tables). ALTER on an existing target table uses ${instant ? 'ALGORITHM=INSTANT' : 'ALGORITHM=INPLACE, LOCK=NONE'} on ${server.flavor} ${server.version}`,
+    });
+  } catch (error) {
+    if (!(error instanceof DatabaseUnreachable)) throw error;
+    problems.push({
+      severity: 'blocking',
+      code: 'target-unreachable',
+      message: `nothing answers at the target (${error.url})`,
+    });
+  }
+
+  const all = [...problems, ...findings.flatMap((f) => f.problems)];
+  const order = { blocking: 0, warning: 1, info: 2 } as const;
+  all.sort((a, b) => order[a.severity] - order[b.severity]);
+  const blocking = all.filter((p) => p.severity === 'blocking').length;
+  const report: AssessReport = {
+    runId,
+    generatedAt: new Date().toISOString(),
+    ready: blocking === 0,
+    source: { database: schema.database, server: schema.server.version, flavor: schema.server.flavor },
+    target,
+    totals: {
+      tables: findings.length,
+      rows: findings.reduce((s, f) => s + f.rows, 0),
+      bytes: findings.reduce((s, f) => s + f.dataBytes + f.indexBytes, 0),
+      blocking,
+      warnings: all.filter((p) => p.severity === 'warning').length,
+    },
+    problems: all,
+    tables: findings,
+  };
+  const reportJson = `${prefix(runId)}/report.json`;
+  const reportMarkdown = `${prefix(runId)}/report.md`;
+  await deps.archive.put(reportJson, JSON.stringify(report, null, 2), { contentType: 'application/json' });
+  await deps.archive.put(reportMarkdown, renderMarkdown(report), { contentType: 'text/markdown' });
+  return {
+    runId,
+    ready: report.ready,
+    blocking,
+    warnings: report.totals.warnings,
+    tables: report.totals.tables,
+    rows: report.totals.rows,
+    reportJson,
+    reportMarkdown,
+  };
+}
+
+export async function runAssess(input: AssessInput, deps: TaskDeps): Promise<unknown> {
+  switch (input.step) {
+    case 'plan':
+      return planAssessment(deps);
+    case 'table':
+      return assessTable(deps, input.runId, input.table);
+    case 'report':
+      return writeReport(deps, input.runId);
+  }
+}

@@ -1,0 +1,12 @@
+import { lambdaDeps } from '../core/deps.ts';
+import { type TaskDeps, taskHandler } from '../core/task.ts';
+import { runAssess } from './assess.ts';
+import { AssessInput } from './schema.ts';
+
+const task = { name: 'assess', input: AssessInput, run: runAssess };
+
+/** The Lambda entry point: dependencies from the environment, once per container. */
+export const handler = taskHandler(task, lambdaDeps);
+
+/** The same handler with dependencies given, for the local runtime. */
+export const createHandler = (deps: () => Promise<TaskDeps>) => taskHandler(task, deps);

@@ -1,0 +1,59 @@
+import middy from '@middy/core';
+import type { z } from 'zod';
+import type { ArchiveStore } from './archive/port.ts';
+import { formatPath } from './config/load.ts';
+import type { Config } from './config/schema.ts';
+import { InputError } from './errors.ts';
+import type { SqlClient } from './sql/port.ts';
+import type { DatabaseUrl } from './sql/url.ts';
+
+/** What every task's logic gets: the same shape on Lambda (from the environment) and locally (from the CLI). */
+export interface TaskDeps {
+  readonly config: Config;
+  readonly sourceUrl: DatabaseUrl;
+  readonly targetUrl: DatabaseUrl;
+  /** The legacy database. Tasks only read it. */
+  readonly source: SqlClient;
+  /** The multi-tenant database. It may not exist before foundation: use `targetServer` to look first. */
+  readonly target: SqlClient;
+  /** The target's server, through information_schema: for checking and creating the target database. */
+  readonly targetServer: SqlClient;
+  readonly archive: ArchiveStore;
+  /**
+   * Aborted when the execution wants no new work started: a sibling Map iteration failed, or the run was
+   * stopped. Long tasks check it between units of work.
+   */
+  readonly signal: AbortSignal;
+}
+
+/** An event payload that does not match the task's schema: a wiring bug or a hand-started execution. */
+export class InvalidTaskInput extends InputError {
+  override name = 'InvalidTaskInput';
+}
+
+/** One task: its name (for errors and logs), its input schema, and its logic. */
+export interface TaskDefinition<S extends z.ZodType, O> {
+  readonly name: string;
+  readonly input: S;
+  readonly run: (input: z.output<S>, deps: TaskDeps) => Promise<O>;
+}
+
+/**
+ * Wires a task as a Lambda handler: the event is parsed with zod at the edge, then the logic runs with the
+ * dependencies `deps` gives (created once per container on Lambda, once per execution locally).
+ */
+export function taskHandler<S extends z.ZodType, O>(
+  task: TaskDefinition<S, O>,
+  deps: () => Promise<TaskDeps>,
+) {
+  return middy<unknown, O>().handler(async (event: unknown) => {
+    const parsed = task.input.safeParse(event);
+    if (!parsed.success) {
+      throw new InvalidTaskInput(
+        `${task.name} received an invalid event:`,
+        parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`),
+      );
+    }
+    return task.run(parsed.data, await deps());
+  });
+}

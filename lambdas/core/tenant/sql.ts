@@ -1,0 +1,147 @@
+import { type Config, type TableRulesConfig, type TenantRuleConfig, tenantRules } from '../config/schema.ts';
+import { ident, qualified } from '../identifiers.ts';
+import type { TableInfo } from '../schema/types.ts';
+import type { SqlParam } from '../sql/port.ts';
+
+/**
+ * Tenant rules (DESIGN.md §5) as SQL over the source database: one expression per table that yields the
+ * tenant bid of a row, so counts and checks run on the server without moving rows.
+ */
+export interface RuleContext {
+  readonly config: Config;
+  /** Source database name. */
+  readonly database: string;
+  /** Source tables by name, from introspection. */
+  readonly tables: ReadonlyMap<string, TableInfo>;
+}
+
+export interface SqlFragment {
+  readonly sql: string;
+  readonly params: SqlParam[];
+}
+
+/** Nesting bound for reference chains; the config refuses cycles, this only guards depth. */
+const MAX_DEPTH = 8;
+
+function rulesOf(ctx: RuleContext, table: string): { rules: TenantRuleConfig[]; table: TableRulesConfig } {
+  const rules = ctx.config.tables[table];
+  if (rules === undefined) throw new TypeError(`table ${table} has no rules in the config`);
+  return { rules: tenantRules(rules), table: rules };
+}
+
+function onUnmapped(ctx: RuleContext, table: string): Config['onUnmapped'] {
+  return ctx.config.tables[table]?.onUnmapped ?? ctx.config.onUnmapped;
+}
+
+/** How a row's e-mail domain is read: lower case, trimmed, the part after the last `@`. */
+function domainOf(column: string): string {
+  return `LOWER(TRIM(SUBSTRING_INDEX(TRIM(${column}), '@', -1)))`;
+}
+
+function ruleExpression(ctx: RuleContext, rule: TenantRuleConfig, alias: string, depth: number): SqlFragment {
+  if (rule.by === 'fixed') return { sql: '?', params: [rule.tenant] };
+  const col = `${alias}.${ident(rule.column, 'column')}`;
+  switch (rule.by) {
+    case 'emailDomain': {
+      // Longest domain first: cn.acme.com beats acme.com when both are listed.
+      const domains = Object.entries(rule.domains)
+        .map(([d, t]) => [d.toLowerCase(), t] as const)
+        .sort((a, b) => b[0].length - a[0].length);
+      const dom = domainOf(col);
+      const params: SqlParam[] = [];
+      const branches = domains.map(([domain, tenant]) => {
+        if (rule.subdomains) {
+          params.push(domain, domain.length + 1, `.${domain}`, tenant);
+          return `WHEN ${dom} = ? OR RIGHT(${dom}, ?) = ? THEN ?`;
+        }
+        params.push(domain, tenant);
+        return `WHEN ${dom} = ? THEN ?`;
+      });
+      return { sql: `(CASE WHEN LOCATE('@', ${col}) = 0 THEN NULL ${branches.join(' ')} END)`, params };
+    }
+    case 'value': {
+      const params: SqlParam[] = [];
+      const branches = Object.entries(rule.values).map(([value, tenant]) => {
+        params.push(value, tenant);
+        return rule.caseSensitive
+          ? `WHEN CAST(${col} AS BINARY) = CAST(? AS BINARY) THEN ?`
+          : `WHEN LOWER(${col}) = LOWER(?) THEN ?`;
+      });
+      return { sql: `(CASE ${branches.join(' ')} END)`, params };
+    }
+    case 'keys': {
+      const params: SqlParam[] = [];
+      const branches = Object.entries(rule.tenants).map(([tenant, keys]) => {
+        params.push(...keys, tenant);
+        return `WHEN ${col} IN (${keys.map(() => '?').join(', ')}) THEN ?`;
+      });
+      return { sql: `(CASE ${branches.join(' ')} END)`, params };
+    }
+    case 'reference': {
+      if (depth >= MAX_DEPTH) throw new TypeError(`tenant references nest deeper than ${MAX_DEPTH} tables`);
+      const parent = rule.references.table;
+      const p = `p${depth + 1}`;
+      const inner = finalTenantExpression(ctx, parent, p, depth + 1);
+      const info = ctx.tables.get(parent);
+      const order = newestFirst(info, p, rule.references.column);
+      return {
+        sql: `(SELECT ${inner.sql} FROM ${qualified(ctx.database, parent)} ${p} WHERE ${p}.${ident(rule.references.column, 'column')} = ${col}${order} LIMIT 1)`,
+        params: inner.params,
+      };
+    }
+  }
+}
+
+/**
+ * Where a referenced key is not unique (AI-Shifu's user_bid), the newest row wins: latest `updated_at`,
+ * then the highest primary key.
+ */
+function newestFirst(table: TableInfo | undefined, alias: string, keyColumn: string): string {
+  if (table === undefined) return '';
+  const unique =
+    (table.primaryKey?.length === 1 && table.primaryKey[0] === keyColumn) ||
+    table.uniqueKeys.some((k) => k.columns.length === 1 && k.columns[0] === keyColumn);
+  if (unique) return '';
+  const order: string[] = [];
+  if (table.columns.some((c) => c.name === 'updated_at')) order.push(`${alias}.${ident('updated_at')} DESC`);
+  for (const k of table.primaryKey ?? []) order.push(`${alias}.${ident(k)} DESC`);
+  return order.length === 0 ? '' : ` ORDER BY ${order.join(', ')}`;
+}
+
+/** The tenant the rules give a row of `table` (aliased `alias`), or NULL when no rule maps it. */
+export function tenantExpression(ctx: RuleContext, table: string, alias: string, depth = 0): SqlFragment {
+  const { rules } = rulesOf(ctx, table);
+  if (rules.length === 0) throw new TypeError(`table ${table} has no tenant rule`);
+  const parts = rules.map((rule) => ruleExpression(ctx, rule, alias, depth));
+  if (parts.length === 1) return parts[0] as SqlFragment;
+  return { sql: `COALESCE(${parts.map((p) => p.sql).join(', ')})`, params: parts.flatMap((p) => p.params) };
+}
+
+/**
+ * The tenant a row ends up with after `onUnmapped`: the default tenant fills in under `default`; under
+ * `quarantine` and `fail` the row has none (it is not copied), so rows pointing at it have none either.
+ */
+export function finalTenantExpression(
+  ctx: RuleContext,
+  table: string,
+  alias: string,
+  depth = 0,
+): SqlFragment {
+  const expression = tenantExpression(ctx, table, alias, depth);
+  if (onUnmapped(ctx, table) !== 'default') return expression;
+  return { sql: `COALESCE(${expression.sql}, ?)`, params: [...expression.params, ctx.config.defaultTenant] };
+}
+
+/** The tables a table's tenant is derived from, nearest first (order_orders → [user_users]). */
+export function referenceChain(config: Config, table: string): string[] {
+  const chain: string[] = [];
+  let current = table;
+  for (let depth = 0; depth < MAX_DEPTH; depth += 1) {
+    const rules = config.tables[current];
+    const reference = rules === undefined ? undefined : tenantRules(rules).find((r) => r.by === 'reference');
+    if (reference?.by !== 'reference') break;
+    current = reference.references.table;
+    chain.push(current);
+  }
+  return chain;
+}

@@ -1,0 +1,133 @@
+import { join } from 'node:path';
+import type { AssessOutput, AssessReport } from '../../lambdas/assess/schema.ts';
+import { openArchive } from '../../lambdas/core/archive/open.ts';
+import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
+import { InputError } from '../../lambdas/core/errors.ts';
+import { type PhaseRun, runPhase } from '../run-phase.ts';
+import { count, type Output } from './output.ts';
+import { progressPrinter } from './progress.ts';
+
+/** Phases that run locally today, in the order a migration takes them. */
+export const LOCAL_PHASES = ['assess', 'foundation'] as const;
+export type LocalPhase = (typeof LOCAL_PHASES)[number];
+/** Phases the rollback state machine can undo. */
+export const ROLLBACK_PHASES = ['foundation'] as const;
+
+export interface PhaseOutcome {
+  /** The CLI's exit code: 0 done, 1 failed (or, for assess, blocked). */
+  readonly code: 0 | 1;
+  /** The one JSON object `--json` prints. */
+  readonly json: Record<string, unknown>;
+}
+
+export function parsePhase(raw: string | undefined, allowed: readonly string[], what: string): string {
+  if (raw === undefined) throw new InputError(`name the ${what}: one of ${allowed.join(', ')}`);
+  if (!allowed.includes(raw))
+    throw new InputError(`unknown ${what} ${JSON.stringify(raw)}: use one of ${allowed.join(', ')}`);
+  return raw;
+}
+
+function failure(run: PhaseRun, out: Output, title: string): PhaseOutcome {
+  out.info(
+    `${title} ${run.status === 'FAILED' ? 'failed' : run.status.toLowerCase()}: ${run.error ?? ''}${run.cause ? `: ${run.cause}` : ''}`,
+  );
+  out.info(
+    run.rolledBack
+      ? 'Rolled back: what this run created was removed (the ledger, migration_ddl, records it).'
+      : 'Not rolled back: see the ledger (migration_runs, migration_ddl) and the event log.',
+  );
+  out.info(`Event log: ${run.eventLog}`);
+  return {
+    code: 1,
+    json: {
+      status: run.status,
+      stateMachine: run.stateMachine,
+      executionId: run.executionId,
+      error: run.error,
+      cause: run.cause,
+      rolledBack: run.rolledBack,
+      eventLog: run.eventLog,
+    },
+  };
+}
+
+/** Runs one phase locally and reports it the way the CLI contract says. */
+export async function runPhaseCommand(
+  loaded: LoadedConfig,
+  phase: LocalPhase,
+  out: Output,
+  cwd: string,
+): Promise<PhaseOutcome> {
+  out.info(`Running ${phase} locally (${loaded.sourceUrl.database} → ${loaded.targetUrl.database})`);
+  const run = await runPhase({
+    loaded,
+    stateMachine: phase,
+    input: {},
+    cwd,
+    watch: (d) => progressPrinter(out, d),
+  });
+  if (run.status !== 'SUCCEEDED') return failure(run, out, phase);
+  if (phase === 'assess') return assessOutcome(loaded, run, out, cwd);
+  const output = run.output as { runId: string; tables: number; tenants: number; created: number };
+  out.info(
+    `Foundation ready (${output.runId}): ${output.tables} tables and ${output.tenants} tenants on the target; ` +
+      `${output.created} objects created by this run${output.created === 0 ? ' (everything was there already)' : ''}.`,
+  );
+  return {
+    code: 0,
+    json: { status: run.status, executionId: run.executionId, ...output, eventLog: run.eventLog },
+  };
+}
+
+async function assessOutcome(
+  loaded: LoadedConfig,
+  run: PhaseRun,
+  out: Output,
+  cwd: string,
+): Promise<PhaseOutcome> {
+  const output = run.output as AssessOutput;
+  const archive = openArchive(loaded.config.archive.url, cwd);
+  const body = await archive.get(output.reportJson);
+  const report = body === undefined ? undefined : (JSON.parse(body.toString('utf8')) as AssessReport);
+  out.info(
+    `Assessment ${output.runId}: ${output.ready ? 'READY' : `BLOCKED by ${output.blocking} problem${output.blocking === 1 ? '' : 's'}`}; ` +
+      `${output.tables} tables, ${count(output.rows)} rows, ${output.warnings} warnings.`,
+  );
+  for (const problem of report?.problems ?? []) {
+    if (problem.severity === 'blocking') out.info(`  blocking: ${problem.message}`);
+  }
+  for (const problem of (report?.problems ?? []).filter((p) => p.severity === 'warning').slice(0, 10)) {
+    out.info(`  warning: ${problem.message}`);
+  }
+  out.info(`Report: ${join(archive.location, output.reportMarkdown)}`);
+  return {
+    code: output.ready ? 0 : 1,
+    json: { status: run.status, executionId: run.executionId, ...output, eventLog: run.eventLog, report },
+  };
+}
+
+/** `rollback --phase <phase>`: the rollback state machine, run locally. */
+export async function runRollbackCommand(
+  loaded: LoadedConfig,
+  phase: string,
+  out: Output,
+  cwd: string,
+): Promise<PhaseOutcome> {
+  out.info(`Rolling back ${phase} on ${loaded.targetUrl.database}`);
+  const run = await runPhase({
+    loaded,
+    stateMachine: 'rollback',
+    input: { phase },
+    cwd,
+    watch: (d) => progressPrinter(out, d),
+  });
+  if (run.status !== 'SUCCEEDED') return failure(run, out, 'rollback');
+  const output = run.output as { phase: string; rollbackRunId: string; undone: number };
+  out.info(
+    `Rolled back ${output.phase}: ${output.undone} objects removed (${output.rollbackRunId}); the ledger keeps the record.`,
+  );
+  return {
+    code: 0,
+    json: { status: run.status, executionId: run.executionId, ...output, eventLog: run.eventLog },
+  };
+}

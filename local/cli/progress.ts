@@ -1,0 +1,74 @@
+import { type LoadedDefinition, mapItemCount } from '../engine/definition.ts';
+import type { ExecutionEvent } from '../engine/run.ts';
+import type { Output } from './output.ts';
+
+function detail(input: unknown): string {
+  if (typeof input !== 'object' || input === null) return '';
+  const record = input as Record<string, unknown>;
+  const payload = (record.Payload ?? record) as Record<string, unknown>;
+  return typeof payload.table === 'string' ? ` ${payload.table}` : '';
+}
+
+/**
+ * Turns execution events into what a person watching wants: each top-level state as it starts, Map
+ * progress (done / total), retries, and failures with their error. On a terminal the Map line updates in place.
+ */
+export function progressPrinter(out: Output, definition: LoadedDefinition): (event: ExecutionEvent) => void {
+  const maps = new Map<string, { total: number; done: number; failed: number; started: number }>();
+  const startedAt = performance.now();
+  const clock = () => `${((performance.now() - startedAt) / 1000).toFixed(1).padStart(6)}s`;
+  return (event) => {
+    switch (event.type) {
+      case 'StateEntered':
+        if (event.index === undefined)
+          out.info(`${clock()}  ▶ ${event.state.name}${detail(event.state.input)}`);
+        else out.progress(`${clock()}    ${event.state.name}${detail(event.state.input)}`);
+        break;
+      case 'MapIterationStarted': {
+        const name = event.parentState.name;
+        const stat = maps.get(name) ?? {
+          total: mapItemCount(definition, name, event.parentState.input) ?? 0,
+          done: 0,
+          failed: 0,
+          started: 0,
+        };
+        stat.started += 1;
+        stat.total = Math.max(stat.total, stat.started);
+        maps.set(name, stat);
+        break;
+      }
+      case 'MapIterationSucceeded':
+      case 'MapIterationFailed': {
+        const stat = maps.get(event.parentState.name);
+        if (stat === undefined) break;
+        if (event.type === 'MapIterationSucceeded') stat.done += 1;
+        else stat.failed += 1;
+        out.progress(
+          `${clock()}    ${event.parentState.name}: ${stat.done}/${stat.total} done${stat.failed > 0 ? `, ${stat.failed} failed` : ''}`,
+        );
+        break;
+      }
+      case 'StateRetried':
+        out.info(
+          `${clock()}    ↻ ${event.state.name}${detail(event.state.input)}: retry ${event.retry.attempt}`,
+        );
+        break;
+      case 'StateFailed':
+        out.info(
+          `${clock()}    ✗ ${event.state.name}${detail(event.state.input)}: ${event.Error}: ${String(event.Cause ?? '')}`,
+        );
+        break;
+      case 'StateCaught':
+        out.info(`${clock()}    caught in ${event.state.name} → ${event.catch.catcher.Next}`);
+        break;
+      case 'ExecutionSucceeded':
+        out.info(`${clock()}  ✓ succeeded`);
+        break;
+      case 'ExecutionFailed':
+        out.info(`${clock()}  ✗ failed: ${event.Error}`);
+        break;
+      default:
+        break;
+    }
+  };
+}

@@ -1,0 +1,53 @@
+import type { Context } from 'aws-lambda';
+import type { TaskDeps } from '../../lambdas/core/task.ts';
+import type { Invoke } from './run.ts';
+
+/** Our Lambda functions: the substitution key each ASL file uses, and the handler module that serves it. */
+export const FUNCTIONS = {
+  AssessFunctionArn: { name: 'assess', load: () => import('../../lambdas/assess/handler.ts') },
+  FoundationFunctionArn: { name: 'foundation', load: () => import('../../lambdas/foundation/handler.ts') },
+} as const;
+
+export type FunctionKey = keyof typeof FUNCTIONS;
+
+/** What `definitionSubstitutions` gives locally: a Lambda ARN per function (nothing is called on AWS). */
+export function localSubstitutions(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(FUNCTIONS).map(([key, f]) => [
+      key,
+      `arn:aws:lambda:us-east-1:000000000000:function:shifu-migrate-${f.name}`,
+    ]),
+  );
+}
+
+function lambdaContext(functionName: string, timeoutMs: number): Context {
+  const deadline = Date.now() + timeoutMs;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:${functionName}`,
+    memoryLimitInMB: '1024',
+    awsRequestId: crypto.randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
+
+/**
+ * Serves Task states from the very handler modules the Lambdas deploy: each module's `createHandler`
+ * wraps the same middy chain and logic, with these dependencies and the invocation's abort signal.
+ */
+export function localInvoker(base: Omit<TaskDeps, 'signal'>): Invoke {
+  return async (functionKey, event, signal) => {
+    const fn = FUNCTIONS[functionKey as FunctionKey];
+    if (fn === undefined) throw new TypeError(`no local handler for ${functionKey}`);
+    const { createHandler } = await fn.load();
+    const handler = createHandler(async () => ({ ...base, signal }));
+    return handler(event, lambdaContext(`shifu-migrate-${fn.name}`, 15 * 60 * 1000));
+  };
+}

@@ -1,0 +1,206 @@
+import { randomUUID } from 'node:crypto';
+import { ExecutionAbortedError, ExecutionTimeoutError, StateMachine } from 'aws-local-stepfunctions';
+import { type LoadedDefinition, matches } from './definition.ts';
+
+type JSONValue = Parameters<StateMachine['run']>[0];
+type EventLog = Awaited<ReturnType<ReturnType<StateMachine['run']>['eventLogs']['next']>>['value'];
+
+/** Invokes a Lambda function's handler locally; `signal` is the one of the work the invocation belongs to. */
+export type Invoke = (functionKey: string, event: unknown, signal: AbortSignal) => Promise<unknown>;
+
+/** Something that happened in the execution, as the CLI's progress display and the event log see it. */
+export type ExecutionEvent = EventLog & { readonly executionId: string };
+
+export interface ExecutionResult {
+  readonly executionId: string;
+  readonly stateMachine: string;
+  readonly status: 'SUCCEEDED' | 'FAILED' | 'ABORTED' | 'TIMED_OUT';
+  readonly output?: unknown;
+  readonly error?: string;
+  readonly cause?: string;
+  readonly startedAt: string;
+  readonly stoppedAt: string;
+}
+
+export interface RunOptions {
+  readonly definition: LoadedDefinition;
+  readonly input: unknown;
+  readonly invoke: Invoke;
+  /**
+   * Multiplies Wait durations and Retry intervals: local runs need not sleep as long as AWS would.
+   * @default 0.01
+   */
+  readonly timeScale?: number;
+  readonly onEvent?: (event: ExecutionEvent) => void;
+}
+
+/** A sibling Map iteration failed, so this one starts no new work (the Map has failed already). */
+export class MapIterationCancelled extends Error {
+  override name = 'MapIterationCancelled';
+}
+
+/**
+ * Runs a state machine with aws-local-stepfunctions, closing its gaps (DESIGN.md §7): Task states run our
+ * handlers in process; Wait and Retry pauses are scaled down; and once a Map iteration fails, no sibling
+ * iteration starts new work, in-flight siblings see their Map's signal aborted, and states outside the Map
+ * (the rollback) start only after those siblings have stopped.
+ */
+export function runLocal(options: RunOptions): {
+  executionId: string;
+  abort(): void;
+  result: Promise<ExecutionResult>;
+} {
+  const { definition } = options;
+  const executionId = randomUUID();
+  const scale = options.timeScale ?? 0.01;
+  const execution = new AbortController();
+  const mapSignals = new Map<string, AbortController>();
+  const failedMaps = new Set<string>();
+  const inFlight = new Map<string, number>();
+  const failures = new Map<string, number>();
+  let drained: (() => void)[] = [];
+
+  const mapSignal = (map: string): AbortController => {
+    let controller = mapSignals.get(map);
+    if (controller === undefined) {
+      controller = new AbortController();
+      mapSignals.set(map, controller);
+    }
+    return controller;
+  };
+  const busy = (maps: Iterable<string>): boolean => [...maps].some((m) => (inFlight.get(m) ?? 0) > 0);
+  const failMap = (map: string, error: Error): void => {
+    failedMaps.add(map);
+    mapSignal(map).abort(error);
+    // The Map's own Catch decides whether the failure goes on to the Map around it.
+    const info = definition.maps.get(map);
+    const outer = info?.maps[0];
+    if (outer !== undefined && !info?.catch.some((c) => matches(c.ErrorEquals, error.name, false)))
+      failMap(outer, error);
+  };
+
+  // Decides, before the engine sees the error, whether this attempt is the iteration's last.
+  const isFinal = (state: string, attemptKey: string, error: Error): boolean => {
+    const task = definition.tasks.get(state);
+    if (task === undefined) return true;
+    const index = task.retry.findIndex((r) => matches(r.ErrorEquals, error.name, true));
+    if (index !== -1) {
+      const key = `${attemptKey}\u0000${index}`;
+      const attempts = (failures.get(key) ?? 0) + 1;
+      failures.set(key, attempts);
+      if (attempts <= (task.retry[index]?.MaxAttempts ?? 3)) return false;
+    }
+    return !task.catch.some((c) => matches(c.ErrorEquals, error.name, true));
+  };
+
+  const handlers: Record<string, (input: JSONValue) => Promise<JSONValue>> = {};
+  for (const task of definition.tasks.values()) {
+    handlers[task.name] = async (input) => {
+      const params = input as { FunctionName?: string; Payload?: unknown };
+      if (task.maps.some((m) => failedMaps.has(m))) {
+        throw new MapIterationCancelled(
+          `${task.name} not started: a sibling iteration of ${task.maps[0]} failed`,
+        );
+      }
+      // Outside a failed Map (its Catch, the rollback): wait until its in-flight iterations are done.
+      const others = [...failedMaps].filter((m) => !task.maps.includes(m));
+      while (busy(others)) await new Promise<void>((resolve) => drained.push(resolve));
+      for (const m of task.maps) inFlight.set(m, (inFlight.get(m) ?? 0) + 1);
+      const signal =
+        task.maps[0] === undefined
+          ? execution.signal
+          : AbortSignal.any([execution.signal, mapSignal(task.maps[0]).signal]);
+      try {
+        const payload = await options.invoke(task.functionKey, params.Payload, signal);
+        return { StatusCode: 200, ExecutedVersion: '$LATEST', Payload: payload as JSONValue };
+      } catch (error) {
+        const e = error instanceof Error ? error : new Error(String(error));
+        const innermost = task.maps[0];
+        if (
+          innermost !== undefined &&
+          isFinal(task.name, `${task.name}\u0000${JSON.stringify(params.Payload)}`, e)
+        )
+          failMap(innermost, e);
+        throw e;
+      } finally {
+        for (const m of task.maps) inFlight.set(m, (inFlight.get(m) ?? 1) - 1);
+        const waiting = drained;
+        drained = [];
+        for (const resolve of waiting) resolve();
+      }
+    };
+  }
+
+  const waitTimeOverrides: Record<string, number> = {};
+  for (const wait of definition.waits) {
+    const seconds = Number((findState(definition.definition, wait) as { Seconds?: number }).Seconds ?? 1);
+    waitTimeOverrides[wait] = Math.round(seconds * 1000 * scale);
+  }
+  const retryIntervalOverrides: Record<string, number[]> = {};
+  for (const [state, retriers] of definition.retryable) {
+    retryIntervalOverrides[state] = retriers.map((r) => Math.round((r.IntervalSeconds ?? 1) * 1000 * scale));
+  }
+
+  const machine = new StateMachine(definition.definition as never, { validationOptions: { checkArn: true } });
+  const started = new Date().toISOString();
+  const run = machine.run(options.input as JSONValue, {
+    overrides: { taskResourceLocalHandlers: handlers, waitTimeOverrides, retryIntervalOverrides },
+  });
+  let failure: { error: string; cause: string } | undefined;
+  const events = (async () => {
+    for await (const event of run.eventLogs) {
+      if (event.type === 'ExecutionFailed')
+        failure = { error: event.Error, cause: String(event.Cause ?? '') };
+      options.onEvent?.({ ...event, executionId });
+    }
+  })();
+
+  const result = (async (): Promise<ExecutionResult> => {
+    const base = { executionId, stateMachine: definition.name, startedAt: started };
+    try {
+      const output = await run.result;
+      await events;
+      return { ...base, status: 'SUCCEEDED', output, stoppedAt: new Date().toISOString() };
+    } catch (error) {
+      await events.catch(() => undefined);
+      // Work still in flight (a Map's siblings) must stop before the caller looks at the databases.
+      while (busy(inFlight.keys())) await new Promise<void>((resolve) => drained.push(resolve));
+      const stoppedAt = new Date().toISOString();
+      if (error instanceof ExecutionAbortedError)
+        return { ...base, status: 'ABORTED', error: 'ExecutionAborted', stoppedAt };
+      if (error instanceof ExecutionTimeoutError)
+        return { ...base, status: 'TIMED_OUT', error: 'States.Timeout', stoppedAt };
+      const cause = error instanceof Error ? (error.cause instanceof Error ? error.cause : error) : undefined;
+      return {
+        ...base,
+        status: 'FAILED',
+        error: failure?.error ?? cause?.name ?? 'Error',
+        cause: failure?.cause ?? cause?.message ?? String(error),
+        stoppedAt,
+      };
+    }
+  })();
+
+  return {
+    executionId,
+    abort() {
+      execution.abort(new Error('execution aborted'));
+      run.abort();
+    },
+    result,
+  };
+}
+
+function findState(machine: unknown, name: string): unknown {
+  const states = (machine as { States?: Record<string, unknown> }).States ?? {};
+  if (name in states) return states[name];
+  for (const state of Object.values(states)) {
+    const s = state as { ItemProcessor?: unknown; Iterator?: unknown; Branches?: unknown[] };
+    for (const inner of [s.ItemProcessor, s.Iterator, ...(s.Branches ?? [])]) {
+      if (inner === undefined) continue;
+      const found = findState(inner, name);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,83 @@
+import { randomUUID } from 'node:crypto';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { openArchive } from '../lambdas/core/archive/open.ts';
+import type { LoadedConfig } from '../lambdas/core/config/load.ts';
+import { openSql } from '../lambdas/core/sql/open.ts';
+import { withDatabase } from '../lambdas/core/sql/url.ts';
+import type { TaskDeps } from '../lambdas/core/task.ts';
+import { type LoadedDefinition, loadDefinition } from './engine/definition.ts';
+import { localInvoker, localSubstitutions } from './engine/functions.ts';
+import { type ExecutionEvent, type ExecutionResult, runLocal } from './engine/run.ts';
+
+export interface PhaseRun extends ExecutionResult {
+  /** Whether a rollback branch ran to its end. */
+  readonly rolledBack: boolean;
+  /** The JSON-lines event log of the execution. */
+  readonly eventLog: string;
+}
+
+export interface RunPhaseOptions {
+  readonly loaded: LoadedConfig;
+  /** The state machine: `assess`, `foundation`, `rollback`. */
+  readonly stateMachine: string;
+  readonly input: unknown;
+  readonly cwd: string;
+  /** Called with the loaded definition once, before the run: returns the event listener (progress display). */
+  readonly watch?: (definition: LoadedDefinition) => (event: ExecutionEvent) => void;
+  readonly timeScale?: number;
+}
+
+/** Opens the dependencies once for an execution; they are closed when it ends. */
+export function openDeps(
+  loaded: LoadedConfig,
+  cwd: string,
+): Omit<TaskDeps, 'signal'> & { close(): Promise<void> } {
+  const source = openSql(loaded.sourceUrl);
+  const target = openSql(loaded.targetUrl);
+  const targetServer = openSql(withDatabase(loaded.targetUrl, 'information_schema'));
+  return {
+    config: loaded.config,
+    sourceUrl: loaded.sourceUrl,
+    targetUrl: loaded.targetUrl,
+    source,
+    target,
+    targetServer,
+    archive: openArchive(loaded.config.archive.url, cwd),
+    async close() {
+      await Promise.all([source.close(), target.close(), targetServer.close()]);
+    },
+  };
+}
+
+/** Runs one state machine locally, with our handlers, keeping its event log under `.shifu-migrate/executions/`. */
+export async function runPhase(options: RunPhaseOptions): Promise<PhaseRun> {
+  const deps = openDeps(options.loaded, options.cwd);
+  const logDir = join(options.cwd, '.shifu-migrate', 'executions');
+  mkdirSync(logDir, { recursive: true });
+  const eventLog = join(
+    logDir,
+    `${options.stateMachine}-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}.jsonl`,
+  );
+  let rolledBack = false;
+  try {
+    const definition = loadDefinition(options.stateMachine, localSubstitutions());
+    const onEvent = options.watch?.(definition);
+    const execution = runLocal({
+      definition,
+      input: options.input,
+      invoke: localInvoker(deps),
+      ...(options.timeScale === undefined ? {} : { timeScale: options.timeScale }),
+      onEvent: (event) => {
+        if (event.type === 'StateExited' && 'state' in event && /^Roll Back/.test(event.state.name))
+          rolledBack = true;
+        appendFileSync(eventLog, `${JSON.stringify(event)}\n`);
+        onEvent?.(event);
+      },
+    });
+    const result = await execution.result;
+    return { ...result, rolledBack, eventLog };
+  } finally {
+    await deps.close();
+  }
+}
