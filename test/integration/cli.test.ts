@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mysqlUrl, scratchDatabase } from '../support/mariadb.ts';
+import { adminConnection, mysqlUrl, scratchDatabase } from '../support/mariadb.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const node = join(root, 'node_modules', '.bin', 'node');
@@ -43,6 +43,9 @@ describe('shifu-migrate CLI', () => {
     };
   });
   afterAll(async () => {
+    const admin = await adminConnection();
+    await admin.query(`DROP DATABASE IF EXISTS \`${db.name}_saas\``);
+    await admin.end();
     await db?.drop();
   });
 
@@ -59,11 +62,13 @@ describe('shifu-migrate CLI', () => {
     expect(run.stderr.includes('\u001b[')).toBe(false);
   });
 
-  it('demo reuses the demo database and shows what the phases will work on', async () => {
+  it('demo reuses the demo database and runs every phase in order', async () => {
     const run = await cli(['demo'], env);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/Using the demo database .* already there/);
-    expect(run.stderr).toMatch(/order_orders\.user_bid → user_users\.user_bid \(not unique\)/);
+    expect(run.stderr).toMatch(/Assessment assess-\S+: READY; 10 tables/);
+    expect(run.stderr).toMatch(/Foundation ready \(foundation-\S+\): 10 tables and 4 tenants on the target/);
+    expect(run.stderr.indexOf('Assessment')).toBeLessThan(run.stderr.indexOf('Foundation ready'));
     expect(run.stdout).toBe('demo: done\n');
   });
 

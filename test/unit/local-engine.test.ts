@@ -83,10 +83,13 @@ function writeMachine(states: Record<string, unknown>, extra: Record<string, unk
   return dir;
 }
 
+// biome-ignore lint/suspicious/noTemplateCurlyInString: an ASL definitionSubstitutions placeholder, not a template.
+const placeholder = '${TestFunctionArn}';
+
 const invoke = (extra: Record<string, unknown> = {}) => ({
   Type: 'Task',
   Resource: 'arn:aws:states:::lambda:invoke',
-  Parameters: { FunctionName: '${TestFunctionArn}', Payload: {} },
+  Parameters: { FunctionName: placeholder, Payload: {} },
   TimeoutSeconds: 10,
   End: true,
   ...extra,
@@ -135,7 +138,7 @@ describe('local runtime: preflight', () => {
     ],
     [
       'an unknown substitution',
-      { A: invoke({ Parameters: { FunctionName: '${OtherFunctionArn}' } }) },
+      { A: invoke({ Parameters: { FunctionName: placeholder.replace('Test', 'Other') } }) },
       {},
       /\$\{OtherFunctionArn\} has no substitution/,
     ],

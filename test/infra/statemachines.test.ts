@@ -1,0 +1,148 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadDefinition, STATEMACHINES_DIR } from '../../local/engine/definition.ts';
+import { localSubstitutions } from '../../local/engine/functions.ts';
+
+const require = createRequire(import.meta.url);
+const validate = require('asl-validator') as (
+  definition: unknown,
+  options?: { checkPaths?: boolean; checkArn?: boolean },
+) => { isValid: boolean; errorsText(separator?: string): string };
+
+type State = {
+  Type: string;
+  Next?: string;
+  End?: boolean;
+  Default?: string;
+  Choices?: { Next: string }[];
+  Catch?: { ErrorEquals: string[]; Next: string }[];
+  Retry?: { ErrorEquals: string[] }[];
+  TimeoutSeconds?: number;
+  ItemProcessor?: Machine;
+  Iterator?: Machine;
+};
+type Machine = { StartAt: string; States: Record<string, State>; TimeoutSeconds?: number };
+
+/**
+ * How each machine handles failure (DESIGN.md §2): a phase that changes anything rolls back before it fails;
+ * assess is read-only; rollback is itself the way back.
+ */
+const ROLE: Record<string, 'rolls back' | 'read-only' | 'is the rollback'> = {
+  assess: 'read-only',
+  foundation: 'rolls back',
+  rollback: 'is the rollback',
+};
+
+const LAMBDA_ERRORS = [
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+];
+
+const files = readdirSync(STATEMACHINES_DIR).filter((f) => f.endsWith('.asl.json'));
+const machines = files.map((file) => {
+  const name = file.replace(/\.asl\.json$/, '');
+  const text = readFileSync(join(STATEMACHINES_DIR, file), 'utf8');
+  // Substituted as CDK's definitionSubstitutions would, with valid ARNs.
+  const substituted = text.replace(
+    /\$\{([A-Za-z0-9]+)\}/g,
+    (_, key: string) => localSubstitutions()[key] ?? `MISSING:${key}`,
+  );
+  return { name, file, definition: JSON.parse(substituted) as Machine };
+});
+
+/** States reachable from `from` within one machine, through Next, Choice branches and Catch. */
+function reachable(machine: Machine, from: string): string[] {
+  const seen: string[] = [];
+  const stack = [from];
+  while (stack.length > 0) {
+    const name = stack.pop() as string;
+    if (seen.includes(name)) continue;
+    seen.push(name);
+    const state = machine.States[name];
+    if (state === undefined) continue;
+    const next = [
+      state.Next,
+      state.Default,
+      ...(state.Choices ?? []).map((c) => c.Next),
+      ...(state.Catch ?? []).map((c) => c.Next),
+    ];
+    for (const n of next) if (n !== undefined) stack.push(n);
+  }
+  return seen;
+}
+
+/** The states a caught error travels through, from the Catch target on, following only Next. */
+function errorPath(machine: Machine, start: string): string[] {
+  const path: string[] = [];
+  let name: string | undefined = start;
+  while (name !== undefined && !path.includes(name)) {
+    path.push(name);
+    name = machine.States[name]?.Next;
+  }
+  return path;
+}
+
+describe.each(machines)('state machine $name', ({ name, definition }) => {
+  it('has a role in the failure table of this test', () => {
+    expect(ROLE[name], `add ${name} to ROLE`).toBeDefined();
+  });
+
+  it('is valid Amazon States Language (asl-validator)', () => {
+    const result = validate(structuredClone(definition), { checkPaths: true, checkArn: true });
+    expect(result.isValid, result.errorsText()).toBe(true);
+  });
+
+  it('passes the local runtime preflight (nothing the local engine would ignore)', () => {
+    expect(() => loadDefinition(name, localSubstitutions())).not.toThrow();
+  });
+
+  it('has an execution timeout and no unreachable state', () => {
+    expect(definition.TimeoutSeconds).toBeGreaterThan(0);
+    expect(reachable(definition, definition.StartAt).sort()).toEqual(Object.keys(definition.States).sort());
+  });
+
+  const tasks: { task: string; state: State; catchers: State['Catch']; scope: string }[] = [];
+  for (const [stateName, state] of Object.entries(definition.States)) {
+    if (state.Type === 'Task')
+      tasks.push({ task: stateName, state, catchers: state.Catch, scope: stateName });
+    const inner = state.ItemProcessor ?? state.Iterator;
+    if (state.Type === 'Map' && inner !== undefined) {
+      // An error inside an iteration fails the Map: the Map's Catch is the one that handles it.
+      for (const [innerName, innerState] of Object.entries(inner.States)) {
+        if (innerState.Type === 'Task')
+          tasks.push({
+            task: innerName,
+            state: innerState,
+            catchers: innerState.Catch ?? state.Catch,
+            scope: stateName,
+          });
+      }
+    }
+  }
+
+  it.each(tasks)('Task "$task" retries the Lambda service errors and sets its own timeout', ({ state }) => {
+    const retried = (state.Retry ?? []).flatMap((r) => r.ErrorEquals);
+    expect(retried).toEqual(expect.arrayContaining(LAMBDA_ERRORS));
+    expect(retried).toContain('TransientDatabaseError');
+    expect(state.TimeoutSeconds).toBeGreaterThan(0);
+    expect(state.TimeoutSeconds).toBeLessThanOrEqual(900);
+  });
+
+  it.each(tasks)('Task "$task" catches every error into a path that ends in a Fail', ({ task, catchers }) => {
+    const all = (catchers ?? []).find((c) => c.ErrorEquals.includes('States.ALL'));
+    expect(all, 'a Catch for States.ALL').toBeDefined();
+    const path = errorPath(definition, all?.Next ?? '');
+    expect(definition.States[path.at(-1) ?? '']?.Type).toBe('Fail');
+    const throughRollback = path.some((s) => /^Roll Back/.test(s));
+    if (ROLE[name] === 'rolls back' && !/^Roll Back/.test(task)) {
+      expect(throughRollback, `path ${path.join(' → ')} passes through the rollback`).toBe(true);
+    } else {
+      // Read-only machines, the rollback machine, and a rollback step itself fail straight away.
+      expect(throughRollback, `path ${path.join(' → ')}`).toBe(false);
+    }
+  });
+});
