@@ -3,6 +3,7 @@ import { DatabaseUnreachable } from '../core/errors.ts';
 import { ident, qualified } from '../core/identifiers.ts';
 import { newRunId } from '../core/ledger/runs.ts';
 import { introspect, readServerInfo } from '../core/schema/introspect.ts';
+import { chunkKey } from '../core/schema/keys.ts';
 import type { SchemaInfo, TableInfo } from '../core/schema/types.ts';
 import { num, scalarNumber, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
@@ -35,14 +36,6 @@ export async function planAssessment(deps: TaskDeps): Promise<{ runId: string; t
     contentType: 'application/json',
   });
   return { runId, tables: schema.tables.map((t) => t.name) };
-}
-
-/** The key chunks can be planned on: the primary key, else a unique key whose columns are all NOT NULL. */
-export function chunkKey(table: TableInfo): string[] | null {
-  if (table.primaryKey !== null) return [...table.primaryKey];
-  const notNull = new Set(table.columns.filter((c) => !c.nullable).map((c) => c.name));
-  const unique = table.uniqueKeys.find((k) => !k.prefix && k.columns.every((c) => notNull.has(c)));
-  return unique === undefined ? null : [...unique.columns];
 }
 
 function isUniqueColumn(table: TableInfo | undefined, column: string): boolean {

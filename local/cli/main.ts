@@ -21,8 +21,8 @@ const USAGE = `Usage: shifu-migrate <command> [options]
 Commands:
   demo [--users N] [--reset]        make the demo legacy database (or reuse it) and run every phase locally
   seed-demo [--users N] [--reset]   only create and fill the demo legacy database
-  run <phase>                       run a phase locally: assess, foundation
-  rollback --phase <phase>          undo a phase by what the ledger recorded: foundation
+  run <phase>                       run a phase locally: assess, foundation, data
+  rollback --phase <phase>          undo a phase by what the ledger recorded: foundation, data
 
 Options:
   --config FILE   config file (default ${DEFAULT_CONFIG_FILE}; without one, the built-in demo config)

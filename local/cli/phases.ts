@@ -8,10 +8,10 @@ import { count, type Output } from './output.ts';
 import { progressPrinter } from './progress.ts';
 
 /** Phases that run locally today, in the order a migration takes them. */
-export const LOCAL_PHASES = ['assess', 'foundation'] as const;
+export const LOCAL_PHASES = ['assess', 'foundation', 'data'] as const;
 export type LocalPhase = (typeof LOCAL_PHASES)[number];
 /** Phases the rollback state machine can undo. */
-export const ROLLBACK_PHASES = ['foundation'] as const;
+export const ROLLBACK_PHASES = ['foundation', 'data'] as const;
 
 export interface PhaseOutcome {
   /** The CLI's exit code: 0 done, 1 failed (or, for assess, blocked). */
@@ -68,6 +68,23 @@ export async function runPhaseCommand(
   });
   if (run.status !== 'SUCCEEDED') return failure(run, out, phase);
   if (phase === 'assess') return assessOutcome(loaded, run, out, cwd);
+  if (phase === 'data') {
+    const data = run.output as {
+      runId: string;
+      tables: number;
+      chunks: number;
+      rows: number;
+      quarantined: number;
+    };
+    out.info(
+      `Data copied (${data.runId}): ${count(data.rows)} rows of ${data.tables} tables in ${count(data.chunks)} chunks, every chunk validated ` +
+        `(count and checksum), tenant isolation verified; ${count(data.quarantined)} rows in migration_quarantine.`,
+    );
+    return {
+      code: 0,
+      json: { status: run.status, executionId: run.executionId, ...data, eventLog: run.eventLog },
+    };
+  }
   const output = run.output as { runId: string; tables: number; tenants: number; created: number };
   out.info(
     `Foundation ready (${output.runId}): ${output.tables} tables and ${output.tenants} tenants on the target; ` +

@@ -15,10 +15,17 @@ function detail(input: unknown): string {
  */
 export function progressPrinter(out: Output, definition: LoadedDefinition): (event: ExecutionEvent) => void {
   const maps = new Map<string, { total: number; done: number; failed: number; started: number }>();
+  let rows = 0;
   const startedAt = performance.now();
   const clock = () => `${((performance.now() - startedAt) / 1000).toFixed(1).padStart(6)}s`;
   return (event) => {
     switch (event.type) {
+      case 'StateExited': {
+        const output = event.state.output as { rows?: unknown; skipped?: unknown } | undefined;
+        if (event.state.name === 'Copy Chunk' && typeof output?.rows === 'number' && output.skipped !== true)
+          rows += output.rows;
+        break;
+      }
       case 'StateEntered':
         if (event.index === undefined)
           out.info(`${clock()}  ▶ ${event.state.name}${detail(event.state.input)}`);

@@ -91,6 +91,6 @@ export function demoConfig(): ConfigInput {
       },
       sys_configs: { global: true },
     },
-    chunking: { rowsPerChunk: 5_000, maxConcurrency: 4 },
+    chunking: { rowsPerChunk: 5_000, maxConcurrency: 4, copyPath: 'auto' },
   };
 }

@@ -6,6 +6,7 @@ import type { Invoke } from './run.ts';
 export const FUNCTIONS = {
   AssessFunctionArn: { name: 'assess', load: () => import('../../lambdas/assess/handler.ts') },
   FoundationFunctionArn: { name: 'foundation', load: () => import('../../lambdas/foundation/handler.ts') },
+  DataFunctionArn: { name: 'data', load: () => import('../../lambdas/data/handler.ts') },
 } as const;
 
 export type FunctionKey = keyof typeof FUNCTIONS;

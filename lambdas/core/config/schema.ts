@@ -154,6 +154,10 @@ export const Chunking = z.strictObject({
     .max(64)
     .default(4)
     .meta({ description: 'Chunks copied at the same time (the Map state’s MaxConcurrency).' }),
+  copyPath: z.enum(['auto', 'server', 'client']).default('auto').meta({
+    description:
+      'How chunks are copied: server = INSERT … SELECT on the server (source and target on one server); client = rows read in keyset pages and written with multi-row upserts; auto = server when it can, else client.',
+  }),
 });
 
 export const ConfigSchema = z
@@ -177,7 +181,7 @@ export const ConfigSchema = z
     tables: z
       .record(identifier('table'), TableRules)
       .meta({ description: 'Per table of the source: global, tenant rules, or exclude.' }),
-    chunking: Chunking.default({ rowsPerChunk: 5_000, maxConcurrency: 4 }),
+    chunking: Chunking.default({ rowsPerChunk: 5_000, maxConcurrency: 4, copyPath: 'auto' }),
   })
   .superRefine((config, ctx) => {
     const bids = config.tenants.map((t) => t.bid);

@@ -61,8 +61,8 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   status VARCHAR(20) NOT NULL DEFAULT 'planned',
   attempts INT NOT NULL DEFAULT 0,
   updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
-  PRIMARY KEY (table_name, chunk_no),
-  KEY idx_run (run_id)`,
+  PRIMARY KEY (run_id, table_name, chunk_no),
+  KEY idx_table_status (table_name, status)`,
   },
   {
     name: 'migration_sync_watermarks',

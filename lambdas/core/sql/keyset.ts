@@ -11,19 +11,21 @@ export function keyComparison(
   key: readonly string[],
   op: '>' | '>=' | '<' | '<=',
   values: readonly SqlParam[],
+  alias?: string,
 ): { sql: string; params: SqlParam[] } {
   if (key.length === 0 || key.length !== values.length) {
     throw new TypeError(`key has ${key.length} columns but ${values.length} values`);
   }
+  const column = (name: string) => `${alias === undefined ? '' : `${alias}.`}${ident(name, 'key column')}`;
   const strict = op === '>' || op === '<' ? op : op === '>=' ? '>' : '<';
-  const first = ident(key[0] ?? '', 'key column');
+  const first = column(key[0] ?? '');
   const branches: string[] = [];
   const params: SqlParam[] = [values[0] ?? null];
   for (let i = 0; i < key.length; i += 1) {
     const last = i === key.length - 1;
     const compare = last ? op : strict;
-    const parts = key.slice(0, i).map((k) => `${ident(k, 'key column')} = ?`);
-    parts.push(`${ident(key[i] ?? '', 'key column')} ${compare} ?`);
+    const parts = key.slice(0, i).map((k) => `${column(k)} = ?`);
+    parts.push(`${column(key[i] ?? '')} ${compare} ?`);
     branches.push(parts.length === 1 ? (parts[0] ?? '') : `(${parts.join(' AND ')})`);
     params.push(...values.slice(0, i + 1));
   }

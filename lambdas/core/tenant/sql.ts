@@ -11,8 +11,14 @@ export interface RuleContext {
   readonly config: Config;
   /** Source database name. */
   readonly database: string;
-  /** Source tables by name, from introspection. */
+  /** Source tables by name, from introspection (the target's migrated tables have the same columns and keys). */
   readonly tables: ReadonlyMap<string, TableInfo>;
+  /**
+   * Where a reference rule finds the referenced row's tenant: by evaluating that table's rules on the
+   * source (what assess predicts), or as the `tenant_bid` already copied to the target (what copies write).
+   * @default { kind: 'source' }
+   */
+  readonly references?: { readonly kind: 'source' } | { readonly kind: 'target'; readonly database: string };
 }
 
 export interface SqlFragment {
@@ -47,15 +53,16 @@ function ruleExpression(ctx: RuleContext, rule: TenantRuleConfig, alias: string,
       const domains = Object.entries(rule.domains)
         .map(([d, t]) => [d.toLowerCase(), t] as const)
         .sort((a, b) => b[0].length - a[0].length);
-      const dom = domainOf(col);
+      // Binary comparisons: under a _ci collation acmé.com would equal acme.com.
+      const dom = `CAST(${domainOf(col)} AS BINARY)`;
       const params: SqlParam[] = [];
       const branches = domains.map(([domain, tenant]) => {
         if (rule.subdomains) {
-          params.push(domain, domain.length + 1, `.${domain}`, tenant);
-          return `WHEN ${dom} = ? OR RIGHT(${dom}, ?) = ? THEN ?`;
+          params.push(domain, Buffer.byteLength(domain) + 1, `.${domain}`, tenant);
+          return `WHEN ${dom} = CAST(? AS BINARY) OR RIGHT(${dom}, ?) = CAST(? AS BINARY) THEN ?`;
         }
         params.push(domain, tenant);
-        return `WHEN ${dom} = ? THEN ?`;
+        return `WHEN ${dom} = CAST(? AS BINARY) THEN ?`;
       });
       return { sql: `(CASE WHEN LOCATE('@', ${col}) = 0 THEN NULL ${branches.join(' ')} END)`, params };
     }
@@ -73,7 +80,7 @@ function ruleExpression(ctx: RuleContext, rule: TenantRuleConfig, alias: string,
       const params: SqlParam[] = [];
       const branches = Object.entries(rule.tenants).map(([tenant, keys]) => {
         params.push(...keys, tenant);
-        return `WHEN ${col} IN (${keys.map(() => '?').join(', ')}) THEN ?`;
+        return `WHEN CAST(${col} AS BINARY) IN (${keys.map(() => 'CAST(? AS BINARY)').join(', ')}) THEN ?`;
       });
       return { sql: `(CASE ${branches.join(' ')} END)`, params };
     }
@@ -81,11 +88,19 @@ function ruleExpression(ctx: RuleContext, rule: TenantRuleConfig, alias: string,
       if (depth >= MAX_DEPTH) throw new TypeError(`tenant references nest deeper than ${MAX_DEPTH} tables`);
       const parent = rule.references.table;
       const p = `p${depth + 1}`;
-      const inner = finalTenantExpression(ctx, parent, p, depth + 1);
       const info = ctx.tables.get(parent);
       const order = newestFirst(info, p, rule.references.column);
+      const match = `${p}.${ident(rule.references.column, 'column')} = ${col}`;
+      if (ctx.references?.kind === 'target') {
+        // The parent's tenant as copied: one indexed lookup, and children share their parent's tenant by construction.
+        return {
+          sql: `(SELECT ${p}.${ident('tenant_bid')} FROM ${qualified(ctx.references.database, parent)} ${p} WHERE ${match}${order} LIMIT 1)`,
+          params: [],
+        };
+      }
+      const inner = finalTenantExpression(ctx, parent, p, depth + 1);
       return {
-        sql: `(SELECT ${inner.sql} FROM ${qualified(ctx.database, parent)} ${p} WHERE ${p}.${ident(rule.references.column, 'column')} = ${col}${order} LIMIT 1)`,
+        sql: `(SELECT ${inner.sql} FROM ${qualified(ctx.database, parent)} ${p} WHERE ${match}${order} LIMIT 1)`,
         params: inner.params,
       };
     }
@@ -96,7 +111,7 @@ function ruleExpression(ctx: RuleContext, rule: TenantRuleConfig, alias: string,
  * Where a referenced key is not unique (AI-Shifu's user_bid), the newest row wins: latest `updated_at`,
  * then the highest primary key.
  */
-function newestFirst(table: TableInfo | undefined, alias: string, keyColumn: string): string {
+export function newestFirst(table: TableInfo | undefined, alias: string, keyColumn: string): string {
   if (table === undefined) return '';
   const unique =
     (table.primaryKey?.length === 1 && table.primaryKey[0] === keyColumn) ||

@@ -1,0 +1,86 @@
+import type { Config } from '../core/config/schema.ts';
+import { tenantRules } from '../core/config/schema.ts';
+import { introspect } from '../core/schema/introspect.ts';
+import { chunkKey } from '../core/schema/keys.ts';
+import type { ColumnInfo, SchemaInfo, TableInfo } from '../core/schema/types.ts';
+import type { TaskDeps } from '../core/task.ts';
+import type { RuleContext } from '../core/tenant/sql.ts';
+import { UnsupportedKey } from './errors.ts';
+
+/** What every step of one data run shares: the source's structure as read at its start. */
+export interface RunContext {
+  readonly runId: string;
+  readonly schema: SchemaInfo;
+  readonly tables: ReadonlyMap<string, TableInfo>;
+}
+
+const schemaKey = (runId: string) => `runs/${runId}/schema.json`;
+const cache = new Map<string, RunContext>();
+
+export async function saveRunContext(deps: TaskDeps, runId: string): Promise<RunContext> {
+  const schema = await introspect(deps.source, deps.sourceUrl.database);
+  await deps.archive.put(schemaKey(runId), JSON.stringify(schema), { contentType: 'application/json' });
+  const context = { runId, schema, tables: new Map(schema.tables.map((t) => [t.name, t])) };
+  cache.set(runId, context);
+  return context;
+}
+
+/** The run's schema, from memory (a warm container) or the archive. */
+export async function runContext(deps: TaskDeps, runId: string): Promise<RunContext> {
+  const cached = cache.get(runId);
+  if (cached !== undefined) return cached;
+  const body = await deps.archive.get(schemaKey(runId));
+  if (body === undefined) return saveRunContext(deps, runId);
+  const schema = JSON.parse(body.toString('utf8')) as SchemaInfo;
+  const context = { runId, schema, tables: new Map(schema.tables.map((t) => [t.name, t])) };
+  cache.set(runId, context);
+  return context;
+}
+
+export function tableInfo(context: RunContext, table: string): TableInfo {
+  const info = context.tables.get(table);
+  if (info === undefined) throw new Error(`${table} is not in the source schema of ${context.runId}`);
+  return info;
+}
+
+/** The copy key: the primary key, else a NOT NULL unique key; never binary (keys travel as JSON). */
+export function copyKey(info: TableInfo): string[] {
+  const key = chunkKey(info);
+  if (key === null)
+    throw new UnsupportedKey(
+      `${info.name} has no primary key and no NOT NULL unique key: see the assessment`,
+    );
+  const binary = key.filter((k) =>
+    /binary|blob/.test(info.columns.find((c) => c.name === k)?.dataType ?? ''),
+  );
+  if (binary.length > 0)
+    throw new UnsupportedKey(
+      `${info.name}'s key has binary columns (${binary.join(', ')}), which cannot travel through state`,
+    );
+  return key;
+}
+
+/** The columns a copy writes: every source column except generated ones, in order. */
+export function copyColumns(info: TableInfo): ColumnInfo[] {
+  return info.columns.filter((c) => !c.generated);
+}
+
+/** Rules context for SQL that resolves references against the target, as copies do. */
+export function targetRuleContext(deps: TaskDeps, context: RunContext): RuleContext {
+  return {
+    config: deps.config,
+    database: deps.sourceUrl.database,
+    tables: context.tables,
+    references: { kind: 'target', database: deps.targetUrl.database },
+  };
+}
+
+export function onUnmapped(config: Config, table: string): Config['onUnmapped'] {
+  return config.tables[table]?.onUnmapped ?? config.onUnmapped;
+}
+
+/** Reference rules of a table (child column → parent table and key). */
+export function referenceRules(config: Config, table: string) {
+  const rules = config.tables[table];
+  return (rules === undefined ? [] : tenantRules(rules)).flatMap((r) => (r.by === 'reference' ? [r] : []));
+}

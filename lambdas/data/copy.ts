@@ -1,0 +1,355 @@
+import { rangeCondition } from '../core/checksum.ts';
+import type { Config } from '../core/config/schema.ts';
+import { tenantRules } from '../core/config/schema.ts';
+import { ident, identList, qualified } from '../core/identifiers.ts';
+import type { ColumnInfo, TableInfo } from '../core/schema/types.ts';
+import { insertRows } from '../core/sql/insert.ts';
+import { readKeyset } from '../core/sql/keyset.ts';
+import type { Row, SqlParam, SqlValue } from '../core/sql/port.ts';
+import { scalarNumber, str, strOrNull } from '../core/sql/rows.ts';
+import type { TaskDeps } from '../core/task.ts';
+import { asText, rowTenant, unmappedReason } from '../core/tenant/rules.ts';
+import { finalTenantExpression, newestFirst, tenantExpression } from '../core/tenant/sql.ts';
+import {
+  copyColumns,
+  copyKey,
+  onUnmapped,
+  type RunContext,
+  referenceRules,
+  runContext,
+  tableInfo,
+  targetRuleContext,
+} from './context.ts';
+import { ChunkCancelled, UnmappedRows } from './errors.ts';
+import type { Chunk } from './schema.ts';
+
+export interface ChunkResult {
+  readonly table: string;
+  readonly n: number;
+  readonly rows: number;
+  readonly quarantined: number;
+  readonly skipped: boolean;
+  readonly path: 'server' | 'client';
+}
+
+/** Rows read per page on the client path; the Data API adapter halves it on its 1 MiB limit. */
+const PAGE_ROWS = 2_000;
+
+/** Server-side copy needs both databases on one server, reachable by the target's connection. */
+export function copyPath(deps: TaskDeps): 'server' | 'client' {
+  const wanted = deps.config.chunking.copyPath;
+  if (wanted !== 'auto') return wanted;
+  const { sourceUrl: s, targetUrl: t } = deps;
+  const same =
+    s.kind === 'mysql' && t.kind === 'mysql' && s.host === t.host && s.port === t.port && s.user === t.user;
+  return same ? 'server' : 'client';
+}
+
+const INTEGER = /int$/;
+
+/** The quarantine row key: the key's values as a JSON array, the same text on both copy paths. */
+export function rowKeyText(
+  info: TableInfo,
+  key: readonly string[],
+  row: Readonly<Record<string, SqlValue>>,
+): string {
+  const parts = key.map((k) => {
+    const value = row[k] ?? null;
+    const type = info.columns.find((c) => c.name === k)?.dataType ?? '';
+    return INTEGER.test(type) ? String(value) : JSON.stringify(asText(value));
+  });
+  return `[${parts.join(', ')}]`;
+}
+
+function rowKeySql(info: TableInfo, key: readonly string[], alias: string): string {
+  const parts = key.map((k) => {
+    const type = info.columns.find((c) => c.name === k)?.dataType ?? '';
+    const col = `${alias}.${ident(k)}`;
+    return INTEGER.test(type) ? `CAST(${col} AS CHAR)` : `JSON_QUOTE(CAST(${col} AS CHAR))`;
+  });
+  return `CONCAT('[', CONCAT_WS(', ', ${parts.join(', ')}), ']')`;
+}
+
+/** The same reason text as rules.ts unmappedReason, built in SQL. */
+function reasonSql(config: Config, table: string, alias: string): string {
+  const rules = config.tables[table];
+  const pieces = (rules === undefined ? [] : tenantRules(rules)).map((rule) => {
+    if (rule.by === 'fixed') return "'fixed'";
+    const col = `${alias}.${ident(rule.column)}`;
+    const name = `'${rule.column}'`;
+    if (rule.by === 'reference') {
+      return `IF(${col} IS NULL, CONCAT(${name}, ' is NULL'), IF(${col} = '', CONCAT(${name}, ' is empty'), CONCAT(${name}, ' ', JSON_QUOTE(CAST(${col} AS CHAR)), ' has no row in ${rule.references.table} on the target')))`;
+    }
+    return `IF(${col} IS NULL, CONCAT(${name}, ' is NULL'), CONCAT(${name}, ' ', JSON_QUOTE(LEFT(CAST(${col} AS CHAR), 60)), ' matches no ${rule.by} rule'))`;
+  });
+  return `LEFT(CONCAT('no tenant rule maps the row: ', CONCAT_WS('; ', ${pieces.join(', ')})), 255)`;
+}
+
+function isBinary(column: ColumnInfo): boolean {
+  return /binary|blob/.test(column.dataType) || column.dataType === 'bit';
+}
+
+function rowDataSql(columns: readonly ColumnInfo[], alias: string): string {
+  return `JSON_OBJECT(${columns
+    .map((c) => {
+      const col = `${alias}.${ident(c.name)}`;
+      return `'${c.name}', ${isBinary(c) ? `IF(${col} IS NULL, NULL, JSON_OBJECT('$base64', TO_BASE64(${col})))` : col}`;
+    })
+    .join(', ')})`;
+}
+
+function rowDataText(columns: readonly ColumnInfo[], row: Row): string {
+  return JSON.stringify(
+    Object.fromEntries(
+      columns.map((c) => {
+        const v = row[c.name] ?? null;
+        return [c.name, Buffer.isBuffer(v) ? { $base64: v.toString('base64') } : v];
+      }),
+    ),
+  );
+}
+
+async function recordChunk(
+  deps: TaskDeps,
+  runId: string,
+  table: string,
+  n: number,
+  rows: number,
+): Promise<void> {
+  await deps.target.execute(
+    "UPDATE migration_chunks SET status = 'copied', rows_copied = ?, attempts = attempts + 1 WHERE run_id = ? AND table_name = ? AND chunk_no = ?",
+    [rows, runId, table, n],
+  );
+}
+
+/**
+ * Copies one key range of a table into the target: each row with its tenant_bid by the rules, every column
+ * value and id as they are, upserted by primary key so a retried or resumed chunk neither duplicates nor
+ * loses a row. Unmapped rows follow onUnmapped: the default tenant, the quarantine table, or a failure.
+ */
+export async function copyChunk(
+  deps: TaskDeps,
+  runId: string,
+  table: string,
+  mode: 'tenant' | 'global',
+  chunk: Chunk,
+  options: { force?: boolean } = {},
+): Promise<ChunkResult> {
+  const path = copyPath(deps);
+  if (!options.force) {
+    const [row] = await deps.target.query(
+      'SELECT status, rows_copied FROM migration_chunks WHERE run_id = ? AND table_name = ? AND chunk_no = ?',
+      [runId, table, chunk.n],
+    );
+    const status = row === undefined ? null : strOrNull(row, 'status');
+    if (status === 'copied' || status === 'validated') {
+      return { table, n: chunk.n, rows: Number(row?.rows_copied ?? 0), quarantined: 0, skipped: true, path };
+    }
+  }
+  if (deps.signal.aborted)
+    throw new ChunkCancelled(`${table} chunk ${chunk.n} not started: the run is stopping`);
+  const context = await runContext(deps, runId);
+  const result =
+    path === 'server'
+      ? await copyServerSide(deps, context, table, mode, chunk)
+      : await copyClientSide(deps, context, table, mode, chunk);
+  await recordChunk(deps, runId, table, chunk.n, result.rows);
+  return { table, n: chunk.n, ...result, skipped: false, path };
+}
+
+async function copyServerSide(
+  deps: TaskDeps,
+  context: RunContext,
+  table: string,
+  mode: 'tenant' | 'global',
+  chunk: Chunk,
+): Promise<{ rows: number; quarantined: number }> {
+  const info = tableInfo(context, table);
+  const key = copyKey(info);
+  const columns = copyColumns(info);
+  const source = qualified(deps.sourceUrl.database, table);
+  const target = qualified(deps.targetUrl.database, table);
+  const range = rangeCondition(key, chunk, 'a');
+  const list = columns.map((c) => `a.${ident(c.name)}`).join(', ');
+  const names = columns.map((c) => c.name);
+  const update = (cols: readonly string[]) => cols.map((c) => `${ident(c)} = VALUES(${ident(c)})`).join(', ');
+  if (mode === 'global') {
+    await deps.target.execute(
+      `INSERT INTO ${target} (${identList(names)}) SELECT ${list} FROM ${source} a WHERE ${range.sql} ON DUPLICATE KEY UPDATE ${update(names)}`,
+      range.params,
+    );
+    return { rows: await countRange(deps, table, key, chunk), quarantined: 0 };
+  }
+  const ctx = targetRuleContext(deps, context);
+  const policy = onUnmapped(deps.config, table);
+  const tenant =
+    policy === 'default' ? finalTenantExpression(ctx, table, 'a') : tenantExpression(ctx, table, 'a');
+  let quarantined = 0;
+  if (policy !== 'default') {
+    const raw = tenantExpression(ctx, table, 'a');
+    if (policy === 'fail') {
+      const [first] = await deps.target.query(
+        `SELECT ${rowKeySql(info, key, 'a')} AS k FROM ${source} a WHERE ${range.sql} AND (${raw.sql}) IS NULL LIMIT 1`,
+        [...range.params, ...raw.params],
+      );
+      if (first !== undefined) {
+        throw new UnmappedRows(
+          `${table} row ${str(first, 'k')} gets no tenant from the rules and onUnmapped is "fail"`,
+        );
+      }
+    } else {
+      const result = await deps.target.execute(
+        `INSERT INTO ${qualified(deps.targetUrl.database, 'migration_quarantine')} (run_id, table_name, row_key, reason, row_data)
+         SELECT ?, ?, ${rowKeySql(info, key, 'a')}, ${reasonSql(deps.config, table, 'a')}, ${rowDataSql(columns, 'a')}
+           FROM ${source} a WHERE ${range.sql} AND (${raw.sql}) IS NULL
+         ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), reason = VALUES(reason), row_data = VALUES(row_data)`,
+        [context.runId, table, ...range.params, ...raw.params],
+      );
+      quarantined = result.affectedRows;
+    }
+  }
+  await deps.target.execute(
+    `INSERT INTO ${target} (${identList([...names, 'tenant_bid'])})
+     SELECT ${list}, ${tenant.sql} AS tenant_bid FROM ${source} a WHERE ${range.sql}${policy === 'default' ? '' : ' HAVING tenant_bid IS NOT NULL'}
+     ON DUPLICATE KEY UPDATE ${update([...names, 'tenant_bid'])}`,
+    [...tenant.params, ...range.params],
+  );
+  return { rows: await countRange(deps, table, key, chunk), quarantined };
+}
+
+async function countRange(
+  deps: TaskDeps,
+  table: string,
+  key: readonly string[],
+  chunk: Chunk,
+): Promise<number> {
+  const range = rangeCondition(key, chunk, 'a');
+  return scalarNumber(
+    await deps.target.query(
+      `SELECT COUNT(*) AS n FROM ${qualified(deps.targetUrl.database, table)} a WHERE ${range.sql}`,
+      range.params,
+    ),
+  );
+}
+
+/**
+ * The tenants of referenced rows already in the target, for the distinct values of one page. The server
+ * compares (collation, newest row first) exactly as the server-side copy and the isolation check do.
+ */
+async function parentTenants(
+  deps: TaskDeps,
+  context: RunContext,
+  parent: string,
+  column: string,
+  values: readonly string[],
+): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const order = newestFirst(context.tables.get(parent), 'p', column);
+  for (let i = 0; i < values.length; i += 1_000) {
+    const slice = values.slice(i, i + 1_000);
+    const rows = await deps.target.query(
+      `SELECT v.val AS val, (SELECT p.${ident('tenant_bid')} FROM ${qualified(deps.targetUrl.database, parent)} p WHERE p.${ident(column)} = v.val${order} LIMIT 1) AS tenant
+         FROM (${slice.map(() => 'SELECT ? AS val').join(' UNION ALL ')}) v`,
+      slice,
+    );
+    for (const row of rows) {
+      const tenant = strOrNull(row, 'tenant');
+      if (tenant !== null) found.set(str(row, 'val'), tenant);
+    }
+  }
+  return found;
+}
+
+async function copyClientSide(
+  deps: TaskDeps,
+  context: RunContext,
+  table: string,
+  mode: 'tenant' | 'global',
+  chunk: Chunk,
+): Promise<{ rows: number; quarantined: number }> {
+  const info = tableInfo(context, table);
+  const key = copyKey(info);
+  const columns = copyColumns(info);
+  const names = columns.map((c) => c.name);
+  const references = mode === 'tenant' ? referenceRules(deps.config, table) : [];
+  const policy = onUnmapped(deps.config, table);
+  let rows = 0;
+  let quarantined = 0;
+  for await (const page of readKeyset(deps.source, {
+    schema: deps.sourceUrl.database,
+    table,
+    columns: names,
+    key,
+    after: chunk.after ?? undefined,
+    upTo: chunk.upTo ?? undefined,
+    pageRows: PAGE_ROWS,
+  })) {
+    if (deps.signal.aborted)
+      throw new ChunkCancelled(`${table} chunk ${chunk.n} stopped: the run is stopping`);
+    if (mode === 'global') {
+      await insertRows(deps.target, {
+        table,
+        columns: names,
+        rows: page.map((r) => names.map((c) => r[c] ?? null)),
+        onDuplicate: 'update',
+        maxStatementBytes: deps.target.maxStatementBytes,
+      });
+      rows += page.length;
+      continue;
+    }
+    const lookups = new Map<string, Map<string, string>>();
+    for (const rule of references) {
+      const values = [
+        ...new Set(
+          page.map((r) => asText(r[rule.column] ?? null)).filter((v): v is string => v !== null && v !== ''),
+        ),
+      ];
+      lookups.set(
+        `${rule.references.table}.${rule.references.column}`,
+        await parentTenants(deps, context, rule.references.table, rule.references.column, values),
+      );
+    }
+    const copied: SqlParam[][] = [];
+    const held: SqlParam[][] = [];
+    for (const row of page) {
+      let tenant = rowTenant(deps.config, table, row, (t, c, v) => lookups.get(`${t}.${c}`)?.get(v));
+      if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
+      if (tenant === null) {
+        const rowKey = rowKeyText(info, key, row);
+        if (policy === 'fail')
+          throw new UnmappedRows(
+            `${table} row ${rowKey} gets no tenant from the rules and onUnmapped is "fail"`,
+          );
+        held.push([
+          context.runId,
+          table,
+          rowKey,
+          unmappedReason(deps.config, table, row),
+          rowDataText(columns, row),
+        ]);
+        continue;
+      }
+      copied.push([...names.map((c) => row[c] ?? null), tenant]);
+    }
+    if (held.length > 0) {
+      await insertRows(deps.target, {
+        table: 'migration_quarantine',
+        columns: ['run_id', 'table_name', 'row_key', 'reason', 'row_data'],
+        rows: held,
+        onDuplicate: 'update',
+        updateColumns: ['run_id', 'reason', 'row_data'],
+        maxStatementBytes: deps.target.maxStatementBytes,
+      });
+      quarantined += held.length;
+    }
+    await insertRows(deps.target, {
+      table,
+      columns: [...names, 'tenant_bid'],
+      rows: copied,
+      onDuplicate: 'update',
+      maxStatementBytes: deps.target.maxStatementBytes,
+    });
+    rows += copied.length;
+  }
+  return { rows, quarantined };
+}

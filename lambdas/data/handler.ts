@@ -1,0 +1,12 @@
+import { lambdaDeps } from '../core/deps.ts';
+import { type TaskDeps, taskHandler } from '../core/task.ts';
+import { runData } from './data.ts';
+import { DataInput } from './schema.ts';
+
+const task = { name: 'data', input: DataInput, run: runData };
+
+/** The Lambda entry point: dependencies from the environment, once per container. */
+export const handler = taskHandler(task, lambdaDeps);
+
+/** The same handler with dependencies given, for the local runtime. */
+export const createHandler = (deps: () => Promise<TaskDeps>) => taskHandler(task, deps);

@@ -1,0 +1,191 @@
+import { ident, qualified } from '../core/identifiers.ts';
+import { ensureLedger, newRunId, nowText, startRun } from '../core/ledger/runs.ts';
+import { keyComparison } from '../core/sql/keyset.ts';
+import type { SqlParam } from '../core/sql/port.ts';
+import { num, str } from '../core/sql/rows.ts';
+import type { TaskDeps } from '../core/task.ts';
+import { referenceChain } from '../core/tenant/sql.ts';
+import { copyKey, runContext, saveRunContext, tableInfo } from './context.ts';
+import { DataNotReady } from './errors.ts';
+import type { Chunk, PlannedTable } from './schema.ts';
+
+const PHASE = 'data' as const;
+
+/**
+ * Chunk lists travel through state (256 KiB): at most this many chunks per table, each a few dozen bytes.
+ * A larger table gets larger chunks.
+ */
+export const MAX_CHUNKS = 1_000;
+
+/**
+ * Tables in dependency levels: a table comes after the tables its tenant is derived from (copies resolve a
+ * reference against rows already in the target). Level 0 holds global tables and those with column rules.
+ */
+export function planLevels(deps: TaskDeps, sourceTables: readonly string[]): PlannedTable[][] {
+  const levels: PlannedTable[][] = [];
+  for (const table of sourceTables) {
+    const rules = deps.config.tables[table];
+    if (rules === undefined || rules.exclude !== undefined) continue;
+    const level = rules.global ? 0 : referenceChain(deps.config, table).length;
+    while (levels.length <= level) levels.push([]);
+    levels[level]?.push({ table, mode: rules.global ? 'global' : 'tenant' });
+  }
+  return levels.filter((l) => l.length > 0);
+}
+
+/** Start: resumes a run that died (status still `running`), else records a new one; plans the levels. */
+export async function startData(
+  deps: TaskDeps,
+): Promise<{ runId: string; resumed: boolean; levels: PlannedTable[][]; maxConcurrency: number }> {
+  await ensureLedger(deps.target);
+  const [open] = await deps.target.query(
+    "SELECT run_id FROM migration_runs WHERE phase = ? AND status = 'running' ORDER BY started_at DESC LIMIT 1",
+    [PHASE],
+  );
+  const resumed = open !== undefined;
+  const runId =
+    open === undefined ? await startRun(deps.target, PHASE, newRunId(PHASE)) : str(open, 'run_id');
+  const context = resumed ? await runContext(deps, runId) : await saveRunContext(deps, runId);
+  const levels = planLevels(
+    deps,
+    context.schema.tables.map((t) => t.name),
+  );
+  const existing = await deps.targetServer.query(
+    'SELECT TABLE_NAME AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND COLUMN_NAME = ?',
+    [deps.targetUrl.database, 'tenant_bid'],
+  );
+  const ready = new Set(existing.map((r) => str(r, 't')));
+  const allTables = await deps.targetServer.query(
+    'SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?',
+    [deps.targetUrl.database],
+  );
+  const present = new Set(allTables.map((r) => str(r, 't')));
+  const missing = levels
+    .flat()
+    .filter((p) => (p.mode === 'tenant' ? !ready.has(p.table) : !present.has(p.table)));
+  if (missing.length > 0) {
+    throw new DataNotReady(
+      `the target lacks ${missing.map((m) => m.table).join(', ')}${missing.some((m) => m.mode === 'tenant') ? ' (with tenant_bid)' : ''}: run foundation first`,
+    );
+  }
+  for (const planned of levels.flat()) {
+    await deps.target.execute(
+      `INSERT INTO migration_progress (run_id, phase, table_name, status, started_at) VALUES (?, ?, ?, 'planned', ?)
+       ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), status = IF(run_id = VALUES(run_id), status, 'planned'), started_at = VALUES(started_at)`,
+      [runId, PHASE, planned.table, nowText()],
+    );
+  }
+  return { runId, resumed, levels, maxConcurrency: deps.config.chunking.maxConcurrency };
+}
+
+async function rowsPerChunk(
+  deps: TaskDeps,
+  table: string,
+  key: readonly string[],
+  columns: readonly string[],
+): Promise<number> {
+  const { rowsPerChunk, targetChunkSeconds } = deps.config.chunking;
+  if (targetChunkSeconds === undefined) return rowsPerChunk;
+  // Time one page read of the table; a copy takes about three reads' time (read, write, validate).
+  const sample = 2_000;
+  const started = performance.now();
+  await deps.source.query(
+    `SELECT ${columns.map((c) => ident(c)).join(', ')} FROM ${qualified(deps.sourceUrl.database, table)} ORDER BY ${key.map((k) => ident(k)).join(', ')} LIMIT ?`,
+    [sample],
+  );
+  const seconds = Math.max(0.001, (performance.now() - started) / 1000);
+  return Math.min(1_000_000, Math.max(100, Math.round(((sample / seconds) * targetChunkSeconds) / 3)));
+}
+
+/**
+ * Keyset chunks of one table: for a single integer key, ranges of equal width between MIN and MAX (two index
+ * probes, sized by the row estimate); otherwise boundaries walked on the key's index, one step of `size`
+ * index entries each (never an OFFSET from the start). Reused as recorded when the run resumes.
+ */
+export async function planChunks(deps: TaskDeps, runId: string, table: string): Promise<Chunk[]> {
+  const recorded = await deps.target.query(
+    'SELECT chunk_no, key_from, key_to FROM migration_chunks WHERE run_id = ? AND table_name = ? ORDER BY chunk_no',
+    [runId, table],
+  );
+  if (recorded.length > 0) {
+    return recorded.map((r) => ({
+      n: num(r, 'chunk_no'),
+      after: r.key_from === null ? null : (JSON.parse(str(r, 'key_from')) as (string | number)[]),
+      upTo: r.key_to === null ? null : (JSON.parse(str(r, 'key_to')) as (string | number)[]),
+    }));
+  }
+  const context = await runContext(deps, runId);
+  const info = tableInfo(context, table);
+  const key = copyKey(info);
+  const source = qualified(deps.sourceUrl.database, table);
+  let size = await rowsPerChunk(
+    deps,
+    table,
+    key,
+    info.columns.map((c) => c.name),
+  );
+  const estimate = Math.max(info.rowsEstimate, 1);
+  if (estimate / size > MAX_CHUNKS) size = Math.ceil(estimate / MAX_CHUNKS);
+  const chunks: Chunk[] = [];
+  const keyColumn = info.columns.find((c) => c.name === key[0]);
+  const integer = key.length === 1 && /int$/.test(keyColumn?.dataType ?? '');
+
+  if (integer) {
+    const [bounds] = await deps.source.query(
+      `SELECT MIN(${ident(key[0] ?? '')}) AS lo, MAX(${ident(key[0] ?? '')}) AS hi FROM ${source}`,
+    );
+    const lo = bounds?.lo === null || bounds === undefined ? null : Number(bounds.lo);
+    const hi = bounds?.hi === null || bounds === undefined ? null : Number(bounds.hi);
+    if (lo === null || hi === null || !Number.isSafeInteger(lo) || !Number.isSafeInteger(hi)) {
+      chunks.push({ n: 0, after: null, upTo: null });
+    } else {
+      const span = hi - lo + 1;
+      const density = Math.min(1, estimate / span);
+      let width = Math.max(1, Math.round(size / density));
+      if (span / width > MAX_CHUNKS) width = Math.ceil(span / MAX_CHUNKS);
+      const count = Math.max(1, Math.ceil(span / width));
+      for (let i = 0; i < count; i += 1) {
+        chunks.push({
+          n: i,
+          after: i === 0 ? null : [lo - 1 + i * width],
+          upTo: i === count - 1 ? null : [lo - 1 + (i + 1) * width],
+        });
+      }
+    }
+  } else {
+    const order = key.map((k) => `${ident(k)} ASC`).join(', ');
+    let after: SqlParam[] | null = null;
+    for (let n = 0; ; n += 1) {
+      const lower = after === null ? undefined : keyComparison(key, '>', after);
+      const [boundary] = await deps.source.query(
+        `SELECT ${key.map((k) => ident(k)).join(', ')} FROM ${source}${lower === undefined ? '' : ` WHERE ${lower.sql}`} ORDER BY ${order} LIMIT 1 OFFSET ?`,
+        [...(lower?.params ?? []), size - 1],
+      );
+      if (boundary === undefined) {
+        chunks.push({ n, after: after as (string | number)[] | null, upTo: null });
+        break;
+      }
+      const upTo = key.map((k) => boundary[k] as string | number);
+      chunks.push({ n, after: after as (string | number)[] | null, upTo });
+      after = upTo;
+    }
+  }
+  for (let i = 0; i < chunks.length; i += 500) {
+    const slice = chunks.slice(i, i + 500);
+    await deps.target.execute(
+      `INSERT INTO migration_chunks (run_id, table_name, chunk_no, key_from, key_to, status) VALUES ${slice.map(() => "(?, ?, ?, ?, ?, 'planned')").join(', ')}`,
+      slice.flatMap((c) => [
+        runId,
+        table,
+        c.n,
+        c.after === null ? null : JSON.stringify(c.after),
+        c.upTo === null ? null : JSON.stringify(c.upTo),
+      ]),
+    );
+  }
+  await deps.target.execute(
+    "UPDATE migration_progress SET status = 'copying', records_total = ? WHERE phase = ? AND table_name = ?",
+    [info.rowsEstimate, PHASE, table],
+  );
+  return chunks;
+}
