@@ -5,6 +5,7 @@ import { demoConfig } from '../demo/config.ts';
 import { MAX_DEMO_USERS } from '../demo/seed.ts';
 import { runDemo } from './demo.ts';
 import { resolveDemoServer } from './demo-server.ts';
+import { runStatusCommand, runVerifyCommand } from './inspect.ts';
 import { createOutput, type Output } from './output.ts';
 import {
   LOCAL_PHASES,
@@ -23,6 +24,8 @@ Commands:
   seed-demo [--users N] [--reset]   only create and fill the demo legacy database
   run <phase>                       run a phase locally: assess, foundation, data
   rollback --phase <phase>          undo a phase by what the ledger recorded: foundation, data
+  status                            the ledger: runs, and per table rows, chunks, quarantine
+  verify                            read-only: rows, checksums and tenant isolation, source against target
 
 Options:
   --config FILE   config file (default ${DEFAULT_CONFIG_FILE}; without one, the built-in demo config)
@@ -42,7 +45,7 @@ export interface CliContext {
   readonly stderr?: NodeJS.WritableStream;
 }
 
-const COMMANDS = ['demo', 'seed-demo', 'run', 'rollback'] as const;
+const COMMANDS = ['demo', 'seed-demo', 'run', 'rollback', 'status', 'verify'] as const;
 type Command = (typeof COMMANDS)[number];
 
 function parse(argv: readonly string[]) {
@@ -127,6 +130,15 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
       return 0;
     }
     const cwd = context.cwd ?? process.cwd();
+    if (command === 'status' || command === 'verify') {
+      const outcome =
+        command === 'status'
+          ? await runStatusCommand(loaded, out, cwd)
+          : await runVerifyCommand(loaded, out, cwd);
+      if (out.json) out.resultJson(outcome.json);
+      else out.result(`${command}: ${outcome.code === 0 ? 'ok' : 'differences'}`);
+      return outcome.code;
+    }
     if (command === 'run' || command === 'rollback') {
       const outcome =
         command === 'run'

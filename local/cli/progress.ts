@@ -50,8 +50,13 @@ export function progressPrinter(out: Output, definition: LoadedDefinition): (eve
         if (stat === undefined) break;
         if (event.type === 'MapIterationSucceeded') stat.done += 1;
         else stat.failed += 1;
+        const elapsed = (performance.now() - startedAt) / 1000;
+        const copied =
+          rows > 0
+            ? `, ${rows.toLocaleString('en-US')} rows copied (${Math.round(rows / elapsed).toLocaleString('en-US')} rows/s)`
+            : '';
         out.progress(
-          `${clock()}    ${event.parentState.name}: ${stat.done}/${stat.total} done${stat.failed > 0 ? `, ${stat.failed} failed` : ''}`,
+          `${clock()}    ${event.parentState.name}: ${stat.done}/${stat.total} done${stat.failed > 0 ? `, ${stat.failed} failed` : ''}${copied}`,
         );
         break;
       }

@@ -31,6 +31,7 @@ type Machine = { StartAt: string; States: Record<string, State>; TimeoutSeconds?
  */
 const ROLE: Record<string, 'rolls back' | 'read-only' | 'is the rollback'> = {
   assess: 'read-only',
+  data: 'rolls back',
   foundation: 'rolls back',
   rollback: 'is the rollback',
 };
@@ -105,24 +106,17 @@ describe.each(machines)('state machine $name', ({ name, definition }) => {
     expect(reachable(definition, definition.StartAt).sort()).toEqual(Object.keys(definition.States).sort());
   });
 
-  const tasks: { task: string; state: State; catchers: State['Catch']; scope: string }[] = [];
-  for (const [stateName, state] of Object.entries(definition.States)) {
-    if (state.Type === 'Task')
-      tasks.push({ task: stateName, state, catchers: state.Catch, scope: stateName });
-    const inner = state.ItemProcessor ?? state.Iterator;
-    if (state.Type === 'Map' && inner !== undefined) {
-      // An error inside an iteration fails the Map: the Map's Catch is the one that handles it.
-      for (const [innerName, innerState] of Object.entries(inner.States)) {
-        if (innerState.Type === 'Task')
-          tasks.push({
-            task: innerName,
-            state: innerState,
-            catchers: innerState.Catch ?? state.Catch,
-            scope: stateName,
-          });
-      }
+  const tasks: { task: string; state: State; catchers: State['Catch'] }[] = [];
+  // An error inside an iteration fails its Map: the nearest Map with a Catch is the one that handles it.
+  const collect = (states: Record<string, State>, enclosingCatch: State['Catch']): void => {
+    for (const [stateName, state] of Object.entries(states)) {
+      if (state.Type === 'Task')
+        tasks.push({ task: stateName, state, catchers: state.Catch ?? enclosingCatch });
+      const inner = state.ItemProcessor ?? state.Iterator;
+      if (state.Type === 'Map' && inner !== undefined) collect(inner.States, state.Catch ?? enclosingCatch);
     }
-  }
+  };
+  collect(definition.States, undefined);
 
   it.each(tasks)('Task "$task" retries the Lambda service errors and sets its own timeout', ({ state }) => {
     const retried = (state.Retry ?? []).flatMap((r) => r.ErrorEquals);

@@ -1,0 +1,110 @@
+import { rangeChecksum } from '../core/checksum.ts';
+import { qualified } from '../core/identifiers.ts';
+import { num, scalarNumber, str } from '../core/sql/rows.ts';
+import type { TaskDeps } from '../core/task.ts';
+import { copyColumns, copyKey, runContext, tableInfo } from './context.ts';
+import { checkIsolation } from './isolation.ts';
+import { planLevels } from './plan.ts';
+import { quarantinedKeys } from './validate.ts';
+
+export interface TableVerification {
+  readonly table: string;
+  readonly mode: 'tenant' | 'global';
+  readonly sourceRows: number;
+  readonly targetRows: number;
+  readonly quarantined: number;
+  readonly chunks: { readonly total: number; readonly validated: number; readonly failed: number };
+  /** Whole-table COUNT and checksum, source (less quarantined rows) against target (less tenant_bid). */
+  readonly checksum: { readonly source: string; readonly target: string; readonly equal: boolean };
+  readonly isolation: {
+    readonly unknownTenant: number;
+    readonly ruleMismatch: number;
+    readonly parentMismatch: number;
+  } | null;
+  readonly differences: number;
+}
+
+export interface Verification {
+  readonly runId: string | null;
+  readonly differences: number;
+  readonly tables: readonly TableVerification[];
+}
+
+/**
+ * Read-only integrity and isolation check of the target against the source, for the latest data run:
+ * per table, rows on each side, quarantined rows, chunk states, a whole-table checksum, tenant isolation.
+ */
+export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
+  const ledger = await deps.targetServer.query(
+    "SELECT 1 AS found FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'migration_runs'",
+    [deps.targetUrl.database],
+  );
+  const [latest] =
+    ledger.length === 0
+      ? []
+      : await deps.target.query(
+          "SELECT run_id FROM migration_runs WHERE phase = 'data' AND status <> 'rolled_back' ORDER BY started_at DESC LIMIT 1",
+        );
+  if (latest === undefined) return { runId: null, differences: 0, tables: [] };
+  const runId = str(latest, 'run_id');
+  const context = await runContext(deps, runId);
+  const isolation = new Map((await checkIsolation(deps, runId)).map((f) => [f.table, f]));
+  const tables: TableVerification[] = [];
+  for (const { table, mode } of planLevels(
+    deps,
+    context.schema.tables.map((t) => t.name),
+  ).flat()) {
+    const info = tableInfo(context, table);
+    const key = copyKey(info);
+    const columns = copyColumns(info);
+    const exclude = mode === 'tenant' ? await quarantinedKeys(deps, table) : [];
+    const whole = { after: null, upTo: null };
+    const [source, target] = await Promise.all([
+      rangeChecksum(deps.source, {
+        database: deps.sourceUrl.database,
+        table,
+        columns,
+        key,
+        range: whole,
+        exclude,
+      }),
+      rangeChecksum(deps.target, { database: deps.targetUrl.database, table, columns, key, range: whole }),
+    ]);
+    const sourceRows = scalarNumber(
+      await deps.source.query(`SELECT COUNT(*) AS n FROM ${qualified(deps.sourceUrl.database, table)}`),
+    );
+    const chunkRows = await deps.target.query(
+      "SELECT COUNT(*) AS total, COALESCE(SUM(status = 'validated'), 0) AS validated, COALESCE(SUM(status = 'mismatch'), 0) AS failed FROM migration_chunks WHERE run_id = ? AND table_name = ?",
+      [runId, table],
+    );
+    const chunks = chunkRows[0];
+    const found = isolation.get(table) ?? null;
+    const equal = source.rows === target.rows && source.sum === target.sum;
+    const isolationProblems =
+      found === null ? 0 : found.unknownTenant + found.ruleMismatch + found.parentMismatch;
+    tables.push({
+      table,
+      mode,
+      sourceRows,
+      targetRows: target.rows,
+      quarantined: exclude.length,
+      chunks: {
+        total: chunks === undefined ? 0 : num(chunks, 'total'),
+        validated: chunks === undefined ? 0 : num(chunks, 'validated'),
+        failed: chunks === undefined ? 0 : num(chunks, 'failed'),
+      },
+      checksum: { source: `${source.rows}:${source.sum}`, target: `${target.rows}:${target.sum}`, equal },
+      isolation:
+        found === null
+          ? null
+          : {
+              unknownTenant: found.unknownTenant,
+              ruleMismatch: found.ruleMismatch,
+              parentMismatch: found.parentMismatch,
+            },
+      differences:
+        (equal ? 0 : 1) + isolationProblems + (sourceRows === target.rows + exclude.length ? 0 : 1),
+    });
+  }
+  return { runId, differences: tables.reduce((s, t) => s + t.differences, 0), tables };
+}
