@@ -66,12 +66,20 @@ export function copyColumns(info: TableInfo): ColumnInfo[] {
 }
 
 /** Rules context for SQL that resolves references against the target, as copies do. */
-export function targetRuleContext(deps: TaskDeps, context: RunContext): RuleContext {
+export function targetRuleContext(
+  deps: TaskDeps,
+  context: RunContext,
+  options: { joins?: 'unique' | 'all' } = {},
+): RuleContext {
   return {
     config: deps.config,
     database: deps.sourceUrl.database,
     tables: context.tables,
-    references: { kind: 'target', database: deps.targetUrl.database },
+    references: {
+      kind: 'target',
+      database: deps.targetUrl.database,
+      ...(options.joins === undefined ? {} : { joins: options.joins }),
+    },
   };
 }
 

@@ -9,7 +9,12 @@ import type { Row, SqlParam, SqlValue } from '../core/sql/port.ts';
 import { scalarNumber, str, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { asText, rowTenant, unmappedReason } from '../core/tenant/rules.ts';
-import { finalTenantExpression, newestFirst, tenantExpression } from '../core/tenant/sql.ts';
+import {
+  finalTenantExpression,
+  newestFirst,
+  type SqlFragment,
+  tenantExpression,
+} from '../core/tenant/sql.ts';
 import {
   copyColumns,
   copyKey,
@@ -22,6 +27,7 @@ import {
 } from './context.ts';
 import { ChunkCancelled, UnmappedRows } from './errors.ts';
 import type { Chunk } from './schema.ts';
+import { compareChunk, formatChecksum, quarantinedKeys } from './validate.ts';
 
 export interface ChunkResult {
   readonly table: string;
@@ -115,10 +121,11 @@ async function recordChunk(
   table: string,
   n: number,
   rows: number,
+  check: { source: string; target: string; equal: boolean },
 ): Promise<void> {
   await deps.target.execute(
-    "UPDATE migration_chunks SET status = 'copied', rows_copied = ?, attempts = attempts + 1 WHERE run_id = ? AND table_name = ? AND chunk_no = ?",
-    [rows, runId, table, n],
+    'UPDATE migration_chunks SET status = ?, rows_copied = ?, source_checksum = ?, target_checksum = ?, attempts = attempts + 1 WHERE run_id = ? AND table_name = ? AND chunk_no = ?',
+    [check.equal ? 'validated' : 'copied', rows, check.source, check.target, runId, table, n],
   );
 }
 
@@ -153,7 +160,14 @@ export async function copyChunk(
     path === 'server'
       ? await copyServerSide(deps, context, table, mode, chunk)
       : await copyClientSide(deps, context, table, mode, chunk);
-  await recordChunk(deps, runId, table, chunk.n, result.rows);
+  // Compared at once: a chunk that differs is left 'copied' for Validate Table to copy again and judge.
+  const quarantine = mode === 'tenant' ? await quarantinedKeys(deps, table) : [];
+  const check = await compareChunk(deps, runId, table, chunk, quarantine);
+  await recordChunk(deps, runId, table, chunk.n, result.rows, {
+    source: formatChecksum(check.source),
+    target: formatChecksum(check.target),
+    equal: check.equal,
+  });
   return { table, n: chunk.n, ...result, skipped: false, path };
 }
 
@@ -180,7 +194,9 @@ async function copyServerSide(
     );
     return { rows: await countRange(deps, table, key, chunk), quarantined: 0 };
   }
-  const ctx = targetRuleContext(deps, context);
+  const ctx = targetRuleContext(deps, context, { joins: 'unique' });
+  // Unique parents are joined (LEFT JOIN, 1:1), the rest looked up per row.
+  const from = (f: SqlFragment) => `${source} a${(f.joins ?? []).map((j) => ` ${j}`).join('')}`;
   const policy = onUnmapped(deps.config, table);
   const tenant =
     policy === 'default' ? finalTenantExpression(ctx, table, 'a') : tenantExpression(ctx, table, 'a');
@@ -189,7 +205,7 @@ async function copyServerSide(
     const raw = tenantExpression(ctx, table, 'a');
     if (policy === 'fail') {
       const [first] = await deps.target.query(
-        `SELECT ${rowKeySql(info, key, 'a')} AS k FROM ${source} a WHERE ${range.sql} AND (${raw.sql}) IS NULL LIMIT 1`,
+        `SELECT ${rowKeySql(info, key, 'a')} AS k FROM ${from(raw)} WHERE ${range.sql} AND (${raw.sql}) IS NULL LIMIT 1`,
         [...range.params, ...raw.params],
       );
       if (first !== undefined) {
@@ -201,7 +217,7 @@ async function copyServerSide(
       const result = await deps.target.execute(
         `INSERT INTO ${qualified(deps.targetUrl.database, 'migration_quarantine')} (run_id, table_name, row_key, reason, row_data)
          SELECT ?, ?, ${rowKeySql(info, key, 'a')}, ${reasonSql(deps.config, table, 'a')}, ${rowDataSql(columns, 'a')}
-           FROM ${source} a WHERE ${range.sql} AND (${raw.sql}) IS NULL
+           FROM ${from(raw)} WHERE ${range.sql} AND (${raw.sql}) IS NULL
          ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), reason = VALUES(reason), row_data = VALUES(row_data)`,
         [context.runId, table, ...range.params, ...raw.params],
       );
@@ -210,7 +226,7 @@ async function copyServerSide(
   }
   await deps.target.execute(
     `INSERT INTO ${target} (${identList([...names, 'tenant_bid'])})
-     SELECT ${list}, ${tenant.sql} AS tenant_bid FROM ${source} a WHERE ${range.sql}${policy === 'default' ? '' : ' HAVING tenant_bid IS NOT NULL'}
+     SELECT ${list}, ${tenant.sql} AS tenant_bid FROM ${from(tenant)} WHERE ${range.sql}${policy === 'default' ? '' : ' HAVING tenant_bid IS NOT NULL'}
      ON DUPLICATE KEY UPDATE ${update([...names, 'tenant_bid'])}`,
     [...tenant.params, ...range.params],
   );

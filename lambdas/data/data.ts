@@ -1,6 +1,7 @@
 import type { TaskDeps } from '../core/task.ts';
 import { copyChunk } from './copy.ts';
 import { finishData, rollbackData } from './finish.ts';
+import { rebuildIndexes } from './indexes.ts';
 import { verifyIsolation } from './isolation.ts';
 import { planChunks, startData } from './plan.ts';
 import type { DataInput } from './schema.ts';
@@ -14,6 +15,8 @@ export async function runData(input: DataInput, deps: TaskDeps): Promise<unknown
       return { chunks: await planChunks(deps, input.runId, input.table) };
     case 'copy-chunk':
       return copyChunk(deps, input.runId, input.table, input.mode, input.chunk);
+    case 'build-indexes':
+      return { table: input.table, built: await rebuildIndexes(deps, input.runId, input.table) };
     case 'validate-table':
       return validateTable(deps, input.runId, input.table, input.mode);
     case 'verify-isolation':

@@ -4,6 +4,7 @@ import { keyComparison } from '../core/sql/keyset.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { copyKey, runContext, tableInfo } from './context.ts';
+import { rebuildIndexes } from './indexes.ts';
 import { planLevels } from './plan.ts';
 
 const PHASE = 'data' as const;
@@ -107,6 +108,8 @@ export async function rollbackData(
       }
     }
     await deps.target.execute(`DELETE FROM ${ident('migration_quarantine')} WHERE run_id = ?`, [runId]);
+    // The tables go back to what foundation made: with every index the copy deferred.
+    await rebuildIndexes(deps, runId);
     const error =
       'runId' in scope && scope.error !== undefined
         ? { name: scope.error.Error, message: scope.error.Cause ?? scope.error.Error }

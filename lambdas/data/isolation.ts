@@ -1,7 +1,7 @@
 import { ident, qualified } from '../core/identifiers.ts';
-import { scalarNumber } from '../core/sql/rows.ts';
+import { num } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { finalTenantExpression, tenantExpression } from '../core/tenant/sql.ts';
+import { tenantExpression } from '../core/tenant/sql.ts';
 import { onUnmapped, referenceRules, runContext, targetRuleContext } from './context.ts';
 import { TenantIsolationViolation } from './errors.ts';
 import { planLevels } from './plan.ts';
@@ -23,45 +23,49 @@ export interface IsolationFinding {
  */
 export async function checkIsolation(deps: TaskDeps, runId: string): Promise<IsolationFinding[]> {
   const context = await runContext(deps, runId);
-  const ctx = targetRuleContext(deps, context);
+  const ctx = targetRuleContext(deps, context, { joins: 'all' });
   const target = deps.targetUrl.database;
-  const findings: IsolationFinding[] = [];
-  for (const { table, mode } of planLevels(
+  const tables = planLevels(
     deps,
     context.schema.tables.map((t) => t.name),
-  ).flat()) {
-    if (mode !== 'tenant') continue;
-    const t = qualified(target, table);
-    const unknownTenant = scalarNumber(
-      await deps.target.query(
-        `SELECT COUNT(*) AS n FROM ${t} a WHERE NOT EXISTS (SELECT 1 FROM ${qualified(target, 'tenant_tenants')} tt WHERE tt.tenant_bid = a.tenant_bid)`,
-      ),
-    );
-    const expected =
-      onUnmapped(deps.config, table) === 'default'
-        ? finalTenantExpression(ctx, table, 'a')
-        : tenantExpression(ctx, table, 'a');
-    const ruleMismatch = scalarNumber(
-      await deps.target.query(
-        `SELECT COUNT(*) AS n FROM ${t} a WHERE NOT (a.${ident('tenant_bid')} <=> ${expected.sql})`,
-        expected.params,
-      ),
-    );
-    let parentMismatch = 0;
+  )
+    .flat()
+    .filter((p) => p.mode === 'tenant')
+    .map((p) => p.table);
+  // One pass per table: the rules' tenant (and the parent's, for a table whose only rule is a reference)
+  // computed once per row in a derived table, then counted. Two tables at a time.
+  const check = async (table: string): Promise<IsolationFinding> => {
     const rules = deps.config.tables[table];
-    const onlyReference = referenceRules(deps.config, table);
-    if (onlyReference.length === 1 && rules?.tenant !== undefined && !Array.isArray(rules.tenant)) {
-      const parent = tenantExpression(ctx, table, 'a');
-      parentMismatch = scalarNumber(
-        await deps.target.query(
-          `SELECT COUNT(*) AS n FROM ${t} a WHERE (${parent.sql}) IS NOT NULL AND (${parent.sql}) <> a.${ident('tenant_bid')}`,
-          [...parent.params, ...parent.params],
-        ),
-      );
-    }
-    findings.push({ table, unknownTenant, ruleMismatch, parentMismatch });
-  }
-  return findings;
+    const single =
+      referenceRules(deps.config, table).length === 1 &&
+      rules?.tenant !== undefined &&
+      !Array.isArray(rules.tenant);
+    const raw = tenantExpression(ctx, table, 'a');
+    const fill = onUnmapped(deps.config, table) === 'default';
+    const [row] = await deps.target.query(
+      `SELECT COUNT(*) - COUNT(tt.${ident('tenant_bid')}) AS unknown_tenant,
+              COALESCE(SUM(NOT (x.tenant_bid <=> ${fill ? 'COALESCE(x.ruled, ?)' : 'x.ruled'})), 0) AS rule_mismatch,
+              COALESCE(SUM(${single ? 'x.ruled IS NOT NULL AND x.ruled <> x.tenant_bid' : '0'}), 0) AS parent_mismatch
+         FROM (SELECT a.${ident('tenant_bid')} AS tenant_bid, ${raw.sql} AS ruled FROM ${qualified(target, table)} a${(raw.joins ?? []).map((j) => ` ${j}`).join('')}) x
+         LEFT JOIN ${qualified(target, 'tenant_tenants')} tt ON tt.${ident('tenant_bid')} = x.tenant_bid`,
+      [...(fill ? [deps.config.defaultTenant] : []), ...raw.params],
+    );
+    return {
+      table,
+      unknownTenant: row === undefined ? 0 : num(row, 'unknown_tenant'),
+      ruleMismatch: row === undefined ? 0 : num(row, 'rule_mismatch'),
+      parentMismatch: row === undefined ? 0 : num(row, 'parent_mismatch'),
+    };
+  };
+  const findings: IsolationFinding[] = [];
+  const queue = [...tables];
+  await Promise.all(
+    Array.from({ length: 2 }, async () => {
+      for (let table = queue.shift(); table !== undefined; table = queue.shift())
+        findings.push(await check(table));
+    }),
+  );
+  return tables.map((t) => findings.find((f) => f.table === t) as IsolationFinding);
 }
 
 export async function verifyIsolation(

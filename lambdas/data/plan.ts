@@ -7,6 +7,7 @@ import type { TaskDeps } from '../core/task.ts';
 import { referenceChain } from '../core/tenant/sql.ts';
 import { copyKey, runContext, saveRunContext, tableInfo } from './context.ts';
 import { DataNotReady } from './errors.ts';
+import { deferIndexes } from './indexes.ts';
 import type { Chunk, PlannedTable } from './schema.ts';
 
 const PHASE = 'data' as const;
@@ -183,6 +184,7 @@ export async function planChunks(deps: TaskDeps, runId: string, table: string): 
       ]),
     );
   }
+  await deferIndexes(deps, runId, table);
   await deps.target.execute(
     "UPDATE migration_progress SET status = 'copying', records_total = ? WHERE phase = ? AND table_name = ?",
     [info.rowsEstimate, PHASE, table],

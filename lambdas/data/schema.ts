@@ -13,6 +13,7 @@ export const DataInput = z.discriminatedUnion('step', [
   z.object({ step: z.literal('start') }),
   z.object({ step: z.literal('plan-chunks'), runId, table, mode }),
   z.object({ step: z.literal('copy-chunk'), runId, table, mode, chunk: Chunk }),
+  z.object({ step: z.literal('build-indexes'), runId, table }),
   z.object({ step: z.literal('validate-table'), runId, table, mode }),
   z.object({ step: z.literal('verify-isolation'), runId }),
   z.object({ step: z.literal('finish'), runId }),

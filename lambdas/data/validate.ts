@@ -7,7 +7,7 @@ import { copyChunk } from './copy.ts';
 import { ChunkChecksumMismatch } from './errors.ts';
 import type { Chunk } from './schema.ts';
 
-const format = (c: Checksum) => `${c.rows}:${c.sum}`;
+export const formatChecksum = (c: Checksum) => `${c.rows}:${c.sum}`;
 
 /** Keys of a table's quarantined rows: they are in the source range but, on purpose, not in the target. */
 export async function quarantinedKeys(deps: TaskDeps, table: string): Promise<SqlParam[][]> {
@@ -26,7 +26,8 @@ function inRange(chunk: Chunk, keyTuple: readonly SqlParam[]): boolean {
   return (typeof after !== 'number' || k > after) && (typeof upTo !== 'number' || k <= upTo);
 }
 
-async function compare(
+/** Compares one chunk on both sides (at the same time: different connections, often different servers). */
+export async function compareChunk(
   deps: TaskDeps,
   runId: string,
   table: string,
@@ -53,9 +54,11 @@ async function compare(
 }
 
 /**
- * Compares every chunk of a table on both sides: COUNT and a 64-bit checksum over every column and a NULL
- * bitmap, computed in SQL (quarantined rows left out of the source, tenant_bid out of the target). A chunk
- * that differs is copied again once and compared again; if it still differs the phase fails naming it.
+ * Every chunk of a table compared on both sides: COUNT and a 64-bit checksum over every column and a NULL
+ * bitmap, computed in SQL (quarantined rows left out of the source, tenant_bid out of the target). Copy Chunk
+ * compares its chunk as soon as it is written (so the checksums of one chunk run while the next is copied);
+ * this step compares the chunks not yet validated (a mismatch, a chunk copied before a crash). A chunk that
+ * differs is copied again once and compared again; if it still differs the phase fails naming it.
  */
 export async function validateTable(
   deps: TaskDeps,
@@ -64,7 +67,7 @@ export async function validateTable(
   mode: 'tenant' | 'global',
 ): Promise<{ table: string; chunks: number; rows: number; recopied: number }> {
   const recorded = await deps.target.query(
-    'SELECT chunk_no, key_from, key_to FROM migration_chunks WHERE run_id = ? AND table_name = ? ORDER BY chunk_no',
+    'SELECT chunk_no, key_from, key_to, status, target_checksum FROM migration_chunks WHERE run_id = ? AND table_name = ? ORDER BY chunk_no',
     [runId, table],
   );
   const quarantine = mode === 'tenant' ? await quarantinedKeys(deps, table) : [];
@@ -76,17 +79,21 @@ export async function validateTable(
       after: r.key_from === null ? null : (JSON.parse(str(r, 'key_from')) as (string | number)[]),
       upTo: r.key_to === null ? null : (JSON.parse(str(r, 'key_to')) as (string | number)[]),
     };
-    let result = await compare(deps, runId, table, chunk, quarantine);
+    if (str(r, 'status') === 'validated') {
+      rows += Number(str(r, 'target_checksum').split(':')[0]);
+      continue;
+    }
+    let result = await compareChunk(deps, runId, table, chunk, quarantine);
     if (!result.equal) {
       recopied += 1;
       await copyChunk(deps, runId, table, mode, chunk, { force: true });
-      result = await compare(deps, runId, table, chunk, await quarantinedKeys(deps, table));
+      result = await compareChunk(deps, runId, table, chunk, await quarantinedKeys(deps, table));
     }
     await deps.target.execute(
       'UPDATE migration_chunks SET source_checksum = ?, target_checksum = ?, status = ? WHERE run_id = ? AND table_name = ? AND chunk_no = ?',
       [
-        format(result.source),
-        format(result.target),
+        formatChecksum(result.source),
+        formatChecksum(result.target),
         result.equal ? 'validated' : 'mismatch',
         runId,
         table,
@@ -95,7 +102,7 @@ export async function validateTable(
     );
     if (!result.equal) {
       throw new ChunkChecksumMismatch(
-        `${table} chunk ${chunk.n} (key after ${JSON.stringify(chunk.after)} up to ${JSON.stringify(chunk.upTo)}) differs after a re-copy: source ${format(result.source)}, target ${format(result.target)}`,
+        `${table} chunk ${chunk.n} (key after ${JSON.stringify(chunk.after)} up to ${JSON.stringify(chunk.upTo)}) differs after a re-copy: source ${formatChecksum(result.source)}, target ${formatChecksum(result.target)}`,
       );
     }
     rows += result.target.rows;

@@ -141,7 +141,7 @@ export async function runRollbackCommand(
   if (run.status !== 'SUCCEEDED') return failure(run, out, 'rollback');
   const output = run.output as { phase: string; rollbackRunId: string; undone: number };
   out.info(
-    `Rolled back ${output.phase}: ${output.undone} objects removed (${output.rollbackRunId}); the ledger keeps the record.`,
+    `Rolled back ${output.phase}: ${count(output.undone)} ${output.phase === 'data' ? 'rows deleted from the target' : 'objects removed'} (${output.rollbackRunId}); the ledger keeps the record.`,
   );
   return {
     code: 0,

@@ -475,7 +475,7 @@ export class DemoShape {
                 h % 5 === 0
                   ? null
                   : h % 2 === 0
-                    ? (18446744073709000000n + BigInt(serial)).toString()
+                    ? (18446744073709551615n - BigInt(serial)).toString()
                     : 4_200_000_000 + serial;
               yield [
                 bid('payment', serial),

@@ -55,6 +55,16 @@ async function cli(args: string[], cwd: string) {
 const count = async (database: string, table: string) =>
   scalarNumber(await server.query(`SELECT COUNT(*) AS n FROM ${qualified(database, table)}`));
 
+/** Every index of the migrated tables, column by column: what the copy defers must come back exactly. */
+async function indexes(database: string): Promise<string[]> {
+  const rows = await server.query(
+    `SELECT CONCAT(TABLE_NAME, '.', INDEX_NAME, '.', SEQ_IN_INDEX, ' ', COLUMN_NAME, ' ', NON_UNIQUE, ' ', COALESCE(SUB_PART, '')) AS line
+       FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME NOT LIKE 'migration\\_%'`,
+    [database],
+  );
+  return rows.map((r) => str(r, 'line')).sort();
+}
+
 async function checksums(database: string): Promise<Record<string, string>> {
   const rows = await server.query(
     `CHECKSUM TABLE ${TABLES.map((t) => qualified(database, t)).join(', ')} EXTENDED`,
@@ -84,9 +94,17 @@ describe('data phase', () => {
     const dir = workspace(serverSide);
     const sourceBefore = await checksums(source.name);
     expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    const foundationIndexes = await indexes(serverSide);
     const run = await cli(['run', 'data'], dir);
     expect(run.code, run.stderr).toBe(0);
     expect(run.json).toMatchObject({ status: 'SUCCEEDED', tables: 10 });
+    // Secondary indexes were dropped for the bulk copy and built again afterwards, the same as foundation made them.
+    expect(await indexes(serverSide)).toEqual(foundationIndexes);
+    const deferred = await server.query(
+      `SELECT COUNT(*) AS n, COUNT(rebuilt_at) AS rebuilt FROM ${qualified(serverSide, 'migration_deferred_indexes')}`,
+    );
+    expect(num(deferred[0] ?? {}, 'n')).toBeGreaterThan(10);
+    expect(num(deferred[0] ?? {}, 'rebuilt')).toBe(num(deferred[0] ?? {}, 'n'));
     let sourceRows = 0;
     for (const t of TABLES) sourceRows += await count(source.name, t);
     expect(Number(run.json.rows) + Number(run.json.quarantined)).toBe(sourceRows);
@@ -179,12 +197,14 @@ describe('data phase', () => {
       await admin.end();
     }
     const sourceBefore = await checksums(source.name);
+    const foundationIndexes = await indexes(target);
     const run = await cli(['run', 'data'], dir);
     expect(run.code).toBe(1);
     expect(run.json).toMatchObject({ status: 'FAILED', error: 'DatabaseError', rolledBack: true });
     expect(String(run.json.cause)).toMatch(/disk full \(injected\)/);
     for (const t of TABLES) expect(await count(target, t), t).toBe(0);
     expect(await count(target, 'migration_quarantine')).toBe(0);
+    expect(await indexes(target)).toEqual(foundationIndexes);
     expect(await checksums(source.name)).toEqual(sourceBefore);
     const [runRow] = await server.query(
       `SELECT status, error_name FROM ${qualified(target, 'migration_runs')} WHERE phase = 'data'`,
@@ -224,7 +244,9 @@ describe('data phase', () => {
     const copied = async () =>
       scalarNumber(
         await server
-          .query(`SELECT COUNT(*) AS n FROM ${qualified(target, 'migration_chunks')} WHERE status = 'copied'`)
+          .query(
+            `SELECT COUNT(*) AS n FROM ${qualified(target, 'migration_chunks')} WHERE status IN ('copied', 'validated')`,
+          )
           .catch(() => [{ n: 0 }]),
       );
     const deadline = Date.now() + 60_000;

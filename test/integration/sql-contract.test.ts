@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatabaseError } from '../../lambdas/core/errors.ts';
 import { createDataApiClient } from '../../lambdas/core/sql/data-api.ts';
@@ -279,6 +280,16 @@ describe.each(adapters)('SQL port contract: $name', (adapter) => {
     expect(seen).toEqual(rows.map(([id]) => id));
     // 40 rows of 60 KB exceed the Data API's 1 MiB: that adapter had to halve at least once.
     if (h.client.adapter === 'data-api') expect(h.tooLargeResponses()).toBeGreaterThan(before);
+  });
+
+  it("never carries the values it was sent in a failing statement's error, cause included", async () => {
+    await h.client.execute('CREATE TABLE secrets_probe (id INT PRIMARY KEY, card VARCHAR(40))');
+    await h.client.execute('INSERT INTO secrets_probe VALUES (?, ?)', [1, 'first']);
+    const error = await h.client
+      .execute('INSERT INTO secrets_probe VALUES (?, ?)', [1, '4111-1111-1111-1111'])
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect(inspect(error, { depth: 8 })).not.toContain('4111-1111-1111-1111');
   });
 
   it('raises DatabaseError with the server message for a failing statement', async () => {

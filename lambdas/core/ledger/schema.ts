@@ -65,6 +65,16 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   KEY idx_table_status (table_name, status)`,
   },
   {
+    name: 'migration_deferred_indexes',
+    body: `run_id VARCHAR(64) NOT NULL,
+  table_name VARCHAR(64) NOT NULL,
+  index_name VARCHAR(64) NOT NULL,
+  definition TEXT NOT NULL,
+  dropped_at DATETIME(3) NOT NULL,
+  rebuilt_at DATETIME(3) NULL,
+  PRIMARY KEY (run_id, table_name, index_name)`,
+  },
+  {
     name: 'migration_sync_watermarks',
     body: `table_name VARCHAR(64) NOT NULL,
   watermark VARCHAR(64) NOT NULL,

@@ -41,6 +41,8 @@ interface DriverError {
 
 function mapError(error: unknown, url: string, sql?: string): Error {
   const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError;
+  // mysql2 keeps the statement with its values spliced in: rows must not reach logs through an error's cause.
+  if ('sql' in e) delete (e as { sql?: unknown }).sql;
   const code = typeof e.code === 'string' ? e.code : undefined;
   const text =
     typeof e.sqlMessage === 'string'

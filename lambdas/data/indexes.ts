@@ -1,0 +1,86 @@
+import { ident, qualified } from '../core/identifiers.ts';
+import { nowText } from '../core/ledger/runs.ts';
+import { scalarNumber, str } from '../core/sql/rows.ts';
+import type { TaskDeps } from '../core/task.ts';
+
+/**
+ * Secondary indexes are built after a bulk load, not kept up to date row by row: into an empty table the copy
+ * writes with the primary key only, then one ALTER builds every secondary index by sorting (as myloader's
+ * --innodb-optimize-keys and our demo loader do). Random `*_bid` values otherwise make each index insert a
+ * random page write. The definitions are recorded in the ledger first, so a crash, a resume or a rollback
+ * puts them back exactly.
+ */
+
+const SECONDARY = /^\s*((?:UNIQUE )?KEY `([^`]+)` .*?),?$/;
+
+/** The target table's secondary index definitions (`KEY …`, `UNIQUE KEY …`), as SHOW CREATE TABLE writes them. */
+async function secondaryIndexes(
+  deps: TaskDeps,
+  table: string,
+): Promise<{ name: string; definition: string }[]> {
+  const [row] = await deps.target.query(`SHOW CREATE TABLE ${qualified(deps.targetUrl.database, table)}`);
+  const text = row === undefined ? '' : str(row, 'Create Table');
+  return text.split('\n').flatMap((line) => {
+    const m = SECONDARY.exec(line);
+    return m === null ? [] : [{ name: m[2] ?? '', definition: m[1] ?? '' }];
+  });
+}
+
+/** Drops an empty table's secondary indexes for the copy, after recording them. Nothing when it holds rows. */
+export async function deferIndexes(deps: TaskDeps, runId: string, table: string): Promise<number> {
+  const target = qualified(deps.targetUrl.database, table);
+  if (
+    scalarNumber(await deps.target.query(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM ${target} LIMIT 1) x`)) > 0
+  )
+    return 0;
+  const indexes = await secondaryIndexes(deps, table);
+  if (indexes.length === 0) return 0;
+  for (const index of indexes) {
+    await deps.target.execute(
+      `INSERT INTO migration_deferred_indexes (run_id, table_name, index_name, definition, dropped_at) VALUES (?, ?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE definition = VALUES(definition)`,
+      [runId, table, index.name, index.definition, nowText()],
+    );
+  }
+  await deps.target.execute(
+    `ALTER TABLE ${target} ${indexes.map((i) => `DROP INDEX ${ident(i.name, 'index')}`).join(', ')}, ALGORITHM=INPLACE, LOCK=NONE`,
+  );
+  return indexes.length;
+}
+
+/** Builds what deferIndexes dropped (for this run and table, or every table of the run), in one ALTER each. */
+export async function rebuildIndexes(deps: TaskDeps, runId: string, table?: string): Promise<number> {
+  const deferred = await deps.target.query(
+    `SELECT table_name, index_name, definition FROM migration_deferred_indexes WHERE run_id = ? AND rebuilt_at IS NULL${table === undefined ? '' : ' AND table_name = ?'}`,
+    table === undefined ? [runId] : [runId, table],
+  );
+  const byTable = new Map<string, { name: string; definition: string }[]>();
+  for (const row of deferred) {
+    const list = byTable.get(str(row, 'table_name')) ?? [];
+    list.push({ name: str(row, 'index_name'), definition: str(row, 'definition') });
+    byTable.set(str(row, 'table_name'), list);
+  }
+  let built = 0;
+  for (const [name, indexes] of byTable) {
+    const present = new Set(
+      (
+        await deps.targetServer.query(
+          'SELECT DISTINCT INDEX_NAME AS i FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+          [deps.targetUrl.database, name],
+        )
+      ).map((r) => str(r, 'i')),
+    );
+    const missing = indexes.filter((i) => !present.has(i.name));
+    if (missing.length > 0) {
+      await deps.target.execute(
+        `ALTER TABLE ${qualified(deps.targetUrl.database, name)} ${missing.map((i) => `ADD ${i.definition}`).join(', ')}, ALGORITHM=INPLACE, LOCK=NONE`,
+      );
+      built += missing.length;
+    }
+    await deps.target.execute(
+      'UPDATE migration_deferred_indexes SET rebuilt_at = ? WHERE run_id = ? AND table_name = ? AND rebuilt_at IS NULL',
+      [nowText(), runId, name],
+    );
+  }
+  return built;
+}
