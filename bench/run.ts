@@ -78,6 +78,8 @@ async function freshTarget(source: string, target: string): Promise<void> {
 }
 
 async function timed<T>(work_: () => Promise<T>): Promise<{ seconds: number; peakRss: number; value: T }> {
+  // Every method starts on a flushed server.
+  await quiet();
   let peak = process.memoryUsage().rss;
   const sampler = setInterval(() => {
     peak = Math.max(peak, process.memoryUsage().rss);
@@ -101,6 +103,7 @@ async function ourDataPhase(source: string, copyPath: 'client' | 'server') {
   const dir = mkdtempSync(join(tmpdir(), 'smt-bench-run-'));
   const loaded = configFor(source, target, copyPath);
   writeFileSync(join(dir, 'shifu-migrate.config.json'), JSON.stringify(loaded.config));
+  await quiet();
   const started = performance.now();
   let peakRss = 0;
   const output = await new Promise<string>((resolve, reject) => {
@@ -220,14 +223,38 @@ async function settings(): Promise<Record<string, string>> {
   return Object.fromEntries(rows.map((r) => [str(r, 'Variable_name'), str(r, 'Value')]));
 }
 
+/** Waits until InnoDB has flushed the previous method's writes, so no method pays for its predecessor's. */
+async function quiet(): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const [row] = await admin.query("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'");
+    const dirty = row === undefined ? 0 : Number(str(row, 'Value'));
+    if (dirty < 2_000 || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function resized(): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const [row] = await admin.query("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_resize_status'");
+    const status = row === undefined ? '' : str(row, 'Value');
+    if (status === '' || /completed|finished/i.test(status) || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 const rate = (rows: number, seconds: number) => Math.round(rows / seconds);
 const fmt = (n: number) => n.toLocaleString('en-US');
 
 async function main(): Promise<void> {
   const [before] = await admin.query('SELECT @@innodb_buffer_pool_size AS size');
   const previousPool = before === undefined ? 0 : num(before, 'size');
-  if (BUFFER_POOL > 0 && previousPool !== BUFFER_POOL)
+  if (BUFFER_POOL > 0 && previousPool !== BUFFER_POOL) {
     await admin.execute('SET GLOBAL innodb_buffer_pool_size = ?', [BUFFER_POOL]);
+    // The resize runs in the background; measuring during it would charge the first method.
+    await resized();
+  }
   try {
     const rows1m = await ensureSource('bench_legacy_1m', 20_000);
     const rows2m = await ensureSource('bench_legacy_2m', 40_000);
@@ -235,8 +262,13 @@ async function main(): Promise<void> {
     process.stderr.write(
       `sources: ${fmt(rows1m)} and ${fmt(rows2m)} rows; buffer pool ${fmt(Number(server.innodb_buffer_pool_size) / 1024 ** 2)} MiB\n`,
     );
-    // Warm the caches once so the first method measured is not the one that pays for reading from disk.
-    for (const t of TABLES) await admin.query(`SELECT COUNT(*) AS n FROM ${qualified('bench_legacy_1m', t)}`);
+    // Warm the caches (every row of both sources) so the first method measured does not pay for reading from disk.
+    await admin.query(
+      `CHECKSUM TABLE ${TABLES.map((t) => qualified('bench_legacy_1m', t)).join(', ')} EXTENDED`,
+    );
+    await admin.query(
+      `CHECKSUM TABLE ${TABLES.map((t) => qualified('bench_legacy_2m', t)).join(', ')} EXTENDED`,
+    );
 
     const results: { name: string; rows: number; seconds: number; peakRss?: number }[] = [];
     const record = (name: string, rows: number, r: { seconds: number; peakRss: number }, rss = false) => {

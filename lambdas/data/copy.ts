@@ -38,8 +38,11 @@ export interface ChunkResult {
   readonly path: 'server' | 'client';
 }
 
-/** Rows read per page on the client path; the Data API adapter halves it on its 1 MiB limit. */
-const PAGE_ROWS = 2_000;
+/**
+ * Rows read per page on the client path: a whole chunk (so memory follows the chunk size, never the table's),
+ * at most this many; the Data API adapter halves it on its 1 MiB limit.
+ */
+const MAX_PAGE_ROWS = 2_000;
 
 /** Server-side copy needs both databases on one server, reachable by the target's connection. */
 export function copyPath(deps: TaskDeps): 'server' | 'client' {
@@ -249,8 +252,10 @@ async function countRange(
 }
 
 /**
- * The tenants of referenced rows already in the target, for the distinct values of one page. The server
- * compares (collation, newest row first) exactly as the server-side copy and the isolation check do.
+ * The tenants of referenced rows already in the target, for the distinct values of one page. For a unique key a
+ * plain `IN` finds them (an exact match is then the only match); values without an exact match, and every
+ * value of a non-unique key (newest row first), are compared by the server exactly as the server-side copy and
+ * the isolation check compare them (collation, ORDER BY).
  */
 async function parentTenants(
   deps: TaskDeps,
@@ -260,11 +265,28 @@ async function parentTenants(
   values: readonly string[],
 ): Promise<Map<string, string>> {
   const found = new Map<string, string>();
-  const order = newestFirst(context.tables.get(parent), 'p', column);
-  for (let i = 0; i < values.length; i += 1_000) {
-    const slice = values.slice(i, i + 1_000);
+  const info = context.tables.get(parent);
+  const unique =
+    (info?.primaryKey?.length === 1 && info.primaryKey[0] === column) ||
+    (info?.uniqueKeys.some((k) => !k.prefix && k.columns.length === 1 && k.columns[0] === column) ?? false);
+  let rest = values;
+  const table = qualified(deps.targetUrl.database, parent);
+  if (unique) {
+    for (let i = 0; i < values.length; i += 5_000) {
+      const slice = values.slice(i, i + 5_000);
+      const rows = await deps.target.query(
+        `SELECT ${ident(column)} AS k, ${ident('tenant_bid')} AS tenant FROM ${table} WHERE ${ident(column)} IN (${slice.map(() => '?').join(', ')})`,
+        slice,
+      );
+      for (const row of rows) found.set(str(row, 'k'), str(row, 'tenant'));
+    }
+    rest = values.filter((v) => !found.has(v));
+  }
+  const order = newestFirst(info, 'p', column);
+  for (let i = 0; i < rest.length; i += 1_000) {
+    const slice = rest.slice(i, i + 1_000);
     const rows = await deps.target.query(
-      `SELECT v.val AS val, (SELECT p.${ident('tenant_bid')} FROM ${qualified(deps.targetUrl.database, parent)} p WHERE p.${ident(column)} = v.val${order} LIMIT 1) AS tenant
+      `SELECT v.val AS val, (SELECT p.${ident('tenant_bid')} FROM ${table} p WHERE p.${ident(column)} = v.val${order} LIMIT 1) AS tenant
          FROM (${slice.map(() => 'SELECT ? AS val').join(' UNION ALL ')}) v`,
       slice,
     );
@@ -298,7 +320,7 @@ async function copyClientSide(
     key,
     after: chunk.after ?? undefined,
     upTo: chunk.upTo ?? undefined,
-    pageRows: PAGE_ROWS,
+    pageRows: Math.min(MAX_PAGE_ROWS, deps.config.chunking.rowsPerChunk),
   })) {
     if (deps.signal.aborted)
       throw new ChunkCancelled(`${table} chunk ${chunk.n} stopped: the run is stopping`);

@@ -212,6 +212,61 @@ describe('data phase', () => {
     expect(runRow).toEqual({ status: 'rolled_back', error_name: 'DatabaseError' });
   });
 
+  it('copies a chunk that differs once again, and fails naming the table and range when it still differs', async () => {
+    const target = `${source.name}_tamper`;
+    const dir = workspace(target);
+    expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    const victim = scalarNumber(
+      await server.query(
+        `SELECT id FROM ${qualified(source.name, 'study_records')} WHERE score IS NOT NULL ORDER BY id LIMIT 1 OFFSET 700`,
+      ),
+    );
+    const admin = await adminConnection(target);
+    try {
+      // The first write of one row is corrupted (as a flaky disk or a bad proxy might); later writes are not.
+      await admin.query('CREATE TABLE tamper_count (n INT NOT NULL)');
+      await admin.query('INSERT INTO tamper_count VALUES (0)');
+      await admin.query(
+        `CREATE TRIGGER tamper_once BEFORE INSERT ON study_records FOR EACH ROW
+           IF NEW.id = ${victim} THEN
+             UPDATE tamper_count SET n = n + 1;
+             IF (SELECT n FROM tamper_count) = 1 THEN SET NEW.score = 0.01; END IF;
+           END IF`,
+      );
+    } finally {
+      await admin.end();
+    }
+    const healed = await cli(['run', 'data'], dir);
+    expect(healed.code, healed.stderr).toBe(0);
+    const recopied = await server.query(
+      `SELECT attempts FROM ${qualified(target, 'migration_chunks')} WHERE table_name = 'study_records' AND attempts > 1`,
+    );
+    expect(recopied.map((r) => num(r, 'attempts'))).toEqual([2]);
+    expect((await cli(['verify'], dir)).json).toMatchObject({ differences: 0 });
+
+    // Now every write of that row is corrupted: one re-copy cannot fix it, the phase fails and rolls back.
+    const admin2 = await adminConnection(target);
+    try {
+      await admin2.query('DROP TRIGGER tamper_once');
+      await admin2.query(
+        `CREATE TRIGGER tamper_always BEFORE INSERT ON study_records FOR EACH ROW IF NEW.id = ${victim} THEN SET NEW.score = 0.01; END IF`,
+      );
+      await admin2.query(
+        `CREATE TRIGGER tamper_always_update BEFORE UPDATE ON study_records FOR EACH ROW IF NEW.id = ${victim} THEN SET NEW.score = 0.01; END IF`,
+      );
+    } finally {
+      await admin2.end();
+    }
+    expect((await cli(['rollback', '--phase', 'data'], dir)).code).toBe(0);
+    const failed = await cli(['run', 'data'], dir);
+    expect(failed.code).toBe(1);
+    expect(failed.json).toMatchObject({ status: 'FAILED', error: 'ChunkChecksumMismatch', rolledBack: true });
+    expect(String(failed.json.cause)).toMatch(
+      /^study_records chunk \d+ \(key after (null|\[\d+\]) up to (null|\[\d+\])\) differs after a re-copy: source \d+:\d+, target \d+:\d+$/,
+    );
+    for (const t of TABLES) expect(await count(target, t), t).toBe(0);
+  });
+
   it('rollback --phase data empties the tables; foundation refuses to drop tables that hold data until then', async () => {
     const target = `${source.name}_rb`;
     const dir = workspace(target);
