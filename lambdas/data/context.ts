@@ -3,9 +3,12 @@ import { tenantRules } from '../core/config/schema.ts';
 import { introspect } from '../core/schema/introspect.ts';
 import { chunkKey } from '../core/schema/keys.ts';
 import type { ColumnInfo, SchemaInfo, TableInfo } from '../core/schema/types.ts';
+import type { Row } from '../core/sql/port.ts';
+import { str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import type { RuleContext } from '../core/tenant/sql.ts';
 import { UnsupportedKey } from './errors.ts';
+import type { Chunk } from './schema.ts';
 
 /** What every step of one data run shares: the source's structure as read at its start. */
 export interface RunContext {
@@ -91,4 +94,23 @@ export function onUnmapped(config: Config, table: string): Config['onUnmapped'] 
 export function referenceRules(config: Config, table: string) {
   const rules = config.tables[table];
   return (rules === undefined ? [] : tenantRules(rules)).flatMap((r) => (r.by === 'reference' ? [r] : []));
+}
+
+/** A chunk as the ledger (migration_chunks) records it: key bounds as JSON arrays, NULL when open. */
+export function chunkFromRow(row: Row): Chunk {
+  const bound = (field: string) =>
+    row[field] === null ? null : (JSON.parse(str(row, field)) as (string | number)[]);
+  return { n: Number(row.chunk_no), after: bound('key_from'), upTo: bound('key_to') };
+}
+
+/** What both copy paths need to know about the table they copy. */
+export interface CopyJob {
+  readonly info: TableInfo;
+  readonly key: string[];
+  readonly columns: ColumnInfo[];
+}
+
+export function copyJob(context: RunContext, table: string): CopyJob {
+  const info = tableInfo(context, table);
+  return { info, key: copyKey(info), columns: copyColumns(info) };
 }

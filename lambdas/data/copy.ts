@@ -16,13 +16,12 @@ import {
   tenantExpression,
 } from '../core/tenant/sql.ts';
 import {
-  copyColumns,
-  copyKey,
+  type CopyJob,
+  copyJob,
   onUnmapped,
   type RunContext,
   referenceRules,
   runContext,
-  tableInfo,
   targetRuleContext,
 } from './context.ts';
 import { ChunkCancelled, UnmappedRows } from './errors.ts';
@@ -159,10 +158,11 @@ export async function copyChunk(
   if (deps.signal.aborted)
     throw new ChunkCancelled(`${table} chunk ${chunk.n} not started: the run is stopping`);
   const context = await runContext(deps, runId);
+  const job = copyJob(context, table);
   const result =
     path === 'server'
-      ? await copyServerSide(deps, context, table, mode, chunk)
-      : await copyClientSide(deps, context, table, mode, chunk);
+      ? await copyServerSide(deps, context, table, mode, chunk, job)
+      : await copyClientSide(deps, context, table, mode, chunk, job);
   // Compared at once: a chunk that differs is left 'copied' for Validate Table to copy again and judge.
   const quarantine = mode === 'tenant' ? await quarantinedKeys(deps, table) : [];
   const check = await compareChunk(deps, runId, table, chunk, quarantine);
@@ -180,10 +180,8 @@ async function copyServerSide(
   table: string,
   mode: 'tenant' | 'global',
   chunk: Chunk,
+  { info, key, columns }: CopyJob,
 ): Promise<{ rows: number; quarantined: number }> {
-  const info = tableInfo(context, table);
-  const key = copyKey(info);
-  const columns = copyColumns(info);
   const source = qualified(deps.sourceUrl.database, table);
   const target = qualified(deps.targetUrl.database, table);
   const range = rangeCondition(key, chunk, 'a');
@@ -304,10 +302,8 @@ async function copyClientSide(
   table: string,
   mode: 'tenant' | 'global',
   chunk: Chunk,
+  { info, key, columns }: CopyJob,
 ): Promise<{ rows: number; quarantined: number }> {
-  const info = tableInfo(context, table);
-  const key = copyKey(info);
-  const columns = copyColumns(info);
   const names = columns.map((c) => c.name);
   const references = mode === 'tenant' ? referenceRules(deps.config, table) : [];
   const policy = onUnmapped(deps.config, table);

@@ -2,10 +2,10 @@ import { ident, qualified } from '../core/identifiers.ts';
 import { ensureLedger, newRunId, nowText, startRun } from '../core/ledger/runs.ts';
 import { keyComparison } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
-import { num, str } from '../core/sql/rows.ts';
+import { str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { referenceChain } from '../core/tenant/sql.ts';
-import { copyKey, runContext, saveRunContext, tableInfo } from './context.ts';
+import { chunkFromRow, copyKey, runContext, saveRunContext, tableInfo } from './context.ts';
 import { DataNotReady } from './errors.ts';
 import { deferIndexes } from './indexes.ts';
 import type { Chunk, PlannedTable } from './schema.ts';
@@ -109,11 +109,7 @@ export async function planChunks(deps: TaskDeps, runId: string, table: string): 
     [runId, table],
   );
   if (recorded.length > 0) {
-    return recorded.map((r) => ({
-      n: num(r, 'chunk_no'),
-      after: r.key_from === null ? null : (JSON.parse(str(r, 'key_from')) as (string | number)[]),
-      upTo: r.key_to === null ? null : (JSON.parse(str(r, 'key_to')) as (string | number)[]),
-    }));
+    return recorded.map((r) => chunkFromRow(r));
   }
   const context = await runContext(deps, runId);
   const info = tableInfo(context, table);

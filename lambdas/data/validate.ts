@@ -1,8 +1,8 @@
 import { type Checksum, rangeChecksum } from '../core/checksum.ts';
 import type { SqlParam } from '../core/sql/port.ts';
-import { num, str } from '../core/sql/rows.ts';
+import { str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { copyColumns, copyKey, runContext, tableInfo } from './context.ts';
+import { chunkFromRow, copyColumns, copyKey, runContext, tableInfo } from './context.ts';
 import { copyChunk } from './copy.ts';
 import { ChunkChecksumMismatch } from './errors.ts';
 import type { Chunk } from './schema.ts';
@@ -74,11 +74,7 @@ export async function validateTable(
   let rows = 0;
   let recopied = 0;
   for (const r of recorded) {
-    const chunk: Chunk = {
-      n: num(r, 'chunk_no'),
-      after: r.key_from === null ? null : (JSON.parse(str(r, 'key_from')) as (string | number)[]),
-      upTo: r.key_to === null ? null : (JSON.parse(str(r, 'key_to')) as (string | number)[]),
-    };
+    const chunk: Chunk = chunkFromRow(r);
     if (str(r, 'status') === 'validated') {
       rows += Number(str(r, 'target_checksum').split(':')[0]);
       continue;

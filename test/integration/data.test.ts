@@ -2,15 +2,14 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qualified } from '../../lambdas/core/identifiers.ts';
 import type { SqlClient } from '../../lambdas/core/sql/port.ts';
 import { num, scalarNumber, str } from '../../lambdas/core/sql/rows.ts';
-import { main } from '../../local/cli/main.ts';
 import { demoConfig } from '../../local/demo/config.ts';
 import { DEMO_TABLES } from '../../local/demo/schema.ts';
 import { seedDemo } from '../../local/demo/seed.ts';
+import { runCli } from '../support/cli.ts';
 import { adminConnection, mysqlClient, mysqlUrl, scratchDatabase } from '../support/mariadb.ts';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -37,20 +36,7 @@ function workspace(target: string, chunking: Record<string, unknown> = {}): stri
   return dir;
 }
 
-async function cli(args: string[], cwd: string) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  stderr.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  const code = await main([...args, '--json'], { cwd, env: {}, stdout, stderr });
-  return { code, json: JSON.parse(out) as Record<string, unknown>, stderr: err };
-}
+const cli = (args: string[], cwd: string) => runCli(args, { cwd });
 
 const count = async (database: string, table: string) =>
   scalarNumber(await server.query(`SELECT COUNT(*) AS n FROM ${qualified(database, table)}`));

@@ -1,15 +1,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AssessReport } from '../../lambdas/assess/schema.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
 import type { SqlClient } from '../../lambdas/core/sql/port.ts';
 import { num, str, strOrNull } from '../../lambdas/core/sql/rows.ts';
-import { main } from '../../local/cli/main.ts';
 import { demoConfig, initechPhoneUsers } from '../../local/demo/config.ts';
 import { seedDemo } from '../../local/demo/seed.ts';
+import { runCli } from '../support/cli.ts';
 import { adminConnection, mysqlClient, mysqlUrl, scratchDatabase } from '../support/mariadb.ts';
 
 const cwd = mkdtempSync(join(tmpdir(), 'smt-phases-'));
@@ -26,20 +25,8 @@ function env(target: string): Record<string, string> {
   };
 }
 
-async function cli(args: string[], environment: Record<string, string>, dir = cwd) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  stderr.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  const code = await main([...args, '--json'], { cwd: dir, env: environment, stdout, stderr });
-  return { code, json: JSON.parse(out) as Record<string, unknown>, stderr: err };
-}
+const cli = (args: string[], environment: Record<string, string>, dir = cwd) =>
+  runCli(args, { cwd: dir, env: environment });
 
 /** The target's structure, apart from the ledger: tables and views, columns, indexes. */
 async function snapshot(database: string): Promise<string[]> {
