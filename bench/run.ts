@@ -245,6 +245,8 @@ async function resized(): Promise<void> {
 }
 
 const rate = (rows: number, seconds: number) => Math.round(rows / seconds);
+/** A Markdown table cell: a `|` in the text would split it. */
+const cell = (text: string) => text.replace(/\|/g, '\\|');
 const fmt = (n: number) => n.toLocaleString('en-US');
 
 async function main(): Promise<void> {
@@ -332,12 +334,14 @@ async function main(): Promise<void> {
     );
     for (const r of results) {
       lines.push(
-        `| ${r.name} | ${fmt(r.rows)} | ${r.seconds.toFixed(1)} | ${fmt(rate(r.rows, r.seconds))} | ${(rate(r.rows, r.seconds) / rate(c.rows, c.seconds)).toFixed(2)} | ${r.peakRss === undefined ? '' : `${Math.round(r.peakRss / 1024 ** 2)} MiB`} |`,
+        `| ${cell(r.name)} | ${fmt(r.rows)} | ${r.seconds.toFixed(1)} | ${fmt(rate(r.rows, r.seconds))} | ${(rate(r.rows, r.seconds) / rate(c.rows, c.seconds)).toFixed(2)} | ${r.peakRss === undefined ? '' : `${Math.round(r.peakRss / 1024 ** 2)} MiB`} |`,
       );
     }
     lines.push('', '| target | measured | wanted | met |', '|---|---:|---|---|');
     for (const [what, value, target] of checks)
-      lines.push(`| ${what} | ${value.toFixed(2)} | ${target} | ${met(value, target) ? 'yes' : '**no**'} |`);
+      lines.push(
+        `| ${cell(what)} | ${value.toFixed(2)} | ${target} | ${met(value, target) ? 'yes' : '**no**'} |`,
+      );
     const table = lines.join('\n');
     process.stdout.write(`\n${table}\n`);
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 1024 ** 3)} GiB RAM`;
