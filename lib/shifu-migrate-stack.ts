@@ -1,24 +1,81 @@
-import { Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import type { Config } from '../lambdas/core/config/schema.ts';
+import { parseDatabaseUrl } from '../lambdas/core/sql/url.ts';
+import { ArchiveBucket } from './archive-bucket.ts';
+import { type DataApiDatabase, MigrationFunctions } from './migration-functions.ts';
+import { PhaseStateMachines } from './phase-state-machines.ts';
 
 /** Props of the migration stack. */
 export interface ShifuMigrateStackProps extends StackProps {
+  /** The validated migration config. Its databases must be `rdsdata://` URLs for the deployed functions to reach them. */
+  readonly config: Config;
   /**
-   * Log retention for the migration's functions and state machines, in days.
-   * @default 30
+   * Log retention of the functions and state machines.
+   * @default logs.RetentionDays.ONE_MONTH
    */
-  readonly logRetentionDays?: number;
+  readonly logRetention?: logs.RetentionDays;
 }
 
 /**
- * The migration's AWS side. It composes constructs only; the Lambda functions, state machines, archive
- * bucket, schedule and alarms are added by the issues that build them (see README, "What exists today").
+ * The migration on AWS: the archive bucket, one Lambda function per task, one state machine per phase (and the
+ * rollback), alarms that start the rollback, and a dashboard. The stack only composes constructs.
  */
 export class ShifuMigrateStack extends Stack {
-  readonly logRetentionDays: number;
+  readonly archive: ArchiveBucket;
+  readonly functions: MigrationFunctions;
+  readonly phases: PhaseStateMachines;
 
-  constructor(scope: Construct, id: string, props: ShifuMigrateStackProps = {}) {
+  constructor(scope: Construct, id: string, props: ShifuMigrateStackProps) {
     super(scope, id, props);
-    this.logRetentionDays = props.logRetentionDays ?? 30;
+    const databases: DataApiDatabase[] = [];
+    for (const url of [props.config.source.url, props.config.target.url].map(parseDatabaseUrl)) {
+      if (url.kind === 'rdsdata') databases.push({ clusterArn: url.resourceArn, secretArn: url.secretArn });
+      else {
+        Annotations.of(this).addWarningV2(
+          'shifu-migrate:mysql-url',
+          `${url.raw.replace(/:[^:@/]*@/, ':***@')} is a mysql:// URL: the deployed functions reach databases through the RDS Data API (rdsdata://<cluster-arn>/<db>?secret=<secret-arn>)`,
+        );
+      }
+    }
+    this.archive = new ArchiveBucket(this, 'Archive');
+    this.functions = new MigrationFunctions(this, 'Functions', {
+      config: props.config,
+      databases,
+      // aws-cdk-lib's own Bucket does not satisfy its IBucket under exactOptionalPropertyTypes (isWebsite).
+      archive: this.archive.bucket as unknown as import('aws-cdk-lib/aws-s3').IBucket,
+      ...(props.logRetention === undefined ? {} : { logRetention: props.logRetention }),
+    });
+    this.phases = new PhaseStateMachines(this, 'Phases', {
+      functions: this.functions.functions,
+      ...(props.logRetention === undefined ? {} : { logRetention: props.logRetention }),
+    });
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(6) });
+    dashboard.addWidgets(
+      ...Object.entries(this.phases.stateMachines).map(
+        ([name, machine]) =>
+          new cloudwatch.GraphWidget({
+            title: `${name} executions`,
+            left: [
+              machine.metricStarted(),
+              machine.metricSucceeded(),
+              machine.metricFailed(),
+              machine.metricAborted(),
+            ],
+            width: 6,
+          }),
+      ),
+      ...Object.entries(this.functions.functions).map(
+        ([key, fn]) =>
+          new cloudwatch.GraphWidget({
+            title: `${key.replace('FunctionArn', '')} function`,
+            left: [fn.metricInvocations(), fn.metricErrors(), fn.metricThrottles()],
+            right: [fn.metricDuration({ statistic: 'p90' })],
+            width: 8,
+          }),
+      ),
+    );
   }
 }

@@ -1,15 +1,14 @@
 import type { Context } from 'aws-lambda';
 import type { TaskDeps } from '../../lambdas/core/task.ts';
+import { FUNCTIONS, type FunctionKey } from '../../lambdas/registry.ts';
 import type { Invoke } from './run.ts';
 
-/** Our Lambda functions: the substitution key each ASL file uses, and the handler module that serves it. */
-export const FUNCTIONS = {
-  AssessFunctionArn: { name: 'assess', load: () => import('../../lambdas/assess/handler.ts') },
-  FoundationFunctionArn: { name: 'foundation', load: () => import('../../lambdas/foundation/handler.ts') },
-  DataFunctionArn: { name: 'data', load: () => import('../../lambdas/data/handler.ts') },
-} as const;
-
-export type FunctionKey = keyof typeof FUNCTIONS;
+/** The handler module that serves each function locally (the same module the stack bundles). */
+const LOADERS = {
+  AssessFunctionArn: () => import('../../lambdas/assess/handler.ts'),
+  FoundationFunctionArn: () => import('../../lambdas/foundation/handler.ts'),
+  DataFunctionArn: () => import('../../lambdas/data/handler.ts'),
+} as const satisfies Record<FunctionKey, unknown>;
 
 /** What `definitionSubstitutions` gives locally: a Lambda ARN per function (nothing is called on AWS). */
 export function localSubstitutions(): Record<string, string> {
@@ -47,7 +46,7 @@ export function localInvoker(base: Omit<TaskDeps, 'signal'>): Invoke {
   return async (functionKey, event, signal) => {
     const fn = FUNCTIONS[functionKey as FunctionKey];
     if (fn === undefined) throw new TypeError(`no local handler for ${functionKey}`);
-    const { createHandler } = await fn.load();
+    const { createHandler } = await LOADERS[functionKey as FunctionKey]();
     const handler = createHandler(async () => ({ ...base, signal }));
     return handler(event, lambdaContext(`shifu-migrate-${fn.name}`, 15 * 60 * 1000));
   };

@@ -1,0 +1,22 @@
+/**
+ * Our Lambda functions: the `${…FunctionArn}` substitution each ASL file uses, the function's short name, and
+ * its handler module (relative to this folder). The CDK stack deploys these; the local runtime serves them.
+ */
+export const FUNCTIONS = {
+  AssessFunctionArn: { name: 'assess', entry: 'assess/handler.ts', timeoutMinutes: 15, memoryMb: 1024 },
+  FoundationFunctionArn: {
+    name: 'foundation',
+    entry: 'foundation/handler.ts',
+    timeoutMinutes: 5,
+    memoryMb: 512,
+  },
+  DataFunctionArn: { name: 'data', entry: 'data/handler.ts', timeoutMinutes: 15, memoryMb: 2048 },
+} as const;
+
+export type FunctionKey = keyof typeof FUNCTIONS;
+
+/** The state machine files, by name (`statemachines/<name>.asl.json`). */
+export const STATE_MACHINES = ['assess', 'foundation', 'data', 'rollback'] as const;
+
+/** Phases whose failure alarms start the rollback state machine with that phase. */
+export const ROLLBACK_PHASES = ['foundation', 'data'] as const;

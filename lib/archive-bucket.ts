@@ -1,0 +1,57 @@
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+
+/** Props of the archive bucket. */
+export interface ArchiveBucketProps {
+  /**
+   * Days before archived objects move to Glacier Flexible Retrieval.
+   * @default 30
+   */
+  readonly archiveAfterDays?: number;
+}
+
+/**
+ * Where reports and archived legacy data live: encrypted, TLS only, never public, versioned, moved to an
+ * archive tier after a while, and kept when the stack is deleted (it holds the legacy data's last copy).
+ */
+export class ArchiveBucket extends Construct {
+  readonly bucket: s3.Bucket;
+
+  constructor(scope: Construct, id: string, props: ArchiveBucketProps = {}) {
+    super(scope, id);
+    const logs = new s3.Bucket(this, 'AccessLogs', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [{ expiration: Duration.days(365) }],
+    });
+    Validations.of(logs).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason: 'This is the access-log bucket of the archive; logging it to itself would loop.',
+    });
+    this.bucket = new s3.Bucket(this, 'Bucket', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      versioned: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      // aws-cdk-lib's own Bucket does not satisfy its IBucket under exactOptionalPropertyTypes (isWebsite).
+      serverAccessLogsBucket: logs as unknown as s3.IBucket,
+      serverAccessLogsPrefix: 'archive/',
+      lifecycleRules: [
+        {
+          transitions: [
+            {
+              storageClass: s3.StorageClass.GLACIER,
+              transitionAfter: Duration.days(props.archiveAfterDays ?? 30),
+            },
+          ],
+          noncurrentVersionExpiration: Duration.days(365),
+        },
+      ],
+    });
+  }
+}

@@ -1,0 +1,127 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type CfnElement, Duration, Stack, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secrets from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import type { Config } from '../lambdas/core/config/schema.ts';
+import { FUNCTIONS, type FunctionKey } from '../lambdas/registry.ts';
+
+const LAMBDAS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'lambdas');
+
+/** Lambda's limit on all environment variables of a function together. */
+const ENVIRONMENT_LIMIT_BYTES = 4 * 1024;
+
+/** An Aurora cluster reached through the RDS Data API. */
+export interface DataApiDatabase {
+  readonly clusterArn: string;
+  readonly secretArn: string;
+}
+
+export interface MigrationFunctionsProps {
+  /** The validated config the functions run with (its archive URL is replaced by the archive bucket's). */
+  readonly config: Config;
+  /** The databases the functions may call through the Data API (source and target). */
+  readonly databases: readonly DataApiDatabase[];
+  readonly archive: s3.IBucket;
+  /**
+   * Log retention of every function's log group.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * One NodejsFunction per task (registry.ts), bundled by esbuild as ESM for Node 24 on arm64, each with its own
+ * log group. The config goes in through one environment variable, and the grants that make it usable (Data API
+ * on the clusters, the secrets, the archive bucket) are given in the same place.
+ */
+export class MigrationFunctions extends Construct {
+  readonly functions: Readonly<Record<FunctionKey, NodejsFunction>>;
+
+  constructor(scope: Construct, id: string, props: MigrationFunctionsProps) {
+    super(scope, id);
+    const config = { ...props.config, archive: { url: `s3://${props.archive.bucketName}/migration` } };
+    const configJson = Stack.of(this).toJsonString(config);
+    if (JSON.stringify(props.config).length > ENVIRONMENT_LIMIT_BYTES - 512) {
+      throw new Error(
+        `the config is ${JSON.stringify(props.config).length} bytes: too large for a Lambda environment variable (4 KB in all); shorten explicit key lists`,
+      );
+    }
+    const functions: Partial<Record<FunctionKey, NodejsFunction>> = {};
+    for (const [key, spec] of Object.entries(FUNCTIONS) as [FunctionKey, (typeof FUNCTIONS)[FunctionKey]][]) {
+      const logGroup = new logs.LogGroup(this, `${spec.name}Logs`, {
+        retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      });
+      const fn = new NodejsFunction(this, spec.name, {
+        entry: join(LAMBDAS_DIR, spec.entry),
+        handler: 'handler',
+        runtime: lambda.Runtime.NODEJS_24_X,
+        architecture: lambda.Architecture.ARM_64,
+        memorySize: spec.memoryMb,
+        timeout: Duration.minutes(spec.timeoutMinutes),
+        logGroup,
+        tracing: lambda.Tracing.ACTIVE,
+        environment: { SHIFU_MIGRATE_CONFIG: configJson, NODE_OPTIONS: '--enable-source-maps' },
+        bundling: {
+          format: OutputFormat.ESM,
+          target: 'node24',
+          sourceMap: true,
+          minify: true,
+          mainFields: ['module', 'main'],
+          // mysql2 and other CommonJS dependencies call require() inside the ESM bundle.
+          banner:
+            "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+        },
+      });
+      // The grants that the config's URLs need, set with the variable that carries them.
+      for (const database of props.databases) {
+        iam.Grant.addToPrincipal({
+          grantee: fn,
+          actions: [
+            'rds-data:ExecuteStatement',
+            'rds-data:BatchExecuteStatement',
+            'rds-data:BeginTransaction',
+            'rds-data:CommitTransaction',
+            'rds-data:RollbackTransaction',
+          ],
+          resourceArns: [database.clusterArn],
+        });
+        secrets.Secret.fromSecretCompleteArn(
+          this,
+          `${spec.name}Secret${props.databases.indexOf(database)}`,
+          database.secretArn,
+        ).grantRead(fn);
+      }
+      props.archive.grantReadWrite(fn);
+      Validations.of(fn).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+        reason:
+          'AWSLambdaBasicExecutionRole only lets the function write its own logs; CDK attaches it to every Lambda role.',
+      });
+      const bucketArn = `<${Stack.of(this).getLogicalId(props.archive.node.defaultChild as CfnElement)}.Arn>`;
+      const wildcards: [string, string][] = [
+        ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource.'],
+        [
+          `Resource::${bucketArn}/*`,
+          'The archive is addressed by key (reports/…, runs/…, migration/…): object actions need its objects.',
+        ],
+        ...['s3:List*', 's3:GetObject*', 's3:GetBucket*', 's3:DeleteObject*', 's3:Abort*'].map(
+          (action): [string, string] => [
+            `Action::${action}`,
+            'grantReadWrite on the archive bucket only: reading reports back, listing a run’s files, aborting a failed multipart upload.',
+          ],
+        ),
+      ];
+      for (const [finding, reason] of wildcards) {
+        Validations.of(fn).acknowledge({ id: `AwsSolutions::AwsSolutions-IAM5[${finding}]`, reason });
+      }
+      functions[key] = fn;
+    }
+    this.functions = functions as Record<FunctionKey, NodejsFunction>;
+  }
+}

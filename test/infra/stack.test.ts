@@ -1,0 +1,195 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { App, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ConfigSchema } from '../../lambdas/core/config/schema.ts';
+import { ShifuMigrateStack } from '../../lib/shifu-migrate-stack.ts';
+import { demoConfig } from '../../local/demo/config.ts';
+
+const cluster = (name: string) => `arn:aws:rds:eu-west-1:123456789012:cluster:${name}`;
+const secret = (name: string) => `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${name}-AbCdEf`;
+const config = ConfigSchema.parse({
+  ...demoConfig(),
+  source: { url: `rdsdata://${cluster('legacy')}/shifu_legacy?secret=${secret('legacy')}` },
+  target: { url: `rdsdata://${cluster('saas')}/shifu_saas?secret=${secret('saas')}` },
+});
+
+let app: App;
+let stack: ShifuMigrateStack;
+let template: Template;
+
+beforeAll(() => {
+  app = new App({ outdir: join(import.meta.dirname, '..', '..', '.shifu-migrate', 'cdk.out.test') });
+  stack = new ShifuMigrateStack(app, 'ShifuMigrateTest', {
+    config,
+    env: { account: '123456789012', region: 'eu-west-1' },
+  });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  template = Template.fromStack(stack);
+}, 120_000);
+
+const logicalId = (construct: { node: { defaultChild?: unknown } }) =>
+  stack.getLogicalId(construct.node.defaultChild as never);
+
+describe('migration stack', () => {
+  it('deploys one Node 24 arm64 function per task with the config in its environment', () => {
+    for (const name of ['assess', 'foundation', 'data']) {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        TracingConfig: { Mode: 'Active' },
+        LoggingConfig: { LogGroup: Match.anyValue() },
+        Environment: {
+          Variables: {
+            NODE_OPTIONS: '--enable-source-maps',
+            SHIFU_MIGRATE_CONFIG: Match.anyValue(),
+          },
+        },
+      });
+      expect(
+        stack.functions.functions[
+          `${name[0]?.toUpperCase()}${name.slice(1)}FunctionArn` as 'AssessFunctionArn'
+        ],
+      ).toBeDefined();
+    }
+    const environment = template.findResources('AWS::Lambda::Function');
+    const withConfig = Object.values(environment).filter((r) => JSON.stringify(r).includes('shifu_legacy'));
+    expect(withConfig).toHaveLength(3);
+  });
+
+  it('grants the Data API on both clusters, their secrets, and the archive bucket to each function', () => {
+    const policies = Object.values(template.findResources('AWS::IAM::Policy')).map((p) => JSON.stringify(p));
+    const dataPolicy = policies.find(
+      (p) => p.includes('rds-data:ExecuteStatement') && p.includes(cluster('legacy')),
+    );
+    expect(dataPolicy).toBeDefined();
+    expect(dataPolicy).toContain(cluster('saas'));
+    expect(dataPolicy).toContain('secretsmanager:GetSecretValue');
+    expect(dataPolicy).toContain('s3:PutObject');
+    expect(policies.filter((p) => p.includes('rds-data:BeginTransaction'))).toHaveLength(3);
+  });
+
+  it('creates one state machine per ASL file whose substitutions resolve to the right functions', () => {
+    const fns = stack.functions.functions;
+    const arn = (key: keyof typeof fns) => ({ 'Fn::GetAtt': [logicalId(fns[key]), 'Arn'] });
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 4);
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      DefinitionSubstitutions: { AssessFunctionArn: arn('AssessFunctionArn') },
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
+    });
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      DefinitionSubstitutions: { FoundationFunctionArn: arn('FoundationFunctionArn') },
+    });
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      DefinitionSubstitutions: { DataFunctionArn: arn('DataFunctionArn') },
+    });
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      DefinitionSubstitutions: {
+        FoundationFunctionArn: arn('FoundationFunctionArn'),
+        DataFunctionArn: arn('DataFunctionArn'),
+      },
+    });
+  });
+
+  it('lets each state machine invoke only the functions its definition names', () => {
+    const machines = stack.phases.stateMachines;
+    const policyOf = (name: keyof typeof machines) =>
+      JSON.stringify(
+        Object.values(template.findResources('AWS::IAM::Policy')).find((p) =>
+          JSON.stringify(p).includes(stack.getLogicalId(machines[name].role.node.defaultChild as never)),
+        ),
+      );
+    const fns = stack.functions.functions;
+    const id = (key: keyof typeof fns) => logicalId(fns[key]);
+    expect(policyOf('assess')).toContain(id('AssessFunctionArn'));
+    expect(policyOf('assess')).not.toContain(id('DataFunctionArn'));
+    expect(policyOf('data')).toContain(id('DataFunctionArn'));
+    expect(policyOf('data')).not.toContain(id('FoundationFunctionArn'));
+    expect(policyOf('rollback')).toContain(id('FoundationFunctionArn'));
+    expect(policyOf('rollback')).toContain(id('DataFunctionArn'));
+    expect(policyOf('rollback')).not.toContain(id('AssessFunctionArn'));
+  });
+
+  it('keeps the archive encrypted, private, versioned, TLS-only and retained', () => {
+    template.hasResource('AWS::S3::Bucket', {
+      DeletionPolicy: 'Retain',
+      Properties: Match.objectLike({
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+        },
+        VersioningConfiguration: { Status: 'Enabled' },
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        LifecycleConfiguration: {
+          Rules: [Match.objectLike({ Transitions: [{ StorageClass: 'GLACIER', TransitionInDays: 30 }] })],
+        },
+        LoggingConfiguration: Match.objectLike({ LogFilePrefix: 'archive/' }),
+      }),
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('alarms on failed, timed-out and aborted executions and starts the rollback for that phase', () => {
+    for (const metric of ['ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsAborted']) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: metric,
+        Namespace: 'AWS/States',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      });
+    }
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 12);
+    for (const phase of ['foundation', 'data']) {
+      template.hasResourceProperties('AWS::Events::Rule', {
+        EventPattern: {
+          source: ['aws.cloudwatch'],
+          'detail-type': ['CloudWatch Alarm State Change'],
+          detail: { state: { value: ['ALARM'] } },
+          resources: stack.phases.alarms
+            .filter((a) => a.node.id.startsWith(phase))
+            .map((a) => ({ 'Fn::GetAtt': [logicalId(a), 'Arn'] })),
+        },
+        Targets: [
+          Match.objectLike({
+            Arn: { Ref: logicalId(stack.phases.stateMachines.rollback) },
+            Input: JSON.stringify({ phase }),
+          }),
+        ],
+      });
+    }
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+
+  it('passes cdk-nag AwsSolutions with every acknowledgement giving its reason', () => {
+    expect(() => app.synth()).not.toThrow();
+  });
+
+  it('bundles each function for real: an ESM file with a source map that loads on Node 24', async () => {
+    const assembly = app.synth();
+    const assets = readdirSync(assembly.directory).filter((d) => d.startsWith('asset.'));
+    const bundles = assets
+      .map((d) => join(assembly.directory, d))
+      .filter((d) => existsSync(join(d, 'index.mjs')));
+    expect(bundles).toHaveLength(3);
+    for (const dir of bundles) {
+      expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);
+      const module = (await import(pathToFileURL(join(dir, 'index.mjs')).href)) as { handler?: unknown };
+      expect(typeof module.handler).toBe('function');
+    }
+  });
+});
