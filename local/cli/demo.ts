@@ -4,7 +4,7 @@ import { withDatabase } from '../../lambdas/core/sql/url.ts';
 import { DEMO_MARKER } from '../demo/schema.ts';
 import type { SeedResult } from '../demo/seed.ts';
 import type { Output } from './output.ts';
-import { LOCAL_PHASES, type PhaseOutcome, runPhaseCommand } from './phases.ts';
+import { LOCAL_PHASES, type PhaseOutcome, runPhaseCommand, runRollbackCommand } from './phases.ts';
 import { runSeedDemo } from './seed-demo.ts';
 
 /**
@@ -31,6 +31,16 @@ export async function runDemo(
   }
 
   let seeded: SeedResult | null = null;
+  if (options.reset) {
+    // A new source needs a new target: the previous demo's rows would differ from it. Our own rollbacks remove
+    // exactly what the phases recorded (nothing when there is no ledger yet).
+    out.info(`Resetting the demo target ${loaded.targetUrl.database}: rolling back data, then foundation.`);
+    for (const phase of ['data', 'foundation']) {
+      const undone = await runRollbackCommand(loaded, phase, out, cwd);
+      if (undone.code !== 0)
+        return { code: 1, json: { status: 'FAILED', stoppedAt: `rollback ${phase}`, seeded, phases: {} } };
+    }
+  }
   if (hasDemo && !options.reset) {
     out.info(`Using the demo database ${url.database} already there (pass --reset to make it anew).`);
   } else {

@@ -72,6 +72,13 @@ describe('shifu-migrate CLI', () => {
     expect(run.stdout).toBe('demo: done\n');
   });
 
+  it('demo --reset with another size starts over: the previous target rows do not get in the way', async () => {
+    const run = await cli(['demo', '--reset', '--users', '90'], env);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/Resetting the demo target .*: rolling back data, then foundation/);
+    expect(run.stderr).toMatch(/Data copied \(data-\S+\): [\d,]+ rows of 10 tables/);
+  });
+
   it('seed-demo without --reset refuses to replace the demo, exit 2', async () => {
     const run = await cli(['seed-demo', '--users', '10'], env);
     expect(run.code).toBe(2);
