@@ -3,8 +3,8 @@ import { DatabaseUnreachable } from '../core/errors.ts';
 import { ident, qualified } from '../core/identifiers.ts';
 import { newRunId } from '../core/ledger/runs.ts';
 import { introspect, readServerInfo } from '../core/schema/introspect.ts';
-import { chunkKey } from '../core/schema/keys.ts';
-import type { SchemaInfo, TableInfo } from '../core/schema/types.ts';
+import { chunkKey, isUniqueColumn } from '../core/schema/keys.ts';
+import type { SchemaInfo } from '../core/schema/types.ts';
 import { num, scalarNumber, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { type RuleContext, referenceChain, tenantExpression } from '../core/tenant/sql.ts';
@@ -36,12 +36,6 @@ export async function planAssessment(deps: TaskDeps): Promise<{ runId: string; t
     contentType: 'application/json',
   });
   return { runId, tables: schema.tables.map((t) => t.name) };
-}
-
-function isUniqueColumn(table: TableInfo | undefined, column: string): boolean {
-  if (table === undefined) return false;
-  if (table.primaryKey?.length === 1 && table.primaryKey[0] === column) return true;
-  return table.uniqueKeys.some((k) => !k.prefix && k.columns.length === 1 && k.columns[0] === column);
 }
 
 function level(score: number): string {

@@ -2,6 +2,7 @@ import { rangeCondition } from '../core/checksum.ts';
 import type { Config } from '../core/config/schema.ts';
 import { tenantRules } from '../core/config/schema.ts';
 import { ident, identList, qualified } from '../core/identifiers.ts';
+import { isUniqueColumn } from '../core/schema/keys.ts';
 import type { ColumnInfo, TableInfo } from '../core/schema/types.ts';
 import { insertRows } from '../core/sql/insert.ts';
 import { readKeyset } from '../core/sql/keyset.ts';
@@ -264,9 +265,7 @@ async function parentTenants(
 ): Promise<Map<string, string>> {
   const found = new Map<string, string>();
   const info = context.tables.get(parent);
-  const unique =
-    (info?.primaryKey?.length === 1 && info.primaryKey[0] === column) ||
-    (info?.uniqueKeys.some((k) => !k.prefix && k.columns.length === 1 && k.columns[0] === column) ?? false);
+  const unique = isUniqueColumn(info, column);
   let rest = values;
   const table = qualified(deps.targetUrl.database, parent);
   if (unique) {

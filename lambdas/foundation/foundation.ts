@@ -265,9 +265,11 @@ export async function rollbackFoundation(
     'runId' in scope ? { runId: scope.runId } : { phase: PHASE },
   );
   const migrated = new Set(Object.keys(deps.config.tables));
+  // One look at the target's tables; kept up to date below as the rollback drops them.
+  const present = new Set((await targetTables(deps)).keys());
   for (const object of objects) {
     if (object.objectType === 'table' && migrated.has(object.tableName)) {
-      const exists = (await targetTables(deps)).has(object.tableName);
+      const exists = present.has(object.tableName);
       const rows = exists
         ? scalarNumber(await deps.target.query(`SELECT COUNT(*) AS n FROM ${ident(object.tableName)}`))
         : 0;
@@ -281,8 +283,9 @@ export async function rollbackFoundation(
   const done: number[] = [];
   for (const object of objects) {
     const undo = undoStatement(deps.targetUrl.database, object);
-    const exists = object.objectType === 'table' || (await targetTables(deps)).has(object.tableName);
+    const exists = object.objectType === 'table' || present.has(object.tableName);
     if (exists) await deps.target.execute(undo.sql, undo.params);
+    if (object.objectType === 'table') present.delete(object.tableName);
     done.push(object.id);
   }
   await markRolledBack(deps.target, done, rollbackRunId);

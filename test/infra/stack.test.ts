@@ -1,4 +1,5 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { App, Validations } from 'aws-cdk-lib';
@@ -22,7 +23,8 @@ let stack: ShifuMigrateStack;
 let template: Template;
 
 beforeAll(() => {
-  app = new App({ outdir: join(import.meta.dirname, '..', '..', '.shifu-migrate', 'cdk.out.test') });
+  // A directory of its own each run: bundles of an earlier run must not be counted.
+  app = new App({ outdir: mkdtempSync(join(tmpdir(), 'smt-cdk-')) });
   stack = new ShifuMigrateStack(app, 'ShifuMigrateTest', {
     config,
     env: { account: '123456789012', region: 'eu-west-1' },

@@ -1,3 +1,4 @@
+import { isUniqueColumn } from './keys.ts';
 import type {
   AmbiguousReference,
   BusinessKey,
@@ -72,7 +73,7 @@ export function inferReferences(tables: readonly TableInfo[]): {
           toTable: fk.referencedTable,
           toColumn,
           kind: 'declared',
-          toUnique: target === undefined ? false : isUniqueAlone(target, toColumn),
+          toUnique: target === undefined ? false : isUniqueColumn(target, toColumn),
         });
       });
     }
@@ -108,9 +109,4 @@ export function inferReferences(tables: readonly TableInfo[]): {
     }
   }
   return { references, ambiguous };
-}
-
-function isUniqueAlone(table: TableInfo, column: string): boolean {
-  if (table.primaryKey?.length === 1 && table.primaryKey[0] === column) return true;
-  return table.uniqueKeys.some((k) => k.columns.length === 1 && k.columns[0] === column && !k.prefix);
 }

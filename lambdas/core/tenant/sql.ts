@@ -1,5 +1,6 @@
 import { type Config, type TableRulesConfig, type TenantRuleConfig, tenantRules } from '../config/schema.ts';
 import { ident, qualified } from '../identifiers.ts';
+import { isUniqueColumn } from '../schema/keys.ts';
 import type { TableInfo } from '../schema/types.ts';
 import type { SqlParam } from '../sql/port.ts';
 
@@ -38,12 +39,6 @@ export interface SqlFragment {
   readonly params: SqlParam[];
   /** `LEFT JOIN …` clauses the expression needs after `FROM <table> <alias>` (parameter-free). */
   readonly joins?: readonly string[];
-}
-
-function isUniqueKey(table: TableInfo | undefined, column: string): boolean {
-  if (table === undefined) return false;
-  if (table.primaryKey?.length === 1 && table.primaryKey[0] === column) return true;
-  return table.uniqueKeys.some((k) => !k.prefix && k.columns.length === 1 && k.columns[0] === column);
 }
 
 /** Nesting bound for reference chains; the config refuses cycles, this only guards depth. */
@@ -121,7 +116,7 @@ function ruleExpression(
         // The parent's tenant as copied: one indexed lookup, and children share their parent's tenant by construction.
         const j = `j${depth}_${index}`;
         const key = ident(rule.references.column, 'column');
-        const unique = isUniqueKey(info, rule.references.column);
+        const unique = isUniqueColumn(info, rule.references.column);
         if (ctx.references.joins !== undefined && unique) {
           return {
             sql: `${j}.${ident('tenant_bid')}`,
@@ -156,11 +151,7 @@ function ruleExpression(
  * then the highest primary key.
  */
 export function newestFirst(table: TableInfo | undefined, alias: string, keyColumn: string): string {
-  if (table === undefined) return '';
-  const unique =
-    (table.primaryKey?.length === 1 && table.primaryKey[0] === keyColumn) ||
-    table.uniqueKeys.some((k) => k.columns.length === 1 && k.columns[0] === keyColumn);
-  if (unique) return '';
+  if (table === undefined || isUniqueColumn(table, keyColumn)) return '';
   const order: string[] = [];
   if (table.columns.some((c) => c.name === 'updated_at')) order.push(`${alias}.${ident('updated_at')} DESC`);
   for (const k of table.primaryKey ?? []) order.push(`${alias}.${ident(k)} DESC`);
