@@ -3,15 +3,46 @@
  * its handler module (relative to this folder). The CDK stack deploys these; the local runtime serves them.
  */
 export const FUNCTIONS = {
-  AssessFunctionArn: { name: 'assess', entry: 'assess/handler.ts', timeoutMinutes: 15, memoryMb: 1024 },
+  AssessFunctionArn: {
+    name: 'assess',
+    entry: 'assess/handler.ts',
+    timeoutMinutes: 15,
+    memoryMb: 1024,
+    uses: ['source', 'target', 'archive'],
+  },
   FoundationFunctionArn: {
     name: 'foundation',
     entry: 'foundation/handler.ts',
     timeoutMinutes: 5,
     memoryMb: 512,
+    uses: ['source', 'target', 'archive'],
   },
-  DataFunctionArn: { name: 'data', entry: 'data/handler.ts', timeoutMinutes: 15, memoryMb: 2048 },
-} as const;
+  DataFunctionArn: {
+    name: 'data',
+    entry: 'data/handler.ts',
+    timeoutMinutes: 15,
+    memoryMb: 2048,
+    uses: ['source', 'target', 'archive'],
+  },
+  /** The rollback's first steps: finds the phase in flight, stops it, waits for its chunks in flight. */
+  ControlFunctionArn: {
+    name: 'control',
+    entry: 'control/handler.ts',
+    timeoutMinutes: 2,
+    memoryMb: 256,
+    uses: ['target'],
+  },
+} as const satisfies Record<
+  string,
+  {
+    name: string;
+    entry: string;
+    timeoutMinutes: number;
+    memoryMb: number;
+    /** What the function reaches: the stack grants exactly these. */
+    uses: readonly ('source' | 'target' | 'archive')[];
+  }
+>;
 
 export type FunctionKey = keyof typeof FUNCTIONS;
 

@@ -22,11 +22,17 @@ export interface DataApiDatabase {
   readonly secretArn: string;
 }
 
+/** The config's databases on AWS; a mysql:// URL has none (the stack warns). */
+export interface MigrationDatabases {
+  readonly source?: DataApiDatabase | undefined;
+  readonly target?: DataApiDatabase | undefined;
+}
+
 export interface MigrationFunctionsProps {
   /** The validated config the functions run with (its archive URL is replaced by the archive bucket's). */
   readonly config: Config;
-  /** The databases the functions may call through the Data API (source and target). */
-  readonly databases: readonly DataApiDatabase[];
+  /** The databases the functions may call through the Data API: each function gets those it uses. */
+  readonly databases: MigrationDatabases;
   readonly archive: s3.IBucket;
   /**
    * Log retention of every function's log group.
@@ -45,7 +51,9 @@ export class MigrationFunctions extends Construct {
 
   constructor(scope: Construct, id: string, props: MigrationFunctionsProps) {
     super(scope, id);
-    const config = { ...props.config, archive: { url: `s3://${props.archive.bucketName}/migration` } };
+    // The functions need neither the CLI's view of the deployed stack nor the operator's alarms.
+    const { aws: _aws, ...functionConfig } = props.config;
+    const config = { ...functionConfig, archive: { url: `s3://${props.archive.bucketName}/migration` } };
     const configJson = Stack.of(this).toJsonString(config);
     if (JSON.stringify(props.config).length > ENVIRONMENT_LIMIT_BYTES - 512) {
       throw new Error(
@@ -79,7 +87,12 @@ export class MigrationFunctions extends Construct {
         },
       });
       // The grants that the config's URLs need, set with the variable that carries them.
-      for (const database of props.databases) {
+      const uses: readonly string[] = spec.uses;
+      const databases = (['source', 'target'] as const).flatMap((which) => {
+        const database = props.databases[which];
+        return uses.includes(which) && database !== undefined ? [database] : [];
+      });
+      for (const [index, database] of databases.entries()) {
         iam.Grant.addToPrincipal({
           grantee: fn,
           actions: [
@@ -93,11 +106,11 @@ export class MigrationFunctions extends Construct {
         });
         secrets.Secret.fromSecretCompleteArn(
           this,
-          `${spec.name}Secret${props.databases.indexOf(database)}`,
+          `${spec.name}Secret${index}`,
           database.secretArn,
         ).grantRead(fn);
       }
-      props.archive.grantReadWrite(fn);
+      if (uses.includes('archive')) props.archive.grantReadWrite(fn);
       Validations.of(fn).acknowledge({
         id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
         reason:
@@ -106,17 +119,21 @@ export class MigrationFunctions extends Construct {
       const bucketArn = `<${Stack.of(this).getLogicalId(props.archive.node.defaultChild as CfnElement)}.Arn>`;
       const wildcards: [string, string][] = [
         ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource.'],
-        [
-          `Resource::${bucketArn}/*`,
-          'The archive is addressed by key (reports/…, runs/…, migration/…): object actions need its objects.',
-        ],
-        ...['s3:List*', 's3:GetObject*', 's3:GetBucket*', 's3:DeleteObject*', 's3:Abort*'].map(
-          (action): [string, string] => [
-            `Action::${action}`,
-            'grantReadWrite on the archive bucket only: reading reports back, listing a run’s files, aborting a failed multipart upload.',
-          ],
-        ),
       ];
+      if (uses.includes('archive')) {
+        wildcards.push(
+          [
+            `Resource::${bucketArn}/*`,
+            'The archive is addressed by key (reports/…, runs/…, migration/…): object actions need its objects.',
+          ],
+          ...['s3:List*', 's3:GetObject*', 's3:GetBucket*', 's3:DeleteObject*', 's3:Abort*'].map(
+            (action): [string, string] => [
+              `Action::${action}`,
+              'grantReadWrite on the archive bucket only: reading reports back, listing a run’s files, aborting a failed multipart upload.',
+            ],
+          ),
+        );
+      }
       for (const [finding, reason] of wildcards) {
         Validations.of(fn).acknowledge({ id: `AwsSolutions::AwsSolutions-IAM5[${finding}]`, reason });
       }

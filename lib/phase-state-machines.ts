@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type CfnElement, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { type CfnElement, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -9,6 +9,7 @@ import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { METRICS_NAMESPACE } from '../lambdas/core/metrics.ts';
 import { type FunctionKey, ROLLBACK_PHASES, STATE_MACHINES } from '../lambdas/registry.ts';
 
 /** The ASL files, found from this module (not the working directory). */
@@ -16,6 +17,8 @@ export const STATEMACHINES_DIR = join(dirname(fileURLToPath(import.meta.url)), '
 
 export interface PhaseStateMachinesProps {
   readonly functions: Readonly<Record<FunctionKey, NodejsFunction>>;
+  /** The operator's own CloudWatch alarms (ARNs) that start the rollback when they enter ALARM. */
+  readonly rollbackOnAlarms?: readonly string[];
   /**
    * Log retention of every state machine's log group.
    * @default logs.RetentionDays.ONE_MONTH
@@ -87,21 +90,67 @@ export class PhaseStateMachines extends Construct {
       alarms.push(...phaseAlarms);
     }
     const rollback = machines.rollback as sfn.StateMachine;
+    // The rollback's control function stops the phase executions in flight: it lists and stops executions of
+    // the phases it can undo, and of nothing else. (Set here: the machines exist only now, and they do not
+    // reference this function, so there is no cycle.)
+    const control = props.functions.ControlFunctionArn;
+    control.addEnvironment(
+      'SHIFU_MIGRATE_STATE_MACHINES',
+      Stack.of(this).toJsonString(
+        Object.fromEntries(ROLLBACK_PHASES.map((p) => [p, machines[p]?.stateMachineArn])),
+      ),
+    );
+    const stack = Stack.of(this);
+    const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
+    const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
     for (const phase of ROLLBACK_PHASES) {
-      const phaseAlarms = alarms.filter((a) => a.node.id.startsWith(phase));
-      new events.Rule(this, `${phase}RollbackOnAlarm`, {
-        description: `A ${phase} alarm entering ALARM starts the rollback state machine for ${phase}.`,
-        eventPattern: {
-          source: ['aws.cloudwatch'],
-          detailType: ['CloudWatch Alarm State Change'],
-          resources: phaseAlarms.map((a) => a.alarmArn),
-          detail: { state: { value: ['ALARM'] } },
-        },
-        targets: [
-          new targets.SfnStateMachine(rollback, { input: events.RuleTargetInput.fromObject({ phase }) }),
-        ],
+      const machine = machines[phase] as sfn.StateMachine;
+      machine.grant(control, 'states:ListExecutions');
+      machine.grantExecution(control, 'states:StopExecution');
+      Validations.of(control).acknowledge({
+        id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:${region}:${account}:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${Stack.of(this).getLogicalId(machine.node.defaultChild as CfnElement)}"}]}]}:*]`,
+        reason: `StopExecution on the executions of the ${phase} state machine only: their names are not known in advance.`,
       });
     }
+    // Metrics the functions emit (EMF): a chunk that still differs after its re-copy.
+    const mismatches = new cloudwatch.Alarm(this, 'checksumMismatches', {
+      metric: new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: 'ChecksumMismatches',
+        dimensionsMap: { Phase: 'data' },
+        statistic: 'Sum',
+        period: Duration.minutes(1),
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      alarmDescription: 'A data chunk still differs from the source after a re-copy (the phase fails on it).',
+    });
+    alarms.push(mismatches);
+    // Every alarm that means "undo": failures of a phase that writes, checksum mismatches, the operator's own.
+    const rollbackAlarms = [
+      ...alarms.filter((a) => ROLLBACK_PHASES.some((p) => a.node.id.startsWith(p))).map((a) => a.alarmArn),
+      mismatches.alarmArn,
+      ...(props.rollbackOnAlarms ?? []),
+    ];
+    new events.Rule(this, 'RollbackOnAlarm', {
+      description:
+        'An alarm entering ALARM starts the rollback state machine: it stops the phase in flight (or failed half-way) and undoes it.',
+      eventPattern: {
+        source: ['aws.cloudwatch'],
+        detailType: ['CloudWatch Alarm State Change'],
+        resources: rollbackAlarms,
+        detail: { state: { value: ['ALARM'] } },
+      },
+      targets: [
+        new targets.SfnStateMachine(rollback, {
+          input: events.RuleTargetInput.fromObject({
+            alarm: events.EventField.fromPath('$.detail.alarmName'),
+          }),
+        }),
+      ],
+    });
     this.stateMachines = machines as Record<(typeof STATE_MACHINES)[number], sfn.StateMachine>;
     this.alarms = alarms;
   }

@@ -1,8 +1,9 @@
-import { Annotations, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { Config } from '../lambdas/core/config/schema.ts';
+import { METRICS_NAMESPACE, type MetricName } from '../lambdas/core/metrics.ts';
 import { parseDatabaseUrl } from '../lambdas/core/sql/url.ts';
 import { ArchiveBucket } from './archive-bucket.ts';
 import { type DataApiDatabase, MigrationFunctions } from './migration-functions.ts';
@@ -30,9 +31,11 @@ export class ShifuMigrateStack extends Stack {
 
   constructor(scope: Construct, id: string, props: ShifuMigrateStackProps) {
     super(scope, id, props);
-    const databases: DataApiDatabase[] = [];
-    for (const url of [props.config.source.url, props.config.target.url].map(parseDatabaseUrl)) {
-      if (url.kind === 'rdsdata') databases.push({ clusterArn: url.resourceArn, secretArn: url.secretArn });
+    const databases: { source?: DataApiDatabase; target?: DataApiDatabase } = {};
+    for (const which of ['source', 'target'] as const) {
+      const url = parseDatabaseUrl(props.config[which].url);
+      if (url.kind === 'rdsdata')
+        databases[which] = { clusterArn: url.resourceArn, secretArn: url.secretArn };
       else {
         Annotations.of(this).addWarningV2(
           'shifu-migrate:mysql-url',
@@ -50,10 +53,45 @@ export class ShifuMigrateStack extends Stack {
     });
     this.phases = new PhaseStateMachines(this, 'Phases', {
       functions: this.functions.functions,
+      rollbackOnAlarms: props.config.aws?.rollbackOnAlarms ?? [],
       ...(props.logRetention === undefined ? {} : { logRetention: props.logRetention }),
     });
+    // What the CLI's AWS mode needs (config aws.stateMachines).
+    for (const [name, machine] of Object.entries(this.phases.stateMachines)) {
+      new CfnOutput(this, `${name}StateMachineArn`, {
+        value: machine.stateMachineArn,
+        description: `aws.stateMachines.${name} in the shifu-migrate config`,
+      });
+    }
+    const metric = (metricName: MetricName, statistic: string) =>
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        dimensionsMap: { Phase: 'data' },
+        statistic,
+        period: Duration.minutes(1),
+      });
     const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(6) });
     dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Rows copied per minute',
+        left: [metric('RowsCopied', 'Sum'), metric('RowsQuarantined', 'Sum')],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Chunk duration (ms)',
+        left: [
+          metric('ChunkDuration', 'p50'),
+          metric('ChunkDuration', 'p90'),
+          metric('ChunkDuration', 'Maximum'),
+        ],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Checksum mismatches',
+        left: [metric('ChecksumMismatches', 'Sum'), metric('ChunksRecopied', 'Sum')],
+        width: 8,
+      }),
       ...Object.entries(this.phases.stateMachines).map(
         ([name, machine]) =>
           new cloudwatch.GraphWidget({

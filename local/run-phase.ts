@@ -3,6 +3,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openArchive } from '../lambdas/core/archive/open.ts';
 import type { LoadedConfig } from '../lambdas/core/config/load.ts';
+import { type MetricsSink, noMetrics } from '../lambdas/core/metrics.ts';
 import { openSql } from '../lambdas/core/sql/open.ts';
 import { withDatabase } from '../lambdas/core/sql/url.ts';
 import type { TaskDeps } from '../lambdas/core/task.ts';
@@ -26,12 +27,15 @@ export interface RunPhaseOptions {
   /** Called with the loaded definition once, before the run: returns the event listener (progress display). */
   readonly watch?: (definition: LoadedDefinition) => (event: ExecutionEvent) => void;
   readonly timeScale?: number;
+  /** Where the functions' metrics go (a test's list); locally they go nowhere by default. */
+  readonly metrics?: MetricsSink;
 }
 
 /** Opens the dependencies once for an execution; they are closed when it ends. */
 export function openDeps(
   loaded: LoadedConfig,
   cwd: string,
+  metrics: MetricsSink = noMetrics,
 ): Omit<TaskDeps, 'signal'> & { close(): Promise<void> } {
   const source = openSql(loaded.sourceUrl);
   const target = openSql(loaded.targetUrl);
@@ -44,6 +48,7 @@ export function openDeps(
     target,
     targetServer,
     archive: openArchive(loaded.config.archive.url, cwd),
+    metrics,
     async close() {
       await Promise.all([source.close(), target.close(), targetServer.close()]);
     },
@@ -52,7 +57,7 @@ export function openDeps(
 
 /** Runs one state machine locally, with our handlers, keeping its event log under `.shifu-migrate/executions/`. */
 export async function runPhase(options: RunPhaseOptions): Promise<PhaseRun> {
-  const deps = openDeps(options.loaded, options.cwd);
+  const deps = openDeps(options.loaded, options.cwd, options.metrics);
   const logDir = join(options.cwd, '.shifu-migrate', 'executions');
   mkdirSync(logDir, { recursive: true });
   const eventLog = join(

@@ -1,6 +1,7 @@
 import { openArchive } from './archive/open.ts';
 import { ConfigSchema } from './config/schema.ts';
 import { InputError } from './errors.ts';
+import { emfMetrics } from './metrics.ts';
 import { openSql } from './sql/open.ts';
 import { parseDatabaseUrl, withDatabase } from './sql/url.ts';
 import type { TaskDeps } from './task.ts';
@@ -41,6 +42,7 @@ export function lambdaDeps(): Promise<TaskDeps> {
       targetServer: openSql(withDatabase(targetUrl, 'information_schema')),
       archive: openArchive(config.archive.url),
       signal: new AbortController().signal,
+      metrics: emfMetrics(),
     };
   })();
   return cached;

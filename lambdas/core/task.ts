@@ -4,6 +4,7 @@ import type { ArchiveStore } from './archive/port.ts';
 import { formatPath } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { InputError } from './errors.ts';
+import type { MetricsSink } from './metrics.ts';
 import type { SqlClient } from './sql/port.ts';
 import type { DatabaseUrl } from './sql/url.ts';
 
@@ -24,6 +25,8 @@ export interface TaskDeps {
    * stopped. Long tasks check it between units of work.
    */
   readonly signal: AbortSignal;
+  /** Rows copied, chunk durations, checksum mismatches: CloudWatch on Lambda. */
+  readonly metrics: MetricsSink;
 }
 
 /** An event payload that does not match the task's schema: a wiring bug or a hand-started execution. */

@@ -2,6 +2,7 @@ import { rangeCondition } from '../core/checksum.ts';
 import type { Config } from '../core/config/schema.ts';
 import { tenantRules } from '../core/config/schema.ts';
 import { ident, identList, qualified } from '../core/identifiers.ts';
+import { assertRunning } from '../core/ledger/runs.ts';
 import { isUniqueColumn } from '../core/schema/keys.ts';
 import type { ColumnInfo, TableInfo } from '../core/schema/types.ts';
 import { insertRows } from '../core/sql/insert.ts';
@@ -158,12 +159,26 @@ export async function copyChunk(
   }
   if (deps.signal.aborted)
     throw new ChunkCancelled(`${table} chunk ${chunk.n} not started: the run is stopping`);
+  await claimChunk(deps, runId, table, chunk.n);
+  const started = performance.now();
   const context = await runContext(deps, runId);
   const job = copyJob(context, table);
-  const result =
-    path === 'server'
-      ? await copyServerSide(deps, context, table, mode, chunk, job)
-      : await copyClientSide(deps, context, table, mode, chunk, job);
+  let result: { rows: number; quarantined: number };
+  try {
+    result =
+      path === 'server'
+        ? await copyServerSide(deps, context, table, mode, chunk, job)
+        : await copyClientSide(deps, context, table, mode, chunk, job);
+  } catch (error) {
+    // No longer in flight: a rollback waiting for `copying` chunks need not wait for this one.
+    await deps.target
+      .execute(
+        "UPDATE migration_chunks SET status = 'failed' WHERE run_id = ? AND table_name = ? AND chunk_no = ? AND status = 'copying'",
+        [runId, table, chunk.n],
+      )
+      .catch(() => undefined);
+    throw error;
+  }
   // Compared at once: a chunk that differs is left 'copied' for Validate Table to copy again and judge.
   const quarantine = mode === 'tenant' ? await quarantinedKeys(deps, table) : [];
   const check = await compareChunk(deps, runId, table, chunk, quarantine);
@@ -172,7 +187,30 @@ export async function copyChunk(
     target: formatChecksum(check.target),
     equal: check.equal,
   });
+  deps.metrics.put('data', {
+    RowsCopied: result.rows,
+    RowsQuarantined: result.quarantined,
+    ChunkDuration: Math.round(performance.now() - started),
+  });
   return { table, n: chunk.n, ...result, skipped: false, path };
+}
+
+/**
+ * Marks the chunk `copying`, in the same statement that checks the run is still `running`: a rollback marks
+ * the run `stopping` first and then waits for `copying` chunks to end, so no chunk writes into a range the
+ * rollback has already emptied.
+ */
+async function claimChunk(deps: TaskDeps, runId: string, table: string, n: number): Promise<void> {
+  const claimed = await deps.target.execute(
+    `UPDATE migration_chunks c JOIN migration_runs r ON r.run_id = c.run_id
+        SET c.status = 'copying', c.updated_at = CURRENT_TIMESTAMP(3)
+      WHERE c.run_id = ? AND c.table_name = ? AND c.chunk_no = ? AND r.status = 'running'`,
+    [runId, table, n],
+  );
+  if (claimed.affectedRows === 0) {
+    await assertRunning(deps.target, runId);
+    throw new ChunkCancelled(`${table} chunk ${n} is not in the ledger of ${runId}: plan the chunks first`);
+  }
 }
 
 async function copyServerSide(

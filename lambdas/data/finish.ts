@@ -1,5 +1,5 @@
 import { ident, qualified } from '../core/identifiers.ts';
-import { finishRun, newRunId, nowText, startRun } from '../core/ledger/runs.ts';
+import { finishRun, newRunId, nowText, startRun, succeedRun } from '../core/ledger/runs.ts';
 import { keyComparison } from '../core/sql/keyset.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
@@ -31,7 +31,7 @@ export async function finishData(deps: TaskDeps, runId: string) {
   await deps.target.execute(
     "UPDATE tenant_migration_status SET status = 'migrated' WHERE status IN ('pending', 'rolled_back')",
   );
-  await finishRun(deps.target, runId, 'succeeded');
+  await succeedRun(deps.target, runId);
   return {
     runId,
     tables: totals.length,

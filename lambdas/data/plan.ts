@@ -37,6 +37,7 @@ export function planLevels(deps: TaskDeps, sourceTables: readonly string[]): Pla
 /** Start: resumes a run that died (status still `running`), else records a new one; plans the levels. */
 export async function startData(
   deps: TaskDeps,
+  executionId: string | null = null,
 ): Promise<{ runId: string; resumed: boolean; levels: PlannedTable[][]; maxConcurrency: number }> {
   await ensureLedger(deps.target);
   const [open] = await deps.target.query(
@@ -45,7 +46,15 @@ export async function startData(
   );
   const resumed = open !== undefined;
   const runId =
-    open === undefined ? await startRun(deps.target, PHASE, newRunId(PHASE)) : str(open, 'run_id');
+    open === undefined
+      ? await startRun(deps.target, PHASE, newRunId(PHASE), executionId)
+      : str(open, 'run_id');
+  // A resumed run now belongs to this execution: a rollback stops this one.
+  if (resumed)
+    await deps.target.execute('UPDATE migration_runs SET execution_id = ? WHERE run_id = ?', [
+      executionId,
+      runId,
+    ]);
   const context = resumed ? await runContext(deps, runId) : await saveRunContext(deps, runId);
   const levels = planLevels(
     deps,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { execution } from '../foundation/schema.ts';
 
 export const runId = z.string().regex(/^data-[0-9TZ]+-[0-9a-f]+$/);
 const table = z.string().min(1).max(64);
@@ -10,7 +11,7 @@ export type Chunk = z.output<typeof Chunk>;
 const caught = z.object({ Error: z.string(), Cause: z.string().optional() }).optional();
 
 export const DataInput = z.discriminatedUnion('step', [
-  z.object({ step: z.literal('start') }),
+  z.object({ step: z.literal('start'), execution: execution.optional() }),
   z.object({ step: z.literal('plan-chunks'), runId, table, mode }),
   z.object({ step: z.literal('copy-chunk'), runId, table, mode, chunk: Chunk }),
   z.object({ step: z.literal('build-indexes'), runId, table }),

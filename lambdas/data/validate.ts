@@ -80,7 +80,8 @@ export async function validateTable(
       continue;
     }
     let result = await compareChunk(deps, runId, table, chunk, quarantine);
-    if (!result.equal) {
+    const differed = !result.equal;
+    if (differed) {
       recopied += 1;
       await copyChunk(deps, runId, table, mode, chunk, { force: true });
       result = await compareChunk(deps, runId, table, chunk, await quarantinedKeys(deps, table));
@@ -96,6 +97,7 @@ export async function validateTable(
         chunk.n,
       ],
     );
+    if (differed) deps.metrics.put('data', result.equal ? { ChunksRecopied: 1 } : { ChecksumMismatches: 1 });
     if (!result.equal) {
       throw new ChunkChecksumMismatch(
         `${table} chunk ${chunk.n} (key after ${JSON.stringify(chunk.after)} up to ${JSON.stringify(chunk.upTo)}) differs after a re-copy: source ${formatChecksum(result.source)}, target ${formatChecksum(result.target)}`,

@@ -1,6 +1,14 @@
 import { ident, qualified } from '../core/identifiers.ts';
 import { markRolledBack, openObjects, recordCreated, undoStatement } from '../core/ledger/ddl.ts';
-import { ensureLedger, finishRun, newRunId, nowText, startRun } from '../core/ledger/runs.ts';
+import {
+  assertRunning,
+  ensureLedger,
+  finishRun,
+  newRunId,
+  nowText,
+  startRun,
+  succeedRun,
+} from '../core/ledger/runs.ts';
 import { TABLE_OPTIONS, TENANT_TABLES } from '../core/ledger/schema.ts';
 import { introspect } from '../core/schema/introspect.ts';
 import type { SchemaInfo, TableInfo } from '../core/schema/types.ts';
@@ -52,13 +60,16 @@ async function progress(target: SqlSession, runId: string, table: string, status
 }
 
 /** Start: the target database and ledger exist, the run is recorded, the tables to create are planned. */
-export async function startFoundation(deps: TaskDeps): Promise<{ runId: string; tables: PlannedTable[] }> {
+export async function startFoundation(
+  deps: TaskDeps,
+  executionId: string | null = null,
+): Promise<{ runId: string; tables: PlannedTable[] }> {
   // The database itself is not rolled back: the ledger lives in it.
   await deps.targetServer.execute(
     `CREATE DATABASE IF NOT EXISTS ${ident(deps.targetUrl.database, 'database')} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
   );
   await ensureLedger(deps.target);
-  const runId = await startRun(deps.target, PHASE);
+  const runId = await startRun(deps.target, PHASE, newRunId(PHASE), executionId);
   const schema = await introspect(deps.source, deps.sourceUrl.database);
   return { runId, tables: planTables(deps, schema) };
 }
@@ -234,7 +245,7 @@ export async function verifyFoundation(
   for (const t of deps.config.tenants) if (!present.has(t.bid)) problems.push(`tenant ${t.bid} is missing`);
   if (problems.length > 0) throw new FoundationIncomplete(`foundation is incomplete: ${problems.join('; ')}`);
   const created = await openObjects(deps.target, { runId });
-  await finishRun(deps.target, runId, 'succeeded');
+  await succeedRun(deps.target, runId);
   return { runId, tables: planned.length, tenants: present.size, created: created.length };
 }
 
@@ -312,12 +323,15 @@ export async function rollbackFoundation(
 export async function runFoundation(input: FoundationInput, deps: TaskDeps): Promise<unknown> {
   switch (input.step) {
     case 'start':
-      return startFoundation(deps);
+      return startFoundation(deps, input.execution ?? null);
     case 'tenants':
+      await assertRunning(deps.target, input.runId);
       return createTenantTables(deps, input.runId);
     case 'table':
+      await assertRunning(deps.target, input.runId);
       return createTable(deps, input.runId, input.table, input.mode);
     case 'verify':
+      await assertRunning(deps.target, input.runId);
       return verifyFoundation(deps, input.runId);
     case 'rollback':
       if (input.runId === undefined || input.runId === null) return { rollbackRunId: null, undone: 0 };

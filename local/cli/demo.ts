@@ -36,7 +36,7 @@ export async function runDemo(
     // exactly what the phases recorded (nothing when there is no ledger yet).
     out.info(`Resetting the demo target ${loaded.targetUrl.database}: rolling back data, then foundation.`);
     for (const phase of ['data', 'foundation']) {
-      const undone = await runRollbackCommand(loaded, phase, out, cwd);
+      const undone = await runRollbackCommand(loaded, { phase }, out, cwd);
       if (undone.code !== 0)
         return { code: 1, json: { status: 'FAILED', stoppedAt: `rollback ${phase}`, seeded, phases: {} } };
     }

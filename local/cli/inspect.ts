@@ -2,6 +2,7 @@ import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { num, str, strOrNull } from '../../lambdas/core/sql/rows.ts';
 import { verifyTarget } from '../../lambdas/data/verify.ts';
 import { openDeps } from '../run-phase.ts';
+import { raisedAlarms } from './alarm.ts';
 import { count, type Output } from './output.ts';
 import type { PhaseOutcome } from './phases.ts';
 
@@ -91,6 +92,12 @@ export async function runStatusCommand(
       chunks: { total: num(r, 'chunks'), validated: num(r, 'validated'), failed: num(r, 'failed') },
       quarantined: num(r, 'quarantined'),
     }));
+    const alarms = await raisedAlarms(deps, loaded.targetUrl.database);
+    for (const alarm of alarms) {
+      out.info(
+        `Alarm ${JSON.stringify(alarm.name)} is raised since ${alarm.changedAt} UTC${alarm.reason === '' ? '' : `: ${alarm.reason}`} (no phase starts until: alarm clear)`,
+      );
+    }
     out.info(`Runs (newest first) in ${loaded.targetUrl.database}:`);
     for (const run of runs) {
       out.info(
@@ -103,7 +110,7 @@ export async function runStatusCommand(
         `  ${t.phase.padEnd(10)} ${t.table.padEnd(24)} ${t.status.padEnd(12)} ${count(t.rows).padStart(10)} rows  chunks ${t.chunks.validated}/${t.chunks.total}${t.chunks.failed > 0 ? ` (${t.chunks.failed} failed)` : ''}  quarantined ${count(t.quarantined)}`,
       );
     }
-    return { code: 0, json: { status: 'OK', runs, tables } };
+    return { code: 0, json: { status: 'OK', alarms, runs, tables } };
   } finally {
     await deps.close();
   }

@@ -3,6 +3,7 @@ import { DEFAULT_CONFIG_FILE, type LoadedConfig, loadConfig } from '../../lambda
 import { DatabaseUnreachable, InputError } from '../../lambdas/core/errors.ts';
 import { demoConfig } from '../demo/config.ts';
 import { MAX_DEMO_USERS } from '../demo/seed.ts';
+import { parseAlarmName, runAlarmClear, runAlarmRaise } from './alarm.ts';
 import { runDemo } from './demo.ts';
 import { resolveDemoServer } from './demo-server.ts';
 import { runStatusCommand, runVerifyCommand } from './inspect.ts';
@@ -23,14 +24,19 @@ Commands:
   demo [--users N] [--reset]        make the demo legacy database (or reuse it) and run every phase locally
   seed-demo [--users N] [--reset]   only create and fill the demo legacy database
   run <phase>                       run a phase locally: assess, foundation, data
-  rollback --phase <phase>          undo a phase by what the ledger recorded: foundation, data
+  rollback [--phase <phase>]        stop and undo the phase in flight or failed half-way, or the phase
+                                    named (foundation, data), by what the ledger recorded
+  alarm raise <name> [--reason T]   raise a local alarm: as on AWS, it starts the rollback; no phase
+                                    starts until it is cleared
+  alarm clear <name>                clear a raised alarm
   status                            the ledger: runs, and per table rows, chunks, quarantine
   verify                            read-only: rows, checksums and tenant isolation, source against target
 
 Options:
   --config FILE   config file (default ${DEFAULT_CONFIG_FILE}; without one, the built-in demo config)
   --json          print exactly one JSON object on stdout; logs go to stderr
-  --phase PHASE   the phase rollback undoes
+  --phase PHASE   the phase rollback undoes (default: the one in flight or failed half-way)
+  --reason TEXT   why the alarm is raised (kept in the ledger)
   --users N       demo size in users, about 50 rows each (default 2000)
   --reset         drop and recreate the demo database (only one seed-demo made)
   -h, --help      this text
@@ -45,7 +51,8 @@ export interface CliContext {
   readonly stderr?: NodeJS.WritableStream;
 }
 
-const COMMANDS = ['demo', 'seed-demo', 'run', 'rollback', 'status', 'verify'] as const;
+const ALARM_ACTIONS = ['raise', 'clear'] as const;
+const COMMANDS = ['demo', 'seed-demo', 'run', 'rollback', 'alarm', 'status', 'verify'] as const;
 type Command = (typeof COMMANDS)[number];
 
 function parse(argv: readonly string[]) {
@@ -60,6 +67,7 @@ function parse(argv: readonly string[]) {
         users: { type: 'string' },
         reset: { type: 'boolean', default: false },
         phase: { type: 'string' },
+        reason: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -100,14 +108,21 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
       );
     }
     const phaseArgument = command === 'run' ? extra.shift() : undefined;
+    const alarmAction =
+      command === 'alarm' ? parsePhase(extra.shift(), ALARM_ACTIONS, 'alarm action') : undefined;
+    const alarmName = command === 'alarm' ? parseAlarmName(extra.shift()) : undefined;
+    if (values.reason !== undefined && alarmAction !== 'raise')
+      throw new InputError('--reason goes with alarm raise');
     if (extra.length > 0)
       throw new InputError(`unexpected argument ${JSON.stringify(extra[0])} after ${command}`);
     const phase =
       command === 'run'
         ? parsePhase(phaseArgument, LOCAL_PHASES, 'phase to run')
-        : command === 'rollback'
+        : command === 'rollback' && values.phase !== undefined
           ? parsePhase(values.phase, ROLLBACK_PHASES, 'phase to roll back (--phase)')
           : undefined;
+    if (values.phase !== undefined && command !== 'rollback')
+      throw new InputError(`--phase goes with rollback; for run, name the phase: run ${values.phase}`);
     let loaded: LoadedConfig = loadConfig({
       file: values.config,
       defaults: demoConfig,
@@ -143,9 +158,23 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
       const outcome =
         command === 'run'
           ? await runPhaseCommand(loaded, phase as LocalPhase, out, cwd)
-          : await runRollbackCommand(loaded, phase ?? '', out, cwd);
+          : await runRollbackCommand(loaded, phase === undefined ? {} : { phase }, out, cwd);
       if (out.json) out.resultJson(outcome.json);
-      else out.result(`${command} ${phase}: ${outcome.code === 0 ? 'done' : 'failed'}`);
+      else
+        out.result(
+          `${command}${phase === undefined ? '' : ` ${phase}`}: ${outcome.code === 0 ? 'done' : 'failed'}`,
+        );
+      return outcome.code;
+    }
+    if (command === 'alarm') {
+      const name = alarmName ?? '';
+      const outcome =
+        alarmAction === 'raise'
+          ? await runAlarmRaise(loaded, name, values.reason ?? '', out, cwd)
+          : await runAlarmClear(loaded, name, out, cwd);
+      if (out.json) out.resultJson(outcome.json);
+      else
+        out.result(`alarm ${alarmAction} ${JSON.stringify(name)}: ${outcome.code === 0 ? 'done' : 'failed'}`);
       return outcome.code;
     }
     const result = await runDemo(loaded, options, out, cwd);

@@ -4,6 +4,7 @@ import { openArchive } from '../../lambdas/core/archive/open.ts';
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { InputError } from '../../lambdas/core/errors.ts';
 import { type PhaseRun, runPhase } from '../run-phase.ts';
+import { assertNoAlarm } from './alarm.ts';
 import { count, type Output } from './output.ts';
 import { progressPrinter } from './progress.ts';
 
@@ -58,6 +59,8 @@ export async function runPhaseCommand(
   out: Output,
   cwd: string,
 ): Promise<PhaseOutcome> {
+  // Assess only reads; a phase that writes waits until every raised alarm is cleared.
+  if (phase !== 'assess') await assertNoAlarm(loaded, cwd);
   out.info(`Running ${phase} locally (${loaded.sourceUrl.database} → ${loaded.targetUrl.database})`);
   const run = await runPhase({
     loaded,
@@ -123,26 +126,44 @@ async function assessOutcome(
   };
 }
 
-/** `rollback --phase <phase>`: the rollback state machine, run locally. */
+/**
+ * `rollback [--phase <phase>]`: the rollback state machine, run locally. Without a phase it stops and undoes the
+ * phase in flight or failed half-way; `alarm` names the alarm that started it (`alarm raise`).
+ */
 export async function runRollbackCommand(
   loaded: LoadedConfig,
-  phase: string,
+  request: { phase?: string; alarm?: string },
   out: Output,
   cwd: string,
 ): Promise<PhaseOutcome> {
-  out.info(`Rolling back ${phase} on ${loaded.targetUrl.database}`);
+  out.info(
+    `Rolling back ${request.phase ?? 'the phase in flight or failed half-way'} on ${loaded.targetUrl.database}${request.alarm === undefined ? '' : ` (alarm ${request.alarm})`}`,
+  );
   const run = await runPhase({
     loaded,
     stateMachine: 'rollback',
-    input: { phase },
+    input: request,
     cwd,
     watch: (d) => progressPrinter(out, d),
   });
   if (run.status !== 'SUCCEEDED') return failure(run, out, 'rollback');
-  const output = run.output as { phase: string; rollbackRunId: string; undone: number };
-  out.info(
-    `Rolled back ${output.phase}: ${count(output.undone)} ${output.phase === 'data' ? 'rows deleted from the target' : 'objects removed'} (${output.rollbackRunId}); the ledger keeps the record.`,
-  );
+  const output = run.output as {
+    phase: string | null;
+    rollbackRunId?: string;
+    undone?: number;
+    stoppedRuns?: string[];
+  };
+  if (output.phase === null) {
+    out.info(
+      'Nothing to roll back: no phase is in flight or failed half-way. To undo a finished phase, name it: rollback --phase data (or foundation).',
+    );
+  } else {
+    const stopped = output.stoppedRuns ?? [];
+    out.info(
+      `Rolled back ${output.phase}: ${count(output.undone ?? 0)} ${output.phase === 'data' ? 'rows deleted from the target' : 'objects removed'} (${output.rollbackRunId}); ` +
+        `${stopped.length > 0 ? `stopped ${stopped.join(', ')}; ` : ''}the ledger keeps the record.`,
+    );
+  }
   return {
     code: 0,
     json: { status: run.status, executionId: run.executionId, ...output, eventLog: run.eventLog },

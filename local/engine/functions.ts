@@ -8,6 +8,7 @@ const LOADERS = {
   AssessFunctionArn: () => import('../../lambdas/assess/handler.ts'),
   FoundationFunctionArn: () => import('../../lambdas/foundation/handler.ts'),
   DataFunctionArn: () => import('../../lambdas/data/handler.ts'),
+  ControlFunctionArn: () => import('../../lambdas/control/handler.ts'),
 } as const satisfies Record<FunctionKey, unknown>;
 
 /** What `definitionSubstitutions` gives locally: a Lambda ARN per function (nothing is called on AWS). */

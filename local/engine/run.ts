@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { ExecutionAbortedError, ExecutionTimeoutError, StateMachine } from 'aws-local-stepfunctions';
 import { type LoadedDefinition, matches } from './definition.ts';
 
@@ -145,6 +146,8 @@ export function runLocal(options: RunOptions): {
   const started = new Date().toISOString();
   const run = machine.run(options.input as JSONValue, {
     overrides: { taskResourceLocalHandlers: handlers, waitTimeOverrides, retryIntervalOverrides },
+    // `$$.Execution.Id`: the ledger records it, and a rollback tells from it whether this process still runs.
+    context: { Execution: { Id: localExecutionId(executionId), Name: executionId } },
   });
   let failure: { error: string; cause: string } | undefined;
   const events = (async () => {
@@ -189,6 +192,11 @@ export function runLocal(options: RunOptions): {
     },
     result,
   };
+}
+
+/** A local execution's id as `$$.Execution.Id` gives it: the host and process that run it, and its own id. */
+export function localExecutionId(executionId: string): string {
+  return `local:${hostname()}:${process.pid}:${executionId}`;
 }
 
 function findState(machine: unknown, name: string): unknown {

@@ -12,10 +12,12 @@ import { demoConfig } from '../../local/demo/config.ts';
 
 const cluster = (name: string) => `arn:aws:rds:eu-west-1:123456789012:cluster:${name}`;
 const secret = (name: string) => `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${name}-AbCdEf`;
+const operatorAlarm = 'arn:aws:cloudwatch:eu-west-1:123456789012:alarm:shifu-api-5xx';
 const config = ConfigSchema.parse({
   ...demoConfig(),
   source: { url: `rdsdata://${cluster('legacy')}/shifu_legacy?secret=${secret('legacy')}` },
   target: { url: `rdsdata://${cluster('saas')}/shifu_saas?secret=${secret('saas')}` },
+  aws: { rollbackOnAlarms: [operatorAlarm] },
 });
 
 let app: App;
@@ -38,7 +40,7 @@ const logicalId = (construct: { node: { defaultChild?: unknown } }) =>
 
 describe('migration stack', () => {
   it('deploys one Node 24 arm64 function per task with the config in its environment', () => {
-    for (const name of ['assess', 'foundation', 'data']) {
+    for (const name of ['assess', 'foundation', 'data', 'control']) {
       template.hasResourceProperties('AWS::Lambda::Function', {
         Runtime: 'nodejs24.x',
         Architectures: ['arm64'],
@@ -60,7 +62,9 @@ describe('migration stack', () => {
     }
     const environment = template.findResources('AWS::Lambda::Function');
     const withConfig = Object.values(environment).filter((r) => JSON.stringify(r).includes('shifu_legacy'));
-    expect(withConfig).toHaveLength(3);
+    expect(withConfig).toHaveLength(4);
+    // The functions get the migration config, not the CLI's view of the stack or the operator's alarms.
+    expect(JSON.stringify(environment)).not.toContain('shifu-api-5xx');
   });
 
   it('grants the Data API on both clusters, their secrets, and the archive bucket to each function', () => {
@@ -72,7 +76,37 @@ describe('migration stack', () => {
     expect(dataPolicy).toContain(cluster('saas'));
     expect(dataPolicy).toContain('secretsmanager:GetSecretValue');
     expect(dataPolicy).toContain('s3:PutObject');
-    expect(policies.filter((p) => p.includes('rds-data:BeginTransaction'))).toHaveLength(3);
+    expect(policies.filter((p) => p.includes('rds-data:BeginTransaction'))).toHaveLength(4);
+    // The control function reads the ledger on the target and stops executions: nothing else.
+    const control = policies.find((p) => p.includes('states:StopExecution'));
+    expect(control).toBeDefined();
+    expect(control).toContain(cluster('saas'));
+    expect(control).toContain(secret('saas'));
+    expect(control).not.toContain(cluster('legacy'));
+    expect(control).not.toContain('s3:');
+    expect(control).toContain('states:ListExecutions');
+    const machines = stack.phases.stateMachines;
+    expect(control).toContain(logicalId(machines.foundation));
+    expect(control).toContain(logicalId(machines.data));
+    expect(control).not.toContain(logicalId(machines.assess));
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          SHIFU_MIGRATE_STATE_MACHINES: {
+            'Fn::Join': [
+              '',
+              [
+                '{"foundation":"',
+                { Ref: logicalId(machines.foundation) },
+                '","data":"',
+                { Ref: logicalId(machines.data) },
+                '"}',
+              ],
+            ],
+          },
+        }),
+      },
+    });
   });
 
   it('creates one state machine per ASL file whose substitutions resolve to the right functions', () => {
@@ -114,6 +148,7 @@ describe('migration stack', () => {
     expect(policyOf('data')).not.toContain(id('FoundationFunctionArn'));
     expect(policyOf('rollback')).toContain(id('FoundationFunctionArn'));
     expect(policyOf('rollback')).toContain(id('DataFunctionArn'));
+    expect(policyOf('rollback')).toContain(id('ControlFunctionArn'));
     expect(policyOf('rollback')).not.toContain(id('AssessFunctionArn'));
   });
 
@@ -146,7 +181,7 @@ describe('migration stack', () => {
     });
   });
 
-  it('alarms on failed, timed-out and aborted executions and starts the rollback for that phase', () => {
+  it('alarms on failed, timed-out and aborted executions and mismatches; those and the operator’s start the rollback', () => {
     for (const metric of ['ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsAborted']) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: metric,
@@ -155,26 +190,45 @@ describe('migration stack', () => {
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       });
     }
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 12);
-    for (const phase of ['foundation', 'data']) {
-      template.hasResourceProperties('AWS::Events::Rule', {
-        EventPattern: {
-          source: ['aws.cloudwatch'],
-          'detail-type': ['CloudWatch Alarm State Change'],
-          detail: { state: { value: ['ALARM'] } },
-          resources: stack.phases.alarms
-            .filter((a) => a.node.id.startsWith(phase))
-            .map((a) => ({ 'Fn::GetAtt': [logicalId(a), 'Arn'] })),
-        },
-        Targets: [
-          Match.objectLike({
-            Arn: { Ref: logicalId(stack.phases.stateMachines.rollback) },
-            Input: JSON.stringify({ phase }),
-          }),
-        ],
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ChecksumMismatches',
+      Namespace: 'ShifuMigrate',
+      Dimensions: [{ Name: 'Phase', Value: 'data' }],
+      Statistic: 'Sum',
+      Threshold: 1,
+    });
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 13);
+    template.resourceCountIs('AWS::Events::Rule', 1);
+    const undo = stack.phases.alarms.filter((a) => /^(foundation|data|checksum)/.test(a.node.id));
+    expect(undo).toHaveLength(7);
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.cloudwatch'],
+        'detail-type': ['CloudWatch Alarm State Change'],
+        detail: { state: { value: ['ALARM'] } },
+        resources: [...undo.map((a) => ({ 'Fn::GetAtt': [logicalId(a), 'Arn'] })), operatorAlarm],
+      },
+      Targets: [
+        Match.objectLike({
+          Arn: { Ref: logicalId(stack.phases.stateMachines.rollback) },
+          InputTransformer: {
+            InputPathsMap: { 'detail-alarmName': '$.detail.alarmName' },
+            InputTemplate: '{"alarm":<detail-alarmName>}',
+          },
+        }),
+      ],
+    });
+  });
+
+  it('charts rows copied, chunk durations and mismatches, and prints each state machine ARN', () => {
+    const dashboard = JSON.stringify(template.findResources('AWS::CloudWatch::Dashboard'));
+    for (const metric of ['RowsCopied', 'ChunkDuration', 'ChecksumMismatches', 'ExecutionsFailed'])
+      expect(dashboard).toContain(metric);
+    for (const name of ['assess', 'foundation', 'data', 'rollback']) {
+      template.hasOutput(`${name}StateMachineArn`, {
+        Value: { Ref: logicalId(stack.phases.stateMachines[name as 'assess']) },
       });
     }
-    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
   });
 
   it('passes cdk-nag AwsSolutions with every acknowledgement giving its reason', () => {
@@ -187,7 +241,7 @@ describe('migration stack', () => {
     const bundles = assets
       .map((d) => join(assembly.directory, d))
       .filter((d) => existsSync(join(d, 'index.mjs')));
-    expect(bundles).toHaveLength(3);
+    expect(bundles).toHaveLength(4);
     for (const dir of bundles) {
       expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);
       const module = (await import(pathToFileURL(join(dir, 'index.mjs')).href)) as { handler?: unknown };

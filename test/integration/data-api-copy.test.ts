@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFolderArchive } from '../../lambdas/core/archive/folder.ts';
 import { ConfigSchema } from '../../lambdas/core/config/schema.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
+import { emfMetrics } from '../../lambdas/core/metrics.ts';
 import { createDataApiClient } from '../../lambdas/core/sql/data-api.ts';
 import { scalarNumber } from '../../lambdas/core/sql/rows.ts';
 import { parseDatabaseUrl } from '../../lambdas/core/sql/url.ts';
@@ -77,6 +78,7 @@ describe('data phase through the RDS Data API', () => {
       archive: { url: 'unused' },
       chunking: { rowsPerChunk: 2_000, maxConcurrency: 2, copyPath: 'auto' },
     });
+    const emf: Record<string, unknown>[] = [];
     const deps: Omit<TaskDeps, 'signal'> = {
       config,
       ...urls,
@@ -84,6 +86,8 @@ describe('data phase through the RDS Data API', () => {
       target: tgt.client,
       targetServer: server.client,
       archive: createFolderArchive(mkdtempSync(join(tmpdir(), 'smt-dapi-'))),
+      // The Lambda's sink: CloudWatch Embedded Metric Format lines, here kept instead of printed.
+      metrics: emfMetrics((line) => emf.push(JSON.parse(line) as Record<string, unknown>)),
     };
     for (const phase of ['foundation', 'data']) {
       const { result } = runLocal({
@@ -97,6 +101,8 @@ describe('data phase through the RDS Data API', () => {
     }
     // Every row arrived or was quarantined, through pages the Data API could return.
     const direct = mysqlClient('information_schema');
+    let copiedRows = 0;
+    let heldRows = 0;
     try {
       for (const { name } of DEMO_TABLES) {
         const rows = scalarNumber(
@@ -112,6 +118,8 @@ describe('data phase through the RDS Data API', () => {
           ),
         );
         expect(copied + held, name).toBe(rows);
+        copiedRows += copied;
+        heldRows += held;
       }
       const chunks = await direct.query(
         `SELECT DISTINCT status FROM ${qualified(target.name, 'migration_chunks')}`,
@@ -121,5 +129,22 @@ describe('data phase through the RDS Data API', () => {
       await direct.close();
     }
     expect(src.fake.tooLargeResponses, 'pages of long lessons were halved').toBeGreaterThan(0);
+    // What CloudWatch would chart: one EMF record per chunk, adding up to the rows copied and quarantined.
+    const sum = (name: string) => emf.reduce((s, r) => s + Number(r[name] ?? 0), 0);
+    expect(sum('RowsCopied')).toBe(copiedRows);
+    expect(sum('RowsQuarantined')).toBe(heldRows);
+    expect(sum('ChecksumMismatches')).toBe(0);
+    expect(emf[0]).toMatchObject({
+      Phase: 'data',
+      _aws: {
+        CloudWatchMetrics: [
+          {
+            Namespace: 'ShifuMigrate',
+            Dimensions: [['Phase']],
+            Metrics: expect.arrayContaining([{ Name: 'RowsCopied', Unit: 'Count' }]),
+          },
+        ],
+      },
+    });
   });
 });

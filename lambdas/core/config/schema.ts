@@ -160,6 +160,40 @@ export const Chunking = z.strictObject({
   }),
 });
 
+const stateMachineArn = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/, {
+    error:
+      'must be a state machine ARN: arn:aws:states:<region>:<account>:stateMachine:<name> (the stack prints them as outputs)',
+  });
+const alarmArn = z.string().regex(/^arn:aws[a-z-]*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:.{1,255}$/, {
+  error: 'must be a CloudWatch alarm ARN: arn:aws:cloudwatch:<region>:<account>:alarm:<name>',
+});
+
+export const Aws = z.strictObject({
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { error: 'must be an AWS region such as us-east-1' })
+    .optional()
+    .meta({ description: 'The region of the deployed stack (default: the AWS SDK’s, e.g. AWS_REGION).' }),
+  stateMachines: z
+    .strictObject({
+      assess: stateMachineArn,
+      foundation: stateMachineArn,
+      data: stateMachineArn,
+      rollback: stateMachineArn,
+    })
+    .optional()
+    .meta({
+      description:
+        'The deployed state machines (the stack’s outputs). With these, `run`, `rollback` and `alarm raise` start executions on AWS instead of running locally.',
+    }),
+  rollbackOnAlarms: z.array(alarmArn).max(20).default([]).meta({
+    description:
+      'Your own CloudWatch alarms (error rates, latency of the application) that start the rollback state machine when they enter ALARM.',
+  }),
+});
+
 export const ConfigSchema = z
   .strictObject({
     $schema: z.string().optional(),
@@ -182,6 +216,9 @@ export const ConfigSchema = z
       .record(identifier('table'), TableRules)
       .meta({ description: 'Per table of the source: global, tenant rules, or exclude.' }),
     chunking: Chunking.default({ rowsPerChunk: 5_000, maxConcurrency: 4, copyPath: 'auto' }),
+    aws: Aws.optional().meta({
+      description: 'The deployed stack: AWS mode of the CLI, and alarms that roll back.',
+    }),
   })
   .superRefine((config, ctx) => {
     const bids = config.tenants.map((t) => t.bid);

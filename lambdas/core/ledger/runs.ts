@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ident } from '../identifiers.ts';
 import type { SqlSession } from '../sql/port.ts';
 import { str } from '../sql/rows.ts';
-import { LEDGER_TABLES, TABLE_OPTIONS } from './schema.ts';
+import { LEDGER_COLUMNS, LEDGER_TABLES, TABLE_OPTIONS } from './schema.ts';
 
 export type Phase =
   | 'assess'
@@ -13,7 +13,8 @@ export type Phase =
   | 'integration'
   | 'golive'
   | 'rollback';
-export type RunStatus = 'running' | 'succeeded' | 'failed' | 'rolled_back' | 'rollback_failed';
+/** `stopping`: the rollback state machine stopped the run; its tasks start no new work, the rollback undoes it. */
+export type RunStatus = 'running' | 'stopping' | 'succeeded' | 'failed' | 'rolled_back' | 'rollback_failed';
 
 /** UTC now as DATETIME(3) text: values are strings, never JS Date. */
 export function nowText(date = new Date()): string {
@@ -27,6 +28,14 @@ export async function ensureLedger(target: SqlSession): Promise<void> {
       `CREATE TABLE IF NOT EXISTS ${ident(table.name, 'table')} (\n  ${table.body}\n) ${TABLE_OPTIONS}`,
     );
   }
+  for (const { table, column, definition } of LEDGER_COLUMNS) {
+    const [present] = await target.query(
+      'SELECT 1 AS found FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?',
+      [table, column],
+    );
+    if (present === undefined)
+      await target.execute(`ALTER TABLE ${ident(table, 'table')} ADD COLUMN ${ident(column)} ${definition}`);
+  }
 }
 
 /** A new run id: phase, UTC time and randomness, sortable by time. */
@@ -38,14 +47,41 @@ export function newRunId(phase: Phase, date = new Date()): string {
   return `${phase}-${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
-export async function startRun(target: SqlSession, phase: Phase, runId = newRunId(phase)): Promise<string> {
-  await target.execute('INSERT INTO migration_runs (run_id, phase, status, started_at) VALUES (?, ?, ?, ?)', [
-    runId,
-    phase,
-    'running',
-    nowText(),
-  ]);
+export async function startRun(
+  target: SqlSession,
+  phase: Phase,
+  runId = newRunId(phase),
+  executionId: string | null = null,
+): Promise<string> {
+  await target.execute(
+    'INSERT INTO migration_runs (run_id, phase, status, started_at, execution_id) VALUES (?, ?, ?, ?, ?)',
+    [runId, phase, 'running', nowText(), executionId],
+  );
   return runId;
+}
+
+/** Work on a run the rollback state machine stopped: its tasks end with this instead of starting work. */
+export class RunStopped extends Error {
+  override name = 'RunStopped';
+}
+
+/** Throws RunStopped unless the run is still `running`: called before a task of a run starts its work. */
+export async function assertRunning(target: SqlSession, runId: string): Promise<void> {
+  const status = await runStatus(target, runId);
+  if (status !== 'running')
+    throw new RunStopped(`run ${runId} is ${status ?? 'unknown'}: no new work starts (rollback in progress)`);
+}
+
+/**
+ * Marks a running run succeeded, unless it was stopped meanwhile: the check and the write are one statement,
+ * so a rollback that stopped the run is never overwritten.
+ */
+export async function succeedRun(target: SqlSession, runId: string): Promise<void> {
+  const result = await target.execute(
+    "UPDATE migration_runs SET status = 'succeeded', finished_at = ? WHERE run_id = ? AND status = 'running'",
+    [nowText(), runId],
+  );
+  if (result.affectedRows === 0) await assertRunning(target, runId);
 }
 
 export async function finishRun(

@@ -12,6 +12,7 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   finished_at DATETIME(3) NULL,
   error_name VARCHAR(100) NULL,
   error_message TEXT NULL,
+  execution_id VARCHAR(255) NULL,
   PRIMARY KEY (run_id),
   KEY idx_phase_status (phase, status)`,
   },
@@ -94,7 +95,25 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   PRIMARY KEY (id),
   UNIQUE KEY uk_table_key (table_name, row_key)`,
   },
+  {
+    name: 'migration_alarms',
+    body: `name VARCHAR(255) NOT NULL,
+  state VARCHAR(20) NOT NULL,
+  reason VARCHAR(1024) NOT NULL DEFAULT '',
+  changed_at DATETIME(3) NOT NULL,
+  PRIMARY KEY (name)`,
+  },
 ];
+
+/**
+ * Columns added to ledger tables after their first release: a ledger made by an older version gets them on
+ * the next run (`ensureLedger`), so a rollback started by a newer version can read every run.
+ */
+export const LEDGER_COLUMNS: readonly {
+  readonly table: string;
+  readonly column: string;
+  readonly definition: string;
+}[] = [{ table: 'migration_runs', column: 'execution_id', definition: 'VARCHAR(255) NULL' }];
 
 /** Tables of the multi-tenant model that foundation creates (DESIGN.md §4), apart from migrated tables. */
 export const TENANT_TABLES: readonly { readonly name: string; readonly body: string }[] = [

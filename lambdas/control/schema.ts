@@ -1,0 +1,20 @@
+import { z } from 'zod';
+import { ROLLBACK_PHASES } from '../registry.ts';
+
+const runId = z.string().regex(/^(foundation|data)-[0-9TZ]+-[0-9a-f]+$/);
+
+/**
+ * What starts the rollback state machine: `phase` when an operator names it; otherwise the phase in flight or
+ * failed half-way is found. `alarm` names the alarm that started it (the EventBridge rule, `alarm raise`).
+ */
+export const RollbackRequest = z.strictObject({
+  phase: z.enum(ROLLBACK_PHASES).optional(),
+  alarm: z.string().min(1).max(255).optional(),
+});
+export type RollbackRequest = z.output<typeof RollbackRequest>;
+
+export const ControlInput = z.discriminatedUnion('step', [
+  z.object({ step: z.literal('stop'), request: RollbackRequest }),
+  z.object({ step: z.literal('in-flight'), runs: z.array(runId).max(100) }),
+]);
+export type ControlInput = z.output<typeof ControlInput>;

@@ -1,0 +1,182 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { qualified } from '../../lambdas/core/identifiers.ts';
+import { ensureLedger } from '../../lambdas/core/ledger/runs.ts';
+import type { SqlClient } from '../../lambdas/core/sql/port.ts';
+import { scalarNumber, str } from '../../lambdas/core/sql/rows.ts';
+import { demoConfig } from '../../local/demo/config.ts';
+import { DEMO_TABLES } from '../../local/demo/schema.ts';
+import { seedDemo } from '../../local/demo/seed.ts';
+import { runCli } from '../support/cli.ts';
+import { mysqlClient, mysqlUrl, scratchDatabase } from '../support/mariadb.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+const TABLES = DEMO_TABLES.map((t) => t.name);
+let source: Awaited<ReturnType<typeof scratchDatabase>>;
+let server: SqlClient;
+const targets: string[] = [];
+
+/** Small client-side chunks, so a copy is still going when the alarm comes. */
+function workspace(target: string): string {
+  targets.push(target);
+  const dir = mkdtempSync(join(tmpdir(), 'smt-rollback-'));
+  writeFileSync(
+    join(dir, 'shifu-migrate.config.json'),
+    JSON.stringify({
+      ...demoConfig(),
+      source: { url: source.url.raw },
+      target: { url: mysqlUrl(target).raw },
+      archive: { url: join(dir, 'archive') },
+      chunking: { rowsPerChunk: 100, maxConcurrency: 2, copyPath: 'client' },
+    }),
+  );
+  return dir;
+}
+
+const cli = (args: string[], cwd: string) => runCli(args, { cwd });
+const count = async (database: string, table: string) =>
+  scalarNumber(await server.query(`SELECT COUNT(*) AS n FROM ${qualified(database, table)}`));
+const copiedChunks = (target: string) =>
+  server
+    .query(
+      `SELECT COUNT(*) AS n FROM ${qualified(target, 'migration_chunks')} WHERE status IN ('copied', 'validated')`,
+    )
+    .then(scalarNumber)
+    .catch(() => 0);
+async function until(what: () => Promise<boolean>, label: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await what())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+let sourceRows = 0;
+beforeAll(async () => {
+  source = await scratchDatabase('rollback');
+  server = mysqlClient('information_schema');
+  await seedDemo({ client: server, database: source.name, users: 300, reset: false });
+  for (const t of TABLES) sourceRows += await count(source.name, t);
+});
+
+afterAll(async () => {
+  for (const t of targets) await server.execute(`DROP DATABASE IF EXISTS \`${t}\``);
+  await server?.close();
+  await source?.drop();
+});
+
+describe('rollback of the phase in flight', () => {
+  it('adds the columns a newer version needs to a ledger an older version made', async () => {
+    const target = `${source.name}_old`;
+    targets.push(target);
+    await server.execute(`CREATE DATABASE \`${target}\``);
+    const old = mysqlClient(target);
+    try {
+      await old.execute(
+        'CREATE TABLE migration_runs (run_id VARCHAR(64) NOT NULL PRIMARY KEY, phase VARCHAR(20) NOT NULL, status VARCHAR(20) NOT NULL, started_at DATETIME(3) NOT NULL, finished_at DATETIME(3) NULL, error_name VARCHAR(100) NULL, error_message TEXT NULL)',
+      );
+      await old.execute(
+        "INSERT INTO migration_runs VALUES ('data-20261101T000000Z-abcdef', 'data', 'succeeded', '2026-11-01 00:00:00', NULL, NULL, NULL)",
+      );
+      await ensureLedger(old);
+      await ensureLedger(old);
+      const [row] = await old.query('SELECT run_id, execution_id FROM migration_runs');
+      expect(row).toEqual({ run_id: 'data-20261101T000000Z-abcdef', execution_id: null });
+    } finally {
+      await old.close();
+    }
+  });
+
+  it('an alarm raised mid-copy stops the data run and rolls the target back; no phase starts until it is cleared', async () => {
+    const target = `${source.name}_alarm`;
+    const dir = workspace(target);
+    expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    const data = cli(['run', 'data'], dir);
+    await until(async () => (await copiedChunks(target)) >= 5, 'chunks to be copied');
+
+    const alarm = await cli(['alarm', 'raise', 'api-5xx', '--reason', 'error rate above 2%'], dir);
+    expect(alarm.code, alarm.stderr).toBe(0);
+    expect(alarm.json).toMatchObject({
+      alarm: 'api-5xx',
+      state: 'ALARM',
+      status: 'SUCCEEDED',
+      phase: 'data',
+    });
+    const [run] = await server.query(
+      `SELECT run_id, status, error_name FROM ${qualified(target, 'migration_runs')} WHERE phase = 'data'`,
+    );
+    expect(alarm.json.stoppedRuns).toEqual([run?.run_id]);
+    expect(run).toMatchObject({ status: 'rolled_back', error_name: 'RunStopped' });
+
+    // The copy stopped: its execution ended on the stop, without a rollback of its own, before it copied everything.
+    const stopped = await data;
+    expect(stopped.code).toBe(1);
+    expect(stopped.json).toMatchObject({ status: 'FAILED', error: 'RunStopped', rolledBack: false });
+    expect(Number(alarm.json.undone)).toBeGreaterThan(0);
+    expect(Number(alarm.json.undone)).toBeLessThan(sourceRows);
+    // And the target is as foundation left it: no row, no quarantine, no chunk in flight.
+    for (const t of TABLES) expect(await count(target, t), t).toBe(0);
+    expect(await count(target, 'migration_quarantine')).toBe(0);
+    const inFlight = await server.query(
+      `SELECT COUNT(*) AS n FROM ${qualified(target, 'migration_chunks')} WHERE status = 'copying'`,
+    );
+    expect(scalarNumber(inFlight)).toBe(0);
+
+    const refused = await cli(['run', 'data'], dir);
+    expect(refused.code).toBe(1);
+    expect(refused.json).toMatchObject({ status: 'FAILED', error: 'AlarmRaised' });
+    expect(String(refused.json.message)).toMatch(/alarm clear "api-5xx"/);
+    const status = await cli(['status'], dir);
+    expect(status.json.alarms).toEqual([
+      expect.objectContaining({ name: 'api-5xx', reason: 'error rate above 2%' }),
+    ]);
+    expect((await cli(['alarm', 'clear', 'nope'], dir)).code).toBe(2);
+    expect((await cli(['alarm', 'clear', 'api-5xx'], dir)).code).toBe(0);
+
+    // Cleared, the phase runs again from the start and nothing is missing.
+    const again = await cli(['run', 'data'], dir);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json.runId).not.toBe(run?.run_id);
+    const verify = await cli(['verify'], dir);
+    expect(verify.json).toMatchObject({ status: 'OK', differences: 0 });
+  });
+
+  it('rollback without a phase undoes a run whose process was killed, and finds nothing once it is undone', async () => {
+    const target = `${source.name}_orphan`;
+    const dir = workspace(target);
+    expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    const nothing = await cli(['rollback'], dir);
+    expect(nothing.code, nothing.stderr).toBe(0);
+    expect(nothing.json).toMatchObject({ status: 'SUCCEEDED', phase: null, runs: [] });
+
+    const child = spawn(
+      join(root, 'node_modules', '.bin', 'node'),
+      [join(root, 'bin', 'shifu-migrate.mjs'), 'run', 'data'],
+      { cwd: dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' }, stdio: 'ignore' },
+    );
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    await until(async () => (await copiedChunks(target)) >= 5, 'chunks to be copied');
+    child.kill('SIGKILL');
+    await exited;
+
+    // Its chunk in flight stays `copying`, but its process is gone: the rollback does not wait for it.
+    const started = Date.now();
+    const rollback = await cli(['rollback'], dir);
+    expect(rollback.code, rollback.stderr).toBe(0);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(rollback.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data' });
+    expect(rollback.json.stoppedRuns).toHaveLength(1);
+    for (const t of TABLES) expect(await count(target, t), t).toBe(0);
+    const runs = await server.query(
+      `SELECT status FROM ${qualified(target, 'migration_runs')} WHERE phase = 'data'`,
+    );
+    expect(runs.map((r) => str(r, 'status'))).toEqual(['rolled_back']);
+    // Foundation succeeded and nothing else is in flight: a second rollback leaves it alone.
+    const again = await cli(['rollback'], dir);
+    expect(again.json).toMatchObject({ phase: null });
+    expect(await count(target, 'tenant_tenants')).toBeGreaterThan(0);
+  });
+});
