@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_FILE, type LoadedConfig, loadConfig } from '../../lambdas/core/config/load.ts';
 import { DatabaseUnreachable, InputError } from '../../lambdas/core/errors.ts';
+import { DEFAULT_POLL_SECONDS } from '../aws-run.ts';
 import { demoConfig } from '../demo/config.ts';
 import { MAX_DEMO_USERS } from '../demo/seed.ts';
 import { parseAlarmName, runAlarmClear, runAlarmRaise } from './alarm.ts';
@@ -9,10 +10,12 @@ import { resolveDemoServer } from './demo-server.ts';
 import { runStatusCommand, runVerifyCommand } from './inspect.ts';
 import { createOutput, type Output } from './output.ts';
 import {
+  isAwsMode,
   LOCAL_PHASES,
   type LocalPhase,
   parsePhase,
   ROLLBACK_PHASES,
+  runnerFor,
   runPhaseCommand,
   runRollbackCommand,
 } from './phases.ts';
@@ -23,7 +26,7 @@ const USAGE = `Usage: shifu-migrate <command> [options]
 Commands:
   demo [--users N] [--reset]        make the demo legacy database (or reuse it) and run every phase locally
   seed-demo [--users N] [--reset]   only create and fill the demo legacy database
-  run <phase>                       run a phase locally: assess, foundation, data
+  run <phase>                       run a phase: assess, foundation, data
   rollback [--phase <phase>]        stop and undo the phase in flight or failed half-way, or the phase
                                     named (foundation, data), by what the ledger recorded
   alarm raise <name> [--reason T]   raise a local alarm: as on AWS, it starts the rollback; no phase
@@ -41,7 +44,11 @@ Options:
   --reset         drop and recreate the demo database (only one seed-demo made)
   -h, --help      this text
 
-Environment: SOURCE_DATABASE_URL, TARGET_DATABASE_URL and ARCHIVE_URL override the config.
+With aws.stateMachines in the config (the stack's outputs), run and rollback start the deployed state
+machines and follow their execution history; status and verify read the same ledger.
+
+Environment: SOURCE_DATABASE_URL, TARGET_DATABASE_URL and ARCHIVE_URL override the config;
+SHIFU_MIGRATE_POLL_SECONDS is how often AWS mode reads the execution history (default 2).
 Exit codes: 0 success, 1 the work failed, 2 bad input or config.`;
 
 export interface CliContext {
@@ -74,6 +81,16 @@ function parse(argv: readonly string[]) {
   } catch (error) {
     throw new InputError(`${(error as Error).message}\n\n${USAGE}`);
   }
+}
+
+function pollSeconds(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return DEFAULT_POLL_SECONDS;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds > 60)
+    throw new InputError(
+      `SHIFU_MIGRATE_POLL_SECONDS must be a number of seconds from 0 to 60, got ${JSON.stringify(raw)}`,
+    );
+  return seconds;
 }
 
 function usersOption(raw: string | undefined): number {
@@ -145,6 +162,8 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
       return 0;
     }
     const cwd = context.cwd ?? process.cwd();
+    const env = context.env ?? process.env;
+    const runner = runnerFor(loaded, pollSeconds(env.SHIFU_MIGRATE_POLL_SECONDS));
     if (command === 'status' || command === 'verify') {
       const outcome =
         command === 'status'
@@ -157,8 +176,8 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     if (command === 'run' || command === 'rollback') {
       const outcome =
         command === 'run'
-          ? await runPhaseCommand(loaded, phase as LocalPhase, out, cwd)
-          : await runRollbackCommand(loaded, phase === undefined ? {} : { phase }, out, cwd);
+          ? await runPhaseCommand(loaded, phase as LocalPhase, out, cwd, runner)
+          : await runRollbackCommand(loaded, phase === undefined ? {} : { phase }, out, cwd, runner);
       if (out.json) out.resultJson(outcome.json);
       else
         out.result(
@@ -168,6 +187,12 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     }
     if (command === 'alarm') {
       const name = alarmName ?? '';
+      if (isAwsMode(loaded)) {
+        throw new InputError(
+          `alarm raise and clear are the local stand-in for CloudWatch alarms; on AWS set the alarm itself (aws cloudwatch set-alarm-state --alarm-name ${JSON.stringify(name)} --state-value ALARM --state-reason …): ` +
+            'the stack’s rule then starts the rollback. Or run: npx shifu-migrate rollback',
+        );
+      }
       const outcome =
         alarmAction === 'raise'
           ? await runAlarmRaise(loaded, name, values.reason ?? '', out, cwd)

@@ -3,7 +3,8 @@ import type { AssessOutput, AssessReport } from '../../lambdas/assess/schema.ts'
 import { openArchive } from '../../lambdas/core/archive/open.ts';
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { InputError } from '../../lambdas/core/errors.ts';
-import { type PhaseRun, runPhase } from '../run-phase.ts';
+import { DEFAULT_POLL_SECONDS, runOnAws } from '../aws-run.ts';
+import { type PhaseRun, type RunPhaseOptions, runPhase } from '../run-phase.ts';
 import { assertNoAlarm } from './alarm.ts';
 import { count, type Output } from './output.ts';
 import { progressPrinter } from './progress.ts';
@@ -52,17 +53,36 @@ function failure(run: PhaseRun, out: Output, title: string): PhaseOutcome {
   };
 }
 
-/** Runs one phase locally and reports it the way the CLI contract says. */
+/** Runs a state machine: locally (the engine in this process), or on AWS (the deployed one). */
+export type Runner = (options: RunPhaseOptions) => Promise<PhaseRun>;
+
+/** AWS mode when the config names the deployed state machines; local otherwise. */
+export function isAwsMode(loaded: LoadedConfig): boolean {
+  return loaded.config.aws?.stateMachines !== undefined;
+}
+
+/** The runner the config asks for; `pollSeconds` is how often AWS mode reads the execution history. */
+export function runnerFor(loaded: LoadedConfig, pollSeconds = DEFAULT_POLL_SECONDS): Runner {
+  return isAwsMode(loaded) ? (options) => runOnAws({ ...options, pollSeconds }) : runPhase;
+}
+
+/** Runs one phase (locally or on AWS) and reports it the way the CLI contract says. */
 export async function runPhaseCommand(
   loaded: LoadedConfig,
   phase: LocalPhase,
   out: Output,
   cwd: string,
+  run_: Runner = runPhase,
 ): Promise<PhaseOutcome> {
-  // Assess only reads; a phase that writes waits until every raised alarm is cleared.
-  if (phase !== 'assess') await assertNoAlarm(loaded, cwd);
-  out.info(`Running ${phase} locally (${loaded.sourceUrl.database} → ${loaded.targetUrl.database})`);
-  const run = await runPhase({
+  const aws = run_ !== runPhase;
+  // Assess only reads; a phase that writes waits until every raised (local) alarm is cleared.
+  if (phase !== 'assess' && !aws) await assertNoAlarm(loaded, cwd);
+  out.info(
+    aws
+      ? `Starting ${phase} on AWS (${loaded.config.aws?.stateMachines?.[phase]})`
+      : `Running ${phase} locally (${loaded.sourceUrl.database} → ${loaded.targetUrl.database})`,
+  );
+  const run = await run_({
     loaded,
     stateMachine: phase,
     input: {},
@@ -107,7 +127,11 @@ async function assessOutcome(
 ): Promise<PhaseOutcome> {
   const output = run.output as AssessOutput;
   const archive = openArchive(loaded.config.archive.url, cwd);
-  const body = await archive.get(output.reportJson);
+  // On AWS the report is in the stack's bucket: readable here when the config's archive.url names it.
+  const body = await archive.get(output.reportJson).catch((error: Error) => {
+    out.info(`(the report could not be read from ${archive.location}: ${error.message})`);
+    return undefined;
+  });
   const report = body === undefined ? undefined : (JSON.parse(body.toString('utf8')) as AssessReport);
   out.info(
     `Assessment ${output.runId}: ${output.ready ? 'READY' : `BLOCKED by ${output.blocking} problem${output.blocking === 1 ? '' : 's'}`}; ` +
@@ -135,11 +159,12 @@ export async function runRollbackCommand(
   request: { phase?: string; alarm?: string },
   out: Output,
   cwd: string,
+  run_: Runner = runPhase,
 ): Promise<PhaseOutcome> {
   out.info(
     `Rolling back ${request.phase ?? 'the phase in flight or failed half-way'} on ${loaded.targetUrl.database}${request.alarm === undefined ? '' : ` (alarm ${request.alarm})`}`,
   );
-  const run = await runPhase({
+  const run = await run_({
     loaded,
     stateMachine: 'rollback',
     input: request,

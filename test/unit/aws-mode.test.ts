@@ -1,0 +1,239 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DescribeExecutionCommand,
+  GetExecutionHistoryCommand,
+  type GetExecutionHistoryCommandInput,
+  type HistoryEvent,
+  SFNClient,
+  StartExecutionCommand,
+} from '@aws-sdk/client-sfn';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { demoConfig } from '../../local/demo/config.ts';
+import { runCli } from '../support/cli.ts';
+
+const sfn = mockClient(SFNClient);
+const account = '123456789012';
+const machine = (name: string) => `arn:aws:states:eu-west-1:${account}:stateMachine:Phases${name}0A1B2C3D`;
+const executionArn = (name: string) =>
+  `arn:aws:states:eu-west-1:${account}:execution:Phases${name}0A1B2C3D:run`;
+const cluster = `arn:aws:rds:eu-west-1:${account}:cluster:shifu`;
+const secret = `arn:aws:secretsmanager:eu-west-1:${account}:secret:shifu-AbCdEf`;
+
+/** A config naming the deployed stack: the CLI starts executions instead of running anything here. */
+function workspace(aws: Record<string, unknown> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'smt-aws-'));
+  writeFileSync(
+    join(dir, 'shifu-migrate.config.json'),
+    JSON.stringify({
+      ...demoConfig(),
+      source: { url: `rdsdata://${cluster}/shifu_legacy?secret=${secret}` },
+      target: { url: `rdsdata://${cluster}/shifu_saas?secret=${secret}` },
+      archive: { url: join(dir, 'archive') },
+      aws: {
+        region: 'eu-west-1',
+        stateMachines: Object.fromEntries(
+          ['assess', 'foundation', 'data', 'rollback'].map((n) => [n, machine(n)]),
+        ),
+        ...aws,
+      },
+    }),
+  );
+  return dir;
+}
+
+const cli = (args: string[], dir: string) =>
+  runCli(args, { cwd: dir, env: { SHIFU_MIGRATE_POLL_SECONDS: '0' } });
+
+let nextId = 1;
+const event = (type: string, details: Partial<HistoryEvent> = {}): HistoryEvent => ({
+  id: nextId++,
+  type: type as HistoryEvent['type'],
+  timestamp: new Date('2026-11-24T10:00:00Z'),
+  ...details,
+});
+const entered = (type: string, name: string, input: unknown = {}) =>
+  event(`${type}StateEntered`, { stateEnteredEventDetails: { name, input: JSON.stringify(input) } });
+const exited = (type: string, name: string, output: unknown = {}) =>
+  event(`${type}StateExited`, { stateExitedEventDetails: { name, output: JSON.stringify(output) } });
+
+/**
+ * Step Functions' history as GetExecutionHistory gives it with reverseOrder: newest first, `pageSize` events a
+ * page. Each poll sees the events written by then: `batches[n]` are added before poll n.
+ */
+function scriptHistory(batches: HistoryEvent[][], pageSize: number): void {
+  const written: HistoryEvent[] = [];
+  let polls = 0;
+  const tokens = new Map<string, number>();
+  sfn.on(GetExecutionHistoryCommand).callsFake((input: GetExecutionHistoryCommandInput) => {
+    let start = 0;
+    if (input.nextToken === undefined) {
+      written.push(...(batches[polls] ?? []));
+      polls += 1;
+    } else start = tokens.get(input.nextToken) ?? 0;
+    const newestFirst = [...written].reverse();
+    const events = newestFirst.slice(start, start + pageSize);
+    const more = start + pageSize < newestFirst.length;
+    const token = more ? `token-${polls}-${start + pageSize}` : undefined;
+    if (token !== undefined) tokens.set(token, start + pageSize);
+    return { events, ...(token === undefined ? {} : { nextToken: token }) };
+  });
+}
+
+beforeEach(() => {
+  sfn.reset();
+  nextId = 1;
+});
+
+describe('the CLI on AWS', () => {
+  it('starts the deployed phase, follows every page of its history, and exits 0 with its output', async () => {
+    const dir = workspace();
+    sfn
+      .on(StartExecutionCommand)
+      .resolves({ executionArn: executionArn('foundation'), startDate: new Date() });
+    const tables = [{ table: 'shifu_users', mode: 'tenant' }];
+    scriptHistory(
+      [
+        [
+          event('ExecutionStarted'),
+          entered('Pass', 'Prepare Run'),
+          exited('Pass', 'Prepare Run'),
+          entered('Task', 'Start Foundation'),
+          exited('Task', 'Start Foundation', { run: { runId: 'r', tables } }),
+        ],
+        [
+          entered('Map', 'Create Migrated Tables', { run: { tables } }),
+          event('MapIterationStarted', {
+            mapIterationStartedEventDetails: { name: 'Create Migrated Tables', index: 0 },
+          }),
+          entered('Task', 'Create Table', { table: 'shifu_users' }),
+          exited('Task', 'Create Table'),
+          event('MapIterationSucceeded', {
+            mapIterationSucceededEventDetails: { name: 'Create Migrated Tables', index: 0 },
+          }),
+          exited('Map', 'Create Migrated Tables'),
+        ],
+        [entered('Succeed', 'Foundation Ready'), event('ExecutionSucceeded')],
+      ],
+      2,
+    );
+    const output = { runId: 'foundation-20261124T100000Z-abcdef', tables: 1, tenants: 3, created: 7 };
+    sfn.on(DescribeExecutionCommand).resolves({
+      executionArn: executionArn('foundation'),
+      status: 'SUCCEEDED',
+      output: JSON.stringify(output),
+      startDate: new Date(),
+      stopDate: new Date(),
+    });
+
+    const run = await cli(['run', 'foundation'], dir);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.json).toMatchObject({
+      status: 'SUCCEEDED',
+      executionId: executionArn('foundation'),
+      ...output,
+    });
+    const start = sfn.commandCalls(StartExecutionCommand);
+    expect(start).toHaveLength(1);
+    expect(start[0]?.args[0].input).toEqual({
+      stateMachineArn: machine('foundation'),
+      name: expect.stringMatching(/^foundation-\d{8}T\d{9}Z-[0-9a-f]{6}$/),
+      input: '{}',
+    });
+    // Every call reads newest first, and only back to the last event already seen.
+    const reads = sfn.commandCalls(GetExecutionHistoryCommand).map((c) => c.args[0].input);
+    expect(reads.every((r) => r.executionArn === executionArn('foundation') && r.reverseOrder === true)).toBe(
+      true,
+    );
+    expect(reads.filter((r) => r.nextToken !== undefined).length).toBeGreaterThan(0);
+    // All 13 events reached the event log once each, in order.
+    const log = readFileSync(String(run.json.eventLog), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(log.map((e: HistoryEvent) => e.id)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
+    expect(run.stderr).toMatch(/▶ Start Foundation/);
+    expect(run.stderr).toMatch(/✓ succeeded/);
+  });
+
+  it('exits 1 when the execution fails, saying that its rollback ran', async () => {
+    const dir = workspace();
+    sfn.on(StartExecutionCommand).resolves({ executionArn: executionArn('data') });
+    scriptHistory(
+      [
+        [
+          event('ExecutionStarted'),
+          entered('Task', 'Roll Back Data'),
+          exited('Task', 'Roll Back Data'),
+          entered('Fail', 'Data Failed'),
+          event('ExecutionFailed', {
+            executionFailedEventDetails: {
+              error: 'ChunkChecksumMismatch',
+              cause: 'shifu_users chunk 3 differs',
+            },
+          }),
+        ],
+      ],
+      100,
+    );
+    sfn.on(DescribeExecutionCommand).resolves({
+      status: 'FAILED',
+      error: 'ChunkChecksumMismatch',
+      cause: 'shifu_users chunk 3 differs',
+      startDate: new Date(),
+    });
+    const run = await cli(['run', 'data'], dir);
+    expect(run.code).toBe(1);
+    expect(run.json).toMatchObject({
+      status: 'FAILED',
+      error: 'ChunkChecksumMismatch',
+      cause: 'shifu_users chunk 3 differs',
+      rolledBack: true,
+      executionId: executionArn('data'),
+    });
+  });
+
+  it('starts the rollback with the phase named, or with none to find the phase in flight', async () => {
+    const dir = workspace();
+    sfn.on(StartExecutionCommand).resolves({ executionArn: executionArn('rollback') });
+    sfn.on(GetExecutionHistoryCommand).resolves({ events: [event('ExecutionSucceeded')] });
+    sfn
+      .on(DescribeExecutionCommand)
+      .resolvesOnce({
+        status: 'SUCCEEDED',
+        output: JSON.stringify({ phase: 'data', rollbackRunId: 'rollback-x', undone: 42, stoppedRuns: [] }),
+      })
+      .resolves({
+        status: 'SUCCEEDED',
+        output: JSON.stringify({ phase: null, runs: [], stoppedExecutions: [], alarm: null }),
+      });
+    const named = await cli(['rollback', '--phase', 'data'], dir);
+    expect(named.code, named.stderr).toBe(0);
+    expect(named.json).toMatchObject({ phase: 'data', undone: 42 });
+    const found = await cli(['rollback'], dir);
+    expect(found.code).toBe(0);
+    expect(found.json).toMatchObject({ phase: null });
+    expect(found.stderr).toMatch(/Nothing to roll back/);
+    expect(
+      sfn
+        .commandCalls(StartExecutionCommand)
+        .map((c) => [c.args[0].input.stateMachineArn, c.args[0].input.input]),
+    ).toEqual([
+      [machine('rollback'), '{"phase":"data"}'],
+      [machine('rollback'), '{}'],
+    ]);
+  });
+
+  it('refuses, with exit 2, a wrong state machine ARN and a local alarm', async () => {
+    const bad = workspace({ stateMachines: { assess: 'arn:aws:lambda:eu-west-1:1:function:x' } });
+    const invalid = await cli(['run', 'assess'], bad);
+    expect(invalid.code).toBe(2);
+    expect(String(invalid.json.message)).toMatch(/aws\.stateMachines\.assess.*state machine ARN/s);
+    const alarm = await cli(['alarm', 'raise', 'api-5xx'], workspace());
+    expect(alarm.code).toBe(2);
+    expect(String(alarm.json.message)).toMatch(/set-alarm-state/);
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
+  });
+});
