@@ -8,6 +8,7 @@ import { parseDatabaseUrl } from '../lambdas/core/sql/url.ts';
 import { ArchiveBucket } from './archive-bucket.ts';
 import { type DataApiDatabase, MigrationFunctions } from './migration-functions.ts';
 import { PhaseStateMachines } from './phase-state-machines.ts';
+import { TrialCluster } from './trial-cluster.ts';
 
 /** Props of the migration stack. */
 export interface ShifuMigrateStackProps extends StackProps {
@@ -28,11 +29,32 @@ export class ShifuMigrateStack extends Stack {
   readonly archive: ArchiveBucket;
   readonly functions: MigrationFunctions;
   readonly phases: PhaseStateMachines;
+  /** The Aurora Serverless v2 cluster made for a trial (config aws.trialCluster). */
+  readonly trialCluster?: TrialCluster;
 
   constructor(scope: Construct, id: string, props: ShifuMigrateStackProps) {
     super(scope, id, props);
     const databases: { source?: DataApiDatabase; target?: DataApiDatabase } = {};
+    let config = props.config;
+    if (props.config.aws?.trialCluster) {
+      // Both databases on the trial cluster, under the names the config gives them.
+      this.trialCluster = new TrialCluster(this, 'Trial');
+      const trial = {
+        clusterArn: this.trialCluster.cluster.clusterArn,
+        secretArn: this.trialCluster.secretArn,
+      };
+      const onTrial = (raw: string) =>
+        `rdsdata://${trial.clusterArn}/${parseDatabaseUrl(raw).database}?secret=${trial.secretArn}`;
+      config = {
+        ...config,
+        source: { url: onTrial(config.source.url) },
+        target: { url: onTrial(config.target.url) },
+      };
+      databases.source = trial;
+      databases.target = trial;
+    }
     for (const which of ['source', 'target'] as const) {
+      if (databases[which] !== undefined) continue;
       const url = parseDatabaseUrl(props.config[which].url);
       if (url.kind === 'rdsdata')
         databases[which] = { clusterArn: url.resourceArn, secretArn: url.secretArn };
@@ -45,7 +67,7 @@ export class ShifuMigrateStack extends Stack {
     }
     this.archive = new ArchiveBucket(this, 'Archive');
     this.functions = new MigrationFunctions(this, 'Functions', {
-      config: props.config,
+      config,
       databases,
       // aws-cdk-lib's own Bucket does not satisfy its IBucket under exactOptionalPropertyTypes (isWebsite).
       archive: this.archive.bucket as unknown as import('aws-cdk-lib/aws-s3').IBucket,

@@ -188,6 +188,10 @@ export const Aws = z.strictObject({
       description:
         'The deployed state machines (the stack’s outputs). With these, `run`, `rollback` and `alarm raise` start executions on AWS instead of running locally.',
     }),
+  trialCluster: z.boolean().default(false).meta({
+    description:
+      'cdk deploy creates an Aurora Serverless v2 MySQL cluster with the Data API and uses it for both databases (their names come from source.url and target.url). For a trial; load the legacy database into it yourself.',
+  }),
   rollbackOnAlarms: z.array(alarmArn).max(20).default([]).meta({
     description:
       'Your own CloudWatch alarms (error rates, latency of the application) that start the rollback state machine when they enter ALARM.',
