@@ -47,8 +47,8 @@ async function ledgerExists(deps: TaskDeps): Promise<boolean> {
 
 /**
  * The first step of the rollback: which phase to undo, and its runs stopped. A run is in flight when the ledger
- * says `running` (or `stopping`: a rollback already began); failed half-way when `failed` (its own rollback did
- * not finish). On AWS the phase's RUNNING executions are stopped too, which also catches an execution that has
+ * says `running`; failed half-way when `failed`; `stopping` when another rollback has it (taken over only
+ * when the phase is named). On AWS the phase's RUNNING executions are stopped too, which also catches an execution that has
  * not yet written its run. Marking runs `stopping` is what stops them: their tasks check it before any work.
  */
 export async function stopPhase(
@@ -57,12 +57,15 @@ export async function stopPhase(
   executions: PhaseExecutions | undefined,
 ): Promise<StopResult> {
   const alarm = request.alarm ?? null;
+  // A `stopping` run belongs to a rollback already under way (the execution it stopped ends ABORTED, and that
+  // alarm starts another rollback): only a rollback that names the phase takes it over.
+  const statuses = request.phase === undefined ? ['running', 'failed'] : ['running', 'stopping', 'failed'];
   const candidates = (await ledgerExists(deps))
     ? await deps.target.query(
         `SELECT run_id, phase, status, execution_id FROM migration_runs
-          WHERE phase IN (${ROLLBACK_PHASES.map(() => '?').join(', ')}) AND status IN ('running', 'stopping', 'failed')
+          WHERE phase IN (${ROLLBACK_PHASES.map(() => '?').join(', ')}) AND status IN (${statuses.map(() => '?').join(', ')})
           ORDER BY started_at DESC`,
-        [...ROLLBACK_PHASES],
+        [...ROLLBACK_PHASES, ...statuses],
       )
     : [];
   const running = new Map<RollbackPhase, string[]>();

@@ -179,4 +179,22 @@ describe('rollback of the phase in flight', () => {
     expect(again.json).toMatchObject({ phase: null });
     expect(await count(target, 'tenant_tenants')).toBeGreaterThan(0);
   });
+
+  it('leaves a run another rollback is stopping to that rollback, unless the phase is named', async () => {
+    const target = `${source.name}_twice`;
+    const dir = workspace(target);
+    expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    expect((await cli(['run', 'data'], dir)).code).toBe(0);
+    // As a rollback that died after stopping the run would leave it.
+    await server.execute(
+      `UPDATE ${qualified(target, 'migration_runs')} SET status = 'stopping' WHERE phase = 'data'`,
+    );
+    const second = await cli(['rollback'], dir);
+    expect(second.json).toMatchObject({ status: 'SUCCEEDED', phase: null });
+    expect(await count(target, 'user_users')).toBeGreaterThan(0);
+    const named = await cli(['rollback', '--phase', 'data'], dir);
+    expect(named.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data' });
+    expect(named.json.stoppedRuns).toHaveLength(1);
+    for (const t of TABLES) expect(await count(target, t), t).toBe(0);
+  });
 });
