@@ -77,17 +77,66 @@ async function freshTarget(source: string, target: string): Promise<void> {
   if (run.status !== 'SUCCEEDED') throw new Error(`foundation failed: ${run.error} ${run.cause}`);
 }
 
-async function timed<T>(work_: () => Promise<T>): Promise<{ seconds: number; peakRss: number; value: T }> {
+/** CPU seconds a process has used (user + system), from /proc; undefined once it is gone. */
+function processCpu(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/** The database server's process, when it runs on this machine: its CPU time is part of every method's cost. */
+const serverPid = (() => {
+  if (!/@(127\.0\.0\.1|localhost)[:/]/.test(SERVER)) return undefined;
+  try {
+    const pid = execFileSync('pgrep', ['-x', 'mariadbd|mysqld'], { encoding: 'utf8' }).trim().split('\n')[0];
+    return pid === undefined || pid === '' ? undefined : Number(pid);
+  } catch {
+    return undefined;
+  }
+})();
+
+interface Timed<T> {
+  readonly seconds: number;
+  readonly peakRss: number;
+  readonly value: T;
+  /** CPU seconds of the database server during the method. */
+  readonly serverCpu?: number | undefined;
+  /** CPU seconds of the client processes (ours, or mariadb-dump and mariadb). */
+  readonly clientCpu?: number | undefined;
+}
+
+async function timed<T>(
+  work_: () => Promise<T>,
+  clientCpu: () => number | undefined = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  },
+): Promise<Timed<T>> {
   // Every method starts on a flushed server.
   await quiet();
   let peak = process.memoryUsage().rss;
   const sampler = setInterval(() => {
     peak = Math.max(peak, process.memoryUsage().rss);
   }, 50);
+  const serverBefore = processCpu(serverPid);
+  const clientBefore = clientCpu() ?? 0;
   const started = performance.now();
   try {
     const value = await work_();
-    return { seconds: (performance.now() - started) / 1000, peakRss: peak, value };
+    const serverAfter = processCpu(serverPid);
+    return {
+      seconds: (performance.now() - started) / 1000,
+      peakRss: peak,
+      value,
+      serverCpu:
+        serverBefore === undefined || serverAfter === undefined ? undefined : serverAfter - serverBefore,
+      clientCpu: (clientCpu() ?? 0) - clientBefore,
+    };
   } finally {
     clearInterval(sampler);
   }
@@ -104,8 +153,10 @@ async function ourDataPhase(source: string, copyPath: 'client' | 'server') {
   const loaded = configFor(source, target, copyPath);
   writeFileSync(join(dir, 'shifu-migrate.config.json'), JSON.stringify(loaded.config));
   await quiet();
+  const serverBefore = processCpu(serverPid);
   const started = performance.now();
   let peakRss = 0;
+  let clientCpu = 0;
   const output = await new Promise<string>((resolve, reject) => {
     const child = spawn(
       join(root, 'node_modules', '.bin', 'node'),
@@ -124,6 +175,7 @@ async function ourDataPhase(source: string, copyPath: 'client' | 'server') {
         const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
         const hwm = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
         if (hwm !== undefined) peakRss = Math.max(peakRss, Number(hwm) * 1024);
+        clientCpu = Math.max(clientCpu, processCpu(child.pid) ?? 0);
       } catch {
         // The process has exited between two samples.
       }
@@ -136,8 +188,17 @@ async function ourDataPhase(source: string, copyPath: 'client' | 'server') {
     });
   });
   const seconds = (performance.now() - started) / 1000;
+  const serverAfter = processCpu(serverPid);
   const result = JSON.parse(output) as { rows: number; quarantined: number };
-  return { seconds, peakRss, rows: result.rows + result.quarantined };
+  return {
+    seconds,
+    peakRss,
+    rows: result.rows + result.quarantined,
+    serverCpu:
+      serverBefore === undefined || serverAfter === undefined ? undefined : serverAfter - serverBefore,
+    // Sampled every 50 ms until it exits: the last sample misses at most its final 50 ms.
+    clientCpu,
+  };
 }
 
 async function mysqldumpPipe(source: string) {
@@ -146,7 +207,10 @@ async function mysqldumpPipe(source: string) {
   await admin.execute(`CREATE DATABASE ${ident(target)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
   const url = new URL(`${SERVER}/x`);
   const args = ['-h', url.hostname, '-P', url.port || '3306', '-u', url.username || 'root'];
-  return timed(
+  // The two client processes' CPU, sampled while they run (their last 50 ms may be missed).
+  const used = new Map<string, number>();
+  let sampler: NodeJS.Timeout | undefined;
+  const result = await timed(
     () =>
       new Promise<void>((resolve, reject) => {
         const dump = spawn(
@@ -155,12 +219,24 @@ async function mysqldumpPipe(source: string) {
           { stdio: ['ignore', 'pipe', 'inherit'] },
         );
         const load = spawn('mariadb', [...args, target], { stdio: ['pipe', 'ignore', 'inherit'] });
+        sampler = setInterval(() => {
+          for (const [name, p] of [
+            ['dump', dump.pid],
+            ['load', load.pid],
+          ] as const) {
+            const cpu = processCpu(p);
+            if (cpu !== undefined) used.set(name, Math.max(used.get(name) ?? 0, cpu));
+          }
+        }, 50);
         dump.stdout.pipe(load.stdin);
         load.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`mariadb exited ${code}`))));
         dump.on('error', reject);
         load.on('error', reject);
       }),
+    () => [...used.values()].reduce((s, v) => s + v, 0),
   );
+  clearInterval(sampler);
+  return result;
 }
 
 /** The plan's sample code: `ORDER BY id LIMIT 2000 OFFSET n`, same driver, written with multi-row inserts. */
@@ -249,6 +325,34 @@ const rate = (rows: number, seconds: number) => Math.round(rows / seconds);
 const cell = (text: string) => text.replace(/\|/g, '\\|');
 const fmt = (n: number) => n.toLocaleString('en-US');
 
+type Result = {
+  name: string;
+  rows: number;
+  seconds: number;
+  serverCpu?: number | undefined;
+  clientCpu?: number | undefined;
+};
+
+/**
+ * What the CPU columns say about the targets, computed from this run: how busy the cores were, and how many
+ * cores the client-side path would need, at the CPU it used, to reach the wanted ratios.
+ */
+function reading(cores: number, a: Result, b: Result, c: Result, d: Result): string {
+  if (a.serverCpu === undefined || b.serverCpu === undefined) return '';
+  const cpuA = a.serverCpu + (a.clientCpu ?? 0);
+  const cpuB = b.serverCpu + (b.clientCpu ?? 0);
+  const wantedDump = c.seconds / 1.5;
+  const wantedOffset = d.seconds / 5;
+  const need = (cpu: number, seconds: number) => (cpu / seconds).toFixed(1);
+  return (
+    `\n## Reading these figures\n\n` +
+    `- (a) used ${cpuA.toFixed(1)} CPU seconds (server ${a.serverCpu.toFixed(1)}, our process ${(a.clientCpu ?? 0).toFixed(1)}) in ${a.seconds.toFixed(1)} s on ${cores} cores. ` +
+    `1.5× mariadb-dump means ${wantedDump.toFixed(1)} s, and 5× OFFSET batching ${wantedOffset.toFixed(1)} s: at the CPU (a) needs that is ${need(cpuA, wantedDump)} and ${need(cpuA, wantedOffset)} cores kept fully busy, against ${cores} here.\n` +
+    `- (b), the server-side path, does the same work without the rows travelling as SQL text: ${cpuB.toFixed(1)} CPU seconds, ${b.seconds.toFixed(1)} s.\n` +
+    `- OFFSET batching is quadratic per table; at this size its largest table dominates, and it loses more as tables grow.\n`
+  );
+}
+
 async function main(): Promise<void> {
   const [before] = await admin.query('SELECT @@innodb_buffer_pool_size AS size');
   const previousPool = before === undefined ? 0 : num(before, 'size');
@@ -272,9 +376,28 @@ async function main(): Promise<void> {
       `CHECKSUM TABLE ${TABLES.map((t) => qualified('bench_legacy_2m', t)).join(', ')} EXTENDED`,
     );
 
-    const results: { name: string; rows: number; seconds: number; peakRss?: number }[] = [];
-    const record = (name: string, rows: number, r: { seconds: number; peakRss: number }, rss = false) => {
-      results.push({ name, rows, seconds: r.seconds, ...(rss ? { peakRss: r.peakRss } : {}) });
+    const results: {
+      name: string;
+      rows: number;
+      seconds: number;
+      peakRss?: number;
+      serverCpu?: number | undefined;
+      clientCpu?: number | undefined;
+    }[] = [];
+    const record = (
+      name: string,
+      rows: number,
+      r: { seconds: number; peakRss: number; serverCpu?: number | undefined; clientCpu?: number | undefined },
+      rss = false,
+    ) => {
+      results.push({
+        name,
+        rows,
+        seconds: r.seconds,
+        serverCpu: r.serverCpu,
+        clientCpu: r.clientCpu,
+        ...(rss ? { peakRss: r.peakRss } : {}),
+      });
       process.stderr.write(`${name}: ${r.seconds.toFixed(1)} s, ${fmt(rate(rows, r.seconds))} rows/s\n`);
     };
     const client1 = await ourDataPhase('bench_legacy_1m', 'client');
@@ -329,12 +452,16 @@ async function main(): Promise<void> {
           : value < 1.3;
     const lines: string[] = [];
     lines.push(
-      '| method | rows | seconds | rows/s | ÷ mariadb-dump rows/s | peak RSS |',
-      '|---|---:|---:|---:|---:|---:|',
+      '| method | rows | seconds | rows/s | ÷ mariadb-dump rows/s | peak RSS | server CPU s | client CPU s | cores busy |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
+    const cores = cpus().length;
+    const busy = (r: (typeof results)[number]) =>
+      r.serverCpu === undefined ? undefined : (r.serverCpu + (r.clientCpu ?? 0)) / (cores * r.seconds);
     for (const r of results) {
+      const b_ = busy(r);
       lines.push(
-        `| ${cell(r.name)} | ${fmt(r.rows)} | ${r.seconds.toFixed(1)} | ${fmt(rate(r.rows, r.seconds))} | ${(rate(r.rows, r.seconds) / rate(c.rows, c.seconds)).toFixed(2)} | ${r.peakRss === undefined ? '' : `${Math.round(r.peakRss / 1024 ** 2)} MiB`} |`,
+        `| ${cell(r.name)} | ${fmt(r.rows)} | ${r.seconds.toFixed(1)} | ${fmt(rate(r.rows, r.seconds))} | ${(rate(r.rows, r.seconds) / rate(c.rows, c.seconds)).toFixed(2)} | ${r.peakRss === undefined ? '' : `${Math.round(r.peakRss / 1024 ** 2)} MiB`} | ${r.serverCpu?.toFixed(1) ?? ''} | ${r.clientCpu?.toFixed(1) ?? ''} | ${b_ === undefined ? '' : `${Math.round(b_ * 100)}%`} |`,
       );
     }
     lines.push('', '| target | measured | wanted | met |', '|---|---:|---|---|');
@@ -361,7 +488,8 @@ async function main(): Promise<void> {
           .join(', ')}\n` +
         `- Data: the demo legacy database, ${fmt(rows1m)} rows (\`--users 20000\`) and ${fmt(rows2m)} rows (\`--users 40000\`), ten tables\n` +
         `- Our runs: \`copyPath\` client or server, \`maxConcurrency\` 4, \`rowsPerChunk\` 5000, each into a target fresh from foundation; (d) and (e) write into the same foundation-made tables; (c) makes its own tables\n\n` +
-        `${table}\n\nThe server's buffer pool size changes every figure (DESIGN.md §6 saw 1.7–2.6×): compare ratios, not seconds, across machines.\n`,
+        `${table}\n\nThe server's buffer pool size changes every figure (DESIGN.md §6 saw 1.7–2.6×): compare ratios, not seconds, across machines.\n` +
+        reading(cores, a, b, c, d),
     );
   } finally {
     if (BUFFER_POOL > 0 && previousPool !== BUFFER_POOL && previousPool > 0) {
