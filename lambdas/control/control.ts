@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { nowText } from '../core/ledger/runs.ts';
+import { nowText, targetHasTable } from '../core/ledger/runs.ts';
 import type { SqlClient } from '../core/sql/port.ts';
 import { num, str, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
@@ -37,19 +37,11 @@ function localProcessGone(executionId: string | null): boolean {
   }
 }
 
-async function ledgerExists(deps: TaskDeps): Promise<boolean> {
-  const rows = await deps.targetServer.query(
-    "SELECT 1 AS found FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'migration_runs'",
-    [deps.targetUrl.database],
-  );
-  return rows.length > 0;
-}
-
 /**
  * The first step of the rollback: which phase to undo, and its runs stopped. A run is in flight when the ledger
- * says `running`; failed half-way when `failed`; `stopping` when another rollback has it (taken over only
- * when the phase is named). On AWS the phase's RUNNING executions are stopped too, which also catches an execution that has
- * not yet written its run. Marking runs `stopping` is what stops them: their tasks check it before any work.
+ * says `running`; failed half-way when `failed`; `stopping` when another rollback has it (taken over only when
+ * the phase is named). On AWS the phase's RUNNING executions are stopped too, which also catches an execution
+ * that has not yet written its run. Marking runs `stopping` is what stops them: their tasks check it first.
  */
 export async function stopPhase(
   deps: TaskDeps,
@@ -60,7 +52,7 @@ export async function stopPhase(
   // A `stopping` run belongs to a rollback already under way (the execution it stopped ends ABORTED, and that
   // alarm starts another rollback): only a rollback that names the phase takes it over.
   const statuses = request.phase === undefined ? ['running', 'failed'] : ['running', 'stopping', 'failed'];
-  const candidates = (await ledgerExists(deps))
+  const candidates = (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_runs'))
     ? await deps.target.query(
         `SELECT run_id, phase, status, execution_id FROM migration_runs
           WHERE phase IN (${ROLLBACK_PHASES.map(() => '?').join(', ')}) AND status IN (${statuses.map(() => '?').join(', ')})

@@ -1,5 +1,5 @@
 import { ident, qualified } from '../core/identifiers.ts';
-import { finishRun, newRunId, nowText, startRun, succeedRun } from '../core/ledger/runs.ts';
+import { finishRun, newRunId, nowText, startRun, succeedRun, targetHasTable } from '../core/ledger/runs.ts';
 import { keyComparison } from '../core/sql/keyset.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
@@ -52,12 +52,9 @@ export async function rollbackData(
     | { runId: string; error?: { Error: string; Cause?: string | undefined } | undefined }
     | { phase: 'data' },
 ): Promise<{ rollbackRunId: string; undone: number }> {
-  const ledger = await deps.targetServer.query(
-    "SELECT 1 AS found FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'migration_chunks'",
-    [deps.targetUrl.database],
-  );
   const rollbackRunId = 'runId' in scope ? scope.runId : newRunId('rollback');
-  if (ledger.length === 0) return { rollbackRunId, undone: 0 };
+  if (!(await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_chunks')))
+    return { rollbackRunId, undone: 0 };
   if (!('runId' in scope)) await startRun(deps.target, 'rollback', rollbackRunId);
   const runs =
     'runId' in scope

@@ -1,5 +1,6 @@
 import { rangeChecksum } from '../core/checksum.ts';
 import { qualified } from '../core/identifiers.ts';
+import { targetHasTable } from '../core/ledger/runs.ts';
 import { num, scalarNumber, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { copyColumns, copyKey, runContext, tableInfo } from './context.ts';
@@ -35,16 +36,12 @@ export interface Verification {
  * per table, rows on each side, quarantined rows, chunk states, a whole-table checksum, tenant isolation.
  */
 export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
-  const ledger = await deps.targetServer.query(
-    "SELECT 1 AS found FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'migration_runs'",
-    [deps.targetUrl.database],
-  );
-  const [latest] =
-    ledger.length === 0
-      ? []
-      : await deps.target.query(
-          "SELECT run_id FROM migration_runs WHERE phase = 'data' AND status <> 'rolled_back' ORDER BY started_at DESC LIMIT 1",
-        );
+  const ledger = await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_runs');
+  const [latest] = !ledger
+    ? []
+    : await deps.target.query(
+        "SELECT run_id FROM migration_runs WHERE phase = 'data' AND status <> 'rolled_back' ORDER BY started_at DESC LIMIT 1",
+      );
   if (latest === undefined) return { runId: null, differences: 0, tables: [] };
   const runId = str(latest, 'run_id');
   const context = await runContext(deps, runId);

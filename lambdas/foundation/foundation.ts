@@ -8,6 +8,7 @@ import {
   nowText,
   startRun,
   succeedRun,
+  targetHasTable,
 } from '../core/ledger/runs.ts';
 import { TABLE_OPTIONS, TENANT_TABLES } from '../core/ledger/schema.ts';
 import { introspect } from '../core/schema/introspect.ts';
@@ -249,13 +250,8 @@ export async function verifyFoundation(
   return { runId, tables: planned.length, tenants: present.size, created: created.length };
 }
 
-async function ledgerExists(deps: TaskDeps): Promise<boolean> {
-  const rows = await deps.targetServer.query(
-    "SELECT 1 AS found FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'migration_ddl'",
-    [deps.targetUrl.database],
-  );
-  return rows.length > 0;
-}
+const ledgerExists = (deps: TaskDeps) =>
+  targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_ddl');
 
 /**
  * Undoes what foundation created, newest first: one run's objects (the state machine's Catch), or every

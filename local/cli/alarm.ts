@@ -1,6 +1,6 @@
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { InputError } from '../../lambdas/core/errors.ts';
-import { ensureLedger, nowText } from '../../lambdas/core/ledger/runs.ts';
+import { ensureLedger, nowText, targetHasTable } from '../../lambdas/core/ledger/runs.ts';
 import type { SqlClient } from '../../lambdas/core/sql/port.ts';
 import { str } from '../../lambdas/core/sql/rows.ts';
 import { openDeps } from '../run-phase.ts';
@@ -24,20 +24,12 @@ export function parseAlarmName(raw: string | undefined): string {
   return raw;
 }
 
-async function alarmsTable(deps: { targetServer: SqlClient }, database: string): Promise<boolean> {
-  const rows = await deps.targetServer.query(
-    "SELECT 1 AS found FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'migration_alarms'",
-    [database],
-  );
-  return rows.length > 0;
-}
-
 /** The alarms in state ALARM, oldest first; none when there is no ledger yet. */
 export async function raisedAlarms(
   deps: { target: SqlClient; targetServer: SqlClient },
   database: string,
 ): Promise<{ name: string; reason: string; changedAt: string }[]> {
-  if (!(await alarmsTable(deps, database))) return [];
+  if (!(await targetHasTable(deps.targetServer, database, 'migration_alarms'))) return [];
   const rows = await deps.target.query(
     "SELECT name, reason, changed_at FROM migration_alarms WHERE state = 'ALARM' ORDER BY changed_at, name",
   );

@@ -1,4 +1,5 @@
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
+import { targetHasTable } from '../../lambdas/core/ledger/runs.ts';
 import { num, str, strOrNull } from '../../lambdas/core/sql/rows.ts';
 import { verifyTarget } from '../../lambdas/data/verify.ts';
 import { openDeps } from '../run-phase.ts';
@@ -54,11 +55,7 @@ export async function runStatusCommand(
 ): Promise<PhaseOutcome> {
   const deps = openDeps(loaded, cwd);
   try {
-    const ledger = await deps.targetServer.query(
-      "SELECT 1 AS found FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'migration_runs'",
-      [loaded.targetUrl.database],
-    );
-    if (ledger.length === 0) {
+    if (!(await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'migration_runs'))) {
       out.info(`No ledger in ${loaded.targetUrl.database} yet: nothing has run (run foundation first).`);
       return { code: 0, json: { status: 'EMPTY', runs: [], tables: [] } };
     }

@@ -21,6 +21,15 @@ export function nowText(date = new Date()): string {
   return date.toISOString().replace('T', ' ').replace('Z', '');
 }
 
+/** Whether the target database holds this table: the ledger does not exist before the first run. */
+export async function targetHasTable(server: SqlSession, database: string, table: string): Promise<boolean> {
+  const rows = await server.query(
+    'SELECT 1 AS found FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+    [database, table],
+  );
+  return rows.length > 0;
+}
+
 /** Creates the ledger tables that are missing. Idempotent; the ledger is never dropped. */
 export async function ensureLedger(target: SqlSession): Promise<void> {
   for (const table of LEDGER_TABLES) {
