@@ -34,9 +34,11 @@ function failure(run: PhaseRun, out: Output, title: string): PhaseOutcome {
     `${title} ${run.status === 'FAILED' ? 'failed' : run.status.toLowerCase()}: ${run.error ?? ''}${run.cause ? `: ${run.cause}` : ''}`,
   );
   out.info(
-    run.rolledBack
-      ? 'Rolled back: what this run created was removed (the ledger, migration_ddl, records it).'
-      : 'Not rolled back: see the ledger (migration_runs, migration_ddl) and the event log.',
+    run.error === 'RunStopped'
+      ? 'Stopped by a rollback (npx shifu-migrate rollback, or an alarm): that rollback undoes this run; see it with npx shifu-migrate status.'
+      : run.rolledBack
+        ? 'Rolled back: what this run created was removed (the ledger, migration_ddl, records it).'
+        : 'Not rolled back: see the ledger (migration_runs, migration_ddl) and the event log.',
   );
   out.info(`Event log: ${run.eventLog}`);
   return {

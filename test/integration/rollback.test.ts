@@ -115,6 +115,7 @@ describe('rollback of the phase in flight', () => {
     const stopped = await data;
     expect(stopped.code).toBe(1);
     expect(stopped.json).toMatchObject({ status: 'FAILED', error: 'RunStopped', rolledBack: false });
+    expect(stopped.stderr).toMatch(/Stopped by a rollback .*: that rollback undoes this run/);
     expect(Number(alarm.json.undone)).toBeGreaterThan(0);
     expect(Number(alarm.json.undone)).toBeLessThan(sourceRows);
     // And the target is as foundation left it: no row, no quarantine, no chunk in flight.
