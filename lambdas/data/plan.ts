@@ -1,5 +1,5 @@
 import { ident, qualified } from '../core/identifiers.ts';
-import { ensureLedger, newRunId, nowText, startRun } from '../core/ledger/runs.ts';
+import { assertNoRollback, ensureLedger, newRunId, nowText, startRun } from '../core/ledger/runs.ts';
 import { keyComparison } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import { str } from '../core/sql/rows.ts';
@@ -40,6 +40,7 @@ export async function startData(
   executionId: string | null = null,
 ): Promise<{ runId: string; resumed: boolean; levels: PlannedTable[][]; maxConcurrency: number }> {
   await ensureLedger(deps.target);
+  await assertNoRollback(deps.target, PHASE);
   const [open] = await deps.target.query(
     "SELECT run_id FROM migration_runs WHERE phase = ? AND status = 'running' ORDER BY started_at DESC LIMIT 1",
     [PHASE],

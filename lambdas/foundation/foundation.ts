@@ -1,6 +1,7 @@
 import { ident, qualified } from '../core/identifiers.ts';
 import { markRolledBack, openObjects, recordCreated, undoStatement } from '../core/ledger/ddl.ts';
 import {
+  assertNoRollback,
   assertRunning,
   ensureLedger,
   finishRun,
@@ -70,6 +71,7 @@ export async function startFoundation(
     `CREATE DATABASE IF NOT EXISTS ${ident(deps.targetUrl.database, 'database')} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
   );
   await ensureLedger(deps.target);
+  await assertNoRollback(deps.target, PHASE);
   const runId = await startRun(deps.target, PHASE, newRunId(PHASE), executionId);
   const schema = await introspect(deps.source, deps.sourceUrl.database);
   return { runId, tables: planTables(deps, schema) };

@@ -192,6 +192,11 @@ describe('rollback of the phase in flight', () => {
     );
     const second = await cli(['rollback'], dir);
     expect(second.json).toMatchObject({ status: 'SUCCEEDED', phase: null });
+    // A new run would race the rollback's deletes: refused, naming the way out.
+    const racing = await cli(['run', 'data'], dir);
+    expect(racing.code).toBe(1);
+    expect(racing.json).toMatchObject({ status: 'FAILED', error: 'RollbackInProgress' });
+    expect(String(racing.json.cause)).toMatch(/rollback --phase data/);
     expect(await count(target, 'user_users')).toBeGreaterThan(0);
     const named = await cli(['rollback', '--phase', 'data'], dir);
     expect(named.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data' });

@@ -74,6 +74,27 @@ export class RunStopped extends Error {
   override name = 'RunStopped';
 }
 
+/** A rollback is undoing this phase: a new run now could lose rows to its deletes. */
+export class RollbackInProgress extends Error {
+  override name = 'RollbackInProgress';
+}
+
+/**
+ * Refuses to start a run of a phase while a rollback is undoing that phase (a run of it is `stopping`). Once the
+ * rollback ends, its runs are `rolled_back`; a rollback that died is finished by naming the phase.
+ */
+export async function assertNoRollback(target: SqlSession, phase: Phase): Promise<void> {
+  const [stopping] = await target.query(
+    "SELECT run_id FROM migration_runs WHERE phase = ? AND status = 'stopping' LIMIT 1",
+    [phase],
+  );
+  if (stopping !== undefined) {
+    throw new RollbackInProgress(
+      `a rollback is undoing ${phase} (run ${str(stopping, 'run_id')} is stopping): wait until it ends (npx shifu-migrate status); if it died, finish it with npx shifu-migrate rollback --phase ${phase}`,
+    );
+  }
+}
+
 /** Throws RunStopped unless the run is still `running`: called before a task of a run starts its work. */
 export async function assertRunning(target: SqlSession, runId: string): Promise<void> {
   const status = await runStatus(target, runId);
