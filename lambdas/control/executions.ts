@@ -4,6 +4,7 @@ import {
   type SFNClient,
   StopExecutionCommand,
 } from '@aws-sdk/client-sfn';
+import { STATE_MACHINE_ARN } from '../core/config/schema.ts';
 import { InputError } from '../core/errors.ts';
 import { ROLLBACK_PHASES } from '../registry.ts';
 
@@ -33,7 +34,7 @@ export function stateMachineArns(raw: string | undefined): Partial<Record<Rollba
   for (const phase of ROLLBACK_PHASES) {
     const arn = (parsed as Record<string, unknown>)[phase];
     if (arn === undefined) continue;
-    if (typeof arn !== 'string' || !/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[\w-]+$/.test(arn))
+    if (typeof arn !== 'string' || !STATE_MACHINE_ARN.test(arn))
       throw new InputError(
         `environment variable SHIFU_MIGRATE_STATE_MACHINES: ${phase} must be a state machine ARN, got ${JSON.stringify(arn)}`,
       );

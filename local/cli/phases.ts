@@ -13,7 +13,7 @@ import { progressPrinter } from './progress.ts';
 export const LOCAL_PHASES = ['assess', 'foundation', 'data'] as const;
 export type LocalPhase = (typeof LOCAL_PHASES)[number];
 /** Phases the rollback state machine can undo. */
-export const ROLLBACK_PHASES = ['foundation', 'data'] as const;
+export { ROLLBACK_PHASES } from '../../lambdas/registry.ts';
 
 export interface PhaseOutcome {
   /** The CLI's exit code: 0 done, 1 failed (or, for assess, blocked). */
@@ -76,7 +76,7 @@ export async function runPhaseCommand(
   cwd: string,
   run_: Runner = runPhase,
 ): Promise<PhaseOutcome> {
-  const aws = run_ !== runPhase;
+  const aws = isAwsMode(loaded);
   // Assess only reads; a phase that writes waits until every raised (local) alarm is cleared.
   if (phase !== 'assess' && !aws) await assertNoAlarm(loaded, cwd);
   out.info(

@@ -160,12 +160,12 @@ export const Chunking = z.strictObject({
   }),
 });
 
-const stateMachineArn = z
-  .string()
-  .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/, {
-    error:
-      'must be a state machine ARN: arn:aws:states:<region>:<account>:stateMachine:<name> (the stack prints them as outputs)',
-  });
+/** A Step Functions state machine ARN (also what the control function's environment must hold). */
+export const STATE_MACHINE_ARN = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/;
+const stateMachineArn = z.string().regex(STATE_MACHINE_ARN, {
+  error:
+    'must be a state machine ARN: arn:aws:states:<region>:<account>:stateMachine:<name> (the stack prints them as outputs)',
+});
 const alarmArn = z.string().regex(/^arn:aws[a-z-]*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:.{1,255}$/, {
   error: 'must be a CloudWatch alarm ARN: arn:aws:cloudwatch:<region>:<account>:alarm:<name>',
 });
@@ -186,7 +186,7 @@ export const Aws = z.strictObject({
     .optional()
     .meta({
       description:
-        'The deployed state machines (the stack’s outputs). With these, `run`, `rollback` and `alarm raise` start executions on AWS instead of running locally.',
+        'The deployed state machines (the stack’s outputs). With these, `run` and `rollback` start executions on AWS instead of running locally.',
     }),
   trialCluster: z.boolean().default(false).meta({
     description:
