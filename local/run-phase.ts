@@ -31,14 +31,20 @@ export interface RunPhaseOptions {
   readonly metrics?: MetricsSink;
 }
 
+/** The data state machine's `Copy Level` MaxConcurrency: tables of one level copied at the same time. */
+const TABLES_AT_ONCE = 2;
+
 /** Opens the dependencies once for an execution; they are closed when it ends. */
 export function openDeps(
   loaded: LoadedConfig,
   cwd: string,
   metrics: MetricsSink = noMetrics,
 ): Omit<TaskDeps, 'signal'> & { close(): Promise<void> } {
-  const source = openSql(loaded.sourceUrl);
-  const target = openSql(loaded.targetUrl);
+  // In one process every chunk copy in flight shares these pools: up to TABLES_AT_ONCE tables of a level, each
+  // with maxConcurrency chunks, each holding a target connection for its transaction; two more for the ledger.
+  const connections = { connectionLimit: TABLES_AT_ONCE * loaded.config.chunking.maxConcurrency + 2 };
+  const source = openSql(loaded.sourceUrl, connections);
+  const target = openSql(loaded.targetUrl, connections);
   const targetServer = openSql(withDatabase(loaded.targetUrl, 'information_schema'));
   return {
     config: loaded.config,

@@ -21,17 +21,31 @@ export interface Checksum {
 const SEPARATOR = 'CHAR(31)';
 
 /**
- * The per-row hash: 64 bits from two CRC32s, of the row's text and of that text reversed (a CRC of the text
- * with a suffix would be an affine function of the first, so no extra bits), where the row's text is every
- * column (`CONCAT_WS`) plus a NULL bitmap (CONCAT_WS skips NULLs; the bitmap tells NULL from ''). XORed over
- * the rows, so the order rows are read in does not matter. Computed in SQL on each side; the target's
- * `tenant_bid` is simply not among the columns. Measured here: 0.9 s per 480k rows, against 1.4 s for MD5.
+ * The per-row hash: 64 bits from two CRC32s of the row's text, once with the columns in table order and once in
+ * reverse order, where the text is every column (`CONCAT_WS`) plus a NULL bitmap of the nullable columns
+ * (CONCAT_WS skips NULLs; the bitmap says which were skipped, so NULL never reads as '' or as a shifted value).
+ * A CRC is linear in the text's bits, so a second CRC of the same text with something appended would be an
+ * affine function of the first and add no bits; the same values in another order are a different linear map.
+ * A table with a single value per row uses that value reversed instead. XORed over the rows, so the order rows
+ * are read in does not matter. Computed in SQL on each side; the target's `tenant_bid` is simply not among the
+ * columns, and the columns (with their nullability) are the source's on both sides.
+ *
+ * A NOT NULL column has no bit in the bitmap: were the target's copy NULL, its text would hold one separator
+ * fewer than the source's. Measured here on 480k rows: 0.39 s, against 0.92 s for the earlier form (a bitmap
+ * of every column and a CRC of the text reversed) and 1.4 s for MD5.
  */
 export function checksumExpression(columns: readonly ColumnInfo[], alias: string): string {
   const values = columns.map((c) => `${alias}.${ident(c.name, 'column')}`);
-  const bitmap = `CONCAT(${columns.map((c) => `ISNULL(${alias}.${ident(c.name, 'column')})`).join(', ')})`;
-  const row = `CONCAT_WS(${SEPARATOR}, ${[...values, bitmap].join(', ')})`;
-  return `COALESCE(BIT_XOR((CRC32(${row}) << 32) | CRC32(REVERSE(${row}))), 0)`;
+  const nullable = columns
+    .filter((c) => c.nullable)
+    .map((c) => `ISNULL(${alias}.${ident(c.name, 'column')})`);
+  const parts = nullable.length === 0 ? values : [...values, `CONCAT(${nullable.join(', ')})`];
+  const forward = `CONCAT_WS(${SEPARATOR}, ${parts.join(', ')})`;
+  const backward =
+    parts.length === 1
+      ? `REVERSE(${forward})`
+      : `CONCAT_WS(${SEPARATOR}, ${[...parts].reverse().join(', ')})`;
+  return `COALESCE(BIT_XOR((CRC32(${forward}) << 32) | CRC32(${backward})), 0)`;
 }
 
 /** The WHERE clause of a key range, with its parameters. */

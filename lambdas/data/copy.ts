@@ -7,7 +7,7 @@ import { isUniqueColumn } from '../core/schema/keys.ts';
 import type { ColumnInfo, TableInfo } from '../core/schema/types.ts';
 import { insertRows } from '../core/sql/insert.ts';
 import { readKeyset } from '../core/sql/keyset.ts';
-import type { Row, SqlParam, SqlValue } from '../core/sql/port.ts';
+import type { Row, SqlParam, SqlSession, SqlValue } from '../core/sql/port.ts';
 import { scalarNumber, str, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { asText, rowTenant, unmappedReason } from '../core/tenant/rules.ts';
@@ -168,7 +168,9 @@ export async function copyChunk(
     result =
       path === 'server'
         ? await copyServerSide(deps, context, table, mode, chunk, job)
-        : await copyClientSide(deps, context, table, mode, chunk, job);
+        : // One transaction per chunk: its rows and quarantine rows land together, and the redo log is
+          // flushed once per chunk instead of once per statement.
+          await deps.target.transaction((tx) => copyClientSide(deps, tx, context, table, mode, chunk, job));
   } catch (error) {
     // No longer in flight: a rollback waiting for `copying` chunks need not wait for this one.
     await deps.target
@@ -296,6 +298,7 @@ async function countRange(
  */
 async function parentTenants(
   deps: TaskDeps,
+  target: SqlSession,
   context: RunContext,
   parent: string,
   column: string,
@@ -309,7 +312,7 @@ async function parentTenants(
   if (unique) {
     for (let i = 0; i < values.length; i += 5_000) {
       const slice = values.slice(i, i + 5_000);
-      const rows = await deps.target.query(
+      const rows = await target.query(
         `SELECT ${ident(column)} AS k, ${ident('tenant_bid')} AS tenant FROM ${table} WHERE ${ident(column)} IN (${slice.map(() => '?').join(', ')})`,
         slice,
       );
@@ -320,7 +323,7 @@ async function parentTenants(
   const order = newestFirst(info, 'p', column);
   for (let i = 0; i < rest.length; i += 1_000) {
     const slice = rest.slice(i, i + 1_000);
-    const rows = await deps.target.query(
+    const rows = await target.query(
       `SELECT v.val AS val, (SELECT p.${ident('tenant_bid')} FROM ${table} p WHERE p.${ident(column)} = v.val${order} LIMIT 1) AS tenant
          FROM (${slice.map(() => 'SELECT ? AS val').join(' UNION ALL ')}) v`,
       slice,
@@ -335,6 +338,7 @@ async function parentTenants(
 
 async function copyClientSide(
   deps: TaskDeps,
+  target: SqlSession,
   context: RunContext,
   table: string,
   mode: 'tenant' | 'global',
@@ -358,12 +362,13 @@ async function copyClientSide(
     if (deps.signal.aborted)
       throw new ChunkCancelled(`${table} chunk ${chunk.n} stopped: the run is stopping`);
     if (mode === 'global') {
-      await insertRows(deps.target, {
+      await insertRows(target, {
         table,
         columns: names,
         rows: page.map((r) => names.map((c) => r[c] ?? null)),
         onDuplicate: 'update',
         maxStatementBytes: deps.target.maxStatementBytes,
+        prepared: deps.target.preparesStatements,
       });
       rows += page.length;
       continue;
@@ -377,7 +382,7 @@ async function copyClientSide(
       ];
       lookups.set(
         `${rule.references.table}.${rule.references.column}`,
-        await parentTenants(deps, context, rule.references.table, rule.references.column, values),
+        await parentTenants(deps, target, context, rule.references.table, rule.references.column, values),
       );
     }
     const copied: SqlParam[][] = [];
@@ -403,22 +408,24 @@ async function copyClientSide(
       copied.push([...names.map((c) => row[c] ?? null), tenant]);
     }
     if (held.length > 0) {
-      await insertRows(deps.target, {
+      await insertRows(target, {
         table: 'migration_quarantine',
         columns: ['run_id', 'table_name', 'row_key', 'reason', 'row_data'],
         rows: held,
         onDuplicate: 'update',
         updateColumns: ['run_id', 'reason', 'row_data'],
         maxStatementBytes: deps.target.maxStatementBytes,
+        prepared: deps.target.preparesStatements,
       });
       quarantined += held.length;
     }
-    await insertRows(deps.target, {
+    await insertRows(target, {
       table,
       columns: [...names, 'tenant_bid'],
       rows: copied,
       onDuplicate: 'update',
       maxStatementBytes: deps.target.maxStatementBytes,
+      prepared: deps.target.preparesStatements,
     });
     rows += copied.length;
   }

@@ -25,7 +25,7 @@ export async function runData(input: DataInput, deps: TaskDeps): Promise<unknown
       return validateTable(deps, input.runId, input.table, input.mode);
     case 'verify-isolation':
       await assertRunning(deps.target, input.runId);
-      return verifyIsolation(deps, input.runId);
+      return verifyIsolation(deps, input.runId, input.table);
     case 'finish':
       await assertRunning(deps.target, input.runId);
       return finishData(deps, input.runId);

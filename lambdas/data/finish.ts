@@ -68,10 +68,7 @@ export async function rollbackData(
   let undone = 0;
   for (const runId of runs) {
     const context = await runContext(deps, runId);
-    const order = planLevels(
-      deps,
-      context.schema.tables.map((t) => t.name),
-    )
+    const order = planLevels(deps, context.schema.tables)
       .flat()
       .map((p) => p.table)
       .reverse();

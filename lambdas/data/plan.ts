@@ -1,16 +1,19 @@
 import { ident, qualified } from '../core/identifiers.ts';
 import { assertNoRollback, ensureLedger, newRunId, nowText, startRun } from '../core/ledger/runs.ts';
+import type { TableInfo } from '../core/schema/types.ts';
 import { keyComparison } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import { str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { referenceChain } from '../core/tenant/sql.ts';
-import { chunkFromRow, copyKey, runContext, saveRunContext, tableInfo } from './context.ts';
+import { chunkFromRow, copyKey, referenceRules, runContext, saveRunContext, tableInfo } from './context.ts';
 import { DataNotReady } from './errors.ts';
 import { deferIndexes } from './indexes.ts';
 import type { Chunk, PlannedTable } from './schema.ts';
 
 const PHASE = 'data' as const;
+
+/** Deeper than any real chain of tenant references. */
+const MAX_REFERENCE_DEPTH = 64;
 
 /**
  * Chunk lists travel through state (256 KiB): at most this many chunks per table, each a few dozen bytes.
@@ -19,26 +22,74 @@ const PHASE = 'data' as const;
 export const MAX_CHUNKS = 1_000;
 
 /**
- * Tables in dependency levels: a table comes after the tables its tenant is derived from (copies resolve a
- * reference against rows already in the target). Level 0 holds global tables and those with column rules.
+ * Tables in dependency levels: a table comes after every table its tenant is derived from (copies resolve a
+ * reference against rows already in the target), so its level is one more than its deepest parent's. Level 0
+ * holds global tables and those with column rules only. Within a level the largest tables come first: they
+ * finish last, so they should start first. A table that another's reference rule looks rows up in is marked
+ * `referenced`: its secondary indexes are built before the next level starts; the others' wait for the end.
  */
-export function planLevels(deps: TaskDeps, sourceTables: readonly string[]): PlannedTable[][] {
-  const levels: PlannedTable[][] = [];
-  for (const table of sourceTables) {
-    const rules = deps.config.tables[table];
-    if (rules === undefined || rules.exclude !== undefined) continue;
-    const level = rules.global ? 0 : referenceChain(deps.config, table).length;
-    while (levels.length <= level) levels.push([]);
-    levels[level]?.push({ table, mode: rules.global ? 'global' : 'tenant' });
+export function planLevels(deps: TaskDeps, sourceTables: readonly TableInfo[]): PlannedTable[][] {
+  const { config } = deps;
+  const parents = (table: string): string[] => {
+    const rules = config.tables[table];
+    return rules === undefined || rules.global
+      ? []
+      : referenceRules(config, table).map((r) => r.references.table);
+  };
+  const levelOf = new Map<string, number>();
+  const level = (table: string, depth: number): number => {
+    const known = levelOf.get(table);
+    if (known !== undefined) return known;
+    // The config schema rejects reference cycles; this only guards against a config that skipped it.
+    if (depth > MAX_REFERENCE_DEPTH)
+      throw new TypeError(`tenant references of ${table} go round in a circle`);
+    const above = parents(table).map((p) => level(p, depth + 1));
+    const found = above.length === 0 ? 0 : 1 + Math.max(...above);
+    levelOf.set(table, found);
+    return found;
+  };
+  const migrated = sourceTables.filter((t) => {
+    const rules = config.tables[t.name];
+    return rules !== undefined && rules.exclude === undefined;
+  });
+  const referenced = new Set(migrated.flatMap((t) => parents(t.name)));
+  const levels: { table: TableInfo; planned: PlannedTable }[][] = [];
+  for (const table of migrated) {
+    const at = level(table.name, 0);
+    while (levels.length <= at) levels.push([]);
+    levels[at]?.push({
+      table,
+      planned: {
+        table: table.name,
+        mode: config.tables[table.name]?.global ? 'global' : 'tenant',
+        referenced: referenced.has(table.name),
+      },
+    });
   }
-  return levels.filter((l) => l.length > 0);
+  return levels
+    .filter((l) => l.length > 0)
+    .map((l) => [...l].sort((a, b) => b.table.rowsEstimate - a.table.rowsEstimate).map((x) => x.planned));
+}
+
+/** Every planned table, largest first: the order the end of the run builds indexes and checks isolation in. */
+export function largestFirst(deps: TaskDeps, sourceTables: readonly TableInfo[]): PlannedTable[] {
+  const size = new Map(sourceTables.map((t) => [t.name, t.rowsEstimate]));
+  return planLevels(deps, sourceTables)
+    .flat()
+    .sort((a, b) => (size.get(b.table) ?? 0) - (size.get(a.table) ?? 0));
 }
 
 /** Start: resumes a run that died (status still `running`), else records a new one; plans the levels. */
 export async function startData(
   deps: TaskDeps,
   executionId: string | null = null,
-): Promise<{ runId: string; resumed: boolean; levels: PlannedTable[][]; maxConcurrency: number }> {
+): Promise<{
+  runId: string;
+  resumed: boolean;
+  levels: PlannedTable[][];
+  tables: PlannedTable[];
+  maxConcurrency: number;
+}> {
   await ensureLedger(deps.target);
   await assertNoRollback(deps.target, PHASE);
   const [open] = await deps.target.query(
@@ -57,10 +108,7 @@ export async function startData(
       runId,
     ]);
   const context = resumed ? await runContext(deps, runId) : await saveRunContext(deps, runId);
-  const levels = planLevels(
-    deps,
-    context.schema.tables.map((t) => t.name),
-  );
+  const levels = planLevels(deps, context.schema.tables);
   const existing = await deps.targetServer.query(
     'SELECT TABLE_NAME AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND COLUMN_NAME = ?',
     [deps.targetUrl.database, 'tenant_bid'],
@@ -86,7 +134,13 @@ export async function startData(
       [runId, PHASE, planned.table, nowText()],
     );
   }
-  return { runId, resumed, levels, maxConcurrency: deps.config.chunking.maxConcurrency };
+  return {
+    runId,
+    resumed,
+    levels,
+    tables: largestFirst(deps, context.schema.tables),
+    maxConcurrency: deps.config.chunking.maxConcurrency,
+  };
 }
 
 async function rowsPerChunk(

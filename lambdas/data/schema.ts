@@ -16,7 +16,7 @@ export const DataInput = z.discriminatedUnion('step', [
   z.object({ step: z.literal('copy-chunk'), runId, table, mode, chunk: Chunk }),
   z.object({ step: z.literal('build-indexes'), runId, table }),
   z.object({ step: z.literal('validate-table'), runId, table, mode }),
-  z.object({ step: z.literal('verify-isolation'), runId }),
+  z.object({ step: z.literal('verify-isolation'), runId, table }),
   z.object({ step: z.literal('finish'), runId }),
   z.object({ step: z.literal('rollback'), runId: runId.nullable().optional(), error: caught }),
   z.object({ step: z.literal('rollback-phase') }),
@@ -26,4 +26,6 @@ export type DataInput = z.output<typeof DataInput>;
 export interface PlannedTable {
   readonly table: string;
   readonly mode: 'tenant' | 'global';
+  /** A later level's reference rule looks rows up in this table: its indexes are built before that level. */
+  readonly referenced: boolean;
 }

@@ -47,10 +47,7 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
   const context = await runContext(deps, runId);
   const isolation = new Map((await checkIsolation(deps, runId)).map((f) => [f.table, f]));
   const tables: TableVerification[] = [];
-  for (const { table, mode } of planLevels(
-    deps,
-    context.schema.tables.map((t) => t.name),
-  ).flat()) {
+  for (const { table, mode } of planLevels(deps, context.schema.tables).flat()) {
     const info = tableInfo(context, table);
     const key = copyKey(info);
     const columns = copyColumns(info);

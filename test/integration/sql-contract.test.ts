@@ -224,6 +224,69 @@ describe.each(adapters)('SQL port contract: $name', (adapter) => {
     expect(scalarNumber(await h.client.query('SELECT COUNT(*) AS n FROM split'))).toBe(500);
   });
 
+  it('writes rows read back from every column type identically with prepared and plain inserts', async () => {
+    const ddl = (name: string) => `CREATE TABLE ${name} (
+      id INT NOT NULL PRIMARY KEY, flag TINYINT(1), big_unsigned BIGINT UNSIGNED, big_negative BIGINT,
+      money DECIMAL(20,6), ratio DOUBLE, approx FLOAT, bits BIT(10), yr YEAR, dt6 DATETIME(6), t TIME,
+      kind ENUM('a','b'), tags SET('x','y','z'), doc JSON, txt VARCHAR(255), blob_ BLOB, nothing VARCHAR(8) NULL
+    ) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci`;
+    for (const name of ['typed_source', 'typed_plain', 'typed_prepared']) await h.client.execute(ddl(name));
+    await h.client.execute(
+      `INSERT INTO typed_source VALUES
+        (1, 1, 18446744073709551615, -9223372036854775808, -12345678901234.123456, 0.1, 3.14159, b'1010101010', 2024,
+         '2024-02-29 23:59:59.123456', '-838:59:59', 'b', 'x,z', '{"k": [1, "ü😀"]}', ?, ?, NULL),
+        (2, 0, 0, 9007199254740993, 0.000001, -1.5e300, -0.000123, b'0', 1901, '1000-01-01 00:00:00', '00:00:00.5',
+         'a', '', 'null', '', '', 'x')`,
+      [TEXT, BYTES],
+    );
+    const rows = await h.client.query('SELECT * FROM typed_source ORDER BY id');
+    const columns = Object.keys(rows[0] ?? {});
+    const values = rows.map((r) => columns.map((c) => r[c] ?? null));
+    for (const [table, prepared] of [
+      ['typed_plain', false],
+      ['typed_prepared', true],
+    ] as const) {
+      await insertRows(h.client, {
+        table,
+        columns,
+        rows: values,
+        onDuplicate: 'update',
+        maxStatementBytes: h.client.maxStatementBytes,
+        prepared,
+      });
+      expect(await h.client.query(`SELECT * FROM ${table} ORDER BY id`)).toEqual(rows);
+    }
+    const sums = await h.client.query('CHECKSUM TABLE typed_source, typed_plain, typed_prepared EXTENDED');
+    expect(new Set(sums.map((r) => r.Checksum)).size).toBe(1);
+  });
+
+  it('sends prepared inserts in power-of-two row counts, so a table has few statement texts', async () => {
+    await h.client.execute('CREATE TABLE pow (id INT PRIMARY KEY, v VARCHAR(10))');
+    const sent: { rows: number; prepared: boolean }[] = [];
+    const counting: SqlSession = {
+      query: (sql, params) => h.client.query(sql, params),
+      batch: (sql, sets) => h.client.batch(sql, sets),
+      execute: (sql, params, options) => {
+        sent.push({ rows: (params?.length ?? 0) / 2, prepared: options?.prepared === true });
+        return h.client.execute(sql, params, options);
+      },
+    };
+    const rows = Array.from({ length: 1000 }, (_, i) => [i + 1, `v${i}`]);
+    expect(
+      await insertRows(counting, {
+        table: 'pow',
+        columns: ['id', 'v'],
+        rows,
+        maxStatementBytes: h.client.maxStatementBytes,
+        prepared: true,
+      }),
+    ).toBe(1000);
+    expect(sent).toEqual([512, 256, 128, 64, 32, 8].map((n) => ({ rows: n, prepared: true })));
+    expect(await h.client.query('SELECT id, v FROM pow ORDER BY id')).toEqual(
+      rows.map(([id, v]) => ({ id, v })),
+    );
+  });
+
   it('pages a key range in key order, composite keys and bounds included', async () => {
     await h.client.execute(
       'CREATE TABLE paged (a INT NOT NULL, b VARCHAR(8) NOT NULL, v INT, PRIMARY KEY (a, b))',

@@ -233,6 +233,8 @@ export function createDataApiClient(options: DataApiClientOptions): SqlClient {
     database,
     // Requests stay far below the Data API's request limits; rows for one statement are a few hundred KiB.
     maxStatementBytes: 512 * 1024,
+    // ExecuteStatement has no prepared statements: `prepared` is ignored.
+    preparesStatements: false,
     ...autocommit,
     // Outside a transaction a batch is still all or nothing.
     batch: (sql, paramSets) => transaction((tx) => tx.batch(sql, paramSets)),

@@ -83,12 +83,14 @@ function toExecResult(result: unknown): ExecResult {
   return { affectedRows: typeof header.affectedRows === 'number' ? header.affectedRows : 0 };
 }
 
-type Queryable = Pick<mysql.PoolConnection, 'query'>;
+type Queryable = Pick<mysql.PoolConnection, 'query' | 'execute'>;
 
 function session(conn: Queryable, url: string): SqlSession {
-  const run = async (sql: string, params: readonly SqlParam[] = []): Promise<unknown> => {
+  const run = async (sql: string, params: readonly SqlParam[] = [], prepared = false): Promise<unknown> => {
     try {
-      const [result] = await conn.query({ sql, values: params.map(toDriverParam) });
+      const values = params.map(toDriverParam);
+      // Prepared: the server parses the text once per connection and takes the values in binary.
+      const [result] = prepared ? await conn.execute({ sql, values }) : await conn.query({ sql, values });
       return result;
     } catch (error) {
       throw mapError(error, url, sql);
@@ -96,7 +98,7 @@ function session(conn: Queryable, url: string): SqlSession {
   };
   return {
     query: async (sql, params) => toRows(await run(sql, params)),
-    execute: async (sql, params) => toExecResult(await run(sql, params)),
+    execute: async (sql, params, options) => toExecResult(await run(sql, params, options?.prepared)),
     batch: async (sql, paramSets) => {
       for (const params of paramSets) await run(sql, params);
     },
@@ -128,6 +130,9 @@ export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {
     decimalNumbers: false,
     multipleStatements: false,
     connectTimeout: 10_000,
+    // Server-side statements kept per connection (least recently used closed first): enough for the few
+    // multi-row INSERT shapes of the tables being copied, far below the server's max_prepared_stmt_count.
+    maxPreparedStatements: 64,
   });
   const ready = new WeakSet<object>();
 
@@ -189,7 +194,8 @@ export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {
     database: url.database,
     maxStatementBytes: options.maxStatementBytes ?? 4 * 1024 * 1024,
     query: (sql, params) => withConnection((s) => s.query(sql, params)),
-    execute: (sql, params) => withConnection((s) => s.execute(sql, params)),
+    preparesStatements: true,
+    execute: (sql, params, options) => withConnection((s) => s.execute(sql, params, options)),
     batch: (sql, paramSets) => transaction((tx) => tx.batch(sql, paramSets)),
     transaction,
     close: () => pool.end(),

@@ -39,12 +39,23 @@ export interface ExecResult {
   readonly affectedRows: number;
 }
 
+/** How to send one statement. */
+export interface ExecOptions {
+  /**
+   * The same text is sent again and again with other values (a multi-row INSERT of a fixed row count): the
+   * adapter may prepare it once per connection and send the values in the binary protocol, which spares the
+   * server parsing every value as SQL text. mysql2 does (see {@link SqlClient.preparesStatements}); the Data
+   * API has nothing to prepare and ignores it.
+   */
+  readonly prepared?: boolean;
+}
+
 /** What can run statements: a client, or a transaction in progress. Placeholders are `?`. */
 export interface SqlSession {
   /** Runs a statement that returns rows. */
   query(sql: string, params?: readonly SqlParam[]): Promise<Row[]>;
   /** Runs a statement that changes something. */
-  execute(sql: string, params?: readonly SqlParam[]): Promise<ExecResult>;
+  execute(sql: string, params?: readonly SqlParam[], options?: ExecOptions): Promise<ExecResult>;
   /** Runs one statement once per parameter set, all or nothing. */
   batch(sql: string, paramSets: readonly (readonly SqlParam[])[]): Promise<void>;
 }
@@ -56,6 +67,12 @@ export interface SqlClient extends SqlSession {
   readonly database: string;
   /** Largest statement, in bytes, that multi-row writers should build for this adapter. */
   readonly maxStatementBytes: number;
+  /**
+   * Whether `execute(…, { prepared: true })` prepares the statement on the server. Each distinct text then
+   * holds a server-side statement per connection, so writers keep to a few shapes (insertRows: row counts
+   * that are powers of two).
+   */
+  readonly preparesStatements: boolean;
   /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T>;
   /** Releases connections. The client cannot be used afterwards. */
