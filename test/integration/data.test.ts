@@ -195,6 +195,32 @@ describe('data phase', () => {
     expect(runRow).toEqual({ status: 'rolled_back', error_name: 'DatabaseError' });
   });
 
+  it('fails and rolls back when a copied row ends up with another tenant than its rules give', async () => {
+    const target = `${source.name}_isolation`;
+    const dir = workspace(target);
+    expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    const [first] = await server.query(
+      `SELECT id FROM ${qualified(source.name, 'learn_generated_blocks')} ORDER BY id LIMIT 1`,
+    );
+    const admin = await adminConnection(target);
+    try {
+      // The checksum leaves tenant_bid out, so only the isolation check can see this row in the wrong tenant.
+      await admin.query(
+        `CREATE TRIGGER wrong_tenant BEFORE INSERT ON learn_generated_blocks FOR EACH ROW
+           IF NEW.id = ${Number(first?.id)} THEN SET NEW.tenant_bid = IF(NEW.tenant_bid = 'acme', 'globex', 'acme'); END IF`,
+      );
+    } finally {
+      await admin.end();
+    }
+    const run = await cli(['run', 'data'], dir);
+    expect(run.code).toBe(1);
+    expect(run.json).toMatchObject({ status: 'FAILED', error: 'TenantIsolationViolation', rolledBack: true });
+    expect(String(run.json.cause)).toMatch(
+      /learn_generated_blocks \(0 unknown tenant, 1 not as the rules give, 1 not their parent's\)/,
+    );
+    for (const t of TABLES) expect(await count(target, t), t).toBe(0);
+  });
+
   it('copies a chunk that differs once again, and fails naming the table and range when it still differs', async () => {
     const target = `${source.name}_tamper`;
     const dir = workspace(target);
