@@ -15,7 +15,16 @@ export interface RunContext {
   readonly runId: string;
   readonly schema: SchemaInfo;
   readonly tables: ReadonlyMap<string, TableInfo>;
+  /**
+   * Tenants of referenced rows already looked up by this process for this run: `table.column` → value → tenant,
+   * null when no row has that value. A table's parents are complete before its level starts and never change
+   * during the run, so an answer stays true. At most {@link MAX_REMEMBERED_PARENTS} values per column.
+   */
+  readonly parentTenants: Map<string, Map<string, string | null>>;
 }
+
+/** Bound on each column's RunContext.parentTenants: about 10 MB at its fullest, whatever the table sizes. */
+export const MAX_REMEMBERED_PARENTS = 100_000;
 
 const schemaKey = (runId: string) => `runs/${runId}/schema.json`;
 const cache = new Map<string, RunContext>();
@@ -23,7 +32,12 @@ const cache = new Map<string, RunContext>();
 export async function saveRunContext(deps: TaskDeps, runId: string): Promise<RunContext> {
   const schema = await introspect(deps.source, deps.sourceUrl.database);
   await deps.archive.put(schemaKey(runId), JSON.stringify(schema), { contentType: 'application/json' });
-  const context = { runId, schema, tables: new Map(schema.tables.map((t) => [t.name, t])) };
+  const context = {
+    runId,
+    schema,
+    tables: new Map(schema.tables.map((t) => [t.name, t])),
+    parentTenants: new Map<string, Map<string, string | null>>(),
+  };
   cache.set(runId, context);
   return context;
 }
@@ -35,7 +49,12 @@ export async function runContext(deps: TaskDeps, runId: string): Promise<RunCont
   const body = await deps.archive.get(schemaKey(runId));
   if (body === undefined) return saveRunContext(deps, runId);
   const schema = JSON.parse(body.toString('utf8')) as SchemaInfo;
-  const context = { runId, schema, tables: new Map(schema.tables.map((t) => [t.name, t])) };
+  const context = {
+    runId,
+    schema,
+    tables: new Map(schema.tables.map((t) => [t.name, t])),
+    parentTenants: new Map<string, Map<string, string | null>>(),
+  };
   cache.set(runId, context);
   return context;
 }
@@ -94,6 +113,15 @@ export function onUnmapped(config: Config, table: string): Config['onUnmapped'] 
 export function referenceRules(config: Config, table: string) {
   const rules = config.tables[table];
   return (rules === undefined ? [] : tenantRules(rules)).flatMap((r) => (r.by === 'reference' ? [r] : []));
+}
+
+/** Columns of `table` that another table's reference rule looks rows up by. */
+export function lookupColumns(config: Config, table: string): string[] {
+  const columns = Object.keys(config.tables)
+    .flatMap((t) => referenceRules(config, t))
+    .filter((r) => r.references.table === table)
+    .map((r) => r.references.column);
+  return [...new Set(columns)];
 }
 
 /** A chunk as the ledger (migration_chunks) records it: key bounds as JSON arrays, NULL when open. */

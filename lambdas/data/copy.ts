@@ -20,6 +20,7 @@ import {
 import {
   type CopyJob,
   copyJob,
+  MAX_REMEMBERED_PARENTS,
   onUnmapped,
   type RunContext,
   referenceRules,
@@ -291,12 +292,45 @@ async function countRange(
 }
 
 /**
- * The tenants of referenced rows already in the target, for the distinct values of one page. For a unique key a
+ * The tenants of referenced rows already in the target, for the distinct values of one page: from what this run
+ * has looked up before (users referenced by every table of theirs), else from the target. For a unique key a
  * plain `IN` finds them (an exact match is then the only match); values without an exact match, and every
  * value of a non-unique key (newest row first), are compared by the server exactly as the server-side copy and
  * the isolation check compare them (collation, ORDER BY).
  */
 async function parentTenants(
+  deps: TaskDeps,
+  target: SqlSession,
+  context: RunContext,
+  parent: string,
+  column: string,
+  values: readonly string[],
+): Promise<Map<string, string>> {
+  const key = `${parent}.${column}`;
+  let remembered = context.parentTenants.get(key);
+  if (remembered === undefined) {
+    remembered = new Map();
+    context.parentTenants.set(key, remembered);
+  }
+  const known = new Map<string, string>();
+  const asked: string[] = [];
+  for (const value of values) {
+    const tenant = remembered.get(value);
+    if (tenant === undefined) asked.push(value);
+    else if (tenant !== null) known.set(value, tenant);
+  }
+  if (asked.length === 0) return known;
+  const found = await lookUpParentTenants(deps, target, context, parent, column, asked);
+  if (remembered.size + asked.length > MAX_REMEMBERED_PARENTS) remembered.clear();
+  for (const value of asked) {
+    const tenant = found.get(value) ?? null;
+    remembered.set(value, tenant);
+    if (tenant !== null) known.set(value, tenant);
+  }
+  return known;
+}
+
+async function lookUpParentTenants(
   deps: TaskDeps,
   target: SqlSession,
   context: RunContext,

@@ -1,5 +1,6 @@
 import { assertRunning } from '../core/ledger/runs.ts';
 import type { TaskDeps } from '../core/task.ts';
+import { lookupColumns } from './context.ts';
 import { copyChunk } from './copy.ts';
 import { finishData, rollbackData } from './finish.ts';
 import { rebuildIndexes } from './indexes.ts';
@@ -19,7 +20,15 @@ export async function runData(input: DataInput, deps: TaskDeps): Promise<unknown
       return copyChunk(deps, input.runId, input.table, input.mode, input.chunk);
     case 'build-indexes':
       await assertRunning(deps.target, input.runId);
-      return { table: input.table, built: await rebuildIndexes(deps, input.runId, input.table) };
+      return {
+        table: input.table,
+        built: await rebuildIndexes(
+          deps,
+          input.runId,
+          input.table,
+          input.for === 'lookups' ? lookupColumns(deps.config, input.table) : undefined,
+        ),
+      };
     case 'validate-table':
       await assertRunning(deps.target, input.runId);
       return validateTable(deps, input.runId, input.table, input.mode);

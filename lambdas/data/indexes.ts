@@ -48,16 +48,32 @@ export async function deferIndexes(deps: TaskDeps, runId: string, table: string)
   return indexes.length;
 }
 
-/** Builds what deferIndexes dropped (for this run and table, or every table of the run), in one ALTER each. */
-export async function rebuildIndexes(deps: TaskDeps, runId: string, table?: string): Promise<number> {
+/** The first column of an index definition as SHOW CREATE TABLE writes it: KEY `name` (`col`, …). */
+function leadingColumn(definition: string): string | undefined {
+  return /\(`((?:[^`]|``)+)`/.exec(definition)?.[1]?.replace(/``/g, '`');
+}
+
+/**
+ * Builds what deferIndexes dropped (for this run and table, or every table of the run), in one ALTER each.
+ * With `lookups`, only the indexes that lead with one of those columns: what a later level's reference rule
+ * looks rows up by, built before that level starts; the rest wait for the end of the run.
+ */
+export async function rebuildIndexes(
+  deps: TaskDeps,
+  runId: string,
+  table?: string,
+  lookups?: readonly string[],
+): Promise<number> {
   const deferred = await deps.target.query(
     `SELECT table_name, index_name, definition FROM migration_deferred_indexes WHERE run_id = ? AND rebuilt_at IS NULL${table === undefined ? '' : ' AND table_name = ?'}`,
     table === undefined ? [runId] : [runId, table],
   );
   const byTable = new Map<string, { name: string; definition: string }[]>();
   for (const row of deferred) {
+    const definition = str(row, 'definition');
+    if (lookups !== undefined && !lookups.includes(leadingColumn(definition) ?? '')) continue;
     const list = byTable.get(str(row, 'table_name')) ?? [];
-    list.push({ name: str(row, 'index_name'), definition: str(row, 'definition') });
+    list.push({ name: str(row, 'index_name'), definition });
     byTable.set(str(row, 'table_name'), list);
   }
   let built = 0;
@@ -78,8 +94,8 @@ export async function rebuildIndexes(deps: TaskDeps, runId: string, table?: stri
       built += missing.length;
     }
     await deps.target.execute(
-      'UPDATE migration_deferred_indexes SET rebuilt_at = ? WHERE run_id = ? AND table_name = ? AND rebuilt_at IS NULL',
-      [nowText(), runId, name],
+      `UPDATE migration_deferred_indexes SET rebuilt_at = ? WHERE run_id = ? AND table_name = ? AND rebuilt_at IS NULL AND index_name IN (${indexes.map(() => '?').join(', ')})`,
+      [nowText(), runId, name, ...indexes.map((i) => i.name)],
     );
   }
   return built;

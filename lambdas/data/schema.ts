@@ -14,7 +14,13 @@ export const DataInput = z.discriminatedUnion('step', [
   z.object({ step: z.literal('start'), execution: execution.optional() }),
   z.object({ step: z.literal('plan-chunks'), runId, table, mode }),
   z.object({ step: z.literal('copy-chunk'), runId, table, mode, chunk: Chunk }),
-  z.object({ step: z.literal('build-indexes'), runId, table }),
+  z.object({
+    step: z.literal('build-indexes'),
+    runId,
+    table,
+    /** Only the indexes later levels look rows up by; the rest at the end. */
+    for: z.literal('lookups').optional(),
+  }),
   z.object({ step: z.literal('validate-table'), runId, table, mode }),
   z.object({ step: z.literal('verify-isolation'), runId, table }),
   z.object({ step: z.literal('finish'), runId }),
