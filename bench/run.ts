@@ -19,6 +19,8 @@ import { runPhase } from '../local/run-phase.ts';
 const SERVER = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const BUFFER_POOL = Number(process.env.BENCH_BUFFER_POOL_BYTES ?? 4 * 1024 ** 3);
 const TABLES = DEMO_TABLES.map((t) => t.name);
+/** Runs of every method; the figures are the median run's. */
+const REPEAT = Math.max(1, Number(process.env.BENCH_REPEAT ?? 3));
 const root = join(import.meta.dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'smt-bench-'));
 
@@ -394,43 +396,78 @@ async function main(): Promise<void> {
       name: string;
       rows: number;
       seconds: number;
+      /** Fastest and slowest of the runs. */
+      range: [number, number];
       peakRss?: number;
       serverCpu?: number | undefined;
       clientCpu?: number | undefined;
     }[] = [];
-    const record = (
-      name: string,
-      rows: number,
-      r: { seconds: number; peakRss: number; serverCpu?: number | undefined; clientCpu?: number | undefined },
-      rss = false,
-    ) => {
-      results.push({
-        name,
-        rows,
-        seconds: r.seconds,
-        serverCpu: r.serverCpu,
-        clientCpu: r.clientCpu,
-        ...(rss ? { peakRss: r.peakRss } : {}),
-      });
-      process.stderr.write(`${name}: ${r.seconds.toFixed(1)} s, ${fmt(rate(rows, r.seconds))} rows/s\n`);
+    type Sample = {
+      seconds: number;
+      peakRss: number;
+      rows: number;
+      serverCpu?: number | undefined;
+      clientCpu?: number | undefined;
     };
-    const client1 = await ourDataPhase('bench_legacy_1m', 'client');
-    record('(a) data phase, client-side path, validation included', client1.rows, client1, true);
-    const server1 = await ourDataPhase('bench_legacy_1m', 'server');
-    record('(b) data phase, server-side path, validation included', server1.rows, server1, true);
-    record('(c) mariadb-dump --single-transaction | mariadb', rows1m, await mysqldumpPipe('bench_legacy_1m'));
-    record(
-      '(d) the plan: LIMIT 2000 OFFSET n batching, same driver',
-      rows1m,
-      await offsetBatching('bench_legacy_1m'),
-    );
-    record(
-      '(e) INSERT … SELECT per table (the one-server limit)',
-      rows1m,
-      await insertSelect('bench_legacy_1m'),
-    );
-    const client2 = await ourDataPhase('bench_legacy_2m', 'client');
-    record('(a) at 2M rows: data phase, client-side path', client2.rows, client2, true);
+    const withRows =
+      (rows: number, run: () => Promise<Omit<Sample, 'rows'>>): (() => Promise<Sample>) =>
+      async () => ({ ...(await run()), rows });
+    const methods: { name: string; rss: boolean; run: () => Promise<Sample> }[] = [
+      {
+        name: '(a) data phase, client-side path, validation included',
+        rss: true,
+        run: () => ourDataPhase('bench_legacy_1m', 'client'),
+      },
+      {
+        name: '(b) data phase, server-side path, validation included',
+        rss: true,
+        run: () => ourDataPhase('bench_legacy_1m', 'server'),
+      },
+      {
+        name: '(c) mariadb-dump --single-transaction | mariadb',
+        rss: false,
+        run: withRows(rows1m, () => mysqldumpPipe('bench_legacy_1m')),
+      },
+      {
+        name: '(d) the plan: LIMIT 2000 OFFSET n batching, same driver',
+        rss: false,
+        run: withRows(rows1m, () => offsetBatching('bench_legacy_1m')),
+      },
+      {
+        name: '(e) INSERT … SELECT per table (the one-server limit)',
+        rss: false,
+        run: withRows(rows1m, () => insertSelect('bench_legacy_1m')),
+      },
+      {
+        name: '(a) at 2M rows: data phase, client-side path',
+        rss: true,
+        run: () => ourDataPhase('bench_legacy_2m', 'client'),
+      },
+    ];
+    // Rounds, every method once per round: whatever drifts on a shared machine is spread over all of them.
+    const samples = new Map<string, Sample[]>(methods.map((m) => [m.name, []]));
+    for (let round = 1; round <= REPEAT; round += 1) {
+      for (const method of methods) {
+        const sample = await method.run();
+        samples.get(method.name)?.push(sample);
+        process.stderr.write(
+          `round ${round}/${REPEAT} ${method.name}: ${sample.seconds.toFixed(1)} s, ${fmt(rate(sample.rows, sample.seconds))} rows/s\n`,
+        );
+      }
+    }
+    for (const method of methods) {
+      const runs = [...(samples.get(method.name) ?? [])].sort((x, y) => x.seconds - y.seconds);
+      const median = runs[Math.floor((runs.length - 1) / 2)] as Sample;
+      results.push({
+        name: method.name,
+        rows: median.rows,
+        seconds: median.seconds,
+        range: [runs[0]?.seconds ?? median.seconds, runs.at(-1)?.seconds ?? median.seconds],
+        serverCpu: median.serverCpu,
+        clientCpu: median.clientCpu,
+        ...(method.rss ? { peakRss: Math.max(...runs.map((r) => r.peakRss)) } : {}),
+      });
+    }
 
     const by = (prefix: string) => results.find((r) => r.name.startsWith(prefix)) as (typeof results)[number];
     const a = by('(a) data');
@@ -466,8 +503,8 @@ async function main(): Promise<void> {
           : value < 1.3;
     const lines: string[] = [];
     lines.push(
-      '| method | rows | seconds | rows/s | ÷ mariadb-dump rows/s | peak RSS | server CPU s | client CPU s | cores busy |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| method | rows | seconds (median) | fastest – slowest | rows/s | ÷ mariadb-dump rows/s | peak RSS | server CPU s | client CPU s | cores busy |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     const cores = cpus().length;
     const busy = (r: (typeof results)[number]) =>
@@ -475,7 +512,7 @@ async function main(): Promise<void> {
     for (const r of results) {
       const b_ = busy(r);
       lines.push(
-        `| ${cell(r.name)} | ${fmt(r.rows)} | ${r.seconds.toFixed(1)} | ${fmt(rate(r.rows, r.seconds))} | ${(rate(r.rows, r.seconds) / rate(c.rows, c.seconds)).toFixed(2)} | ${r.peakRss === undefined ? '' : `${Math.round(r.peakRss / 1024 ** 2)} MiB`} | ${r.serverCpu?.toFixed(1) ?? ''} | ${r.clientCpu?.toFixed(1) ?? ''} | ${b_ === undefined ? '' : `${Math.round(b_ * 100)}%`} |`,
+        `| ${cell(r.name)} | ${fmt(r.rows)} | ${r.seconds.toFixed(1)} | ${r.range[0].toFixed(1)} – ${r.range[1].toFixed(1)} | ${fmt(rate(r.rows, r.seconds))} | ${(rate(r.rows, r.seconds) / rate(c.rows, c.seconds)).toFixed(2)} | ${r.peakRss === undefined ? '' : `${Math.round(r.peakRss / 1024 ** 2)} MiB`} | ${r.serverCpu?.toFixed(1) ?? ''} | ${r.clientCpu?.toFixed(1) ?? ''} | ${b_ === undefined ? '' : `${Math.round(b_ * 100)}%`} |`,
       );
     }
     lines.push('', '| target | measured | wanted | met |', '|---|---:|---|---|');
@@ -501,7 +538,8 @@ async function main(): Promise<void> {
           .map(([k, v]) => `${k}=${v}`)
           .join(', ')}\n` +
         `- Data: the demo legacy database, ${fmt(rows1m)} rows (\`--users 20000\`) and ${fmt(rows2m)} rows (\`--users 40000\`), ten tables\n` +
-        `- Our runs: \`copyPath\` client or server, \`maxConcurrency\` 4, \`rowsPerChunk\` 5000, each into a target fresh from foundation; (d) and (e) write into the same foundation-made tables; (c) makes its own tables\n\n` +
+        `- Our runs: \`copyPath\` client or server, \`maxConcurrency\` 4, \`rowsPerChunk\` 5000, each into a target fresh from foundation; (d) and (e) write into the same foundation-made tables; (c) makes its own tables\n` +
+        `- Runs: every method ${REPEAT} times, in rounds (each round runs every method once); each row shows the median run, the fastest and slowest, and the highest peak RSS of its runs (\`BENCH_REPEAT\` sets the count)\n\n` +
         `${table}\n\nThe server's buffer pool size changes every figure (DESIGN.md §6 saw 1.7–2.6×): compare ratios, not seconds, across machines.\n` +
         reading(cores, a, b, c, d),
     );
