@@ -28,6 +28,18 @@ export const MAX_REMEMBERED_PARENTS = 100_000;
 
 const schemaKey = (runId: string) => `runs/${runId}/schema.json`;
 const cache = new Map<string, RunContext>();
+/** Runs kept in memory: a warm Lambda container serves run after run, each with its remembered parents. */
+const CACHED_RUNS = 2;
+
+function remember(context: RunContext): RunContext {
+  cache.delete(context.runId);
+  cache.set(context.runId, context);
+  for (const runId of cache.keys()) {
+    if (cache.size <= CACHED_RUNS) break;
+    cache.delete(runId);
+  }
+  return context;
+}
 
 export async function saveRunContext(deps: TaskDeps, runId: string): Promise<RunContext> {
   const schema = await introspect(deps.source, deps.sourceUrl.database);
@@ -38,8 +50,7 @@ export async function saveRunContext(deps: TaskDeps, runId: string): Promise<Run
     tables: new Map(schema.tables.map((t) => [t.name, t])),
     parentTenants: new Map<string, Map<string, string | null>>(),
   };
-  cache.set(runId, context);
-  return context;
+  return remember(context);
 }
 
 /** The run's schema, from memory (a warm container) or the archive. */
@@ -55,8 +66,7 @@ export async function runContext(deps: TaskDeps, runId: string): Promise<RunCont
     tables: new Map(schema.tables.map((t) => [t.name, t])),
     parentTenants: new Map<string, Map<string, string | null>>(),
   };
-  cache.set(runId, context);
-  return context;
+  return remember(context);
 }
 
 export function tableInfo(context: RunContext, table: string): TableInfo {
