@@ -31,7 +31,14 @@ const cache = new Map<string, RunContext>();
 /** Runs kept in memory: a warm Lambda container serves run after run, each with its remembered parents. */
 const CACHED_RUNS = 2;
 
-function remember(context: RunContext): RunContext {
+/** A run's context, kept in memory (the oldest run dropped beyond CACHED_RUNS). */
+function remember(runId: string, schema: SchemaInfo): RunContext {
+  const context: RunContext = {
+    runId,
+    schema,
+    tables: new Map(schema.tables.map((t) => [t.name, t])),
+    parentTenants: new Map(),
+  };
   cache.delete(context.runId);
   cache.set(context.runId, context);
   for (const runId of cache.keys()) {
@@ -44,13 +51,7 @@ function remember(context: RunContext): RunContext {
 export async function saveRunContext(deps: TaskDeps, runId: string): Promise<RunContext> {
   const schema = await introspect(deps.source, deps.sourceUrl.database);
   await deps.archive.put(schemaKey(runId), JSON.stringify(schema), { contentType: 'application/json' });
-  const context = {
-    runId,
-    schema,
-    tables: new Map(schema.tables.map((t) => [t.name, t])),
-    parentTenants: new Map<string, Map<string, string | null>>(),
-  };
-  return remember(context);
+  return remember(runId, schema);
 }
 
 /** The run's schema, from memory (a warm container) or the archive. */
@@ -60,13 +61,7 @@ export async function runContext(deps: TaskDeps, runId: string): Promise<RunCont
   const body = await deps.archive.get(schemaKey(runId));
   if (body === undefined) return saveRunContext(deps, runId);
   const schema = JSON.parse(body.toString('utf8')) as SchemaInfo;
-  const context = {
-    runId,
-    schema,
-    tables: new Map(schema.tables.map((t) => [t.name, t])),
-    parentTenants: new Map<string, Map<string, string | null>>(),
-  };
-  return remember(context);
+  return remember(runId, schema);
 }
 
 export function tableInfo(context: RunContext, table: string): TableInfo {

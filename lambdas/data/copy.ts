@@ -320,7 +320,13 @@ async function parentTenants(
     else if (tenant !== null) known.set(value, tenant);
   }
   if (asked.length === 0) return known;
-  const found = await lookUpParentTenants(deps, target, context, parent, column, asked);
+  const found = await lookUpParentTenants(
+    target,
+    qualified(deps.targetUrl.database, parent),
+    context.tables.get(parent),
+    column,
+    asked,
+  );
   if (remembered.size + asked.length > MAX_REMEMBERED_PARENTS) remembered.clear();
   for (const value of asked) {
     const tenant = found.get(value) ?? null;
@@ -330,19 +336,17 @@ async function parentTenants(
   return known;
 }
 
+/** The tenants of the rows of `table` (qualified; `info` its structure) with these values in `column`. */
 async function lookUpParentTenants(
-  deps: TaskDeps,
   target: SqlSession,
-  context: RunContext,
-  parent: string,
+  table: string,
+  info: TableInfo | undefined,
   column: string,
   values: readonly string[],
 ): Promise<Map<string, string>> {
   const found = new Map<string, string>();
-  const info = context.tables.get(parent);
   const unique = isUniqueColumn(info, column);
   let rest = values;
-  const table = qualified(deps.targetUrl.database, parent);
   if (unique) {
     for (let i = 0; i < values.length; i += 5_000) {
       const slice = values.slice(i, i + 5_000);
