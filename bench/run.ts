@@ -364,7 +364,8 @@ function reading(cores: number, a: Result, b: Result, c: Result, d: Result): str
     `\n## Reading these figures\n\n` +
     `- (a) used ${cpuA.toFixed(1)} CPU seconds (server ${a.serverCpu.toFixed(1)}, our process ${(a.clientCpu ?? 0).toFixed(1)}) in ${a.seconds.toFixed(1)} s on ${cores} cores. ` +
     `1.5× mariadb-dump means ${wantedDump.toFixed(1)} s, and 5× OFFSET batching ${wantedOffset.toFixed(1)} s: at the CPU (a) needs that is ${need(cpuA, wantedDump)} and ${need(cpuA, wantedOffset)} cores kept fully busy, against ${cores} here.\n` +
-    `- (b), the server-side path, does the same work without the rows travelling as SQL text: ${cpuB.toFixed(1)} CPU seconds, ${b.seconds.toFixed(1)} s.\n` +
+    `- (a) kept the cores ${Math.round((cpuA / (cores * a.seconds)) * 100)}% busy; (c) keeps about one core busy (one dump process feeding one load session), so (a) gains on it only by running on every core, while it also checksums every chunk on both sides and checks tenant isolation.\n` +
+    `- (b), the server-side path, does the same work without the rows travelling through a client: ${cpuB.toFixed(1)} CPU seconds, ${b.seconds.toFixed(1)} s.\n` +
     `- OFFSET batching is quadratic per table; at this size its largest table dominates, and it loses more as tables grow.\n`
   );
 }
