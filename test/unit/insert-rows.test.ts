@@ -5,15 +5,17 @@ import type { ExecOptions, SqlParam, SqlSession } from '../../lambdas/core/sql/p
 /** A session that records what insertRows sends: rows per statement and whether it asked to prepare. */
 function recorder(columns: number) {
   const sent: { rows: number; prepared: boolean }[] = [];
+  const texts: string[] = [];
   const session: SqlSession = {
     query: async () => [],
     batch: async () => undefined,
-    execute: async (_sql: string, params: readonly SqlParam[] = [], options?: ExecOptions) => {
+    execute: async (sql: string, params: readonly SqlParam[] = [], options?: ExecOptions) => {
+      texts.push(sql);
       sent.push({ rows: params.length / columns, prepared: options?.prepared === true });
       return { affectedRows: params.length / columns };
     },
   };
-  return { session, sent };
+  return { session, sent, texts };
 }
 
 const rows = (n: number, columns: number) =>
@@ -33,6 +35,35 @@ describe('insertRows, prepared', () => {
     expect(affected).toBe(2000);
     expect(sent.map((s) => s.rows)).toEqual([512, 512, 512, 256, 128, 64, 16]);
     expect(sent.every((s) => s.prepared && s.rows * 12 <= 8192)).toBe(true);
+  });
+
+  it('keeps each shape its own statement text (table, columns, duplicate handling)', async () => {
+    const { session, sent, texts } = recorder(2);
+    const send = (table: string, columns: string[], onDuplicate?: 'update' | 'ignore') =>
+      insertRows(session, {
+        table,
+        columns,
+        rows: rows(4, 2),
+        maxStatementBytes: 1024 * 1024,
+        prepared: true,
+        ...(onDuplicate === undefined ? {} : { onDuplicate }),
+      });
+    await send('a', ['x', 'y']);
+    await send('a', ['x', 'y']);
+    await send('b', ['x', 'y']);
+    await send('a', ['x', 'z']);
+    await send('a', ['x', 'y'], 'update');
+    await send('a', ['x', 'y'], 'ignore');
+    expect(sent.every((s) => s.rows === 4)).toBe(true);
+    const tuples = ' VALUES (?, ?), (?, ?), (?, ?), (?, ?)';
+    expect(texts).toEqual([
+      `INSERT INTO \`a\` (\`x\`, \`y\`)${tuples}`,
+      `INSERT INTO \`a\` (\`x\`, \`y\`)${tuples}`,
+      `INSERT INTO \`b\` (\`x\`, \`y\`)${tuples}`,
+      `INSERT INTO \`a\` (\`x\`, \`z\`)${tuples}`,
+      `INSERT INTO \`a\` (\`x\`, \`y\`)${tuples} ON DUPLICATE KEY UPDATE \`x\` = VALUES(\`x\`), \`y\` = VALUES(\`y\`)`,
+      `INSERT IGNORE INTO \`a\` (\`x\`, \`y\`)${tuples}`,
+    ]);
   });
 
   it('sends one plain statement per batch when not prepared', async () => {

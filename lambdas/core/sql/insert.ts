@@ -51,6 +51,36 @@ const MAX_PLACEHOLDERS = 60_000;
 const MAX_PREPARED_PLACEHOLDERS = 8_192;
 
 /**
+ * Prepared statement texts by shape (head and tail) and row count. A 512-row text is tens of kilobytes; built
+ * once, the same string also spares the driver hashing a new copy to find its prepared statement.
+ */
+const preparedTexts = new Map<string, Map<number, string>>();
+const MAX_PREPARED_SHAPES = 256;
+
+function preparedText(head: string, tuple: string, tail: string, rows: number): string {
+  const shape = `${head}\u0000${tail}`;
+  let texts = preparedTexts.get(shape);
+  if (texts === undefined) {
+    if (preparedTexts.size >= MAX_PREPARED_SHAPES) preparedTexts.clear();
+    texts = new Map();
+    preparedTexts.set(shape, texts);
+  }
+  let sql = texts.get(rows);
+  if (sql === undefined) {
+    sql = head + Array.from({ length: rows }, () => tuple).join(', ') + tail;
+    texts.set(rows, sql);
+  }
+  return sql;
+}
+
+/** The rows' values in one list, row after row: the statement's parameters. */
+function flatten(rows: readonly (readonly SqlParam[])[]): SqlParam[] {
+  const values: SqlParam[] = [];
+  for (const row of rows) for (const value of row) values.push(value);
+  return values;
+}
+
+/**
  * Inserts rows with as few multi-row `INSERT … VALUES (…), (…)` statements as fit the byte budget.
  * Upserts use `ON DUPLICATE KEY UPDATE c = VALUES(c)`, which MySQL 8 and MariaDB both accept.
  * @returns the affected-row count the server reports, summed over the statements.
@@ -75,8 +105,9 @@ export async function insertRows(session: SqlSession, spec: InsertRows): Promise
   let batch: (readonly SqlParam[])[] = [];
   let bytes = fixed;
   const send = async (rows: readonly (readonly SqlParam[])[]): Promise<void> => {
-    const sql = head + rows.map(() => tuple).join(', ') + tail;
-    const result = await session.execute(sql, rows.flat(), spec.prepared ? { prepared: true } : undefined);
+    const result = spec.prepared
+      ? await session.execute(preparedText(head, tuple, tail, rows.length), flatten(rows), { prepared: true })
+      : await session.execute(head + rows.map(() => tuple).join(', ') + tail, flatten(rows));
     affected += result.affectedRows;
   };
   const flush = async (): Promise<void> => {
