@@ -374,6 +374,14 @@ async function lookUpParentTenants(
   return found;
 }
 
+/** A row's values in the order of `names`, then its tenant: the parameters of one target row. */
+function withTenant(names: readonly string[], row: Row, tenant: string): SqlParam[] {
+  const values = new Array<SqlParam>(names.length + 1);
+  for (let i = 0; i < names.length; i += 1) values[i] = row[names[i] as string] ?? null;
+  values[names.length] = tenant;
+  return values;
+}
+
 async function copyClientSide(
   deps: TaskDeps,
   target: SqlSession,
@@ -411,22 +419,25 @@ async function copyClientSide(
       rows += page.length;
       continue;
     }
-    const lookups = new Map<string, Map<string, string>>();
+    // Referenced table → column → value → tenant: found without building a key text per row.
+    const lookups = new Map<string, Map<string, Map<string, string>>>();
     for (const rule of references) {
       const values = [
         ...new Set(
           page.map((r) => asText(r[rule.column] ?? null)).filter((v): v is string => v !== null && v !== ''),
         ),
       ];
-      lookups.set(
-        `${rule.references.table}.${rule.references.column}`,
+      const byColumn = lookups.get(rule.references.table) ?? new Map<string, Map<string, string>>();
+      lookups.set(rule.references.table, byColumn);
+      byColumn.set(
+        rule.references.column,
         await parentTenants(deps, target, context, rule.references.table, rule.references.column, values),
       );
     }
     const copied: SqlParam[][] = [];
     const held: SqlParam[][] = [];
     for (const row of page) {
-      let tenant = rowTenant(deps.config, table, row, (t, c, v) => lookups.get(`${t}.${c}`)?.get(v));
+      let tenant = rowTenant(deps.config, table, row, (t, c, v) => lookups.get(t)?.get(c)?.get(v));
       if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
       if (tenant === null) {
         const rowKey = rowKeyText(info, key, row);
@@ -443,7 +454,7 @@ async function copyClientSide(
         ]);
         continue;
       }
-      copied.push([...names.map((c) => row[c] ?? null), tenant]);
+      copied.push(withTenant(names, row, tenant));
     }
     if (held.length > 0) {
       await insertRows(target, {
