@@ -353,7 +353,7 @@ type Result = {
  * What the CPU columns say about the targets, computed from this run: how busy the cores were, and how many
  * cores the client-side path would need, at the CPU it used, to reach the wanted ratios.
  */
-function reading(cores: number, a: Result, b: Result, c: Result, d: Result): string {
+function reading(cores: number, a: Result, b: Result, c: Result, d: Result, e: Result): string {
   if (a.serverCpu === undefined || b.serverCpu === undefined) return '';
   const cpuA = a.serverCpu + (a.clientCpu ?? 0);
   const cpuB = b.serverCpu + (b.clientCpu ?? 0);
@@ -366,7 +366,7 @@ function reading(cores: number, a: Result, b: Result, c: Result, d: Result): str
     `1.5× mariadb-dump means ${wantedDump.toFixed(1)} s, and 5× OFFSET batching ${wantedOffset.toFixed(1)} s: at the CPU (a) needs that is ${need(cpuA, wantedDump)} and ${need(cpuA, wantedOffset)} cores kept fully busy, against ${cores} here.\n` +
     `- (a) kept the cores ${Math.round((cpuA / (cores * a.seconds)) * 100)}% busy; (c) keeps about one core busy (one dump process feeding one load session), so (a) gains on it only by running on every core, while it also checksums every chunk on both sides and checks tenant isolation.\n` +
     `- (b), the server-side path, does the same work without the rows travelling through a client: ${cpuB.toFixed(1)} CPU seconds, ${b.seconds.toFixed(1)} s.\n` +
-    `- OFFSET batching is quadratic per table; at this size its largest table dominates, and it loses more as tables grow.\n`
+    `- OFFSET batching is quadratic per table, and loses more as tables grow; at this size, with every table in the buffer pool, its reads cost it little: INSERT … SELECT, which moves no row through a client, is ${(d.seconds / e.seconds).toFixed(1)}× as fast, and (b) ${(d.seconds / b.seconds).toFixed(1)}× (with ${cpuB.toFixed(1)} CPU seconds to (a)'s ${cpuA.toFixed(1)}).\n`
   );
 }
 
@@ -542,7 +542,7 @@ async function main(): Promise<void> {
         `- Our runs: \`copyPath\` client or server, \`maxConcurrency\` 4, \`rowsPerChunk\` 5000, each into a target fresh from foundation; (d) and (e) write into the same foundation-made tables; (c) makes its own tables\n` +
         `- Runs: every method ${REPEAT} times, in rounds (each round runs every method once); each row shows the median run, the fastest and slowest, and the highest peak RSS of its runs (\`BENCH_REPEAT\` sets the count)\n\n` +
         `${table}\n\nThe server's buffer pool size changes every figure (DESIGN.md §6 saw 1.7–2.6×): compare ratios, not seconds, across machines.\n` +
-        reading(cores, a, b, c, d),
+        reading(cores, a, b, c, d, e),
     );
   } finally {
     if (BUFFER_POOL > 0 && previousPool !== BUFFER_POOL && previousPool > 0) {
