@@ -152,7 +152,6 @@ export async function runOnAws(
   const onEvent = options.watch?.(definition);
   const translate = historyTranslator(definition, executionArn);
   let lastId = 0;
-  let rolledBack = false;
   let ended = false;
   const pollMs = (options.pollSeconds ?? DEFAULT_POLL_SECONDS) * 1000;
   while (!ended) {
@@ -160,8 +159,6 @@ export async function runOnAws(
     for (const event of events) {
       lastId = Math.max(lastId, event.id ?? 0);
       appendFileSync(eventLog, `${JSON.stringify(event)}\n`);
-      if (event.type?.endsWith('StateExited') && /^Roll Back/.test(event.stateExitedEventDetails?.name ?? ''))
-        rolledBack = true;
       if (ENDED.has(event.type ?? '')) ended = true;
       const translated = translate(event);
       if (translated !== undefined) onEvent?.(translated);
@@ -179,7 +176,7 @@ export async function runOnAws(
     ...(described.cause === undefined ? {} : { cause: described.cause }),
     startedAt: (described.startDate ?? new Date()).toISOString(),
     stoppedAt: (described.stopDate ?? new Date()).toISOString(),
-    rolledBack,
+    ledgerExecutionId: executionArn,
     eventLog,
   };
 }

@@ -3,17 +3,18 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openArchive } from '../lambdas/core/archive/open.ts';
 import type { LoadedConfig } from '../lambdas/core/config/load.ts';
+import { keepAlive } from '../lambdas/core/ledger/lock.ts';
 import { type MetricsSink, noMetrics } from '../lambdas/core/metrics.ts';
 import { openSql } from '../lambdas/core/sql/open.ts';
 import { withDatabase } from '../lambdas/core/sql/url.ts';
 import type { TaskDeps } from '../lambdas/core/task.ts';
 import { type LoadedDefinition, loadDefinition } from './engine/definition.ts';
 import { localInvoker, localSubstitutions } from './engine/functions.ts';
-import { type ExecutionEvent, type ExecutionResult, runLocal } from './engine/run.ts';
+import { type ExecutionEvent, type ExecutionResult, localExecutionId, runLocal } from './engine/run.ts';
 
 export interface PhaseRun extends ExecutionResult {
-  /** Whether a rollback branch ran to its end. */
-  readonly rolledBack: boolean;
+  /** The execution's id as the ledger records it (`migration_runs.execution_id`, the lock's owner). */
+  readonly ledgerExecutionId: string;
   /** The JSON-lines event log of the execution. */
   readonly eventLog: string;
 }
@@ -43,9 +44,10 @@ export function openDeps(
   // In one process every chunk copy in flight shares these pools: up to TABLES_AT_ONCE tables of a level, each
   // with maxConcurrency chunks, each holding a target connection for its transaction; two more for the ledger.
   const connections = { connectionLimit: TABLES_AT_ONCE * loaded.config.chunking.maxConcurrency + 2 };
-  const source = openSql(loaded.sourceUrl, connections);
-  const target = openSql(loaded.targetUrl, connections);
-  const targetServer = openSql(withDatabase(loaded.targetUrl, 'information_schema'));
+  // The source is opened read-only at the server: a write there fails, whatever the SQL.
+  const source = openSql(loaded.sourceUrl, { ...connections, label: 'source', readOnly: true });
+  const target = openSql(loaded.targetUrl, { ...connections, label: 'target' });
+  const targetServer = openSql(withDatabase(loaded.targetUrl, 'information_schema'), { label: 'target' });
   return {
     config: loaded.config,
     sourceUrl: loaded.sourceUrl,
@@ -70,7 +72,7 @@ export async function runPhase(options: RunPhaseOptions): Promise<PhaseRun> {
     logDir,
     `${options.stateMachine}-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}.jsonl`,
   );
-  let rolledBack = false;
+  let stopBeating: (() => void) | undefined;
   try {
     const definition = loadDefinition(options.stateMachine, localSubstitutions());
     const onEvent = options.watch?.(definition);
@@ -80,15 +82,17 @@ export async function runPhase(options: RunPhaseOptions): Promise<PhaseRun> {
       invoke: localInvoker(deps),
       ...(options.timeScale === undefined ? {} : { timeScale: options.timeScale }),
       onEvent: (event) => {
-        if (event.type === 'StateExited' && 'state' in event && /^Roll Back/.test(event.state.name))
-          rolledBack = true;
         appendFileSync(eventLog, `${JSON.stringify(event)}\n`);
         onEvent?.(event);
       },
     });
+    // The run lock stays this process's while it runs, between tasks too (waits, retries).
+    const ledgerExecutionId = localExecutionId(execution.executionId);
+    stopBeating = keepAlive(deps.target, ledgerExecutionId);
     const result = await execution.result;
-    return { ...result, rolledBack, eventLog };
+    return { ...result, ledgerExecutionId, eventLog };
   } finally {
+    stopBeating?.();
     await deps.close();
   }
 }

@@ -1,7 +1,16 @@
-import { hostname } from 'node:os';
-import { nowText, targetHasTable } from '../core/ledger/runs.ts';
+import { acquireLock, describeHolder, localProcessGone, RunLocked, readLock } from '../core/ledger/lock.ts';
+import {
+  ensureLedger,
+  findRuns,
+  newRunId,
+  nowText,
+  recordError,
+  startRun,
+  targetHasTable,
+  UNFINISHED,
+} from '../core/ledger/runs.ts';
 import type { SqlClient } from '../core/sql/port.ts';
-import { num, str, strOrNull } from '../core/sql/rows.ts';
+import { num, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { FUNCTIONS, ROLLBACK_PHASES } from '../registry.ts';
 import type { PhaseExecutions } from './executions.ts';
@@ -18,30 +27,22 @@ export const IN_FLIGHT_LIMIT_SECONDS = FUNCTIONS.DataFunctionArn.timeoutMinutes 
 export interface StopResult {
   /** The phase the rollback undoes; null when nothing is in flight or failed half-way and none was named. */
   readonly phase: RollbackPhase | null;
-  /** The ledger runs of that phase that were in flight or failed half-way (now `stopping` or as they were). */
+  /** `runs`: only the unfinished runs found (no phase named); `phase`: the whole phase (named). */
+  readonly scope: 'runs' | 'phase';
+  /** The ledger runs of that phase that were unfinished (those `running` are now `stopping`). */
   readonly runs: string[];
   /** Step Functions executions stopped (AWS only). */
   readonly stoppedExecutions: string[];
   readonly alarm: string | null;
 }
 
-/** Local execution ids: `local:<host>:<pid>:<execution>` (local/engine/run.ts). */
-function localProcessGone(executionId: string | null): boolean {
-  const match = /^local:([^:]+):(\d+):/.exec(executionId ?? '');
-  if (match === null || match[1] !== hostname()) return false;
-  try {
-    process.kill(Number(match[2]), 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
-
 /**
- * The first step of the rollback: which phase to undo, and its runs stopped. A run is in flight when the ledger
- * says `running`; failed half-way when `failed`; `stopping` when another rollback has it (taken over only when
- * the phase is named). On AWS the phase's RUNNING executions are stopped too, which also catches an execution
- * that has not yet written its run. Marking runs `stopping` is what stops them: their tasks check it first.
+ * The first step of the rollback: which phase to undo, and its runs stopped. Unfinished runs (running, stopping,
+ * interrupted, failed, rolling back, rollback failed) are what a rollback without a phase undoes, the newest
+ * one's phase; a named phase is undone whole. A live lock holder that is not among the runs this rollback stops
+ * (another phase's run, or a rollback already under way) refuses it ({@link RunLocked}), before anything is
+ * marked. Marking runs `stopping` is what stops them: their tasks check it first. On AWS the phase's RUNNING
+ * executions are stopped too, which also catches an execution that has not yet written its run.
  */
 export async function stopPhase(
   deps: TaskDeps,
@@ -49,39 +50,54 @@ export async function stopPhase(
   executions: PhaseExecutions | undefined,
 ): Promise<StopResult> {
   const alarm = request.alarm ?? null;
-  // A `stopping` run belongs to a rollback already under way (the execution it stopped ends ABORTED, and that
-  // alarm starts another rollback): only a rollback that names the phase takes it over.
-  const statuses = request.phase === undefined ? ['running', 'failed'] : ['running', 'stopping', 'failed'];
-  const candidates = (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_runs'))
-    ? await deps.target.query(
-        `SELECT run_id, phase, status, execution_id FROM migration_runs
-          WHERE phase IN (${ROLLBACK_PHASES.map(() => '?').join(', ')}) AND status IN (${statuses.map(() => '?').join(', ')})
-          ORDER BY started_at DESC`,
-        [...ROLLBACK_PHASES, ...statuses],
+  const ledger = await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_runs');
+  // A ledger an older version made gets what this one writes (the lock table, more_errors).
+  if (ledger) await ensureLedger(deps.target);
+  const candidates = ledger
+    ? await findRuns(
+        deps.target,
+        `phase IN (${ROLLBACK_PHASES.map(() => '?').join(', ')}) AND status IN (${UNFINISHED.map(() => '?').join(', ')})`,
+        [...ROLLBACK_PHASES, ...UNFINISHED],
       )
     : [];
   const running = new Map<RollbackPhase, string[]>();
   if (executions !== undefined) {
     for (const phase of ROLLBACK_PHASES) running.set(phase, await executions.running(phase));
   }
-  const latest = candidates[0] === undefined ? undefined : (str(candidates[0], 'phase') as RollbackPhase);
+  const latest = candidates[0]?.phase as RollbackPhase | undefined;
   const phase =
     request.phase ?? latest ?? ROLLBACK_PHASES.find((p) => (running.get(p) ?? []).length > 0) ?? null;
-  if (phase === null) return { phase, runs: [], stoppedExecutions: [], alarm };
-  const runs = candidates.filter((r) => str(r, 'phase') === phase).map((r) => str(r, 'run_id'));
-  if (runs.length > 0) {
-    await deps.target.execute(
-      `UPDATE migration_runs SET status = 'stopping', error_name = 'RunStopped', error_message = ?
-        WHERE run_id IN (${runs.map(() => '?').join(', ')}) AND status = 'running'`,
-      [`stopped by the rollback${alarm === null ? '' : ` (alarm ${alarm})`} at ${nowText()}`, ...runs],
+  const scope = request.phase === undefined ? 'runs' : 'phase';
+  if (phase === null) return { phase, scope, runs: [], stoppedExecutions: [], alarm };
+  const runs = candidates.filter((r) => r.phase === phase).map((r) => r.runId);
+  const holder =
+    ledger && (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_lock'))
+      ? await readLock(deps.target)
+      : null;
+  if (
+    holder !== null &&
+    holder.stale === null &&
+    (holder.kind === 'rollback' || !runs.includes(holder.runId))
+  ) {
+    throw new RunLocked(
+      `${describeHolder(holder)} holds the target: ${holder.kind === 'rollback' ? 'wait for that rollback to end' : `stop that run first (npx shifu-migrate rollback --phase ${holder.phase})`}, then roll back ${phase}`,
+      holder,
     );
+  }
+  const cause = `stopped by the rollback${alarm === null ? '' : ` (alarm ${alarm})`} at ${nowText()}`;
+  for (const run of candidates.filter((r) => r.phase === phase && r.status === 'running')) {
+    await deps.target.execute(
+      "UPDATE migration_runs SET status = 'stopping' WHERE run_id = ? AND status = 'running'",
+      [run.runId],
+    );
+    await recordError(deps.target, run.runId, { name: 'RunStopped', message: cause });
   }
   const stoppedExecutions: string[] = [];
   for (const arn of running.get(phase) ?? []) {
     await executions?.stop(arn, `rollback of ${phase}${alarm === null ? '' : ` started by alarm ${alarm}`}`);
     stoppedExecutions.push(arn);
   }
-  return { phase, runs, stoppedExecutions, alarm };
+  return { phase, scope, runs, stoppedExecutions, alarm };
 }
 
 /**
@@ -103,6 +119,45 @@ export async function chunksInFlight(target: SqlClient, runs: readonly string[])
     .reduce((sum, r) => sum + num(r, 'n'), 0);
 }
 
+/**
+ * Takes the run lock for the rollback, as a new `rollback` run: from nobody, from a stale holder, or from a run
+ * this rollback stopped (its chunks in flight have ended; it starts no work). Anything else refuses.
+ */
+export async function lockForRollback(
+  deps: TaskDeps,
+  phase: RollbackPhase,
+  runs: readonly string[],
+  execution: string,
+): Promise<{ rollbackRunId: string }> {
+  const rollbackRunId = newRunId('rollback');
+  const stopping = new Set(
+    runs.length === 0
+      ? []
+      : (
+          await findRuns(
+            deps.target,
+            `run_id IN (${runs.map(() => '?').join(', ')}) AND status = 'stopping'`,
+            [...runs],
+          )
+        ).map((r) => r.runId),
+  );
+  try {
+    await acquireLock(
+      deps.target,
+      { runId: rollbackRunId, phase, kind: 'rollback', owner: execution },
+      (holder) => holder.kind === 'run' && stopping.has(holder.runId),
+    );
+  } catch (error) {
+    if (error instanceof RunLocked) {
+      await startRun(deps.target, 'rollback', rollbackRunId, execution, 'refused');
+      await recordError(deps.target, rollbackRunId, { name: error.name, message: error.message });
+    }
+    throw error;
+  }
+  await startRun(deps.target, 'rollback', rollbackRunId, execution);
+  return { rollbackRunId };
+}
+
 export async function runControl(
   input: ControlInput,
   deps: TaskDeps,
@@ -113,5 +168,7 @@ export async function runControl(
       return stopPhase(deps, input.request, executions);
     case 'in-flight':
       return { waiting: await chunksInFlight(deps.target, input.runs) };
+    case 'lock':
+      return lockForRollback(deps, input.phase, input.runs, input.execution);
   }
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { execution } from '../foundation/schema.ts';
 import { ROLLBACK_PHASES } from '../registry.ts';
 
 const runId = z.string().regex(/^(foundation|data)-[0-9TZ]+-[0-9a-f]+$/);
@@ -9,12 +10,23 @@ const runId = z.string().regex(/^(foundation|data)-[0-9TZ]+-[0-9a-f]+$/);
  */
 export const RollbackRequest = z.strictObject({
   phase: z.enum(ROLLBACK_PHASES).optional(),
-  alarm: z.string().min(1).max(255).optional(),
+  alarm: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[^\p{Cc}]+$/u, { error: 'an alarm name has no control characters' })
+    .optional(),
 });
 export type RollbackRequest = z.output<typeof RollbackRequest>;
 
 export const ControlInput = z.discriminatedUnion('step', [
   z.object({ step: z.literal('stop'), request: RollbackRequest }),
   z.object({ step: z.literal('in-flight'), runs: z.array(runId).max(100) }),
+  z.object({
+    step: z.literal('lock'),
+    phase: z.enum(ROLLBACK_PHASES),
+    runs: z.array(runId).max(100),
+    execution,
+  }),
 ]);
 export type ControlInput = z.output<typeof ControlInput>;

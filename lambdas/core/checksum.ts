@@ -35,6 +35,11 @@ const SEPARATOR = 'CHAR(31)';
  * of every column and a CRC of the text reversed) and 1.4 s for MD5.
  */
 export function checksumExpression(columns: readonly ColumnInfo[], alias: string): string {
+  return `COALESCE(BIT_XOR(${rowHashExpression(columns, alias)}), 0)`;
+}
+
+/** One row's 64-bit hash, the term {@link checksumExpression} XORs over a range: rows compared one by one. */
+export function rowHashExpression(columns: readonly ColumnInfo[], alias: string): string {
   const values = columns.map((c) => `${alias}.${ident(c.name, 'column')}`);
   const nullable = columns
     .filter((c) => c.nullable)
@@ -45,7 +50,7 @@ export function checksumExpression(columns: readonly ColumnInfo[], alias: string
     parts.length === 1
       ? `REVERSE(${forward})`
       : `CONCAT_WS(${SEPARATOR}, ${[...parts].reverse().join(', ')})`;
-  return `COALESCE(BIT_XOR((CRC32(${forward}) << 32) | CRC32(${backward})), 0)`;
+  return `((CRC32(${forward}) << 32) | CRC32(${backward}))`;
 }
 
 /** The WHERE clause of a key range, with its parameters. */

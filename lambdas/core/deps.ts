@@ -37,12 +37,13 @@ export function lambdaDeps(): Promise<TaskDeps> {
       config,
       sourceUrl,
       targetUrl,
-      source: openSql(sourceUrl),
-      target: openSql(targetUrl),
-      targetServer: openSql(withDatabase(targetUrl, 'information_schema')),
+      source: openSql(sourceUrl, { label: 'source', readOnly: true }),
+      target: openSql(targetUrl, { label: 'target' }),
+      targetServer: openSql(withDatabase(targetUrl, 'information_schema'), { label: 'target' }),
       archive: openArchive(config.archive.url),
       signal: new AbortController().signal,
       metrics: emfMetrics(),
+      heartbeat: true,
     };
   })();
   return cached;

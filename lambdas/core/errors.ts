@@ -59,6 +59,15 @@ export class ResponseTooLarge extends DatabaseError {
   override name = 'ResponseTooLarge';
 }
 
+/** The server refused the login (user, password, grants): a config problem, exit code 2. */
+export class DatabaseAccessDenied extends InputError {
+  override name = 'DatabaseAccessDenied';
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, [], options);
+  }
+}
+
 /** Nothing answers at the database's address. */
 export class DatabaseUnreachable extends Error {
   override name = 'DatabaseUnreachable';

@@ -4,6 +4,7 @@ import type { ArchiveStore } from './archive/port.ts';
 import { formatPath } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { InputError } from './errors.ts';
+import { heartbeat, keepAlive } from './ledger/lock.ts';
 import type { MetricsSink } from './metrics.ts';
 import type { SqlClient } from './sql/port.ts';
 import type { DatabaseUrl } from './sql/url.ts';
@@ -27,6 +28,12 @@ export interface TaskDeps {
   readonly signal: AbortSignal;
   /** Rows copied, chunk durations, checksum mismatches: CloudWatch on Lambda. */
   readonly metrics: MetricsSink;
+  /**
+   * Whether each task refreshes its execution's run-lock heartbeat while it works (on Lambda; locally the process
+   * that runs the execution does it, between tasks too).
+   * @default false
+   */
+  readonly heartbeat?: boolean;
 }
 
 /** An event payload that does not match the task's schema: a wiring bug or a hand-started execution. */
@@ -57,6 +64,16 @@ export function taskHandler<S extends z.ZodType, O>(
         parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`),
       );
     }
-    return task.run(parsed.data, await deps());
+    const resolved = await deps();
+    const execution = (parsed.data as { execution?: unknown }).execution;
+    if (resolved.heartbeat !== true || typeof execution !== 'string') return task.run(parsed.data, resolved);
+    // The run lock stays this execution's while a long task works (an index build, a big chunk).
+    await heartbeat(resolved.target, execution).catch(() => undefined);
+    const stop = keepAlive(resolved.target, execution);
+    try {
+      return await task.run(parsed.data, resolved);
+    } finally {
+      stop();
+    }
   });
 }

@@ -3,6 +3,7 @@ import { tenantRules } from '../core/config/schema.ts';
 import { introspect } from '../core/schema/introspect.ts';
 import { chunkKey } from '../core/schema/keys.ts';
 import type { ColumnInfo, SchemaInfo, TableInfo } from '../core/schema/types.ts';
+import { parseKeyTuple } from '../core/sql/keyset.ts';
 import type { Row } from '../core/sql/port.ts';
 import { str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
@@ -48,8 +49,9 @@ function remember(runId: string, schema: SchemaInfo): RunContext {
   return context;
 }
 
-export async function saveRunContext(deps: TaskDeps, runId: string): Promise<RunContext> {
-  const schema = await introspect(deps.source, deps.sourceUrl.database);
+/** Keeps the source's structure for the run (read now, unless the caller just read it). */
+export async function saveRunContext(deps: TaskDeps, runId: string, read?: SchemaInfo): Promise<RunContext> {
+  const schema = read ?? (await introspect(deps.source, deps.sourceUrl.database));
   await deps.archive.put(schemaKey(runId), JSON.stringify(schema), { contentType: 'application/json' });
   return remember(runId, schema);
 }
@@ -131,8 +133,7 @@ export function lookupColumns(config: Config, table: string): string[] {
 
 /** A chunk as the ledger (migration_chunks) records it: key bounds as JSON arrays, NULL when open. */
 export function chunkFromRow(row: Row): Chunk {
-  const bound = (field: string) =>
-    row[field] === null ? null : (JSON.parse(str(row, field)) as (string | number)[]);
+  const bound = (field: string) => (row[field] === null ? null : parseKeyTuple(str(row, field)));
   return { n: Number(row.chunk_no), after: bound('key_from'), upTo: bound('key_to') };
 }
 

@@ -1,22 +1,18 @@
 import { rangeCondition } from '../core/checksum.ts';
-import type { Config } from '../core/config/schema.ts';
+import type { Config, ReferenceRuleConfig } from '../core/config/schema.ts';
 import { tenantRules } from '../core/config/schema.ts';
 import { ident, identList, qualified } from '../core/identifiers.ts';
-import { assertRunning } from '../core/ledger/runs.ts';
+import { assertRunOwner } from '../core/ledger/phase-run.ts';
 import { isUniqueColumn } from '../core/schema/keys.ts';
 import type { ColumnInfo, TableInfo } from '../core/schema/types.ts';
 import { insertRows } from '../core/sql/insert.ts';
 import { readKeyset } from '../core/sql/keyset.ts';
-import type { Row, SqlParam, SqlSession, SqlValue } from '../core/sql/port.ts';
+import type { Row, SqlParam, SqlSession } from '../core/sql/port.ts';
 import { scalarNumber, str, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { asText, rowTenant, unmappedReason } from '../core/tenant/rules.ts';
-import {
-  finalTenantExpression,
-  newestFirst,
-  type SqlFragment,
-  tenantExpression,
-} from '../core/tenant/sql.ts';
+import { finalTenantExpression, pickOrder, type SqlFragment, tenantExpression } from '../core/tenant/sql.ts';
+import { compareChunk, formatChecksum, quarantinedKeys } from './compare.ts';
 import {
   type CopyJob,
   copyJob,
@@ -28,8 +24,8 @@ import {
   targetRuleContext,
 } from './context.ts';
 import { ChunkCancelled, UnmappedRows } from './errors.ts';
+import { deleteMissingFromSource, dropStaleQuarantine, releaseFromQuarantine, rowKeyText } from './exact.ts';
 import type { Chunk } from './schema.ts';
-import { compareChunk, formatChecksum, quarantinedKeys } from './validate.ts';
 
 export interface ChunkResult {
   readonly table: string;
@@ -57,20 +53,6 @@ export function copyPath(deps: TaskDeps): 'server' | 'client' {
 }
 
 const INTEGER = /int$/;
-
-/** The quarantine row key: the key's values as a JSON array, the same text on both copy paths. */
-export function rowKeyText(
-  info: TableInfo,
-  key: readonly string[],
-  row: Readonly<Record<string, SqlValue>>,
-): string {
-  const parts = key.map((k) => {
-    const value = row[k] ?? null;
-    const type = info.columns.find((c) => c.name === k)?.dataType ?? '';
-    return INTEGER.test(type) ? String(value) : JSON.stringify(asText(value));
-  });
-  return `[${parts.join(', ')}]`;
-}
 
 function rowKeySql(info: TableInfo, key: readonly string[], alias: string): string {
   const parts = key.map((k) => {
@@ -138,29 +120,33 @@ async function recordChunk(
  * Copies one key range of a table into the target: each row with its tenant_bid by the rules, every column
  * value and id as they are, upserted by primary key so a retried or resumed chunk neither duplicates nor
  * loses a row. Unmapped rows follow onUnmapped: the default tenant, the quarantine table, or a failure.
+ * With `exact` (a re-copy), the target range is made equal to the source range as it is now: rows the source no
+ * longer has are deleted, and the quarantine follows (a row that maps now leaves it, a deleted row is dropped).
  */
 export async function copyChunk(
   deps: TaskDeps,
   runId: string,
+  execution: string,
   table: string,
   mode: 'tenant' | 'global',
   chunk: Chunk,
-  options: { force?: boolean } = {},
+  options: { exact?: boolean } = {},
 ): Promise<ChunkResult> {
   const path = copyPath(deps);
-  if (!options.force) {
+  const exact = options.exact === true;
+  if (!exact) {
     const [row] = await deps.target.query(
       'SELECT status, rows_copied FROM migration_chunks WHERE run_id = ? AND table_name = ? AND chunk_no = ?',
       [runId, table, chunk.n],
     );
     const status = row === undefined ? null : strOrNull(row, 'status');
-    if (status === 'copied' || status === 'validated') {
+    if (status === 'copied' || status === 'validated' || status === 'changing') {
       return { table, n: chunk.n, rows: Number(row?.rows_copied ?? 0), quarantined: 0, skipped: true, path };
     }
   }
   if (deps.signal.aborted)
     throw new ChunkCancelled(`${table} chunk ${chunk.n} not started: the run is stopping`);
-  await claimChunk(deps, runId, table, chunk.n);
+  await claimChunk(deps, runId, execution, table, chunk.n);
   const started = performance.now();
   const context = await runContext(deps, runId);
   const job = copyJob(context, table);
@@ -168,10 +154,12 @@ export async function copyChunk(
   try {
     result =
       path === 'server'
-        ? await copyServerSide(deps, context, table, mode, chunk, job)
+        ? await copyServerSide(deps, context, table, mode, chunk, job, exact)
         : // One transaction per chunk: its rows and quarantine rows land together, and the redo log is
           // flushed once per chunk instead of once per statement.
-          await deps.target.transaction((tx) => copyClientSide(deps, tx, context, table, mode, chunk, job));
+          await deps.target.transaction((tx) =>
+            copyClientSide(deps, tx, context, table, mode, chunk, job, exact),
+          );
   } catch (error) {
     // No longer in flight: a rollback waiting for `copying` chunks need not wait for this one.
     await deps.target
@@ -181,6 +169,14 @@ export async function copyChunk(
       )
       .catch(() => undefined);
     throw error;
+  }
+  if (exact) {
+    // Validate Table judges a re-copy itself: the chunk only stops being in flight.
+    await deps.target.execute(
+      "UPDATE migration_chunks SET status = 'copied', rows_copied = ?, attempts = attempts + 1 WHERE run_id = ? AND table_name = ? AND chunk_no = ?",
+      [result.rows, runId, table, chunk.n],
+    );
+    return { table, n: chunk.n, ...result, skipped: false, path };
   }
   // Compared at once: a chunk that differs is left 'copied' for Validate Table to copy again and judge.
   const quarantine = mode === 'tenant' ? await quarantinedKeys(deps, table) : [];
@@ -199,19 +195,28 @@ export async function copyChunk(
 }
 
 /**
- * Marks the chunk `copying`, in the same statement that checks the run is still `running`: a rollback marks
- * the run `stopping` first and then waits for `copying` chunks to end, so no chunk writes into a range the
- * rollback has already emptied.
+ * Marks the chunk `copying`, in the same statement that checks the run is still `running` and that this execution
+ * holds the run lock for it: a rollback marks the run `stopping` first and then waits for `copying` chunks to end,
+ * so no chunk writes into a range the rollback has already emptied, and an execution whose lock was taken over
+ * copies nothing more.
  */
-async function claimChunk(deps: TaskDeps, runId: string, table: string, n: number): Promise<void> {
+async function claimChunk(
+  deps: TaskDeps,
+  runId: string,
+  execution: string,
+  table: string,
+  n: number,
+): Promise<void> {
   const claimed = await deps.target.execute(
-    `UPDATE migration_chunks c JOIN migration_runs r ON r.run_id = c.run_id
+    `UPDATE migration_chunks c
+       JOIN migration_runs r ON r.run_id = c.run_id
+       JOIN migration_lock l ON l.name = 'target' AND l.run_id = c.run_id AND l.owner = ?
         SET c.status = 'copying', c.updated_at = CURRENT_TIMESTAMP(3)
       WHERE c.run_id = ? AND c.table_name = ? AND c.chunk_no = ? AND r.status = 'running'`,
-    [runId, table, n],
+    [execution, runId, table, n],
   );
   if (claimed.affectedRows === 0) {
-    await assertRunning(deps.target, runId);
+    await assertRunOwner(deps.target, runId, execution);
     throw new ChunkCancelled(`${table} chunk ${n} is not in the ledger of ${runId}: plan the chunks first`);
   }
 }
@@ -223,6 +228,7 @@ async function copyServerSide(
   mode: 'tenant' | 'global',
   chunk: Chunk,
   { info, key, columns }: CopyJob,
+  exact: boolean,
 ): Promise<{ rows: number; quarantined: number }> {
   const source = qualified(deps.sourceUrl.database, table);
   const target = qualified(deps.targetUrl.database, table);
@@ -235,6 +241,7 @@ async function copyServerSide(
       `INSERT INTO ${target} (${identList(names)}) SELECT ${list} FROM ${source} a WHERE ${range.sql} ON DUPLICATE KEY UPDATE ${update(names)}`,
       range.params,
     );
+    if (exact) await deleteGoneServerSide(deps, table, key, chunk);
     return { rows: await countRange(deps, table, key, chunk), quarantined: 0 };
   }
   const ctx = targetRuleContext(deps, context, { joins: 'unique' });
@@ -257,6 +264,14 @@ async function copyServerSide(
         );
       }
     } else {
+      if (exact) {
+        // Rows of the range leave the quarantine; those still unmapped are held again just below.
+        await deps.target.execute(
+          `DELETE FROM migration_quarantine WHERE table_name = ? AND row_key IN (SELECT ${rowKeySql(info, key, 'a')} FROM ${source} a WHERE ${range.sql})`,
+          [table, ...range.params],
+        );
+        await dropStaleQuarantine(deps, deps.target, info, key, chunk, await quarantinedKeys(deps, table));
+      }
       const result = await deps.target.execute(
         `INSERT INTO ${qualified(deps.targetUrl.database, 'migration_quarantine')} (run_id, table_name, row_key, reason, row_data)
          SELECT ?, ?, ${rowKeySql(info, key, 'a')}, ${reasonSql(deps.config, table, 'a')}, ${rowDataSql(columns, 'a')}
@@ -273,7 +288,37 @@ async function copyServerSide(
      ON DUPLICATE KEY UPDATE ${update([...names, 'tenant_bid'])}`,
     [...tenant.params, ...range.params],
   );
+  if (exact) {
+    await deleteGoneServerSide(deps, table, key, chunk);
+    if (policy !== 'default') {
+      // A row copied before and unmapped now is held in the quarantine, not in the target.
+      const t = rangeCondition(key, chunk, 't');
+      await deps.target.execute(
+        `DELETE t FROM ${target} t JOIN ${qualified(deps.targetUrl.database, 'migration_quarantine')} q
+            ON q.table_name = ? AND q.row_key = ${rowKeySql(info, key, 't')}
+          WHERE ${t.sql}`,
+        [table, ...t.params],
+      );
+    }
+  }
   return { rows: await countRange(deps, table, key, chunk), quarantined };
+}
+
+/** Target rows of the range whose key the source range no longer has: deleted (both on one server). */
+async function deleteGoneServerSide(
+  deps: TaskDeps,
+  table: string,
+  key: readonly string[],
+  chunk: Chunk,
+): Promise<void> {
+  const t = rangeCondition(key, chunk, 't');
+  const on = key.map((k) => `a.${ident(k)} = t.${ident(k)}`).join(' AND ');
+  await deps.target.execute(
+    `DELETE t FROM ${qualified(deps.targetUrl.database, table)} t
+       LEFT JOIN ${qualified(deps.sourceUrl.database, table)} a ON ${on}
+      WHERE ${t.sql} AND a.${ident(key[0] ?? '')} IS NULL`,
+    t.params,
+  );
 }
 
 async function countRange(
@@ -295,18 +340,18 @@ async function countRange(
  * The tenants of referenced rows already in the target, for the distinct values of one page: from what this run
  * has looked up before (users referenced by every table of theirs), else from the target. For a unique key a
  * plain `IN` finds them (an exact match is then the only match); values without an exact match, and every
- * value of a non-unique key (newest row first), are compared by the server exactly as the server-side copy and
- * the isolation check compare them (collation, ORDER BY).
+ * value of a non-unique key (the row the rule's whenNotUnique picks), are compared by the server exactly as the
+ * server-side copy and the isolation check compare them (collation, ORDER BY).
  */
 async function parentTenants(
   deps: TaskDeps,
   target: SqlSession,
   context: RunContext,
-  parent: string,
-  column: string,
+  rule: ReferenceRuleConfig,
   values: readonly string[],
 ): Promise<Map<string, string>> {
-  const key = `${parent}.${column}`;
+  const { table: parent, column } = rule.references;
+  const key = `${parent}.${column}.${JSON.stringify(rule.whenNotUnique ?? null)}`;
   let remembered = context.parentTenants.get(key);
   if (remembered === undefined) {
     remembered = new Map();
@@ -324,7 +369,7 @@ async function parentTenants(
     target,
     qualified(deps.targetUrl.database, parent),
     context.tables.get(parent),
-    column,
+    rule,
     asked,
   );
   if (remembered.size + asked.length > MAX_REMEMBERED_PARENTS) remembered.clear();
@@ -336,14 +381,15 @@ async function parentTenants(
   return known;
 }
 
-/** The tenants of the rows of `table` (qualified; `info` its structure) with these values in `column`. */
+/** The tenants of the rows of `table` (qualified; `info` its structure) that the rule finds for these values. */
 async function lookUpParentTenants(
   target: SqlSession,
   table: string,
   info: TableInfo | undefined,
-  column: string,
+  rule: ReferenceRuleConfig,
   values: readonly string[],
 ): Promise<Map<string, string>> {
+  const { column } = rule.references;
   const found = new Map<string, string>();
   const unique = isUniqueColumn(info, column);
   let rest = values;
@@ -358,7 +404,7 @@ async function lookUpParentTenants(
     }
     rest = values.filter((v) => !found.has(v));
   }
-  const order = newestFirst(info, 'p', column);
+  const order = pickOrder(info, 'p', column, rule.whenNotUnique);
   for (let i = 0; i < rest.length; i += 1_000) {
     const slice = rest.slice(i, i + 1_000);
     const rows = await target.query(
@@ -390,10 +436,14 @@ async function copyClientSide(
   mode: 'tenant' | 'global',
   chunk: Chunk,
   { info, key, columns }: CopyJob,
+  exact: boolean,
 ): Promise<{ rows: number; quarantined: number }> {
   const names = columns.map((c) => c.name);
   const references = mode === 'tenant' ? referenceRules(deps.config, table) : [];
   const policy = onUnmapped(deps.config, table);
+  // A re-copy: the keys copied, so that what the source no longer has can be removed after the last page.
+  const kept = exact ? new Set<string>() : undefined;
+  const quarantine = exact && mode === 'tenant' ? await quarantinedKeys(deps, table) : [];
   let rows = 0;
   let quarantined = 0;
   for await (const page of readKeyset(deps.source, {
@@ -416,28 +466,25 @@ async function copyClientSide(
         maxStatementBytes: deps.target.maxStatementBytes,
         prepared: deps.target.preparesStatements,
       });
+      if (kept !== undefined) for (const row of page) kept.add(rowKeyText(info, key, row));
       rows += page.length;
       continue;
     }
-    // Referenced table → column → value → tenant: found without building a key text per row.
-    const lookups = new Map<string, Map<string, Map<string, string>>>();
+    // Reference rule → value → tenant: found without building a key text per row.
+    const lookups = new Map<ReferenceRuleConfig, Map<string, string>>();
     for (const rule of references) {
       const values = [
         ...new Set(
           page.map((r) => asText(r[rule.column] ?? null)).filter((v): v is string => v !== null && v !== ''),
         ),
       ];
-      const byColumn = lookups.get(rule.references.table) ?? new Map<string, Map<string, string>>();
-      lookups.set(rule.references.table, byColumn);
-      byColumn.set(
-        rule.references.column,
-        await parentTenants(deps, target, context, rule.references.table, rule.references.column, values),
-      );
+      lookups.set(rule, await parentTenants(deps, target, context, rule, values));
     }
     const copied: SqlParam[][] = [];
+    const copiedKeys: string[] = [];
     const held: SqlParam[][] = [];
     for (const row of page) {
-      let tenant = rowTenant(deps.config, table, row, (t, c, v) => lookups.get(t)?.get(c)?.get(v));
+      let tenant = rowTenant(deps.config, table, row, (rule, v) => lookups.get(rule)?.get(v));
       if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
       if (tenant === null) {
         const rowKey = rowKeyText(info, key, row);
@@ -455,6 +502,11 @@ async function copyClientSide(
         continue;
       }
       copied.push(withTenant(names, row, tenant));
+      if (kept !== undefined) {
+        const rowKey = rowKeyText(info, key, row);
+        kept.add(rowKey);
+        copiedKeys.push(rowKey);
+      }
     }
     if (held.length > 0) {
       await insertRows(target, {
@@ -468,6 +520,8 @@ async function copyClientSide(
       });
       quarantined += held.length;
     }
+    // A row held before that maps now leaves the quarantine as it is copied.
+    if (quarantine.length > 0) await releaseFromQuarantine(target, table, copiedKeys);
     await insertRows(target, {
       table,
       columns: [...names, 'tenant_bid'],
@@ -477,6 +531,10 @@ async function copyClientSide(
       prepared: deps.target.preparesStatements,
     });
     rows += copied.length;
+  }
+  if (kept !== undefined) {
+    await deleteMissingFromSource(deps, target, info, key, chunk, kept);
+    if (quarantine.length > 0) await dropStaleQuarantine(deps, target, info, key, chunk, quarantine);
   }
   return { rows, quarantined };
 }

@@ -1,8 +1,8 @@
-import { assertRunning } from '../core/ledger/runs.ts';
+import { assertRunOwner } from '../core/ledger/phase-run.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { lookupColumns } from './context.ts';
 import { copyChunk } from './copy.ts';
-import { finishData, rollbackData } from './finish.ts';
+import { finishData, interruptData, rollbackData } from './finish.ts';
 import { rebuildIndexes } from './indexes.ts';
 import { verifyIsolation } from './isolation.ts';
 import { planChunks, startData } from './plan.ts';
@@ -12,14 +12,14 @@ import { validateTable } from './validate.ts';
 export async function runData(input: DataInput, deps: TaskDeps): Promise<unknown> {
   switch (input.step) {
     case 'start':
-      return startData(deps, input.execution ?? null);
+      return startData(deps, input.execution);
     case 'plan-chunks':
-      await assertRunning(deps.target, input.runId);
+      await assertRunOwner(deps.target, input.runId, input.execution);
       return { chunks: await planChunks(deps, input.runId, input.table) };
     case 'copy-chunk':
-      return copyChunk(deps, input.runId, input.table, input.mode, input.chunk);
+      return copyChunk(deps, input.runId, input.execution, input.table, input.mode, input.chunk);
     case 'build-indexes':
-      await assertRunning(deps.target, input.runId);
+      await assertRunOwner(deps.target, input.runId, input.execution);
       return {
         table: input.table,
         built: await rebuildIndexes(
@@ -30,18 +30,28 @@ export async function runData(input: DataInput, deps: TaskDeps): Promise<unknown
         ),
       };
     case 'validate-table':
-      await assertRunning(deps.target, input.runId);
-      return validateTable(deps, input.runId, input.table, input.mode);
+      await assertRunOwner(deps.target, input.runId, input.execution);
+      return validateTable(deps, input.runId, input.execution, input.table, input.mode);
     case 'verify-isolation':
-      await assertRunning(deps.target, input.runId);
+      await assertRunOwner(deps.target, input.runId, input.execution);
       return verifyIsolation(deps, input.runId, input.table);
     case 'finish':
-      await assertRunning(deps.target, input.runId);
-      return finishData(deps, input.runId);
+      await assertRunOwner(deps.target, input.runId, input.execution);
+      return finishData(deps, input.runId, input.execution);
+    case 'interrupt':
+      return interruptData(deps, input.runId, input.execution, input.error);
     case 'rollback':
-      if (input.runId === undefined || input.runId === null) return { rollbackRunId: null, undone: 0 };
-      return rollbackData(deps, { runId: input.runId, error: input.error });
+      return rollbackData(deps, {
+        kind: 'own',
+        runId: input.runId,
+        execution: input.execution,
+        error: input.error,
+      });
     case 'rollback-phase':
-      return rollbackData(deps, { phase: 'data' });
+      return rollbackData(deps, {
+        kind: 'phase',
+        rollbackRunId: input.rollbackRunId,
+        execution: input.execution,
+      });
   }
 }

@@ -1,6 +1,8 @@
-import { ident, qualified } from '../core/identifiers.ts';
-import { finishRun, newRunId, nowText, startRun, succeedRun, targetHasTable } from '../core/ledger/runs.ts';
-import { keyComparison } from '../core/sql/keyset.ts';
+import { qualified } from '../core/identifiers.ts';
+import { releaseLock } from '../core/ledger/lock.ts';
+import { beginOwnRollback, RollbackIncomplete } from '../core/ledger/phase-run.ts';
+import { findRuns, nowText, setRunStatus, succeedRun, targetHasTable } from '../core/ledger/runs.ts';
+import { keyComparison, parseKeyTuple } from '../core/sql/keyset.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { copyKey, runContext, tableInfo } from './context.ts';
@@ -10,11 +12,12 @@ import { planLevels } from './plan.ts';
 const PHASE = 'data' as const;
 
 /** The run succeeded: tenants are migrated, and the sync watermark starts where this copy began. */
-export async function finishData(deps: TaskDeps, runId: string) {
+export async function finishData(deps: TaskDeps, runId: string, execution: string) {
   const [run] = await deps.target.query('SELECT started_at FROM migration_runs WHERE run_id = ?', [runId]);
   const startedAt = run === undefined ? nowText() : str(run, 'started_at');
   const totals = await deps.target.query(
-    'SELECT table_name, SUM(rows_copied) AS n, COUNT(*) AS chunks FROM migration_chunks WHERE run_id = ? GROUP BY table_name',
+    `SELECT table_name, SUM(rows_copied) AS n, COUNT(*) AS chunks, COALESCE(SUM(status = 'changing'), 0) AS changing
+       FROM migration_chunks WHERE run_id = ? GROUP BY table_name`,
     [runId],
   );
   for (const row of totals) {
@@ -32,52 +35,124 @@ export async function finishData(deps: TaskDeps, runId: string) {
     "UPDATE tenant_migration_status SET status = 'migrated' WHERE status IN ('pending', 'rolled_back')",
   );
   await succeedRun(deps.target, runId);
+  await releaseLock(deps.target, execution, runId);
   return {
     runId,
     tables: totals.length,
     chunks: totals.reduce((s, r) => s + num(r, 'chunks'), 0),
     rows: totals.reduce((s, r) => s + num(r, 'n'), 0),
     quarantined: quarantined[0] === undefined ? 0 : num(quarantined[0], 'n'),
+    /** Chunks whose rows were still changing on the source when they were compared: the sync phase takes them. */
+    changing: totals.reduce((s, r) => s + num(r, 'changing'), 0),
   };
 }
 
 /**
- * Removes what data runs copied: the rows in every recorded chunk range (children first), and their
- * quarantine rows. One run (the Catch), or every data run not yet rolled back (`rollback --phase data`).
- * The source is never written.
+ * The run stopped on an error that may pass (the database unreachable, a transient error whose retries ran out,
+ * a Lambda timeout): nothing is undone. The run becomes `interrupted` with the error, the lock is given up, and
+ * `run data` resumes it where it stood.
  */
-export async function rollbackData(
+export async function interruptData(
   deps: TaskDeps,
-  scope:
-    | { runId: string; error?: { Error: string; Cause?: string | undefined } | undefined }
-    | { phase: 'data' },
-): Promise<{ rollbackRunId: string; undone: number }> {
-  const rollbackRunId = 'runId' in scope ? scope.runId : newRunId('rollback');
-  if (!(await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_chunks')))
-    return { rollbackRunId, undone: 0 };
-  if (!('runId' in scope)) await startRun(deps.target, 'rollback', rollbackRunId);
-  const runs =
-    'runId' in scope
-      ? [scope.runId]
-      : (
-          await deps.target.query(
-            "SELECT run_id FROM migration_runs WHERE phase = ? AND status <> 'rolled_back'",
-            [PHASE],
-          )
-        ).map((r) => str(r, 'run_id'));
+  runId: string | null,
+  execution: string,
+  error: { Error: string; Cause?: string | undefined } | undefined,
+): Promise<{ runId: string | null; chunksDone: number; chunksTotal: number }> {
+  if (runId === null) return { runId, chunksDone: 0, chunksTotal: 0 };
+  await setRunStatus(deps.target, runId, 'interrupted', {
+    from: ['running'],
+    ...(error === undefined ? {} : { error: { name: error.Error, message: error.Cause ?? error.Error } }),
+  });
+  await releaseLock(deps.target, execution, runId);
+  const [chunks] = await deps.target.query(
+    `SELECT COUNT(*) AS total, COALESCE(SUM(status IN ('copied', 'validated', 'changing')), 0) AS done
+       FROM migration_chunks WHERE run_id = ?`,
+    [runId],
+  );
+  return {
+    runId,
+    chunksDone: chunks === undefined ? 0 : num(chunks, 'done'),
+    chunksTotal: chunks === undefined ? 0 : num(chunks, 'total'),
+  };
+}
+
+/** What a data rollback has not removed yet: rows in migrated tables, and indexes it has not rebuilt. */
+export interface DataLeftovers {
+  /** Tables that still hold rows (`rows` null: the table is missing, so it could not be emptied). */
+  readonly tables: { readonly table: string; readonly rows: number | null }[];
+  /** Secondary indexes the copy dropped that are not back. */
+  readonly indexes: { readonly table: string; readonly index: string }[];
+}
+
+/** Reads what data runs left on the target: rows in the tables they planned, indexes not rebuilt. */
+export async function dataLeftovers(deps: TaskDeps, runIds: readonly string[]): Promise<DataLeftovers> {
+  if (runIds.length === 0) return { tables: [], indexes: [] };
+  const marks = runIds.map(() => '?').join(', ');
+  const planned = await deps.target.query(
+    `SELECT DISTINCT table_name FROM migration_chunks WHERE run_id IN (${marks}) ORDER BY table_name`,
+    [...runIds],
+  );
+  const present = new Set(
+    (
+      await deps.targetServer.query(
+        'SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?',
+        [deps.targetUrl.database],
+      )
+    ).map((r) => str(r, 't')),
+  );
+  const tables: DataLeftovers['tables'] = [];
+  for (const row of planned) {
+    const table = str(row, 'table_name');
+    if (!present.has(table)) {
+      tables.push({ table, rows: null });
+      continue;
+    }
+    const [counted] = await deps.target.query(
+      `SELECT COUNT(*) AS n FROM ${qualified(deps.targetUrl.database, table)}`,
+    );
+    const rows = counted === undefined ? 0 : num(counted, 'n');
+    if (rows > 0) tables.push({ table, rows });
+  }
+  const indexes = (
+    await deps.target.query(
+      `SELECT DISTINCT table_name, index_name FROM migration_deferred_indexes
+        WHERE run_id IN (${marks}) AND rebuilt_at IS NULL ORDER BY table_name, index_name`,
+      [...runIds],
+    )
+  ).map((r) => ({ table: str(r, 'table_name'), index: str(r, 'index_name') }));
+  return { tables, indexes };
+}
+
+/** The leftovers in one line, for messages and the ledger. */
+export function describeLeftovers(left: DataLeftovers): string {
+  const parts: string[] = [];
+  for (const t of left.tables)
+    parts.push(
+      t.rows === null
+        ? `${t.table}: table missing (renamed or dropped), not emptied`
+        : `${t.table}: ${t.rows.toLocaleString('en-US')} rows`,
+    );
+  if (left.indexes.length > 0)
+    parts.push(
+      `${left.indexes.length} indexes not rebuilt (${left.indexes.map((i) => `${i.table}.${i.index}`).join(', ')})`,
+    );
+  return parts.length === 0 ? 'nothing' : parts.join('; ');
+}
+
+/** Deletes every recorded chunk range of `runs` in `table`. */
+async function emptyTable(deps: TaskDeps, runs: readonly string[], table: string): Promise<number> {
+  const target = qualified(deps.targetUrl.database, table);
   let undone = 0;
   for (const runId of runs) {
-    const context = await runContext(deps, runId);
-    const order = planLevels(deps, context.schema.tables)
-      .flat()
-      .map((p) => p.table)
-      .reverse();
-    for (const table of order) {
-      const chunks = await deps.target.query(
-        "SELECT chunk_no, key_from, key_to FROM migration_chunks WHERE run_id = ? AND table_name = ? AND status <> 'rolled_back'",
-        [runId, table],
-      );
-      const key = copyKey(tableInfo(context, table));
+    const chunks = await deps.target.query(
+      'SELECT chunk_no, key_from, key_to FROM migration_chunks WHERE run_id = ? AND table_name = ?',
+      [runId, table],
+    );
+    if (chunks.length === 0) continue;
+    // An empty table needs no range deletes (a second run's ranges, a rollback finished before).
+    const [any] = await deps.target.query(`SELECT 1 AS found FROM ${target} LIMIT 1`);
+    if (any !== undefined) {
+      const key = copyKey(tableInfo(await runContext(deps, runId), table));
       for (const chunk of chunks) {
         const parts: string[] = [];
         const params: (string | number)[] = [];
@@ -86,37 +161,160 @@ export async function rollbackData(
           ['key_to', '<='],
         ] as const) {
           if (chunk[field] === null) continue;
-          const c = keyComparison(key, op, JSON.parse(str(chunk, field)) as (string | number)[]);
+          const c = keyComparison(key, op, parseKeyTuple(str(chunk, field)));
           parts.push(`(${c.sql})`);
           params.push(...(c.params as (string | number)[]));
         }
         const result = await deps.target.execute(
-          `DELETE FROM ${qualified(deps.targetUrl.database, table)}${parts.length > 0 ? ` WHERE ${parts.join(' AND ')}` : ''}`,
+          `DELETE FROM ${target}${parts.length > 0 ? ` WHERE ${parts.join(' AND ')}` : ''}`,
           params,
         );
         undone += result.affectedRows;
-        await deps.target.execute(
-          "UPDATE migration_chunks SET status = 'rolled_back' WHERE run_id = ? AND table_name = ? AND chunk_no = ?",
-          [runId, table, num(chunk, 'chunk_no')],
-        );
       }
     }
-    await deps.target.execute(`DELETE FROM ${ident('migration_quarantine')} WHERE run_id = ?`, [runId]);
-    // The tables go back to what foundation made: with every index the copy deferred.
-    await rebuildIndexes(deps, runId);
-    const error =
-      'runId' in scope && scope.error !== undefined
-        ? { name: scope.error.Error, message: scope.error.Cause ?? scope.error.Error }
-        : undefined;
-    await finishRun(deps.target, runId, 'rolled_back', error);
+    await deps.target.execute(
+      "UPDATE migration_chunks SET status = 'rolled_back' WHERE run_id = ? AND table_name = ?",
+      [runId, table],
+    );
   }
-  await deps.target.execute(
-    "UPDATE migration_progress SET status = 'rolled_back', records_migrated = 0 WHERE phase = ?",
-    [PHASE],
+  return undone;
+}
+
+/**
+ * Undoes the data phase: the rows in every recorded chunk range of every data run not yet rolled back (children
+ * first; chunk ranges cover their tables' whole key space, so the migrated tables end empty), their quarantine rows
+ * and sync watermarks, and the indexes the copies dropped are rebuilt. The source is never written.
+ *
+ * - `own`: the phase's Catch, for the run that failed (`runId` null: its start failed and closed it, nothing to
+ *   undo). It takes the run over from its own work unless a rollback state machine stopped it.
+ * - `phase`: the rollback state machine, which holds the lock as `rollbackRunId`.
+ *
+ * Every run is `rolling_back` before anything is deleted, so a rollback killed half-way is found again. A table
+ * that cannot be emptied (renamed, dropped, connections lost) does not stop the others; then the runs end
+ * `rollback_failed` and {@link RollbackIncomplete} says what is left and how to finish. The lock is given up.
+ */
+export async function rollbackData(
+  deps: TaskDeps,
+  request:
+    | {
+        kind: 'own';
+        runId: string | null;
+        execution: string;
+        error?: { Error: string; Cause?: string | undefined } | undefined;
+      }
+    | { kind: 'phase'; rollbackRunId: string; execution: string },
+): Promise<{ rolledBack: boolean; undone: number; runs: string[]; rollbackRunId: string | null }> {
+  if (request.kind === 'own' && request.runId === null)
+    return { rolledBack: false, undone: 0, runs: [], rollbackRunId: null };
+  if (!(await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_chunks')))
+    return { rolledBack: false, undone: 0, runs: [], rollbackRunId: null };
+  const { execution } = request;
+  if (request.kind === 'own') {
+    const e = request.error;
+    await beginOwnRollback(
+      deps.target,
+      PHASE,
+      request.runId as string,
+      execution,
+      e === undefined ? undefined : { name: e.Error, message: e.Cause ?? e.Error },
+    );
+  }
+  try {
+    const runs = (
+      await findRuns(deps.target, "phase = ? AND status NOT IN ('rolled_back', 'refused')", [PHASE], 10_000)
+    ).map((r) => r.runId);
+    for (const runId of runs)
+      await setRunStatus(deps.target, runId, 'rolling_back', {
+        from: ['succeeded', 'failed', 'interrupted', 'stopping', 'running', 'rollback_failed'],
+      });
+    await deps.target.execute("UPDATE migration_progress SET status = 'rolling_back' WHERE phase = ?", [
+      PHASE,
+    ]);
+    const failures: string[] = [];
+    let undone = 0;
+    const order = await tablesChildrenFirst(deps, runs);
+    const present = new Set(
+      (
+        await deps.targetServer.query(
+          'SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?',
+          [deps.targetUrl.database],
+        )
+      ).map((r) => str(r, 't')),
+    );
+    for (const table of order) {
+      try {
+        if (!present.has(table)) throw new Error(`${table} is not in ${deps.targetUrl.database}`);
+        undone += await emptyTable(deps, runs, table);
+        await deps.target.execute(
+          "UPDATE migration_progress SET status = 'rolled_back', records_migrated = 0 WHERE phase = ? AND table_name = ?",
+          [PHASE, table],
+        );
+      } catch (error) {
+        failures.push(`${table}: ${(error as Error).message}`);
+      }
+    }
+    const marks = runs.map(() => '?').join(', ');
+    const cleanups: [string, () => Promise<unknown>][] = [
+      [
+        'quarantine',
+        () => deps.target.execute(`DELETE FROM migration_quarantine WHERE run_id IN (${marks})`, runs),
+      ],
+      // The watermarks said where sync would start from the copy: with the copy gone, so are they.
+      ['sync watermarks', () => deps.target.execute('DELETE FROM migration_sync_watermarks')],
+      ...runs.map((runId): [string, () => Promise<unknown>] => [
+        `indexes of ${runId}`,
+        () => rebuildIndexes(deps, runId),
+      ]),
+    ];
+    if (runs.length === 0) cleanups.shift();
+    for (const [what, work] of cleanups) {
+      try {
+        await work();
+      } catch (error) {
+        failures.push(`${what}: ${(error as Error).message}`);
+      }
+    }
+    const left = await dataLeftovers(deps, runs);
+    const rollbackRunId = request.kind === 'phase' ? request.rollbackRunId : null;
+    if (failures.length > 0 || left.tables.length > 0 || left.indexes.length > 0) {
+      const incomplete = new RollbackIncomplete(
+        `the data rollback stopped half-way. Left on the target: ${describeLeftovers(left)}. What failed: ${failures.join('; ') || 'rows came back while it ran'}. Fix the cause (restore a renamed table, reconnect), then finish it: npx shifu-migrate rollback`,
+      );
+      const error = { name: incomplete.name, message: incomplete.message };
+      for (const runId of runs)
+        await setRunStatus(deps.target, runId, 'rollback_failed', { from: ['rolling_back'], error });
+      if (rollbackRunId !== null) await setRunStatus(deps.target, rollbackRunId, 'failed', { error });
+      throw incomplete;
+    }
+    for (const runId of runs)
+      await setRunStatus(deps.target, runId, 'rolled_back', { from: ['rolling_back'] });
+    await deps.target.execute(
+      "UPDATE tenant_migration_status SET status = 'pending' WHERE status = 'migrated'",
+    );
+    if (rollbackRunId !== null) await setRunStatus(deps.target, rollbackRunId, 'succeeded');
+    return { rolledBack: true, undone, runs, rollbackRunId };
+  } finally {
+    await releaseLock(deps.target, execution).catch(() => undefined);
+  }
+}
+
+/** The tables the runs planned, children before parents (the reverse of the copy's levels). */
+async function tablesChildrenFirst(deps: TaskDeps, runs: readonly string[]): Promise<string[]> {
+  if (runs.length === 0) return [];
+  const planned = new Set(
+    (
+      await deps.target.query(
+        `SELECT DISTINCT table_name FROM migration_chunks WHERE run_id IN (${runs.map(() => '?').join(', ')})`,
+        [...runs],
+      )
+    ).map((r) => str(r, 'table_name')),
   );
-  await deps.target.execute(
-    "UPDATE tenant_migration_status SET status = 'pending' WHERE status = 'migrated'",
-  );
-  if (!('runId' in scope)) await finishRun(deps.target, rollbackRunId, 'succeeded');
-  return { rollbackRunId, undone };
+  const ordered: string[] = [];
+  for (const runId of runs) {
+    const context = await runContext(deps, runId);
+    for (const p of planLevels(deps, context.schema.tables).flat().reverse())
+      if (planned.has(p.table) && !ordered.includes(p.table)) ordered.push(p.table);
+  }
+  for (const table of planned) if (!ordered.includes(table)) ordered.push(table);
+  return ordered;
 }

@@ -1,9 +1,13 @@
 import { ident, qualified } from '../core/identifiers.ts';
-import { assertNoRollback, ensureLedger, newRunId, nowText, startRun } from '../core/ledger/runs.ts';
+import { describeHolder } from '../core/ledger/lock.ts';
+import { beginRun, failStart } from '../core/ledger/phase-run.ts';
+import { nowText } from '../core/ledger/runs.ts';
+import { assertConfigFits, assertSourceIsNotTarget } from '../core/preflight.ts';
+import { introspect } from '../core/schema/introspect.ts';
 import type { TableInfo } from '../core/schema/types.ts';
 import { keyComparison } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
-import { str } from '../core/sql/rows.ts';
+import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { chunkFromRow, copyKey, referenceRules, runContext, saveRunContext, tableInfo } from './context.ts';
 import { DataNotReady } from './errors.ts';
@@ -79,68 +83,91 @@ export function largestFirst(deps: TaskDeps, sourceTables: readonly TableInfo[])
     .sort((a, b) => (size.get(b.table) ?? 0) - (size.get(a.table) ?? 0));
 }
 
-/** Start: resumes a run that died (status still `running`), else records a new one; plans the levels. */
-export async function startData(
-  deps: TaskDeps,
-  executionId: string | null = null,
-): Promise<{
-  runId: string;
-  resumed: boolean;
-  levels: PlannedTable[][];
-  tables: PlannedTable[];
-  maxConcurrency: number;
-}> {
-  await ensureLedger(deps.target);
-  await assertNoRollback(deps.target, PHASE);
-  const [open] = await deps.target.query(
-    "SELECT run_id FROM migration_runs WHERE phase = ? AND status = 'running' ORDER BY started_at DESC LIMIT 1",
-    [PHASE],
-  );
-  const resumed = open !== undefined;
-  const runId =
-    open === undefined
-      ? await startRun(deps.target, PHASE, newRunId(PHASE), executionId)
-      : str(open, 'run_id');
-  // A resumed run now belongs to this execution: a rollback stops this one.
-  if (resumed)
-    await deps.target.execute('UPDATE migration_runs SET execution_id = ? WHERE run_id = ?', [
-      executionId,
+/** What Start Data gives the state machine (and, through its output, the CLI). */
+export interface DataStart {
+  readonly runId: string;
+  /** Set when this start resumes a run: where it stood, and whose lock it took over. */
+  readonly resumed: {
+    readonly chunksDone: number;
+    readonly chunksTotal: number;
+    readonly tablesPlanned: number;
+    /** The previous owner and why it no longer counted, when the lock was taken over from it. */
+    readonly tookOverFrom: string | null;
+  } | null;
+  readonly levels: PlannedTable[][];
+  readonly tables: PlannedTable[];
+  readonly maxConcurrency: number;
+}
+
+/**
+ * Start: refuses a target that is the source and a config that does not fit the source (exit 2, nothing written);
+ * takes the run lock (a live holder refuses the start); resumes the phase's run that was interrupted or whose
+ * process died, else records a new one; plans the levels. A failure after the run is recorded closes it (a new
+ * run `refused`, a resumed one `interrupted` again) and gives the lock up before it is thrown.
+ */
+export async function startData(deps: TaskDeps, execution: string): Promise<DataStart> {
+  await assertSourceIsNotTarget(deps);
+  const schema = await introspect(deps.source, deps.sourceUrl.database);
+  assertConfigFits(deps.config, schema);
+  const start = await beginRun(deps.target, PHASE, execution, { resumable: true });
+  const { runId } = start;
+  try {
+    const context =
+      start.resumed === null ? await saveRunContext(deps, runId, schema) : await runContext(deps, runId);
+    const levels = planLevels(deps, context.schema.tables);
+    const existing = await deps.targetServer.query(
+      'SELECT TABLE_NAME AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND COLUMN_NAME = ?',
+      [deps.targetUrl.database, 'tenant_bid'],
+    );
+    const ready = new Set(existing.map((r) => str(r, 't')));
+    const allTables = await deps.targetServer.query(
+      'SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?',
+      [deps.targetUrl.database],
+    );
+    const present = new Set(allTables.map((r) => str(r, 't')));
+    const missing = levels
+      .flat()
+      .filter((p) => (p.mode === 'tenant' ? !ready.has(p.table) : !present.has(p.table)));
+    if (missing.length > 0) {
+      throw new DataNotReady(
+        `the target lacks ${missing.map((m) => m.table).join(', ')}${missing.some((m) => m.mode === 'tenant') ? ' (with tenant_bid)' : ''}: run foundation first`,
+      );
+    }
+    for (const planned of levels.flat()) {
+      await deps.target.execute(
+        `INSERT INTO migration_progress (run_id, phase, table_name, status, started_at) VALUES (?, ?, ?, 'planned', ?)
+         ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), status = IF(run_id = VALUES(run_id), status, 'planned'), started_at = VALUES(started_at)`,
+        [runId, PHASE, planned.table, nowText()],
+      );
+    }
+    let resumed: DataStart['resumed'] = null;
+    if (start.resumed !== null) {
+      const [done] = await deps.target.query(
+        `SELECT COUNT(*) AS total, COALESCE(SUM(status IN ('copied', 'validated', 'changing')), 0) AS done,
+                COUNT(DISTINCT table_name) AS tables FROM migration_chunks WHERE run_id = ?`,
+        [runId],
+      );
+      resumed = {
+        chunksDone: done === undefined ? 0 : num(done, 'done'),
+        chunksTotal: done === undefined ? 0 : num(done, 'total'),
+        tablesPlanned: done === undefined ? 0 : num(done, 'tables'),
+        tookOverFrom:
+          start.tookOver === null
+            ? null
+            : `${describeHolder(start.tookOver)}: ${start.tookOver.stale ?? 'handed over'}`,
+      };
+    }
+    return {
       runId,
-    ]);
-  const context = resumed ? await runContext(deps, runId) : await saveRunContext(deps, runId);
-  const levels = planLevels(deps, context.schema.tables);
-  const existing = await deps.targetServer.query(
-    'SELECT TABLE_NAME AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND COLUMN_NAME = ?',
-    [deps.targetUrl.database, 'tenant_bid'],
-  );
-  const ready = new Set(existing.map((r) => str(r, 't')));
-  const allTables = await deps.targetServer.query(
-    'SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?',
-    [deps.targetUrl.database],
-  );
-  const present = new Set(allTables.map((r) => str(r, 't')));
-  const missing = levels
-    .flat()
-    .filter((p) => (p.mode === 'tenant' ? !ready.has(p.table) : !present.has(p.table)));
-  if (missing.length > 0) {
-    throw new DataNotReady(
-      `the target lacks ${missing.map((m) => m.table).join(', ')}${missing.some((m) => m.mode === 'tenant') ? ' (with tenant_bid)' : ''}: run foundation first`,
-    );
+      resumed,
+      levels,
+      tables: largestFirst(deps, context.schema.tables),
+      maxConcurrency: deps.config.chunking.maxConcurrency,
+    };
+  } catch (error) {
+    await failStart(deps.target, { runId, resumed: start.resumed !== null }, execution, error);
+    throw error;
   }
-  for (const planned of levels.flat()) {
-    await deps.target.execute(
-      `INSERT INTO migration_progress (run_id, phase, table_name, status, started_at) VALUES (?, ?, ?, 'planned', ?)
-       ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), status = IF(run_id = VALUES(run_id), status, 'planned'), started_at = VALUES(started_at)`,
-      [runId, PHASE, planned.table, nowText()],
-    );
-  }
-  return {
-    runId,
-    resumed,
-    levels,
-    tables: largestFirst(deps, context.schema.tables),
-    maxConcurrency: deps.config.chunking.maxConcurrency,
-  };
 }
 
 async function rowsPerChunk(

@@ -3,10 +3,10 @@ import { qualified } from '../core/identifiers.ts';
 import { targetHasTable } from '../core/ledger/runs.ts';
 import { num, scalarNumber, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
+import { quarantinedKeys } from './compare.ts';
 import { copyColumns, copyKey, runContext, tableInfo } from './context.ts';
 import { checkIsolation } from './isolation.ts';
 import { planLevels } from './plan.ts';
-import { quarantinedKeys } from './validate.ts';
 
 export interface TableVerification {
   readonly table: string;
@@ -14,7 +14,13 @@ export interface TableVerification {
   readonly sourceRows: number;
   readonly targetRows: number;
   readonly quarantined: number;
-  readonly chunks: { readonly total: number; readonly validated: number; readonly failed: number };
+  readonly chunks: {
+    readonly total: number;
+    readonly validated: number;
+    readonly failed: number;
+    /** Rows were still being written on the source when compared: left to the sync phase. */
+    readonly changing: number;
+  };
   /** Whole-table COUNT and checksum, source (less quarantined rows) against target (less tenant_bid). */
   readonly checksum: { readonly source: string; readonly target: string; readonly equal: boolean };
   readonly isolation: {
@@ -40,7 +46,7 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
   const [latest] = !ledger
     ? []
     : await deps.target.query(
-        "SELECT run_id FROM migration_runs WHERE phase = 'data' AND status <> 'rolled_back' ORDER BY started_at DESC LIMIT 1",
+        "SELECT run_id FROM migration_runs WHERE phase = 'data' AND status NOT IN ('rolled_back', 'refused') ORDER BY started_at DESC LIMIT 1",
       );
   if (latest === undefined) return { runId: null, differences: 0, tables: [] };
   const runId = str(latest, 'run_id');
@@ -51,7 +57,7 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
     const info = tableInfo(context, table);
     const key = copyKey(info);
     const columns = copyColumns(info);
-    const exclude = mode === 'tenant' ? await quarantinedKeys(deps, table) : [];
+    const exclude = mode === 'tenant' ? (await quarantinedKeys(deps, table)).map((q) => q.values) : [];
     const whole = { after: null, upTo: null };
     const [source, target] = await Promise.all([
       rangeChecksum(deps.source, {
@@ -68,7 +74,7 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
       await deps.source.query(`SELECT COUNT(*) AS n FROM ${qualified(deps.sourceUrl.database, table)}`),
     );
     const chunkRows = await deps.target.query(
-      "SELECT COUNT(*) AS total, COALESCE(SUM(status = 'validated'), 0) AS validated, COALESCE(SUM(status = 'mismatch'), 0) AS failed FROM migration_chunks WHERE run_id = ? AND table_name = ?",
+      "SELECT COUNT(*) AS total, COALESCE(SUM(status = 'validated'), 0) AS validated, COALESCE(SUM(status = 'mismatch'), 0) AS failed, COALESCE(SUM(status = 'changing'), 0) AS changing FROM migration_chunks WHERE run_id = ? AND table_name = ?",
       [runId, table],
     );
     const chunks = chunkRows[0];
@@ -86,6 +92,7 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
         total: chunks === undefined ? 0 : num(chunks, 'total'),
         validated: chunks === undefined ? 0 : num(chunks, 'validated'),
         failed: chunks === undefined ? 0 : num(chunks, 'failed'),
+        changing: chunks === undefined ? 0 : num(chunks, 'changing'),
       },
       checksum: { source: `${source.rows}:${source.sum}`, target: `${target.rows}:${target.sum}`, equal },
       isolation:

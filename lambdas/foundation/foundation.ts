@@ -1,17 +1,16 @@
 import { ident, qualified } from '../core/identifiers.ts';
 import { markRolledBack, openObjects, recordCreated, undoStatement } from '../core/ledger/ddl.ts';
+import { releaseLock } from '../core/ledger/lock.ts';
 import {
-  assertNoRollback,
-  assertRunning,
-  ensureLedger,
-  finishRun,
-  newRunId,
-  nowText,
-  startRun,
-  succeedRun,
-  targetHasTable,
-} from '../core/ledger/runs.ts';
+  assertRunOwner,
+  beginOwnRollback,
+  beginRun,
+  failStart,
+  RollbackIncomplete,
+} from '../core/ledger/phase-run.ts';
+import { findRuns, nowText, setRunStatus, succeedRun, targetHasTable } from '../core/ledger/runs.ts';
 import { TABLE_OPTIONS, TENANT_TABLES } from '../core/ledger/schema.ts';
+import { assertConfigFits, assertSourceIsNotTarget } from '../core/preflight.ts';
 import { introspect } from '../core/schema/introspect.ts';
 import type { SchemaInfo, TableInfo } from '../core/schema/types.ts';
 import type { SqlSession } from '../core/sql/port.ts';
@@ -61,20 +60,29 @@ async function progress(target: SqlSession, runId: string, table: string, status
   );
 }
 
-/** Start: the target database and ledger exist, the run is recorded, the tables to create are planned. */
+/**
+ * Start: refuses a target that is the source and a config that does not fit the source (exit 2, nothing
+ * written); then the target database and ledger exist, the run lock is taken (a live holder refuses the start),
+ * the run is recorded and the tables to create are planned. A failure after that closes the run as `refused`.
+ */
 export async function startFoundation(
   deps: TaskDeps,
-  executionId: string | null = null,
+  execution: string,
 ): Promise<{ runId: string; tables: PlannedTable[] }> {
+  await assertSourceIsNotTarget(deps);
+  const schema = await introspect(deps.source, deps.sourceUrl.database);
+  assertConfigFits(deps.config, schema);
   // The database itself is not rolled back: the ledger lives in it.
   await deps.targetServer.execute(
     `CREATE DATABASE IF NOT EXISTS ${ident(deps.targetUrl.database, 'database')} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
   );
-  await ensureLedger(deps.target);
-  await assertNoRollback(deps.target, PHASE);
-  const runId = await startRun(deps.target, PHASE, newRunId(PHASE), executionId);
-  const schema = await introspect(deps.source, deps.sourceUrl.database);
-  return { runId, tables: planTables(deps, schema) };
+  const { runId } = await beginRun(deps.target, PHASE, execution, { resumable: false });
+  try {
+    return { runId, tables: planTables(deps, schema) };
+  } catch (error) {
+    await failStart(deps.target, { runId, resumed: false }, execution, error);
+    throw error;
+  }
 }
 
 /** Tenant tables (tenant_tenants, status, routing), the config's tenants, and the initial routing: all legacy. */
@@ -231,6 +239,7 @@ export async function createTable(
 export async function verifyFoundation(
   deps: TaskDeps,
   runId: string,
+  execution: string,
 ): Promise<{ runId: string; tables: number; tenants: number; created: number }> {
   const schema = await introspect(deps.source, deps.sourceUrl.database);
   const planned = planTables(deps, schema);
@@ -249,92 +258,179 @@ export async function verifyFoundation(
   if (problems.length > 0) throw new FoundationIncomplete(`foundation is incomplete: ${problems.join('; ')}`);
   const created = await openObjects(deps.target, { runId });
   await succeedRun(deps.target, runId);
+  await releaseLock(deps.target, execution, runId);
   return { runId, tables: planned.length, tenants: present.size, created: created.length };
 }
 
 const ledgerExists = (deps: TaskDeps) =>
   targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_ddl');
 
+/** What foundation's rollback undoes: one run (its Catch), some runs, or the whole phase (the rollback state machine). */
+export type FoundationRollback =
+  | {
+      kind: 'own';
+      runId: string | null;
+      execution: string;
+      error?: { Error: string; Cause?: string | undefined } | undefined;
+    }
+  | { kind: 'runs'; runs: readonly string[]; rollbackRunId: string; execution: string }
+  | { kind: 'phase'; rollbackRunId: string; execution: string };
+
 /**
- * Undoes what foundation created, newest first: one run's objects (the state machine's Catch), or every
- * foundation object not yet rolled back (`rollback --phase foundation`). Nothing that foundation did not
- * record is touched; the ledger stays and says what was rolled back.
+ * Undoes what foundation created, newest first, as `migration_ddl` recorded it: one run's objects (the Catch),
+ * the objects of the runs a rollback without a phase found unfinished, or every foundation object not yet rolled
+ * back (`rollback --phase foundation`). Nothing foundation did not record is touched; the ledger stays and says
+ * what was rolled back, object by object as it goes. It refuses ({@link TableHoldsData}, the rollback run
+ * `refused`, nothing changed) to drop a table that holds rows a later phase copied. A failure half-way leaves the
+ * runs `rollback_failed` and {@link RollbackIncomplete} says what is left. The lock is given up at the end.
  */
 export async function rollbackFoundation(
   deps: TaskDeps,
-  scope:
-    | { runId: string; error?: { Error: string; Cause?: string | undefined } | undefined }
-    | { phase: 'foundation' },
-): Promise<{ rollbackRunId: string; undone: number }> {
-  const rollbackRunId = 'runId' in scope ? scope.runId : newRunId('rollback');
-  if (!(await ledgerExists(deps))) return { rollbackRunId, undone: 0 };
-  if (!('runId' in scope)) await startRun(deps.target, 'rollback', rollbackRunId);
-  const objects = await openObjects(
-    deps.target,
-    'runId' in scope ? { runId: scope.runId } : { phase: PHASE },
-  );
-  const migrated = new Set(Object.keys(deps.config.tables));
-  // One look at the target's tables; kept up to date below as the rollback drops them.
-  const present = new Set((await targetTables(deps)).keys());
-  for (const object of objects) {
-    if (object.objectType === 'table' && migrated.has(object.tableName)) {
-      const exists = present.has(object.tableName);
-      const rows = exists
-        ? scalarNumber(await deps.target.query(`SELECT COUNT(*) AS n FROM ${ident(object.tableName)}`))
-        : 0;
+  request: FoundationRollback,
+): Promise<{ rolledBack: boolean; undone: number; runs: string[]; rollbackRunId: string | null }> {
+  if (request.kind === 'own' && request.runId === null)
+    return { rolledBack: false, undone: 0, runs: [], rollbackRunId: null };
+  if (!(await ledgerExists(deps))) return { rolledBack: false, undone: 0, runs: [], rollbackRunId: null };
+  const { execution } = request;
+  const rollbackRunId = request.kind === 'own' ? null : request.rollbackRunId;
+  if (request.kind === 'own') {
+    const e = request.error;
+    await beginOwnRollback(
+      deps.target,
+      PHASE,
+      request.runId as string,
+      execution,
+      e === undefined ? undefined : { name: e.Error, message: e.Cause ?? e.Error },
+    );
+  }
+  try {
+    const runs =
+      request.kind === 'own'
+        ? [request.runId as string]
+        : request.kind === 'runs'
+          ? [...request.runs]
+          : (
+              await findRuns(
+                deps.target,
+                "phase = ? AND status NOT IN ('rolled_back', 'refused')",
+                [PHASE],
+                10_000,
+              )
+            ).map((r) => r.runId);
+    const objects =
+      request.kind === 'phase'
+        ? await openObjects(deps.target, { phase: PHASE })
+        : (await Promise.all(runs.map((runId) => openObjects(deps.target, { runId }))))
+            .flat()
+            .sort((a, b) => b.id - a.id);
+    const migrated = new Set(Object.keys(deps.config.tables));
+    // One look at the target's tables; kept up to date below as the rollback drops them.
+    const present = new Set((await targetTables(deps)).keys());
+    for (const object of objects) {
+      if (object.objectType !== 'table' || !migrated.has(object.tableName) || !present.has(object.tableName))
+        continue;
+      const rows = scalarNumber(
+        await deps.target.query(`SELECT COUNT(*) AS n FROM ${ident(object.tableName)}`),
+      );
       if (rows > 0) {
-        throw new TableHoldsData(
-          `${object.tableName} holds ${rows} rows copied by a later phase: roll back the data phase first (npx shifu-migrate rollback --phase data)`,
+        const refusal = new TableHoldsData(
+          `${object.tableName} holds ${rows} rows copied by a later phase: roll back the data phase first (npx shifu-migrate rollback --phase data), then foundation`,
         );
+        if (rollbackRunId !== null)
+          await setRunStatus(deps.target, rollbackRunId, 'refused', {
+            error: { name: refusal.name, message: refusal.message },
+          });
+        else
+          await setRunStatus(deps.target, runs[0] as string, 'rollback_failed', {
+            error: { name: refusal.name, message: refusal.message },
+          });
+        throw refusal;
       }
     }
-  }
-  const done: number[] = [];
-  for (const object of objects) {
-    const undo = undoStatement(deps.targetUrl.database, object);
-    const exists = object.objectType === 'table' || present.has(object.tableName);
-    if (exists) await deps.target.execute(undo.sql, undo.params);
-    if (object.objectType === 'table') present.delete(object.tableName);
-    done.push(object.id);
-  }
-  await markRolledBack(deps.target, done, rollbackRunId);
-  await deps.target.execute(
-    "UPDATE migration_progress SET status = 'rolled_back', completed_at = ? WHERE phase = ? AND ('' = ? OR run_id = ?)",
-    [nowText(), PHASE, 'runId' in scope ? scope.runId : '', 'runId' in scope ? scope.runId : ''],
-  );
-  if ('runId' in scope) {
-    const error =
-      scope.error === undefined
-        ? undefined
-        : { name: scope.error.Error, message: scope.error.Cause ?? scope.error.Error };
-    await finishRun(deps.target, scope.runId, 'rolled_back', error);
-  } else {
+    for (const runId of runs)
+      await setRunStatus(deps.target, runId, 'rolling_back', {
+        from: ['running', 'stopping', 'failed', 'interrupted', 'succeeded', 'rollback_failed'],
+      });
+    let undone = 0;
+    try {
+      for (const object of objects) {
+        const undo = undoStatement(deps.targetUrl.database, object);
+        const exists = object.objectType === 'table' || present.has(object.tableName);
+        if (exists) await deps.target.execute(undo.sql, undo.params);
+        if (object.objectType === 'table') present.delete(object.tableName);
+        await markRolledBack(
+          deps.target,
+          [object.id],
+          rollbackRunId ?? (request.kind === 'own' ? (request.runId as string) : ''),
+        );
+        undone += 1;
+      }
+    } catch (error) {
+      const left = objects.length - undone;
+      const incomplete = new RollbackIncomplete(
+        `the foundation rollback stopped half-way: ${undone} of ${objects.length} objects removed, ${left} left (migration_ddl rows with rolled_back_at NULL, e.g. ${objects
+          .slice(undone, undone + 3)
+          .map((o) => `${o.objectType} ${o.tableName}${o.objectType === 'table' ? '' : `.${o.objectName}`}`)
+          .join(
+            ', ',
+          )}). What failed: ${(error as Error).message}. Fix the cause, then finish it: npx shifu-migrate rollback`,
+        { cause: error },
+      );
+      const recorded = { name: incomplete.name, message: incomplete.message };
+      for (const runId of runs)
+        await setRunStatus(deps.target, runId, 'rollback_failed', {
+          from: ['rolling_back'],
+          error: recorded,
+        });
+      if (rollbackRunId !== null)
+        await setRunStatus(deps.target, rollbackRunId, 'failed', { error: recorded });
+      throw incomplete;
+    }
     await deps.target.execute(
-      "UPDATE migration_runs SET status = 'rolled_back', finished_at = COALESCE(finished_at, ?) WHERE phase = ? AND status <> 'rolled_back'",
-      [nowText(), PHASE],
+      `UPDATE migration_progress SET status = 'rolled_back', completed_at = ? WHERE phase = ?${request.kind === 'phase' ? '' : ` AND run_id IN (${runs.map(() => '?').join(', ')})`}`,
+      [nowText(), PHASE, ...(request.kind === 'phase' ? [] : runs)],
     );
-    await finishRun(deps.target, rollbackRunId, 'succeeded');
+    for (const runId of runs)
+      await setRunStatus(deps.target, runId, 'rolled_back', { from: ['rolling_back'] });
+    if (rollbackRunId !== null) await setRunStatus(deps.target, rollbackRunId, 'succeeded');
+    return { rolledBack: true, undone, runs, rollbackRunId };
+  } finally {
+    await releaseLock(deps.target, execution).catch(() => undefined);
   }
-  return { rollbackRunId, undone: done.length };
 }
 
 export async function runFoundation(input: FoundationInput, deps: TaskDeps): Promise<unknown> {
   switch (input.step) {
     case 'start':
-      return startFoundation(deps, input.execution ?? null);
+      return startFoundation(deps, input.execution);
     case 'tenants':
-      await assertRunning(deps.target, input.runId);
+      await assertRunOwner(deps.target, input.runId, input.execution);
       return createTenantTables(deps, input.runId);
     case 'table':
-      await assertRunning(deps.target, input.runId);
+      await assertRunOwner(deps.target, input.runId, input.execution);
       return createTable(deps, input.runId, input.table, input.mode);
     case 'verify':
-      await assertRunning(deps.target, input.runId);
-      return verifyFoundation(deps, input.runId);
+      await assertRunOwner(deps.target, input.runId, input.execution);
+      return verifyFoundation(deps, input.runId, input.execution);
     case 'rollback':
-      if (input.runId === undefined || input.runId === null) return { rollbackRunId: null, undone: 0 };
-      return rollbackFoundation(deps, { runId: input.runId, error: input.error });
+      return rollbackFoundation(deps, {
+        kind: 'own',
+        runId: input.runId,
+        execution: input.execution,
+        error: input.error,
+      });
+    case 'rollback-runs':
+      return rollbackFoundation(deps, {
+        kind: 'runs',
+        runs: input.runs,
+        rollbackRunId: input.rollbackRunId,
+        execution: input.execution,
+      });
     case 'rollback-phase':
-      return rollbackFoundation(deps, { phase: PHASE });
+      return rollbackFoundation(deps, {
+        kind: 'phase',
+        rollbackRunId: input.rollbackRunId,
+        execution: input.execution,
+      });
   }
 }

@@ -1,6 +1,8 @@
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
-import { targetHasTable } from '../../lambdas/core/ledger/runs.ts';
-import { num, str, strOrNull } from '../../lambdas/core/sql/rows.ts';
+import { qualified } from '../../lambdas/core/identifiers.ts';
+import { describeHolder, readLock } from '../../lambdas/core/ledger/lock.ts';
+import { findRuns, targetHasTable } from '../../lambdas/core/ledger/runs.ts';
+import { num, scalarNumber, str } from '../../lambdas/core/sql/rows.ts';
 import { verifyTarget } from '../../lambdas/data/verify.ts';
 import { openDeps } from '../run-phase.ts';
 import { raisedAlarms } from './alarm.ts';
@@ -47,7 +49,14 @@ export async function runVerifyCommand(
   }
 }
 
-/** `status`: what the ledger says, per phase and per table. */
+/** Target tables' rows, read from the tables: exact below this estimate, else the server's estimate, labelled. */
+const EXACT_COUNT_BELOW = 5_000_000;
+
+/**
+ * `status`: what the ledger says, per phase and per table, and who holds the run lock. A run whose owner stopped
+ * without ending it (killed, machine lost) shows as stopped with the way on; row counts are read from the tables
+ * themselves (the ledger's figures are labelled as such).
+ */
 export async function runStatusCommand(
   loaded: LoadedConfig,
   out: Output,
@@ -57,57 +66,113 @@ export async function runStatusCommand(
   try {
     if (!(await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'migration_runs'))) {
       out.info(`No ledger in ${loaded.targetUrl.database} yet: nothing has run (run foundation first).`);
-      return { code: 0, json: { status: 'EMPTY', runs: [], tables: [] } };
+      return { code: 0, json: { status: 'EMPTY', runs: [], tables: [], lock: null } };
     }
-    const runs = (
-      await deps.target.query(
-        'SELECT run_id, phase, status, started_at, finished_at, error_name, error_message FROM migration_runs ORDER BY started_at DESC, run_id DESC LIMIT 20',
-      )
-    ).map((r) => ({
-      runId: str(r, 'run_id'),
-      phase: str(r, 'phase'),
-      status: str(r, 'status'),
-      startedAt: str(r, 'started_at'),
-      finishedAt: strOrNull(r, 'finished_at'),
-      error: strOrNull(r, 'error_name'),
-      message: strOrNull(r, 'error_message'),
-    }));
-    const tables = (
-      await deps.target.query(
-        `SELECT p.table_name, p.phase, p.status, p.records_migrated,
-                (SELECT COUNT(*) FROM migration_chunks c WHERE c.run_id = p.run_id AND c.table_name = p.table_name) AS chunks,
-                (SELECT COUNT(*) FROM migration_chunks c WHERE c.run_id = p.run_id AND c.table_name = p.table_name AND c.status = 'validated') AS validated,
-                (SELECT COUNT(*) FROM migration_chunks c WHERE c.run_id = p.run_id AND c.table_name = p.table_name AND c.status = 'mismatch') AS failed,
-                (SELECT COUNT(*) FROM migration_quarantine q WHERE q.table_name = p.table_name) AS quarantined
-           FROM migration_progress p ORDER BY p.phase, p.table_name`,
-      )
-    ).map((r) => ({
-      table: str(r, 'table_name'),
-      phase: str(r, 'phase'),
-      status: str(r, 'status'),
-      rows: num(r, 'records_migrated'),
-      chunks: { total: num(r, 'chunks'), validated: num(r, 'validated'), failed: num(r, 'failed') },
-      quarantined: num(r, 'quarantined'),
-    }));
+    const lock = (await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'migration_lock'))
+      ? await readLock(deps.target)
+      : null;
+    const records = await findRuns(deps.target, '1 = 1', [], 20);
+    const runs = records.map((r) => {
+      const held = lock?.runId === r.runId ? lock : null;
+      const live = r.status === 'running' || r.status === 'stopping' || r.status === 'rolling_back';
+      const state =
+        live && (held === null || held.stale !== null)
+          ? `stopped (${held?.stale ?? 'no lock held'}): ${r.status === 'running' ? `run it again to resume (npx shifu-migrate run ${r.phase}), or roll it back (npx shifu-migrate rollback)` : 'finish its rollback: npx shifu-migrate rollback'}`
+          : null;
+      return {
+        runId: r.runId,
+        phase: r.phase,
+        status: r.status,
+        state,
+        startedAt: r.startedAt,
+        finishedAt: r.finishedAt,
+        error: r.error?.name ?? null,
+        message: r.error?.message ?? null,
+        moreErrors: r.moreErrors,
+      };
+    });
+    const progress = await deps.target.query(
+      `SELECT p.table_name, p.phase, p.status, p.records_migrated,
+              (SELECT COUNT(*) FROM migration_chunks c WHERE c.run_id = p.run_id AND c.table_name = p.table_name) AS chunks,
+              (SELECT COUNT(*) FROM migration_chunks c WHERE c.run_id = p.run_id AND c.table_name = p.table_name AND c.status = 'validated') AS validated,
+              (SELECT COUNT(*) FROM migration_chunks c WHERE c.run_id = p.run_id AND c.table_name = p.table_name AND c.status = 'changing') AS changing,
+              (SELECT COUNT(*) FROM migration_chunks c WHERE c.run_id = p.run_id AND c.table_name = p.table_name AND c.status = 'mismatch') AS failed,
+              (SELECT COUNT(*) FROM migration_quarantine q WHERE q.table_name = p.table_name) AS quarantined
+         FROM migration_progress p ORDER BY p.phase, p.table_name`,
+    );
+    const estimates = new Map(
+      (
+        await deps.targetServer.query(
+          'SELECT TABLE_NAME AS t, COALESCE(TABLE_ROWS, 0) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?',
+          [loaded.targetUrl.database],
+        )
+      ).map((r) => [str(r, 't'), num(r, 'n')]),
+    );
+    const tables = [];
+    for (const r of progress) {
+      const table = str(r, 'table_name');
+      const estimate = estimates.get(table);
+      let rows: { count: number | null; exact: boolean };
+      if (estimate === undefined) rows = { count: null, exact: true };
+      else if (estimate >= EXACT_COUNT_BELOW) rows = { count: estimate, exact: false };
+      else
+        rows = {
+          count: scalarNumber(
+            await deps.target.query(
+              `SELECT COUNT(*) AS n FROM ${qualified(loaded.targetUrl.database, table)}`,
+            ),
+          ),
+          exact: true,
+        };
+      tables.push({
+        table,
+        phase: str(r, 'phase'),
+        status: str(r, 'status'),
+        /** Rows in the target table now (null: the table is missing). */
+        rows: rows.count,
+        rowsExact: rows.exact,
+        /** What the ledger recorded the phase validated. */
+        ledgerRows: num(r, 'records_migrated'),
+        chunks: {
+          total: num(r, 'chunks'),
+          validated: num(r, 'validated'),
+          changing: num(r, 'changing'),
+          failed: num(r, 'failed'),
+        },
+        quarantined: num(r, 'quarantined'),
+      });
+    }
     const alarms = await raisedAlarms(deps, loaded.targetUrl.database);
     for (const alarm of alarms) {
       out.info(
         `Alarm ${JSON.stringify(alarm.name)} is raised since ${alarm.changedAt} UTC${alarm.reason === '' ? '' : `: ${alarm.reason}`} (no phase starts until: alarm clear)`,
       );
     }
+    out.info(
+      lock === null
+        ? 'Run lock: free.'
+        : lock.stale === null
+          ? `Run lock: held by ${describeHolder(lock)}.`
+          : `Run lock: left by ${describeHolder(lock)}, stale (${lock.stale}): the next start takes it over.`,
+    );
     out.info(`Runs (newest first) in ${loaded.targetUrl.database}:`);
     for (const run of runs) {
       out.info(
-        `  ${run.runId.padEnd(42)} ${run.status.padEnd(12)} ${run.startedAt}${run.error === null ? '' : `  ${run.error}: ${run.message ?? ''}`}`,
+        `  ${run.runId.padEnd(42)} ${run.status.padEnd(15)} ${run.startedAt}${run.error === null ? '' : `  ${run.error}: ${run.message ?? ''}`}`,
       );
+      if (run.state !== null) out.info(`      ${run.state}`);
+      for (const more of run.moreErrors) out.info(`      then ${more}`);
     }
-    out.info('Tables:');
+    out.info(
+      'Tables (rows: counted in the target table now; ~ an estimate; ledger: what the phase recorded):',
+    );
     for (const t of tables) {
+      const now = t.rows === null ? 'missing' : `${t.rowsExact ? '' : '~'}${count(t.rows)}`;
       out.info(
-        `  ${t.phase.padEnd(10)} ${t.table.padEnd(24)} ${t.status.padEnd(12)} ${count(t.rows).padStart(10)} rows  chunks ${t.chunks.validated}/${t.chunks.total}${t.chunks.failed > 0 ? ` (${t.chunks.failed} failed)` : ''}  quarantined ${count(t.quarantined)}`,
+        `  ${t.phase.padEnd(10)} ${t.table.padEnd(24)} ${t.status.padEnd(12)} ${now.padStart(10)} rows (ledger ${count(t.ledgerRows)})  chunks ${t.chunks.validated}/${t.chunks.total}${t.chunks.changing > 0 ? ` (${t.chunks.changing} changing)` : ''}${t.chunks.failed > 0 ? ` (${t.chunks.failed} failed)` : ''}  quarantined ${count(t.quarantined)}`,
       );
     }
-    return { code: 0, json: { status: 'OK', alarms, runs, tables } };
+    return { code: 0, json: { status: 'OK', alarms, lock, runs, tables } };
   } finally {
     await deps.close();
   }

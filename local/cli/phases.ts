@@ -6,6 +6,7 @@ import { InputError } from '../../lambdas/core/errors.ts';
 import { DEFAULT_POLL_SECONDS, runOnAws } from '../aws-run.ts';
 import { type PhaseRun, type RunPhaseOptions, runPhase } from '../run-phase.ts';
 import { assertNoAlarm } from './alarm.ts';
+import { explainRun, INPUT_ERRORS } from './outcome.ts';
 import { count, type Output } from './output.ts';
 import { progressPrinter } from './progress.ts';
 
@@ -16,8 +17,8 @@ export type LocalPhase = (typeof LOCAL_PHASES)[number];
 export { ROLLBACK_PHASES } from '../../lambdas/registry.ts';
 
 export interface PhaseOutcome {
-  /** The CLI's exit code: 0 done, 1 failed (or, for assess, blocked). */
-  readonly code: 0 | 1;
+  /** The CLI's exit code: 0 done, 1 failed (or, for assess, blocked), 2 refused for bad input or config. */
+  readonly code: 0 | 1 | 2;
   /** The one JSON object `--json` prints. */
   readonly json: Record<string, unknown>;
 }
@@ -29,27 +30,34 @@ export function parsePhase(raw: string | undefined, allowed: readonly string[], 
   return raw;
 }
 
-function failure(run: PhaseRun, out: Output, title: string): PhaseOutcome {
+/** A failed execution, told as the ledger has it: what happened to its run, what is left, what to do. */
+async function failure(
+  loaded: LoadedConfig,
+  cwd: string,
+  run: PhaseRun,
+  out: Output,
+  phase: string,
+): Promise<PhaseOutcome> {
   out.info(
-    `${title} ${run.status === 'FAILED' ? 'failed' : run.status.toLowerCase()}: ${run.error ?? ''}${run.cause ? `: ${run.cause}` : ''}`,
+    `${phase} ${run.status === 'FAILED' ? 'failed' : run.status.toLowerCase()}: ${run.error ?? ''}${run.cause ? `: ${run.cause}` : ''}`,
   );
-  out.info(
-    run.error === 'RunStopped'
-      ? 'Stopped by a rollback (npx shifu-migrate rollback, or an alarm): that rollback undoes this run; see it with npx shifu-migrate status.'
-      : run.rolledBack
-        ? 'Rolled back: what this run created was removed (the ledger, migration_ddl, records it).'
-        : 'Not rolled back: see the ledger (migration_runs, migration_ddl) and the event log.',
-  );
+  const outcome = await explainRun(loaded, cwd, phase, run);
+  for (const line of outcome.lines) out.info(line);
   out.info(`Event log: ${run.eventLog}`);
+  const input =
+    INPUT_ERRORS.has(run.error ?? '') && (outcome.run === null || outcome.run.status === 'refused');
   return {
-    code: 1,
+    code: input ? 2 : 1,
     json: {
       status: run.status,
       stateMachine: run.stateMachine,
       executionId: run.executionId,
       error: run.error,
       cause: run.cause,
-      rolledBack: run.rolledBack,
+      rolledBack: outcome.rolledBack,
+      run: outcome.run,
+      ...(outcome.left === null ? {} : { left: outcome.left }),
+      ...(outcome.ledgerError === null ? {} : { ledgerError: outcome.ledgerError }),
       eventLog: run.eventLog,
     },
   };
@@ -91,7 +99,7 @@ export async function runPhaseCommand(
     cwd,
     watch: (d) => progressPrinter(out, d),
   });
-  if (run.status !== 'SUCCEEDED') return failure(run, out, phase);
+  if (run.status !== 'SUCCEEDED') return failure(loaded, cwd, run, out, phase);
   if (phase === 'assess') return assessOutcome(loaded, run, out, cwd);
   if (phase === 'data') {
     const data = run.output as {
@@ -100,11 +108,16 @@ export async function runPhaseCommand(
       chunks: number;
       rows: number;
       quarantined: number;
+      changing: number;
     };
     out.info(
-      `Data copied (${data.runId}): ${count(data.rows)} rows of ${data.tables} tables in ${count(data.chunks)} chunks, every chunk validated ` +
+      `Data copied (${data.runId}): ${count(data.rows)} rows of ${data.tables} tables in ${count(data.chunks)} chunks, every chunk ${data.changing > 0 ? 'compared' : 'validated'} ` +
         `(count and checksum), tenant isolation verified; ${count(data.quarantined)} rows in migration_quarantine.`,
     );
+    if (data.changing > 0)
+      out.info(
+        `${count(data.changing)} chunks held rows the source was still writing when they were compared: they are marked changing, and the sync phase (or another run data once writes stop) brings them level.`,
+      );
     return {
       code: 0,
       json: { status: run.status, executionId: run.executionId, ...data, eventLog: run.eventLog },
@@ -173,9 +186,33 @@ export async function runRollbackCommand(
     cwd,
     watch: (d) => progressPrinter(out, d),
   });
-  if (run.status !== 'SUCCEEDED') return failure(run, out, 'rollback');
+  if (run.status !== 'SUCCEEDED') {
+    out.info(`rollback failed: ${run.error ?? ''}${run.cause ? `: ${run.cause}` : ''}`);
+    out.info(
+      run.error === 'RunLocked'
+        ? 'Not rolled back: nothing was changed. Wait for the holder to end, or name what to undo.'
+        : run.error === 'TableHoldsData'
+          ? 'Not rolled back: refused, nothing was changed. Roll back the data phase first (npx shifu-migrate rollback --phase data), then foundation.'
+          : run.error === 'RollbackIncomplete'
+            ? 'NOT rolled back completely: the message above says what is left; fix the cause, then run npx shifu-migrate rollback again.'
+            : 'Not rolled back: see npx shifu-migrate status, and run npx shifu-migrate rollback again once the cause is fixed.',
+    );
+    out.info(`Event log: ${run.eventLog}`);
+    return {
+      code: 1,
+      json: {
+        status: run.status,
+        executionId: run.executionId,
+        error: run.error,
+        cause: run.cause,
+        rolledBack: false,
+        eventLog: run.eventLog,
+      },
+    };
+  }
   const output = run.output as {
     phase: string | null;
+    rolledBack?: boolean;
     rollbackRunId?: string;
     undone?: number;
     stoppedRuns?: string[];
@@ -184,11 +221,13 @@ export async function runRollbackCommand(
     out.info(
       'Nothing to roll back: no phase is in flight or failed half-way. To undo a finished phase, name it: rollback --phase data (or foundation).',
     );
+  } else if (output.rolledBack !== true) {
+    out.info(`Nothing of ${output.phase} was recorded to roll back (${output.rollbackRunId}).`);
   } else {
     const stopped = output.stoppedRuns ?? [];
     out.info(
-      `Rolled back ${output.phase}: ${count(output.undone ?? 0)} ${output.phase === 'data' ? 'rows deleted from the target' : 'objects removed'} (${output.rollbackRunId}); ` +
-        `${stopped.length > 0 ? `stopped ${stopped.join(', ')}; ` : ''}the ledger keeps the record.`,
+      `Rolled back ${output.phase}: ${count(output.undone ?? 0)} ${output.phase === 'data' ? 'rows deleted from the target, the migrated tables are empty' : 'objects removed'} (${output.rollbackRunId}); ` +
+        `${stopped.length > 0 ? `runs ${stopped.join(', ')} undone; ` : ''}the ledger keeps the record.`,
     );
   }
   return {

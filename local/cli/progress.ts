@@ -9,6 +9,19 @@ function detail(input: unknown): string {
   return typeof payload.table === 'string' ? ` ${payload.table}` : '';
 }
 
+/** "Resuming data run X at chunk k of n …" when a start resumed a run (Start Data's output says so). */
+function resumedRun(state: string, output: unknown): string | null {
+  if (!/^Start /.test(state) || typeof output !== 'object' || output === null) return null;
+  const run = (output as { run?: { runId?: unknown; resumed?: unknown } }).run;
+  const resumed = run?.resumed as
+    | { chunksDone?: number; chunksTotal?: number; tablesPlanned?: number; tookOverFrom?: string | null }
+    | null
+    | undefined;
+  if (resumed === null || resumed === undefined || typeof run?.runId !== 'string') return null;
+  const from = resumed.tookOverFrom ? `; the lock was taken over from ${resumed.tookOverFrom}` : '';
+  return `Resuming ${run.runId} at chunk ${(resumed.chunksDone ?? 0).toLocaleString('en-US')} of ${(resumed.chunksTotal ?? 0).toLocaleString('en-US')} planned so far (${resumed.tablesPlanned ?? 0} tables planned)${from}`;
+}
+
 /**
  * Turns execution events into what a person watching wants: each top-level state as it starts, Map
  * progress (done / total), retries, and failures with their error. On a terminal the Map line updates in place.
@@ -21,6 +34,8 @@ export function progressPrinter(out: Output, definition: LoadedDefinition): (eve
   return (event) => {
     switch (event.type) {
       case 'StateExited': {
+        const started = resumedRun(event.state.name, event.state.output);
+        if (started !== null) out.info(`${clock()}    ${started}`);
         const output = event.state.output as { rows?: unknown; skipped?: unknown } | undefined;
         if (event.state.name === 'Copy Chunk' && typeof output?.rows === 'number' && output.skipped !== true)
           rows += output.rows;

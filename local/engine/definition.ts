@@ -18,6 +18,8 @@ export interface Retrier {
   readonly ErrorEquals: readonly string[];
   readonly MaxAttempts?: number;
   readonly IntervalSeconds?: number;
+  readonly BackoffRate?: number;
+  readonly MaxDelaySeconds?: number;
 }
 export interface Catcher {
   readonly ErrorEquals: readonly string[];

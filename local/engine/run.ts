@@ -28,10 +28,16 @@ export interface RunOptions {
   readonly input: unknown;
   readonly invoke: Invoke;
   /**
-   * Multiplies Wait durations and Retry intervals: local runs need not sleep as long as AWS would.
+   * Multiplies Wait durations: local runs need not sleep as long as AWS would.
    * @default 0.01
    */
   readonly timeScale?: number;
+  /**
+   * Multiplies Retry pauses, which back off as on AWS (IntervalSeconds × BackoffRate^n, capped by
+   * MaxDelaySeconds); never below a second per retry unless 0, so a restarting server is waited for.
+   * @default 0.2, or 0 when timeScale is 0
+   */
+  readonly retryScale?: number;
   readonly onEvent?: (event: ExecutionEvent) => void;
 }
 
@@ -54,6 +60,7 @@ export function runLocal(options: RunOptions): {
   const { definition } = options;
   const executionId = randomUUID();
   const scale = options.timeScale ?? 0.01;
+  const retryScale = options.retryScale ?? (scale === 0 ? 0 : 0.2);
   const execution = new AbortController();
   const mapSignals = new Map<string, AbortController>();
   const failedMaps = new Set<string>();
@@ -80,7 +87,12 @@ export function runLocal(options: RunOptions): {
       failMap(outer, error);
   };
 
-  // Decides, before the engine sees the error, whether this attempt is the iteration's last.
+  const retryIntervalOverrides: Record<string, number[]> = {};
+  /**
+   * Decides, before the engine sees the error, whether this attempt is the iteration's last, and sets the pause
+   * before the next one: the engine's interval overrides do not back off by themselves, so the backoff is
+   * computed here, per state and payload.
+   */
   const isFinal = (state: string, attemptKey: string, error: Error): boolean => {
     const task = definition.tasks.get(state);
     if (task === undefined) return true;
@@ -89,7 +101,17 @@ export function runLocal(options: RunOptions): {
       const key = `${attemptKey}\u0000${index}`;
       const attempts = (failures.get(key) ?? 0) + 1;
       failures.set(key, attempts);
-      if (attempts <= (task.retry[index]?.MaxAttempts ?? 3)) return false;
+      const retrier = task.retry[index];
+      if (retrier !== undefined && attempts <= (retrier.MaxAttempts ?? 3)) {
+        const seconds = Math.min(
+          (retrier.IntervalSeconds ?? 1) * (retrier.BackoffRate ?? 2) ** (attempts - 1),
+          retrier.MaxDelaySeconds ?? Number.POSITIVE_INFINITY,
+        );
+        const pauses = retryIntervalOverrides[state] ?? [];
+        pauses[index] = retryScale === 0 ? 0 : Math.max(1000, Math.round(seconds * 1000 * retryScale));
+        retryIntervalOverrides[state] = pauses;
+        return false;
+      }
     }
     return !task.catch.some((c) => matches(c.ErrorEquals, error.name, true));
   };
@@ -117,11 +139,8 @@ export function runLocal(options: RunOptions): {
       } catch (error) {
         const e = error instanceof Error ? error : new Error(String(error));
         const innermost = task.maps[0];
-        if (
-          innermost !== undefined &&
-          isFinal(task.name, `${task.name}\u0000${JSON.stringify(params.Payload)}`, e)
-        )
-          failMap(innermost, e);
+        const final = isFinal(task.name, `${task.name}\u0000${JSON.stringify(params.Payload)}`, e);
+        if (innermost !== undefined && final) failMap(innermost, e);
         throw e;
       } finally {
         for (const m of task.maps) inFlight.set(m, (inFlight.get(m) ?? 1) - 1);
@@ -137,9 +156,10 @@ export function runLocal(options: RunOptions): {
     const seconds = Number((findState(definition.definition, wait) as { Seconds?: number }).Seconds ?? 1);
     waitTimeOverrides[wait] = Math.round(seconds * 1000 * scale);
   }
-  const retryIntervalOverrides: Record<string, number[]> = {};
   for (const [state, retriers] of definition.retryable) {
-    retryIntervalOverrides[state] = retriers.map((r) => Math.round((r.IntervalSeconds ?? 1) * 1000 * scale));
+    retryIntervalOverrides[state] = retriers.map((r) =>
+      retryScale === 0 ? 0 : Math.max(1000, Math.round((r.IntervalSeconds ?? 1) * 1000 * retryScale)),
+    );
   }
 
   // The ASL files ship with the package and test/infra/statemachines.test.ts validates each one with

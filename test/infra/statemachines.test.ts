@@ -132,11 +132,44 @@ describe.each(machines)('state machine $name', ({ name, definition }) => {
     const path = errorPath(definition, all?.Next ?? '');
     expect(definition.States[path.at(-1) ?? '']?.Type).toBe('Fail');
     const throughRollback = path.some((s) => /^Roll Back/.test(s));
-    if (ROLE[name] === 'rolls back' && !/^Roll Back/.test(task)) {
+    // The start refuses before it writes (and closes a run it recorded); leaving a run resumable undoes nothing.
+    const undoesNothing = /^(Start |Leave Run Resumable$)/.test(task);
+    if (ROLE[name] === 'rolls back' && !/^Roll Back/.test(task) && !undoesNothing) {
       expect(throughRollback, `path ${path.join(' → ')} passes through the rollback`).toBe(true);
     } else {
-      // Read-only machines, the rollback machine, and a rollback step itself fail straight away.
+      // Read-only machines, the rollback machine, a rollback step itself, a start and an interrupt fail straight away.
       expect(throughRollback, `path ${path.join(' → ')}`).toBe(false);
+    }
+  });
+});
+
+describe('phase machines: which failures roll back', () => {
+  const phase = (name: string) => machines.find((m) => m.name === name)?.definition as Machine;
+  it.each([
+    'data',
+    'foundation',
+  ])('%s: a stopped run goes to the rollback that stopped it, a taken-over one ends, anything else rolls back', (name) => {
+    const machine = phase(name);
+    for (const state of Object.values(machine.States).filter((s) => s.Type !== 'Fail' && s.Catch)) {
+      const targets = Object.fromEntries((state.Catch ?? []).map((c) => [c.ErrorEquals.join(','), c.Next]));
+      // The start and the interrupt end straight away: they undo nothing, and close their run themselves.
+      if (/ Not Started$| Interrupted$/.test(targets['States.ALL'] ?? '')) continue;
+      expect(targets.RunStopped).toBe('Stopped By Rollback');
+      expect(targets.LockLost).toBe('Taken Over');
+    }
+  });
+
+  it('data: an error that may pass leaves the run resumable instead of undoing the copy', () => {
+    const machine = phase('data');
+    for (const name of ['Copy Levels', 'Finish Tables', 'Finish Data']) {
+      const resumable = machine.States[name]?.Catch?.find((c) =>
+        c.ErrorEquals.includes('TransientDatabaseError'),
+      );
+      expect(resumable?.ErrorEquals).toEqual(
+        expect.arrayContaining(['DatabaseUnreachable', 'States.Timeout', 'Lambda.Unknown']),
+      );
+      expect(resumable?.Next).toBe('Leave Run Resumable');
+      expect(errorPath(machine, 'Leave Run Resumable').at(-1)).toBe('Data Interrupted');
     }
   });
 });

@@ -209,7 +209,8 @@ describe('foundation', () => {
     expect(run.code).toBe(1);
     expect(run.json).toMatchObject({ status: 'FAILED', error: 'SchemaDrift', rolledBack: true });
     expect(String(run.json.cause)).toMatch(/target table shifu_outlines exists with other columns/);
-    expect(run.stderr).toMatch(/Rolled back: what this run created was removed/);
+    expect(run.stderr).toMatch(/Rolled back \(foundation-\S+\): every object this run created was removed/);
+    expect(run.json).toMatchObject({ run: { status: 'rolled_back', error: { name: 'SchemaDrift' } } });
     expect(await snapshot(target)).toEqual(before);
     expect(await server.query(`SELECT id, note FROM ${qualified(target, 'keep_me')}`)).toEqual([
       { id: 1, note: 'mine' },

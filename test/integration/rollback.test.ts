@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qualified } from '../../lambdas/core/identifiers.ts';
@@ -181,26 +181,49 @@ describe('rollback of the phase in flight', () => {
     expect(await count(target, 'tenant_tenants')).toBeGreaterThan(0);
   });
 
-  it('leaves a run another rollback is stopping to that rollback, unless the phase is named', async () => {
+  it('refuses a second rollback while one is alive, and finishes one that died after stopping its run', async () => {
     const target = `${source.name}_twice`;
     const dir = workspace(target);
     expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
     expect((await cli(['run', 'data'], dir)).code).toBe(0);
-    // As a rollback that died after stopping the run would leave it.
+    const [run] = await server.query(
+      `SELECT run_id FROM ${qualified(target, 'migration_runs')} WHERE phase = 'data'`,
+    );
+    // As a rollback under way leaves it: the run stopping, the lock held by that rollback, alive (this process).
     await server.execute(
       `UPDATE ${qualified(target, 'migration_runs')} SET status = 'stopping' WHERE phase = 'data'`,
     );
+    await server.execute(
+      `INSERT INTO ${qualified(target, 'migration_lock')} (name, run_id, phase, kind, owner, acquired_at, heartbeat_at)
+       VALUES ('target', 'rollback-20261201T000000Z-aaaaaa', 'data', 'rollback', ?, CURRENT_TIMESTAMP(3), CURRENT_TIMESTAMP(3))`,
+      [`local:${hostname()}:${process.pid}:alive`],
+    );
     const second = await cli(['rollback'], dir);
-    expect(second.json).toMatchObject({ status: 'SUCCEEDED', phase: null });
+    expect(second.code).toBe(1);
+    expect(second.json).toMatchObject({ status: 'FAILED', error: 'RunLocked', rolledBack: false });
+    expect(String(second.json.cause)).toMatch(
+      /a rollback of data rollback-20261201T000000Z-aaaaaa \(local process \d+/,
+    );
+    expect(second.stderr).toMatch(/Not rolled back: nothing was changed/);
     // A new run would race the rollback's deletes: refused, naming the way out.
     const racing = await cli(['run', 'data'], dir);
     expect(racing.code).toBe(1);
     expect(racing.json).toMatchObject({ status: 'FAILED', error: 'RollbackInProgress' });
     expect(String(racing.json.cause)).toMatch(/rollback --phase data/);
     expect(await count(target, 'user_users')).toBeGreaterThan(0);
-    const named = await cli(['rollback', '--phase', 'data'], dir);
-    expect(named.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data' });
-    expect(named.json.stoppedRuns).toHaveLength(1);
+    // The rollback dies (its process is gone): the next rollback, phase named or not, finds the run and finishes.
+    await server.execute(`UPDATE ${qualified(target, 'migration_lock')} SET owner = ?`, [
+      `local:${hostname()}:999999999:gone`,
+    ]);
+    const finished = await cli(['rollback'], dir);
+    expect(finished.code, finished.stderr).toBe(0);
+    expect(finished.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data', rolledBack: true });
+    expect(finished.json.stoppedRuns).toEqual([run?.run_id]);
     for (const t of TABLES) expect(await count(target, t), t).toBe(0);
+    const [after] = await server.query(
+      `SELECT status FROM ${qualified(target, 'migration_runs')} WHERE run_id = ?`,
+      [run?.run_id ?? ''],
+    );
+    expect(after).toEqual({ status: 'rolled_back' });
   });
 });

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data';
 import {
   DescribeExecutionCommand,
   GetExecutionHistoryCommand,
@@ -15,6 +16,7 @@ import { demoConfig } from '../../local/demo/config.ts';
 import { runCli } from '../support/cli.ts';
 
 const sfn = mockClient(SFNClient);
+const rdsData = mockClient(RDSDataClient);
 const account = '123456789012';
 const machine = (name: string) => `arn:aws:states:eu-west-1:${account}:stateMachine:Phases${name}0A1B2C3D`;
 const executionArn = (name: string) =>
@@ -84,6 +86,7 @@ function scriptHistory(batches: HistoryEvent[][], pageSize: number): void {
 
 beforeEach(() => {
   sfn.reset();
+  rdsData.reset();
   nextId = 1;
 });
 
@@ -158,8 +161,31 @@ describe('the CLI on AWS', () => {
     expect(run.stderr).toMatch(/✓ succeeded/);
   });
 
-  it('exits 1 when the execution fails, saying that its rollback ran', async () => {
+  it('exits 1 when the execution fails, saying that its rollback ran as the ledger records it', async () => {
     const dir = workspace();
+    // The ledger, read through the Data API after the execution ended: the run's row says rolled_back.
+    rdsData.on(ExecuteStatementCommand).callsFake((input: { sql?: string }) => {
+      if (/information_schema\.TABLES/.test(input.sql ?? ''))
+        return { records: [[{ longValue: 1 }]], columnMetadata: [{ label: 'found', typeName: 'BIGINT' }] };
+      if (/FROM migration_runs WHERE execution_id = :p1 AND phase = :p2/.test(input.sql ?? '')) {
+        const row: [string, string | null][] = [
+          ['run_id', 'data-20261124T100000Z-abcdef'],
+          ['phase', 'data'],
+          ['status', 'rolled_back'],
+          ['started_at', '2026-11-24 10:00:00.000'],
+          ['finished_at', '2026-11-24 10:05:00.000'],
+          ['execution_id', executionArn('data')],
+          ['error_name', 'ChunkChecksumMismatch'],
+          ['error_message', 'shifu_users chunk 3 differs'],
+          ['more_errors', null],
+        ];
+        return {
+          records: [row.map(([, v]) => (v === null ? { isNull: true } : { stringValue: v }))],
+          columnMetadata: row.map(([label]) => ({ label, typeName: 'VARCHAR' })),
+        };
+      }
+      throw new Error(`unexpected statement ${input.sql}`);
+    });
     sfn.on(StartExecutionCommand).resolves({ executionArn: executionArn('data') });
     scriptHistory(
       [
@@ -192,7 +218,9 @@ describe('the CLI on AWS', () => {
       cause: 'shifu_users chunk 3 differs',
       rolledBack: true,
       executionId: executionArn('data'),
+      run: { runId: 'data-20261124T100000Z-abcdef', status: 'rolled_back' },
     });
+    expect(run.stderr).toMatch(/Rolled back \(data-20261124T100000Z-abcdef\)/);
   });
 
   it('starts the rollback with the phase named, or with none to find the phase in flight', async () => {

@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { InputError } from '../errors.ts';
 import { type DatabaseUrl, parseDatabaseUrl } from '../sql/url.ts';
@@ -48,6 +48,11 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
     label = options.file ?? DEFAULT_CONFIG_FILE;
     if (!existsSync(path)) {
       throw new InputError(`config file ${label} not found (looked at ${path}): check the --config path`);
+    }
+    if (statSync(path).isDirectory()) {
+      throw new InputError(
+        `${options.file === undefined ? DEFAULT_CONFIG_FILE : `--config ${label}`} is a directory (${path}): name the config file itself, e.g. --config ${join(label, DEFAULT_CONFIG_FILE)}`,
+      );
     }
     raw = parseJson(readFileSync(path, 'utf8'), label);
     origin = { kind: 'file', path };

@@ -87,11 +87,23 @@ export const KeysRule = z
   })
   .meta({ description: 'Explicit lists of keys per tenant.' });
 
+export const WhenNotUnique = z
+  .union([
+    z.enum(['highestKey', 'lowestKey']),
+    z.strictObject({ newest: identifier('column') }),
+    z.strictObject({ oldest: identifier('column') }),
+  ])
+  .meta({
+    description:
+      'Which row gives the tenant when several rows of the referenced table share the key (AI-Shifu re-registers users under an existing user_bid): { "newest": "<column>" } the largest value of that column (ties: the highest primary key), { "oldest": "<column>" } the smallest (ties: the lowest primary key), "highestKey" or "lowestKey" by primary key. Rows whose column is NULL come last. Default: { "newest": "updated_at" } when the referenced table has updated_at, else "highestKey".',
+  });
+
 export const ReferenceRule = z
   .strictObject({
     by: z.literal('reference'),
     column: identifier('column'),
     references: z.strictObject({ table: identifier('table'), column: identifier('column') }),
+    whenNotUnique: WhenNotUnique.optional(),
   })
   .meta({
     description:
@@ -154,6 +166,10 @@ export const Chunking = z.strictObject({
     .max(64)
     .default(4)
     .meta({ description: 'Chunks copied at the same time (the Map state’s MaxConcurrency).' }),
+  recheckDelaySeconds: z.number().min(0).max(600).default(5).meta({
+    description:
+      'A chunk that still differs after a re-copy (its source rows are being written) is looked at again after this long: rows that changed in between are left to the sync phase; rows that did not change and still differ fail the phase.',
+  }),
   copyPath: z.enum(['auto', 'server', 'client']).default('auto').meta({
     description:
       'How chunks are copied: server = INSERT … SELECT on the server (source and target on one server); client = rows read in keyset pages and written with multi-row upserts; auto = server when it can, else client.',
@@ -219,7 +235,12 @@ export const ConfigSchema = z
     tables: z
       .record(identifier('table'), TableRules)
       .meta({ description: 'Per table of the source: global, tenant rules, or exclude.' }),
-    chunking: Chunking.default({ rowsPerChunk: 5_000, maxConcurrency: 4, copyPath: 'auto' }),
+    chunking: Chunking.default({
+      rowsPerChunk: 5_000,
+      maxConcurrency: 4,
+      recheckDelaySeconds: 5,
+      copyPath: 'auto',
+    }),
     aws: Aws.optional().meta({
       description: 'The deployed stack: AWS mode of the CLI, and alarms that roll back.',
     }),
@@ -310,6 +331,8 @@ export type ConfigInput = z.input<typeof ConfigSchema>;
 /** The config after validation, defaults filled in. */
 export type Config = z.output<typeof ConfigSchema>;
 export type TenantRuleConfig = z.output<typeof TenantRule>;
+export type ReferenceRuleConfig = z.output<typeof ReferenceRule>;
+export type WhenNotUniqueConfig = z.output<typeof WhenNotUnique>;
 export type TableRulesConfig = z.output<typeof TableRules>;
 
 /** The tenant rules of a table as a list (a single rule is a list of one). */

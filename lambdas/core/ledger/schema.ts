@@ -13,6 +13,7 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   error_name VARCHAR(100) NULL,
   error_message TEXT NULL,
   execution_id VARCHAR(255) NULL,
+  more_errors TEXT NULL,
   PRIMARY KEY (run_id),
   KEY idx_phase_status (phase, status)`,
   },
@@ -61,6 +62,7 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   target_checksum VARCHAR(40) NULL,
   status VARCHAR(20) NOT NULL DEFAULT 'planned',
   attempts INT NOT NULL DEFAULT 0,
+  changing_rows INT NOT NULL DEFAULT 0,
   updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
   PRIMARY KEY (run_id, table_name, chunk_no),
   KEY idx_table_status (table_name, status)`,
@@ -96,6 +98,17 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   UNIQUE KEY uk_table_key (table_name, row_key)`,
   },
   {
+    name: 'migration_lock',
+    body: `name VARCHAR(20) NOT NULL,
+  run_id VARCHAR(64) NOT NULL,
+  phase VARCHAR(20) NOT NULL,
+  kind VARCHAR(20) NOT NULL,
+  owner VARCHAR(255) NOT NULL,
+  acquired_at DATETIME(3) NOT NULL,
+  heartbeat_at DATETIME(3) NOT NULL,
+  PRIMARY KEY (name)`,
+  },
+  {
     name: 'migration_alarms',
     body: `name VARCHAR(255) NOT NULL,
   state VARCHAR(20) NOT NULL,
@@ -113,7 +126,11 @@ export const LEDGER_COLUMNS: readonly {
   readonly table: string;
   readonly column: string;
   readonly definition: string;
-}[] = [{ table: 'migration_runs', column: 'execution_id', definition: 'VARCHAR(255) NULL' }];
+}[] = [
+  { table: 'migration_runs', column: 'execution_id', definition: 'VARCHAR(255) NULL' },
+  { table: 'migration_runs', column: 'more_errors', definition: 'TEXT NULL' },
+  { table: 'migration_chunks', column: 'changing_rows', definition: 'INT NOT NULL DEFAULT 0' },
+];
 
 /** Tables of the multi-tenant model that foundation creates (DESIGN.md §4), apart from migrated tables. */
 export const TENANT_TABLES: readonly { readonly name: string; readonly body: string }[] = [

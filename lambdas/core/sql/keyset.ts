@@ -95,3 +95,22 @@ export async function* readKeyset(session: SqlSession, read: KeysetRead): AsyncG
     after = read.key.map((k) => last[k] ?? null);
   }
 }
+
+/**
+ * A key tuple as the ledger stores it (a JSON array: chunk bounds, quarantined row keys), with integers beyond
+ * 2^53 kept as their exact digits instead of the nearest double. Servers compare such a string with a BIGINT
+ * column exactly.
+ */
+export function parseKeyTuple(text: string): (string | number)[] {
+  const parsed: unknown = JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
+    typeof value === 'number' &&
+    !Number.isSafeInteger(value) &&
+    context?.source !== undefined &&
+    /^-?\d+$/.test(context.source)
+      ? context.source
+      : value,
+  );
+  if (!Array.isArray(parsed) || parsed.some((v) => typeof v !== 'string' && typeof v !== 'number'))
+    throw new TypeError(`not a key tuple: ${text.slice(0, 100)}`);
+  return parsed as (string | number)[];
+}

@@ -1,5 +1,12 @@
+import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
-import { DatabaseError, DatabaseUnreachable, TransientDatabaseError } from '../errors.ts';
+import {
+  DatabaseAccessDenied,
+  DatabaseError,
+  DatabaseUnreachable,
+  InvalidDatabaseUrl,
+  TransientDatabaseError,
+} from '../errors.ts';
 import type { ExecResult, Row, SqlClient, SqlParam, SqlSession } from './port.ts';
 import { isTypedParam } from './port.ts';
 import type { MysqlUrl } from './url.ts';
@@ -17,6 +24,14 @@ export interface MysqlClientOptions {
    * @default 4 MiB
    */
   readonly maxStatementBytes?: number;
+  /** Which database this is, for errors people read ("the source database refused the login"). */
+  readonly label?: 'source' | 'target';
+  /**
+   * Every connection is made read-only at the server (`SET SESSION TRANSACTION READ ONLY`): a write fails there,
+   * whatever the SQL. The source is opened so.
+   * @default false
+   */
+  readonly readOnly?: boolean;
 }
 
 // mysql2 error codes that mean "try again": the statement did not take effect, or the link broke.
@@ -30,6 +45,25 @@ const TRANSIENT_CODES = new Set([
   'ER_CON_COUNT_ERROR',
   'ER_SERVER_SHUTDOWN',
   'ER_QUERY_INTERRUPTED',
+  'ER_CONNECTION_KILLED',
+  'ER_NET_READ_ERROR',
+  'ER_NET_READ_INTERRUPTED',
+  'ER_NET_WRITE_INTERRUPTED',
+  'ER_NET_ERROR_ON_WRITE',
+  'ER_CLIENT_INTERACTION_TIMEOUT',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR',
+  'PROTOCOL_ENQUEUE_AFTER_QUIT',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+]);
+// mysql2 errors without a code that mean the same: the connection broke under the statement.
+const TRANSIENT_MESSAGES =
+  /can't add new command when connection is in closed state|connection lost|server closed the connection/i;
+const ACCESS_DENIED = new Set([
+  'ER_ACCESS_DENIED_ERROR',
+  'ER_DBACCESS_DENIED_ERROR',
+  'ER_ACCESS_DENIED_NO_PASSWORD_ERROR',
 ]);
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN']);
 
@@ -39,7 +73,7 @@ interface DriverError {
   message?: unknown;
 }
 
-function mapError(error: unknown, url: string, sql?: string): Error {
+function mapError(error: unknown, url: string, sql?: string, label?: string): Error {
   const e = (typeof error === 'object' && error !== null ? error : {}) as DriverError;
   // mysql2 keeps the statement with its values spliced in: rows must not reach logs through an error's cause.
   if ('sql' in e) delete (e as { sql?: unknown }).sql;
@@ -52,8 +86,16 @@ function mapError(error: unknown, url: string, sql?: string): Error {
         : String(error);
   if (code !== undefined && UNREACHABLE_CODES.has(code))
     return new DatabaseUnreachable(url, { cause: error });
+  if (code !== undefined && ACCESS_DENIED.has(code)) {
+    const which = label === undefined ? 'the database' : `the ${label} database`;
+    const field = label === undefined ? 'its URL' : `${label}.url (or ${label.toUpperCase()}_DATABASE_URL)`;
+    return new DatabaseAccessDenied(
+      `${which} at ${url} refused the login: ${text}. Check the user, password and grants in ${field}`,
+      { cause: error },
+    );
+  }
   const where = sql === undefined ? '' : ` in: ${sql.length > 160 ? `${sql.slice(0, 160)}…` : sql}`;
-  if (code !== undefined && TRANSIENT_CODES.has(code)) {
+  if ((code !== undefined && TRANSIENT_CODES.has(code)) || TRANSIENT_MESSAGES.test(text)) {
     return new TransientDatabaseError(`${text}${where}`, code, { cause: error });
   }
   return new DatabaseError(`${text}${where}`, code, { cause: error });
@@ -85,7 +127,7 @@ function toExecResult(result: unknown): ExecResult {
 
 type Queryable = Pick<mysql.PoolConnection, 'query' | 'execute'>;
 
-function session(conn: Queryable, url: string): SqlSession {
+function session(conn: Queryable, url: string, label?: string): SqlSession {
   const run = async (sql: string, params: readonly SqlParam[] = [], prepared = false): Promise<unknown> => {
     try {
       const values = params.map(toDriverParam);
@@ -93,7 +135,7 @@ function session(conn: Queryable, url: string): SqlSession {
       const [result] = prepared ? await conn.execute({ sql, values }) : await conn.query({ sql, values });
       return result;
     } catch (error) {
-      throw mapError(error, url, sql);
+      throw mapError(error, url, sql, label);
     }
   };
   return {
@@ -110,6 +152,25 @@ const SESSION_SETUP = [
   "SET time_zone = '+00:00'",
   "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',NO_BACKSLASH_ESCAPES,', ','))",
 ];
+// MySQL 8 and MariaDB both refuse every write, DDL included, in a read-only session (ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION).
+const READ_ONLY = 'SET SESSION TRANSACTION READ ONLY';
+
+function tlsOptions(
+  tls: NonNullable<MysqlUrl['tls']>,
+  raw: string,
+): { ca?: Buffer; rejectUnauthorized: boolean } {
+  let ca: Buffer | undefined;
+  if (tls.caFile !== undefined) {
+    try {
+      ca = readFileSync(tls.caFile);
+    } catch (error) {
+      throw new InvalidDatabaseUrl(
+        `ssl-ca=${tls.caFile} in ${redactUrl(raw)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): name the CA bundle file`,
+      );
+    }
+  }
+  return { ...(ca === undefined ? {} : { ca }), rejectUnauthorized: tls.verify };
+}
 
 /** Opens a pooled mysql2 client. Connections are made lazily, on first use. */
 export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {}): SqlClient {
@@ -120,6 +181,7 @@ export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {
     user: url.user,
     ...(url.password === undefined ? {} : { password: url.password }),
     database: url.database,
+    ...(url.tls === undefined ? {} : { ssl: tlsOptions(url.tls, url.raw) }),
     connectionLimit: options.connectionLimit ?? 4,
     charset: 'utf8mb4_unicode_ci',
     timezone: 'Z',
@@ -139,21 +201,23 @@ export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {
     maxPreparedStatements: 16,
   });
   const ready = new WeakSet<object>();
+  const setup = options.readOnly ? [...SESSION_SETUP, READ_ONLY] : SESSION_SETUP;
+  const label = options.label;
 
   async function acquire(): Promise<mysql.PoolConnection> {
     let conn: mysql.PoolConnection;
     try {
       conn = await pool.getConnection();
     } catch (error) {
-      throw mapError(error, shown);
+      throw mapError(error, shown, undefined, label);
     }
     const core = conn.connection as object;
     if (!ready.has(core)) {
       try {
-        for (const statement of SESSION_SETUP) await conn.query(statement);
+        for (const statement of setup) await conn.query(statement);
       } catch (error) {
         conn.release();
-        throw mapError(error, shown);
+        throw mapError(error, shown, undefined, label);
       }
       ready.add(core);
     }
@@ -163,7 +227,7 @@ export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {
   async function withConnection<T>(work: (s: SqlSession) => Promise<T>): Promise<T> {
     const conn = await acquire();
     try {
-      return await work(session(conn, shown));
+      return await work(session(conn, shown, label));
     } finally {
       conn.release();
     }
@@ -175,12 +239,12 @@ export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {
       try {
         await conn.query(statement);
       } catch (error) {
-        throw mapError(error, shown, statement);
+        throw mapError(error, shown, statement, label);
       }
     };
     try {
       await control('START TRANSACTION');
-      const result = await work(session(conn, shown));
+      const result = await work(session(conn, shown, label));
       await control('COMMIT');
       return result;
     } catch (error) {

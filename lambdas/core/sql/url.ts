@@ -10,6 +10,12 @@ export interface MysqlUrl {
   readonly user: string;
   readonly password: string | undefined;
   readonly database: string;
+  /**
+   * TLS from the URL's query: `?ssl=true` (the certificate verified against Node's CAs, or `ssl-ca`),
+   * `?ssl=skip-verify` (encrypted, the certificate not verified), `?ssl-ca=/path/ca.pem` (a CA bundle file, e.g.
+   * the RDS one; implies ssl=true). Absent or `?ssl=false`: none.
+   */
+  readonly tls?: { readonly caFile: string | undefined; readonly verify: boolean };
 }
 
 /** `rdsdata://<cluster-arn>/<db>?secret=<secret-arn>`: the RDS Data API. */
@@ -39,6 +45,8 @@ export function parseDatabaseUrl(raw: string): DatabaseUrl {
   throw new InvalidDatabaseUrl(`unsupported database URL ${JSON.stringify(redactUrl(raw))}: ${FORMS}`);
 }
 
+const MYSQL_PARAMETERS = ['ssl', 'ssl-ca'];
+
 function parseMysql(raw: string): MysqlUrl {
   let url: URL;
   try {
@@ -57,6 +65,28 @@ function parseMysql(raw: string): MysqlUrl {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (host === '')
     throw new InvalidDatabaseUrl(`database URL ${JSON.stringify(redactUrl(raw))} names no host`);
+  const unknown = [...url.searchParams.keys()].filter((k) => !MYSQL_PARAMETERS.includes(k));
+  if (unknown.length > 0) {
+    throw new InvalidDatabaseUrl(
+      `database URL ${JSON.stringify(redactUrl(raw))} has parameters shifu-migrate does not know (${unknown.map((k) => JSON.stringify(k)).join(', ')}): mysql:// URLs take ?ssl=true, ?ssl=skip-verify and ?ssl-ca=<CA bundle file>`,
+    );
+  }
+  const ssl = url.searchParams.get('ssl');
+  const caFile = url.searchParams.get('ssl-ca') ?? undefined;
+  if (ssl !== null && !['true', 'false', 'skip-verify'].includes(ssl)) {
+    throw new InvalidDatabaseUrl(
+      `database URL ${JSON.stringify(redactUrl(raw))} has ssl=${JSON.stringify(ssl)}: use ssl=true (TLS, certificate verified), ssl=skip-verify (TLS, not verified) or ssl=false`,
+    );
+  }
+  if (caFile === '' || (caFile !== undefined && ssl === 'false')) {
+    throw new InvalidDatabaseUrl(
+      `database URL ${JSON.stringify(redactUrl(raw))}: ssl-ca must name a CA bundle file, and goes with TLS (not ssl=false)`,
+    );
+  }
+  const tls =
+    (ssl === null || ssl === 'false') && caFile === undefined
+      ? undefined
+      : { caFile, verify: ssl !== 'skip-verify' };
   return {
     kind: 'mysql',
     raw,
@@ -65,6 +95,7 @@ function parseMysql(raw: string): MysqlUrl {
     user: url.username === '' ? 'root' : decodeURIComponent(url.username),
     password: url.password === '' ? undefined : decodeURIComponent(url.password),
     database,
+    ...(tls === undefined ? {} : { tls }),
   };
 }
 
@@ -75,7 +106,14 @@ function parseDataApi(raw: string): DataApiUrl {
   const slash = path.lastIndexOf('/');
   const resourceArn = decodeURIComponent(slash === -1 ? path : path.slice(0, slash));
   const database = decodeURIComponent(slash === -1 ? '' : path.slice(slash + 1));
-  const secretArn = new URLSearchParams(query).get('secret') ?? '';
+  const parameters = new URLSearchParams(query);
+  const secretArn = parameters.get('secret') ?? '';
+  const unknown = [...parameters.keys()].filter((k) => k !== 'secret');
+  if (unknown.length > 0) {
+    throw new InvalidDatabaseUrl(
+      `rdsdata URL has parameters shifu-migrate does not know (${unknown.map((k) => JSON.stringify(k)).join(', ')}): it takes only ?secret=<secret-arn>`,
+    );
+  }
   const region = CLUSTER_ARN.exec(resourceArn)?.[1];
   if (region === undefined) {
     throw new InvalidDatabaseUrl(

@@ -1,4 +1,4 @@
-import type { Config, TenantRuleConfig } from '../config/schema.ts';
+import type { Config, ReferenceRuleConfig, TenantRuleConfig } from '../config/schema.ts';
 import { tenantRules } from '../config/schema.ts';
 import type { SqlValue } from '../sql/port.ts';
 
@@ -24,8 +24,11 @@ export function emailDomain(value: string): string | null {
   return trimSpaces(trimSpaces(value).split('@').at(-1) ?? '').toLowerCase();
 }
 
-/** Looks up the tenant of a referenced row already in the target (newest row when the key is not unique). */
-export type ReferenceLookup = (table: string, column: string, value: string) => string | undefined;
+/**
+ * Looks up the tenant of a referenced row already in the target (for a key that is not unique, the row the rule's
+ * `whenNotUnique` picks).
+ */
+export type ReferenceLookup = (rule: ReferenceRuleConfig, value: string) => string | undefined;
 
 function ruleTenant(
   rule: TenantRuleConfig,
@@ -56,7 +59,7 @@ function ruleTenant(
       for (const [tenant, keys] of Object.entries(rule.tenants)) if (keys.includes(text)) return tenant;
       return null;
     case 'reference':
-      return text === '' ? null : (lookup(rule.references.table, rule.references.column, text) ?? null);
+      return text === '' ? null : (lookup(rule, text) ?? null);
   }
 }
 

@@ -1,6 +1,12 @@
-import { type Config, type TableRulesConfig, type TenantRuleConfig, tenantRules } from '../config/schema.ts';
+import {
+  type Config,
+  type TableRulesConfig,
+  type TenantRuleConfig,
+  tenantRules,
+  type WhenNotUniqueConfig,
+} from '../config/schema.ts';
 import { ident, qualified } from '../identifiers.ts';
-import { isUniqueColumn } from '../schema/keys.ts';
+import { chunkKey, isUniqueColumn } from '../schema/keys.ts';
 import type { TableInfo } from '../schema/types.ts';
 import type { SqlParam } from '../sql/port.ts';
 
@@ -110,7 +116,7 @@ function ruleExpression(
       const parent = rule.references.table;
       const p = `p${depth + 1}`;
       const info = ctx.tables.get(parent);
-      const order = newestFirst(info, p, rule.references.column);
+      const order = pickOrder(info, p, rule.references.column, rule.whenNotUnique);
       const match = `${p}.${ident(rule.references.column, 'column')} = ${col}`;
       if (ctx.references?.kind === 'target') {
         // The parent's tenant as copied: one indexed lookup, and children share their parent's tenant by construction.
@@ -147,14 +153,31 @@ function ruleExpression(
 }
 
 /**
- * Where a referenced key is not unique (AI-Shifu's user_bid), the newest row wins: latest `updated_at`,
- * then the highest primary key.
+ * Where a referenced key is not unique (AI-Shifu's user_bid), the ORDER BY that puts the row deciding the tenant
+ * first, as the rule's `whenNotUnique` says: by default the newest `updated_at` (when the table has one), then the
+ * highest primary key. Rows whose ordering column is NULL come last. Every path that resolves a reference (the
+ * server-side copy, the client-side lookups, the isolation check, verify) orders with this one function.
  */
-export function newestFirst(table: TableInfo | undefined, alias: string, keyColumn: string): string {
+export function pickOrder(
+  table: TableInfo | undefined,
+  alias: string,
+  keyColumn: string,
+  choice?: WhenNotUniqueConfig,
+): string {
   if (table === undefined || isUniqueColumn(table, keyColumn)) return '';
-  const order: string[] = [];
-  if (table.columns.some((c) => c.name === 'updated_at')) order.push(`${alias}.${ident('updated_at')} DESC`);
-  for (const k of table.primaryKey ?? []) order.push(`${alias}.${ident(k)} DESC`);
+  const key = table.primaryKey ?? chunkKey(table) ?? [];
+  const byKey = (direction: 'ASC' | 'DESC') => key.map((k) => `${alias}.${ident(k)} ${direction}`);
+  const byColumn = (column: string, direction: 'ASC' | 'DESC') => {
+    const col = `${alias}.${ident(column, 'column')}`;
+    return [`${col} IS NULL`, `${col} ${direction}`, ...byKey(direction)];
+  };
+  let order: string[];
+  if (choice === 'highestKey') order = byKey('DESC');
+  else if (choice === 'lowestKey') order = byKey('ASC');
+  else if (choice !== undefined && 'newest' in choice) order = byColumn(choice.newest, 'DESC');
+  else if (choice !== undefined && 'oldest' in choice) order = byColumn(choice.oldest, 'ASC');
+  else if (table.columns.some((c) => c.name === 'updated_at')) order = byColumn('updated_at', 'DESC');
+  else order = byKey('DESC');
   return order.length === 0 ? '' : ` ORDER BY ${order.join(', ')}`;
 }
 

@@ -1,0 +1,167 @@
+import type { SqlSession } from '../sql/port.ts';
+import { str } from '../sql/rows.ts';
+import { acquireLock, describeHolder, type LockHolder, LockLost, RunLocked, releaseLock } from './lock.ts';
+import {
+  assertNoRollback,
+  ensureLedger,
+  findRuns,
+  newRunId,
+  type Phase,
+  type RunError,
+  type RunRecord,
+  RunStopped,
+  recordError,
+  setRunStatus,
+  startRun,
+} from './runs.ts';
+
+/** How a run began: a new run, or one resumed (and from whom the lock was taken over, if anyone). */
+export interface RunStart {
+  readonly runId: string;
+  /** The run this start resumes (it was `running` without a live owner, or `interrupted`). */
+  readonly resumed: RunRecord | null;
+  /** The previous lock holder, when the lock was taken over from a stale one. */
+  readonly tookOver: LockHolder | null;
+}
+
+/**
+ * Begins a run of `phase` for `execution` under the run lock. A `resumable` phase resumes its newest run that is
+ * `interrupted`, or `running` with a stale owner (killed, machine lost); otherwise a new run starts. A live holder
+ * refuses the start ({@link RunLocked}, recorded as a `refused` run naming the holder). A stale holder's lock is
+ * taken over explicitly, and a run it left `running` becomes `interrupted`.
+ */
+export async function beginRun(
+  target: SqlSession,
+  phase: Phase,
+  execution: string,
+  options: { resumable: boolean },
+): Promise<RunStart> {
+  await ensureLedger(target);
+  await assertNoRollback(target, phase);
+  const [open] = options.resumable
+    ? await findRuns(target, "phase = ? AND status IN ('running', 'interrupted')", [phase], 1)
+    : [];
+  const runId = open?.runId ?? newRunId(phase);
+  let tookOver: LockHolder | null;
+  try {
+    ({ tookOver } = await acquireLock(target, { runId, phase, kind: 'run', owner: execution }));
+  } catch (error) {
+    if (error instanceof RunLocked) {
+      const refused = await startRun(target, phase, newRunId(phase), execution, 'refused');
+      await recordError(target, refused, { name: error.name, message: error.message });
+      await setRunStatus(target, refused, 'refused');
+    }
+    throw error;
+  }
+  try {
+    if (tookOver !== null && tookOver.runId !== runId) {
+      await setRunStatus(target, tookOver.runId, 'interrupted', {
+        from: ['running'],
+        error: {
+          name: 'RunAbandoned',
+          message: `${describeHolder(tookOver)} stopped (${tookOver.stale}); the lock was taken over by ${execution}`,
+        },
+      });
+    }
+    if (open === undefined) {
+      await startRun(target, phase, runId, execution);
+    } else {
+      const moved = await setRunStatus(target, runId, 'running', { from: ['running', 'interrupted'] });
+      if (!moved)
+        throw new RunStopped(
+          `run ${runId} changed state while it was being resumed: see npx shifu-migrate status`,
+        );
+      await target.execute('UPDATE migration_runs SET execution_id = ? WHERE run_id = ?', [execution, runId]);
+    }
+  } catch (error) {
+    await releaseLock(target, execution, runId);
+    throw error;
+  }
+  return { runId, resumed: open ?? null, tookOver };
+}
+
+/**
+ * Closes a run whose start failed before it did any work: a new run is `refused` (nothing to undo), a resumed one
+ * `interrupted` again (its earlier work stays, resumable); the error is recorded and the lock given up.
+ */
+export async function failStart(
+  target: SqlSession,
+  start: { runId: string; resumed: boolean },
+  execution: string,
+  error: unknown,
+): Promise<void> {
+  const e = error instanceof Error ? error : new Error(String(error));
+  await setRunStatus(target, start.runId, start.resumed ? 'interrupted' : 'refused', {
+    from: ['running'],
+    error: { name: e.name, message: e.message },
+  }).catch(() => undefined);
+  await releaseLock(target, execution, start.runId).catch(() => undefined);
+}
+
+/**
+ * Throws unless `runId` is `running` and `execution` holds the lock for it: called before a task starts work.
+ * {@link RunStopped} when a rollback stopped the run; {@link LockLost} when another execution took it over.
+ */
+export async function assertRunOwner(target: SqlSession, runId: string, execution: string): Promise<void> {
+  const [row] = await target.query(
+    `SELECT r.status, l.owner FROM migration_runs r
+       LEFT JOIN migration_lock l ON l.name = 'target' AND l.run_id = r.run_id
+      WHERE r.run_id = ?`,
+    [runId],
+  );
+  if (row === undefined) throw new RunStopped(`run ${runId} is not in the ledger`);
+  const status = str(row, 'status');
+  if (status !== 'running')
+    throw new RunStopped(`run ${runId} is ${status}: no new work starts (a rollback stopped it)`);
+  const owner = row.owner === null ? null : str(row, 'owner');
+  if (owner !== execution) {
+    throw new LockLost(
+      `run ${runId} is now worked on by ${owner ?? 'nobody'} (this execution's lock was taken over as stale): this execution stops`,
+    );
+  }
+}
+
+/**
+ * The phase's own rollback (its Catch) takes the run over from its work: `running` (or `failed`, `interrupted`)
+ * becomes `rolling_back` and the lock turns into a rollback lock, in one statement that also checks this
+ * execution still holds the lock for the run. A run a rollback state machine stopped is left to that rollback
+ * ({@link RunStopped}); a run another execution took over is left to it ({@link LockLost}).
+ */
+export async function beginOwnRollback(
+  target: SqlSession,
+  phase: Phase,
+  runId: string,
+  execution: string,
+  error: RunError | undefined,
+): Promise<void> {
+  if (error !== undefined) await recordError(target, runId, error);
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    const moved = await target.execute(
+      `UPDATE migration_runs r JOIN migration_lock l ON l.name = 'target' AND l.run_id = r.run_id AND l.owner = ?
+          SET r.status = 'rolling_back', r.finished_at = NULL, l.kind = 'rollback', l.heartbeat_at = CURRENT_TIMESTAMP(3)
+        WHERE r.run_id = ? AND r.status IN ('running', 'failed', 'interrupted')`,
+      [execution, runId],
+    );
+    if (moved.affectedRows > 0) return;
+    const [run] = await findRuns(target, 'run_id = ?', [runId], 1);
+    const [lock] = await target.query("SELECT owner FROM migration_lock WHERE name = 'target'");
+    if (run === undefined || !['running', 'failed', 'interrupted'].includes(run.status)) {
+      throw new RunStopped(
+        `run ${runId} is ${run?.status ?? 'unknown'}: ${run?.status === 'stopping' ? 'the rollback that stopped it undoes it' : 'this execution does not roll it back'}`,
+      );
+    }
+    if (lock !== undefined) {
+      throw new LockLost(
+        `run ${runId} is held by ${str(lock, 'owner')} now: this execution does not roll it back`,
+      );
+    }
+    // Nobody holds the lock (it went stale and was released): take it for the rollback and try again.
+    await acquireLock(target, { runId, phase, kind: 'run', owner: execution });
+  }
+  throw new LockLost(`run ${runId}: the lock could not be taken for its rollback`);
+}
+
+/** A rollback that could not remove everything: the message says what is left and how to finish it. */
+export class RollbackIncomplete extends Error {
+  override name = 'RollbackIncomplete';
+}

@@ -1,0 +1,162 @@
+import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
+import { openObjects } from '../../lambdas/core/ledger/ddl.ts';
+import { findRuns, type RunRecord, targetHasTable } from '../../lambdas/core/ledger/runs.ts';
+import { dataLeftovers, describeLeftovers } from '../../lambdas/data/finish.ts';
+import type { PhaseRun } from '../run-phase.ts';
+import { openDeps } from '../run-phase.ts';
+import { count } from './output.ts';
+
+/**
+ * What a phase execution did, read from the ledger after it ended: the CLI says "rolled back" only when the ledger
+ * says the rollback removed everything, and otherwise what is left and the command that finishes it.
+ */
+
+/** Errors of a refused start that are the operator's input (config, URLs, the source being the target): exit 2. */
+export const INPUT_ERRORS = new Set([
+  'InputError',
+  'InvalidTaskInput',
+  'InvalidIdentifier',
+  'InvalidDatabaseUrl',
+  'SourceIsTarget',
+  'ConfigMismatch',
+  'DatabaseAccessDenied',
+  'MigrationNotReady',
+]);
+
+export interface RunOutcome {
+  /** The run the execution worked on, as the ledger has it now; null when it recorded none. */
+  readonly run: RunRecord | null;
+  /** The lines that say what happened and what to do. */
+  readonly lines: string[];
+  /** Whether the ledger says the run's work was removed. */
+  readonly rolledBack: boolean;
+  /** What a failed rollback left: rows per table, indexes, foundation objects. */
+  readonly left: Record<string, unknown> | null;
+  /** Why the ledger could not be read, when it could not. */
+  readonly ledgerError: string | null;
+}
+
+/** Reads the ledger for the runs an execution recorded and says what they came to. */
+export async function explainRun(
+  loaded: LoadedConfig,
+  cwd: string,
+  phase: string,
+  run: PhaseRun,
+): Promise<RunOutcome> {
+  const deps = openDeps(loaded, cwd);
+  try {
+    const ledger = await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'migration_runs');
+    const [record] = ledger
+      ? await findRuns(deps.target, 'execution_id = ? AND phase = ?', [run.ledgerExecutionId, phase], 1)
+      : [];
+    if (record === undefined) {
+      return {
+        run: null,
+        rolledBack: false,
+        left: null,
+        ledgerError: null,
+        lines: [`Nothing was written: ${phase} stopped before it recorded a run (${run.error ?? 'error'}).`],
+      };
+    }
+    const first = record.error === null ? '' : `${record.error.name}: ${record.error.message}`;
+    const more = record.moreErrors.length > 0 ? ` Later: ${record.moreErrors.join(' | ')}` : '';
+    switch (record.status) {
+      case 'refused':
+        return {
+          run: record,
+          rolledBack: false,
+          left: null,
+          ledgerError: null,
+          lines: [`Refused, nothing written (${record.runId}): ${first}`],
+        };
+      case 'interrupted': {
+        const [chunks] =
+          phase === 'data'
+            ? await deps.target.query(
+                `SELECT COUNT(*) AS total, COALESCE(SUM(status IN ('copied', 'validated', 'changing')), 0) AS done
+                   FROM migration_chunks WHERE run_id = ?`,
+                [record.runId],
+              )
+            : [];
+        const where =
+          chunks === undefined
+            ? ''
+            : ` at chunk ${count(Number(chunks.done))} of ${count(Number(chunks.total))}`;
+        return {
+          run: record,
+          rolledBack: false,
+          left: null,
+          ledgerError: null,
+          lines: [
+            `Interrupted (${record.runId}) by an error that may pass: ${first}`,
+            `Nothing was undone: the run is resumable${where}. Fix the cause, then resume: npx shifu-migrate run ${phase}; or undo it: npx shifu-migrate rollback`,
+          ],
+        };
+      }
+      case 'rolled_back':
+        return {
+          run: record,
+          rolledBack: true,
+          left: null,
+          ledgerError: null,
+          lines: [
+            `Rolled back (${record.runId}): ${phase === 'data' ? 'what the data phase copied was removed, the migrated tables are empty again' : 'every object this run created was removed'} (the ledger records it). Cause: ${first}${more}`,
+          ],
+        };
+      case 'rollback_failed': {
+        const left =
+          phase === 'data'
+            ? await dataLeftovers({ ...deps, signal: new AbortController().signal }, [record.runId])
+            : { objects: (await openObjects(deps.target, { runId: record.runId })).length };
+        return {
+          run: record,
+          rolledBack: false,
+          left: { ...left },
+          ledgerError: null,
+          lines: [
+            `NOT rolled back (${record.runId}): the rollback stopped half-way.`,
+            `Cause: ${first}`,
+            ...record.moreErrors.map((e) => `Then: ${e}`),
+            phase === 'data'
+              ? `Left on the target: ${describeLeftovers(left as Awaited<ReturnType<typeof dataLeftovers>>)}.`
+              : `Left on the target: ${(left as { objects: number }).objects} objects (migration_ddl rows with rolled_back_at NULL).`,
+            'Fix the cause, then finish it: npx shifu-migrate rollback',
+          ],
+        };
+      }
+      case 'stopping':
+      case 'rolling_back':
+        return {
+          run: record,
+          rolledBack: false,
+          left: null,
+          ledgerError: null,
+          lines: [
+            `Stopped by a rollback (${record.runId} is ${record.status}): that rollback undoes this run; see it with npx shifu-migrate status. ${first}`,
+          ],
+        };
+      default:
+        return {
+          run: record,
+          rolledBack: false,
+          left: null,
+          ledgerError: null,
+          lines: [
+            `Run ${record.runId} is ${record.status}${first === '' ? '' : `: ${first}`}${run.error === 'LockLost' ? ' (another execution took it over and goes on with it)' : ''}. See npx shifu-migrate status.`,
+          ],
+        };
+    }
+  } catch (error) {
+    return {
+      run: null,
+      rolledBack: false,
+      left: null,
+      ledgerError: (error as Error).message,
+      lines: [
+        `The ledger could not be read (${(error as Error).message}), so whether anything was rolled back is not known here: see npx shifu-migrate status.`,
+      ],
+    };
+  } finally {
+    await deps.close();
+  }
+}
