@@ -1,13 +1,15 @@
 import { tenantRules } from '../core/config/schema.ts';
 import { DatabaseUnreachable } from '../core/errors.ts';
-import { ident, qualified } from '../core/identifiers.ts';
+import { ident, isSafeIdentifier, qualified } from '../core/identifiers.ts';
 import { newRunId } from '../core/ledger/runs.ts';
+import { configProblems } from '../core/preflight.ts';
 import { introspect, readServerInfo } from '../core/schema/introspect.ts';
 import { chunkKey, isUniqueColumn } from '../core/schema/keys.ts';
 import type { SchemaInfo } from '../core/schema/types.ts';
 import { num, scalarNumber, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { type RuleContext, referenceChain, tenantExpression } from '../core/tenant/sql.ts';
+import { duplicateKeyTenants } from './duplicates.ts';
 import { renderMarkdown } from './report.ts';
 import type {
   AssessInput,
@@ -64,7 +66,10 @@ export async function assessTable(deps: TaskDeps, runId: string, name: string): 
           : 'tenant';
   const problems: Problem[] = [];
   const factors: ComplexityFactor[] = [];
-  const rows = scalarNumber(await deps.source.query(`SELECT COUNT(*) AS n FROM ${qualified(db, name)}`));
+  // A name we will not quote is counted by the server's estimate, and blocks below (unsupported-name).
+  const rows = isSafeIdentifier(name)
+    ? scalarNumber(await deps.source.query(`SELECT COUNT(*) AS n FROM ${qualified(db, name)}`))
+    : info.rowsEstimate;
   const key = chunkKey(info);
   const tenants: Record<string, number> = {};
   let unmapped = 0;
@@ -114,43 +119,45 @@ export async function assessTable(deps: TaskDeps, runId: string, name: string): 
     }
   }
 
+  // What the config asks of the source that it lacks, for this table and every table its tenant comes through:
+  // blocking findings (foundation and data refuse to start on them), never a failed query.
+  const mismatches = mode === 'tenant' || mode === 'global' ? configProblems(config, schema) : [];
+  const ownProblems = mismatches.filter((p) => p.table === name);
+  const chainProblems = mismatches.filter((p) => chain.includes(p.table));
+  for (const problem of ownProblems) {
+    problems.push({
+      severity: 'blocking',
+      code: /does not handle/.test(problem.message) ? 'unsupported-name' : 'rule-column-missing',
+      table: name,
+      message: `${problem.path}: ${problem.message}`,
+    });
+  }
   if (mode === 'tenant' && rules !== undefined) {
-    const missing: string[] = [];
     for (const rule of tenantRules(rules)) {
-      if (rule.by === 'fixed') continue;
-      if (!info.columns.some((c) => c.name === rule.column)) missing.push(`${name}.${rule.column}`);
-      if (rule.by === 'reference') {
-        const parent = tables.get(rule.references.table);
-        if (parent === undefined) missing.push(rule.references.table);
-        else if (!parent.columns.some((c) => c.name === rule.references.column)) {
-          missing.push(`${rule.references.table}.${rule.references.column}`);
-        } else if (!parent.indexes.some((i) => i.columns[0] === rule.references.column)) {
-          problems.push({
-            severity: 'warning',
-            code: 'unindexed-reference',
-            table: name,
-            message: `${rule.references.table}.${rule.references.column} has no index: resolving ${name}'s tenant scans it for every row. Add an index on the source`,
-          });
-        }
+      if (rule.by !== 'reference') continue;
+      const parent = tables.get(rule.references.table);
+      if (
+        parent?.columns.some((c) => c.name === rule.references.column) &&
+        !parent.indexes.some((i) => i.columns[0] === rule.references.column)
+      ) {
+        problems.push({
+          severity: 'warning',
+          code: 'unindexed-reference',
+          table: name,
+          message: `${rule.references.table}.${rule.references.column} has no index: resolving ${name}'s tenant scans it for every row. Add an index on the source`,
+        });
       }
     }
-    // Columns the rules of the tables in the chain need, too: a chain is only as good as its links.
-    for (const link of chain) {
-      const linkInfo = tables.get(link);
-      const linkRules = config.tables[link];
-      if (linkInfo === undefined || linkRules === undefined) continue;
-      for (const rule of tenantRules(linkRules)) {
-        if (rule.by !== 'fixed' && !linkInfo.columns.some((c) => c.name === rule.column))
-          missing.push(`${link}.${rule.column}`);
-      }
-    }
-    if (missing.length > 0) {
+    if (chainProblems.length > 0) {
       problems.push({
         severity: 'blocking',
         code: 'rule-column-missing',
         table: name,
-        message: `the tenant rules of ${name} name what the source does not have: ${[...new Set(missing)].join(', ')}. Fix the config`,
+        message: `${name} takes its tenant through ${chain.join(' → ')}, whose rules do not fit the source: ${chainProblems.map((p) => p.path).join(', ')}. Fix the config`,
       });
+    }
+    if (ownProblems.length + chainProblems.length > 0) {
+      // Nothing to count: the rules cannot be evaluated.
     } else {
       const ctx: RuleContext = { config, database: db, tables };
       const expression = tenantExpression(ctx, name, 'a');
@@ -211,6 +218,8 @@ export async function assessTable(deps: TaskDeps, runId: string, name: string): 
         });
       }
     }
+    if (ownProblems.length + chainProblems.length === 0)
+      problems.push(...(await duplicateKeyTenants(deps, config, tables, info)));
     if (chain.length > 0)
       factors.push({ factor: `Tenant derived through ${chain.join(' → ')}`, points: chain.length });
     const nonUnique = [name, ...chain].flatMap((t) =>
@@ -222,7 +231,7 @@ export async function assessTable(deps: TaskDeps, runId: string, name: string): 
     );
     if (nonUnique.length > 0) {
       factors.push({
-        factor: `Referenced key ${nonUnique.join(', ')} is not unique: the newest row wins`,
+        factor: `Referenced key ${nonUnique.join(', ')} is not unique: the reference rule's whenNotUnique picks the row that decides`,
         points: 1,
       });
     }

@@ -3,8 +3,15 @@ import { parseKeyTuple } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import { str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { copyColumns, copyKey, runContext, tableInfo } from './context.ts';
-import type { Chunk } from './schema.ts';
+import {
+  type CopyJob,
+  copyColumns,
+  copyKey,
+  exactKeyValues,
+  type KeyBounds,
+  runContext,
+  tableInfo,
+} from './context.ts';
 
 export const formatChecksum = (c: Checksum) => `${c.rows}:${c.sum}`;
 
@@ -18,29 +25,33 @@ export interface QuarantinedKey {
  * Keys of a table's quarantined rows: they are in the source range but, on purpose, not in the target. Integers
  * beyond 2^53 keep every digit.
  */
-export async function quarantinedKeys(deps: TaskDeps, table: string): Promise<QuarantinedKey[]> {
+export async function quarantinedKeys(
+  deps: TaskDeps,
+  table: string,
+  job: Pick<CopyJob, 'info' | 'key'>,
+): Promise<QuarantinedKey[]> {
   const rows = await deps.target.query('SELECT row_key FROM migration_quarantine WHERE table_name = ?', [
     table,
   ]);
   return rows.map((r) => {
     const text = str(r, 'row_key');
-    return { text, values: parseKeyTuple(text) };
+    return { text, values: exactKeyValues(job.info, job.key, parseKeyTuple(text)) };
   });
 }
 
 /**
- * Whether a key may fall into a chunk: integer single keys are compared exactly; anything else is kept (a few
- * keys too many in a NOT IN, or checked once more, is harmless).
+ * Whether a key may fall into a chunk: integer single keys are compared exactly (bigints beyond 2^53 too);
+ * anything else is kept (a few keys too many in a NOT IN, or checked once more, is harmless).
  */
-export function mayBeInRange(chunk: Chunk, keyTuple: readonly SqlParam[]): boolean {
-  const [k] = keyTuple;
-  if (keyTuple.length !== 1 || (typeof k !== 'number' && !(typeof k === 'string' && /^-?\d+$/.test(k))))
-    return true;
-  const value = BigInt(k);
+export function mayBeInRange(chunk: KeyBounds, keyTuple: readonly SqlParam[]): boolean {
+  // Integer keys arrive as numbers or bigints (exactKeyValues); a string key is never judged here.
+  const integer = (v: SqlParam | undefined): bigint | undefined =>
+    typeof v === 'bigint' ? v : typeof v === 'number' && Number.isInteger(v) ? BigInt(v) : undefined;
+  const value = keyTuple.length === 1 ? integer(keyTuple[0]) : undefined;
+  if (value === undefined) return true;
   const after = chunk.after?.[0];
   const upTo = chunk.upTo?.[0];
-  const bound = (b: string | number | undefined) =>
-    b === undefined || (typeof b === 'string' && !/^-?\d+$/.test(b)) ? undefined : BigInt(b);
+  const bound = integer;
   const lo = bound(after);
   const hi = bound(upTo);
   return (lo === undefined || value > lo) && (hi === undefined || value <= hi);
@@ -51,7 +62,7 @@ export async function compareChunk(
   deps: TaskDeps,
   runId: string,
   table: string,
-  chunk: Chunk,
+  chunk: KeyBounds,
   quarantine: readonly QuarantinedKey[],
 ) {
   const context = await runContext(deps, runId);

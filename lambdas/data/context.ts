@@ -4,7 +4,7 @@ import { introspect } from '../core/schema/introspect.ts';
 import { chunkKey } from '../core/schema/keys.ts';
 import type { ColumnInfo, SchemaInfo, TableInfo } from '../core/schema/types.ts';
 import { parseKeyTuple } from '../core/sql/keyset.ts';
-import type { Row } from '../core/sql/port.ts';
+import type { Row, SqlParam } from '../core/sql/port.ts';
 import { str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import type { RuleContext } from '../core/tenant/sql.ts';
@@ -135,6 +135,40 @@ export function lookupColumns(config: Config, table: string): string[] {
 export function chunkFromRow(row: Row): Chunk {
   const bound = (field: string) => (row[field] === null ? null : parseKeyTuple(str(row, field)));
   return { n: Number(row.chunk_no), after: bound('key_from'), upTo: bound('key_to') };
+}
+
+/** A chunk's key bounds as SQL parameters: exact for every key type (see {@link exactKeyValues}). */
+export interface KeyBounds {
+  readonly n: number;
+  readonly after: readonly SqlParam[] | null;
+  readonly upTo: readonly SqlParam[] | null;
+}
+
+const INTEGER_TYPE = /int$/;
+
+/**
+ * Key values as parameters that compare exactly: an integer key value beyond 2^53 travels and is stored as its
+ * digits (JSON has no exact form for it), and a digit string compared with an integer column is compared as a
+ * double by MySQL; as a `bigint` parameter it is an exact integer literal (DECIMAL on the Data API).
+ */
+export function exactKeyValues(
+  info: TableInfo,
+  key: readonly string[],
+  values: readonly (string | number | SqlParam)[],
+): SqlParam[] {
+  return values.map((value, i) => {
+    const type = info.columns.find((c) => c.name === key[i])?.dataType ?? '';
+    return typeof value === 'string' && INTEGER_TYPE.test(type) && /^-?\d+$/.test(value)
+      ? BigInt(value)
+      : value;
+  });
+}
+
+/** A chunk's bounds with {@link exactKeyValues}. */
+export function exactBounds(job: Pick<CopyJob, 'info' | 'key'>, chunk: KeyBounds): KeyBounds {
+  const exact = (bound: readonly SqlParam[] | null) =>
+    bound === null ? null : exactKeyValues(job.info, job.key, bound as (string | number)[]);
+  return { n: chunk.n, after: exact(chunk.after), upTo: exact(chunk.upTo) };
 }
 
 /** What both copy paths need to know about the table they copy. */

@@ -16,6 +16,9 @@ import { compareChunk, formatChecksum, quarantinedKeys } from './compare.ts';
 import {
   type CopyJob,
   copyJob,
+  exactBounds,
+  exactKeyValues,
+  type KeyBounds,
   MAX_REMEMBERED_PARENTS,
   onUnmapped,
   type RunContext,
@@ -150,15 +153,16 @@ export async function copyChunk(
   const started = performance.now();
   const context = await runContext(deps, runId);
   const job = copyJob(context, table);
+  const bounds = exactBounds(job, chunk);
   let result: { rows: number; quarantined: number };
   try {
     result =
       path === 'server'
-        ? await copyServerSide(deps, context, table, mode, chunk, job, exact)
+        ? await copyServerSide(deps, context, table, mode, bounds, job, exact)
         : // One transaction per chunk: its rows and quarantine rows land together, and the redo log is
           // flushed once per chunk instead of once per statement.
           await deps.target.transaction((tx) =>
-            copyClientSide(deps, tx, context, table, mode, chunk, job, exact),
+            copyClientSide(deps, tx, context, table, mode, bounds, job, exact),
           );
   } catch (error) {
     // No longer in flight: a rollback waiting for `copying` chunks need not wait for this one.
@@ -179,8 +183,8 @@ export async function copyChunk(
     return { table, n: chunk.n, ...result, skipped: false, path };
   }
   // Compared at once: a chunk that differs is left 'copied' for Validate Table to copy again and judge.
-  const quarantine = mode === 'tenant' ? await quarantinedKeys(deps, table) : [];
-  const check = await compareChunk(deps, runId, table, chunk, quarantine);
+  const quarantine = mode === 'tenant' ? await quarantinedKeys(deps, table, job) : [];
+  const check = await compareChunk(deps, runId, table, bounds, quarantine);
   await recordChunk(deps, runId, table, chunk.n, result.rows, {
     source: formatChecksum(check.source),
     target: formatChecksum(check.target),
@@ -226,7 +230,7 @@ async function copyServerSide(
   context: RunContext,
   table: string,
   mode: 'tenant' | 'global',
-  chunk: Chunk,
+  chunk: KeyBounds,
   { info, key, columns }: CopyJob,
   exact: boolean,
 ): Promise<{ rows: number; quarantined: number }> {
@@ -270,7 +274,14 @@ async function copyServerSide(
           `DELETE FROM migration_quarantine WHERE table_name = ? AND row_key IN (SELECT ${rowKeySql(info, key, 'a')} FROM ${source} a WHERE ${range.sql})`,
           [table, ...range.params],
         );
-        await dropStaleQuarantine(deps, deps.target, info, key, chunk, await quarantinedKeys(deps, table));
+        await dropStaleQuarantine(
+          deps,
+          deps.target,
+          info,
+          key,
+          chunk,
+          await quarantinedKeys(deps, table, { info, key }),
+        );
       }
       const result = await deps.target.execute(
         `INSERT INTO ${qualified(deps.targetUrl.database, 'migration_quarantine')} (run_id, table_name, row_key, reason, row_data)
@@ -309,7 +320,7 @@ async function deleteGoneServerSide(
   deps: TaskDeps,
   table: string,
   key: readonly string[],
-  chunk: Chunk,
+  chunk: KeyBounds,
 ): Promise<void> {
   const t = rangeCondition(key, chunk, 't');
   const on = key.map((k) => `a.${ident(k)} = t.${ident(k)}`).join(' AND ');
@@ -325,7 +336,7 @@ async function countRange(
   deps: TaskDeps,
   table: string,
   key: readonly string[],
-  chunk: Chunk,
+  chunk: KeyBounds,
 ): Promise<number> {
   const range = rangeCondition(key, chunk, 'a');
   return scalarNumber(
@@ -434,7 +445,7 @@ async function copyClientSide(
   context: RunContext,
   table: string,
   mode: 'tenant' | 'global',
-  chunk: Chunk,
+  chunk: KeyBounds,
   { info, key, columns }: CopyJob,
   exact: boolean,
 ): Promise<{ rows: number; quarantined: number }> {
@@ -443,7 +454,7 @@ async function copyClientSide(
   const policy = onUnmapped(deps.config, table);
   // A re-copy: the keys copied, so that what the source no longer has can be removed after the last page.
   const kept = exact ? new Set<string>() : undefined;
-  const quarantine = exact && mode === 'tenant' ? await quarantinedKeys(deps, table) : [];
+  const quarantine = exact && mode === 'tenant' ? await quarantinedKeys(deps, table, { info, key }) : [];
   let rows = 0;
   let quarantined = 0;
   for await (const page of readKeyset(deps.source, {
@@ -454,6 +465,7 @@ async function copyClientSide(
     after: chunk.after ?? undefined,
     upTo: chunk.upTo ?? undefined,
     pageRows: Math.min(MAX_PAGE_ROWS, deps.config.chunking.rowsPerChunk),
+    boundOf: (values) => exactKeyValues(info, key, values),
   })) {
     if (deps.signal.aborted)
       throw new ChunkCancelled(`${table} chunk ${chunk.n} stopped: the run is stopping`);

@@ -5,7 +5,7 @@ import type { Row, SqlParam, SqlSession } from '../core/sql/port.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { asText } from '../core/tenant/rules.ts';
 import { mayBeInRange, type QuarantinedKey } from './compare.ts';
-import type { Chunk } from './schema.ts';
+import type { KeyBounds } from './context.ts';
 
 /**
  * A re-copy makes the target's range equal the source's, for a source that is written while it is copied
@@ -43,7 +43,7 @@ async function keysInRange(
   database: string,
   table: string,
   key: readonly string[],
-  chunk: Chunk,
+  chunk: KeyBounds,
 ): Promise<Row[]> {
   const range = rangeCondition(key, chunk, 'a');
   return session.query(
@@ -81,7 +81,7 @@ export async function deleteMissingFromSource(
   target: SqlSession,
   info: TableInfo,
   key: readonly string[],
-  chunk: Chunk,
+  chunk: KeyBounds,
   kept: ReadonlySet<string>,
 ): Promise<number> {
   const present = await keysInRange(target, deps.targetUrl.database, info.name, key, chunk);
@@ -101,7 +101,7 @@ export async function dropStaleQuarantine(
   target: SqlSession,
   info: TableInfo,
   key: readonly string[],
-  chunk: Chunk,
+  chunk: KeyBounds,
   quarantine: readonly QuarantinedKey[],
 ): Promise<void> {
   const candidates = quarantine.filter((q) => mayBeInRange(chunk, q.values));

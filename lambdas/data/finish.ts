@@ -3,9 +3,10 @@ import { releaseLock } from '../core/ledger/lock.ts';
 import { beginOwnRollback, RollbackIncomplete } from '../core/ledger/phase-run.ts';
 import { findRuns, nowText, setRunStatus, succeedRun, targetHasTable } from '../core/ledger/runs.ts';
 import { keyComparison, parseKeyTuple } from '../core/sql/keyset.ts';
+import type { SqlParam } from '../core/sql/port.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { copyKey, runContext, tableInfo } from './context.ts';
+import { copyKey, exactKeyValues, runContext, tableInfo } from './context.ts';
 import { rebuildIndexes } from './indexes.ts';
 import { planLevels } from './plan.ts';
 
@@ -152,18 +153,19 @@ async function emptyTable(deps: TaskDeps, runs: readonly string[], table: string
     // An empty table needs no range deletes (a second run's ranges, a rollback finished before).
     const [any] = await deps.target.query(`SELECT 1 AS found FROM ${target} LIMIT 1`);
     if (any !== undefined) {
-      const key = copyKey(tableInfo(await runContext(deps, runId), table));
+      const info = tableInfo(await runContext(deps, runId), table);
+      const key = copyKey(info);
       for (const chunk of chunks) {
         const parts: string[] = [];
-        const params: (string | number)[] = [];
+        const params: SqlParam[] = [];
         for (const [field, op] of [
           ['key_from', '>'],
           ['key_to', '<='],
         ] as const) {
           if (chunk[field] === null) continue;
-          const c = keyComparison(key, op, parseKeyTuple(str(chunk, field)));
+          const c = keyComparison(key, op, exactKeyValues(info, key, parseKeyTuple(str(chunk, field))));
           parts.push(`(${c.sql})`);
-          params.push(...(c.params as (string | number)[]));
+          params.push(...c.params);
         }
         const result = await deps.target.execute(
           `DELETE FROM ${target}${parts.length > 0 ? ` WHERE ${parts.join(' AND ')}` : ''}`,

@@ -9,7 +9,15 @@ import { keyComparison } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { chunkFromRow, copyKey, referenceRules, runContext, saveRunContext, tableInfo } from './context.ts';
+import {
+  chunkFromRow,
+  copyKey,
+  exactKeyValues,
+  referenceRules,
+  runContext,
+  saveRunContext,
+  tableInfo,
+} from './context.ts';
 import { DataNotReady } from './errors.ts';
 import { deferIndexes } from './indexes.ts';
 import type { Chunk, PlannedTable } from './schema.ts';
@@ -222,21 +230,24 @@ export async function planChunks(deps: TaskDeps, runId: string, table: string): 
     const [bounds] = await deps.source.query(
       `SELECT MIN(${ident(key[0] ?? '')}) AS lo, MAX(${ident(key[0] ?? '')}) AS hi FROM ${source}`,
     );
-    const lo = bounds?.lo === null || bounds === undefined ? null : Number(bounds.lo);
-    const hi = bounds?.hi === null || bounds === undefined ? null : Number(bounds.hi);
-    if (lo === null || hi === null || !Number.isSafeInteger(lo) || !Number.isSafeInteger(hi)) {
+    if (bounds === undefined || bounds.lo === null || bounds.hi === null) {
       chunks.push({ n: 0, after: null, upTo: null });
     } else {
-      const span = hi - lo + 1;
-      const density = Math.min(1, estimate / span);
-      let width = Math.max(1, Math.round(size / density));
-      if (span / width > MAX_CHUNKS) width = Math.ceil(span / MAX_CHUNKS);
-      const count = Math.max(1, Math.ceil(span / width));
+      // BigInt arithmetic: BIGINT keys beyond 2^53 keep every digit (stored as text where a number would round).
+      const lo = BigInt(String(bounds.lo));
+      const span = BigInt(String(bounds.hi)) - lo + 1n;
+      const density = Math.min(1, estimate / Number(span));
+      let width = BigInt(Math.max(1, Math.round(size / density)));
+      const cap = BigInt(MAX_CHUNKS);
+      if (span / width > cap) width = (span + cap - 1n) / cap;
+      const count = Number((span + width - 1n) / width);
+      const exact = (v: bigint): string | number =>
+        Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
       for (let i = 0; i < count; i += 1) {
         chunks.push({
           n: i,
-          after: i === 0 ? null : [lo - 1 + i * width],
-          upTo: i === count - 1 ? null : [lo - 1 + (i + 1) * width],
+          after: i === 0 ? null : [exact(lo - 1n + BigInt(i) * width)],
+          upTo: i === count - 1 ? null : [exact(lo - 1n + BigInt(i + 1) * width)],
         });
       }
     }
@@ -244,7 +255,7 @@ export async function planChunks(deps: TaskDeps, runId: string, table: string): 
     const order = key.map((k) => `${ident(k)} ASC`).join(', ');
     let after: SqlParam[] | null = null;
     for (let n = 0; ; n += 1) {
-      const lower = after === null ? undefined : keyComparison(key, '>', after);
+      const lower = after === null ? undefined : keyComparison(key, '>', exactKeyValues(info, key, after));
       const [boundary] = await deps.source.query(
         `SELECT ${key.map((k) => ident(k)).join(', ')} FROM ${source}${lower === undefined ? '' : ` WHERE ${lower.sql}`} ORDER BY ${order} LIMIT 1 OFFSET ?`,
         [...(lower?.params ?? []), size - 1],

@@ -5,7 +5,7 @@ import type { SqlSession } from '../core/sql/port.ts';
 import { str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { compareChunk, formatChecksum, quarantinedKeys } from './compare.ts';
-import { chunkFromRow, copyJob, runContext } from './context.ts';
+import { chunkFromRow, copyJob, exactBounds, type KeyBounds, runContext } from './context.ts';
 import { copyChunk } from './copy.ts';
 import { ChunkChecksumMismatch } from './errors.ts';
 import { rowKeyText } from './exact.ts';
@@ -15,9 +15,9 @@ import type { Chunk } from './schema.ts';
 type RowDiff = Map<string, { source: string | null; target: string | null }>;
 
 /** Row by row, the rows of a chunk that differ (quarantined rows, absent from the target on purpose, left out). */
-async function diffRows(deps: TaskDeps, runId: string, table: string, chunk: Chunk): Promise<RowDiff> {
+async function diffRows(deps: TaskDeps, runId: string, table: string, chunk: KeyBounds): Promise<RowDiff> {
   const { info, key, columns } = copyJob(await runContext(deps, runId), table);
-  const held = new Set((await quarantinedKeys(deps, table)).map((q) => q.text));
+  const held = new Set((await quarantinedKeys(deps, table, { info, key })).map((q) => q.text));
   const range = rangeCondition(key, chunk, 'a');
   const read = async (session: SqlSession, database: string) => {
     const rows = await session.query(
@@ -45,7 +45,7 @@ async function recordCheck(
   deps: TaskDeps,
   runId: string,
   table: string,
-  chunk: Chunk,
+  chunk: KeyBounds,
   status: 'validated' | 'changing' | 'mismatch',
   check: Awaited<ReturnType<typeof compareChunk>>,
   changingRows = 0,
@@ -80,21 +80,23 @@ export async function validateTable(
     'SELECT chunk_no, key_from, key_to, status, target_checksum FROM migration_chunks WHERE run_id = ? AND table_name = ? ORDER BY chunk_no',
     [runId, table],
   );
-  const quarantine = async () => (mode === 'tenant' ? quarantinedKeys(deps, table) : []);
+  const job = copyJob(await runContext(deps, runId), table);
+  const quarantine = async () => (mode === 'tenant' ? quarantinedKeys(deps, table, job) : []);
   let rows = 0;
   let recopied = 0;
   const unsettled: { chunk: Chunk; first: RowDiff }[] = [];
   for (const r of recorded) {
-    const chunk: Chunk = chunkFromRow(r);
+    const chunk = chunkFromRow(r);
     if (str(r, 'status') === 'validated') {
       rows += Number(str(r, 'target_checksum').split(':')[0]);
       continue;
     }
-    let result = await compareChunk(deps, runId, table, chunk, await quarantine());
+    const bounds = exactBounds(job, chunk);
+    let result = await compareChunk(deps, runId, table, bounds, await quarantine());
     if (!result.equal) {
       recopied += 1;
       await copyChunk(deps, runId, execution, table, mode, chunk, { exact: true });
-      result = await compareChunk(deps, runId, table, chunk, await quarantine());
+      result = await compareChunk(deps, runId, table, bounds, await quarantine());
       if (result.equal) deps.metrics.put('data', { ChunksRecopied: 1 });
     }
     if (result.equal) {
@@ -102,15 +104,16 @@ export async function validateTable(
       rows += result.target.rows;
       continue;
     }
-    unsettled.push({ chunk, first: await diffRows(deps, runId, table, chunk) });
+    unsettled.push({ chunk, first: await diffRows(deps, runId, table, bounds) });
   }
   let changing = 0;
   if (unsettled.length > 0) {
     await sleep(deps.config.chunking.recheckDelaySeconds * 1000, undefined, { signal: deps.signal });
     for (const { chunk, first } of unsettled) {
       await copyChunk(deps, runId, execution, table, mode, chunk, { exact: true });
-      const second = await diffRows(deps, runId, table, chunk);
-      const result = await compareChunk(deps, runId, table, chunk, await quarantine());
+      const bounds = exactBounds(job, chunk);
+      const second = await diffRows(deps, runId, table, bounds);
+      const result = await compareChunk(deps, runId, table, bounds, await quarantine());
       const stable = [...second].filter(([k, now]) => {
         const before = first.get(k);
         return before !== undefined && before.source === now.source;

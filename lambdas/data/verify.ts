@@ -57,7 +57,8 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
     const info = tableInfo(context, table);
     const key = copyKey(info);
     const columns = copyColumns(info);
-    const exclude = mode === 'tenant' ? (await quarantinedKeys(deps, table)).map((q) => q.values) : [];
+    const exclude =
+      mode === 'tenant' ? (await quarantinedKeys(deps, table, { info, key })).map((q) => q.values) : [];
     const whole = { after: null, upTo: null };
     const [source, target] = await Promise.all([
       rangeChecksum(deps.source, {

@@ -1,19 +1,13 @@
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { InputError } from '../../lambdas/core/errors.ts';
-import { ensureLedger, nowText, targetHasTable } from '../../lambdas/core/ledger/runs.ts';
-import type { SqlClient } from '../../lambdas/core/sql/port.ts';
-import { str } from '../../lambdas/core/sql/rows.ts';
+import { ensureLedger, nowText } from '../../lambdas/core/ledger/runs.ts';
 import { openDeps } from '../run-phase.ts';
 import type { Output } from './output.ts';
 import { type PhaseOutcome, runRollbackCommand } from './phases.ts';
+import { assertMayWrite, raisedAlarms } from './preflight.ts';
 
 /** CloudWatch's alarm names: 1–255 characters, no control characters. */
 const ALARM_NAME = /^[^\p{Cc}]{1,255}$/u;
-
-/** A phase does not start while an alarm is raised: the alarm's rollback would undo it. */
-export class AlarmRaised extends Error {
-  override name = 'AlarmRaised';
-}
 
 export function parseAlarmName(raw: string | undefined): string {
   if (raw === undefined) throw new InputError('name the alarm: shifu-migrate alarm raise|clear <name>');
@@ -22,39 +16,6 @@ export function parseAlarmName(raw: string | undefined): string {
       `alarm name ${JSON.stringify(raw)} is not valid: 1–255 characters, no control characters, no leading or trailing spaces`,
     );
   return raw;
-}
-
-/** The alarms in state ALARM, oldest first; none when there is no ledger yet. */
-export async function raisedAlarms(
-  deps: { target: SqlClient; targetServer: SqlClient },
-  database: string,
-): Promise<{ name: string; reason: string; changedAt: string }[]> {
-  if (!(await targetHasTable(deps.targetServer, database, 'migration_alarms'))) return [];
-  const rows = await deps.target.query(
-    "SELECT name, reason, changed_at FROM migration_alarms WHERE state = 'ALARM' ORDER BY changed_at, name",
-  );
-  return rows.map((r) => ({
-    name: str(r, 'name'),
-    reason: str(r, 'reason'),
-    changedAt: str(r, 'changed_at'),
-  }));
-}
-
-/** Refuses to start a phase while an alarm is raised, naming it and how to clear it. */
-export async function assertNoAlarm(loaded: LoadedConfig, cwd: string): Promise<void> {
-  const deps = openDeps(loaded, cwd);
-  try {
-    const raised = await raisedAlarms(deps, loaded.targetUrl.database);
-    if (raised.length > 0) {
-      const names = raised.map((a) => a.name);
-      throw new AlarmRaised(
-        `alarm ${names.map((n) => JSON.stringify(n)).join(', ')} is raised (since ${raised[0]?.changedAt} UTC${raised[0]?.reason ? `: ${raised[0].reason}` : ''}); ` +
-          `find the cause, then clear it: npx shifu-migrate alarm clear ${JSON.stringify(names[0])}`,
-      );
-    }
-  } finally {
-    await deps.close();
-  }
 }
 
 /**
@@ -69,6 +30,7 @@ export async function runAlarmRaise(
   out: Output,
   cwd: string,
 ): Promise<PhaseOutcome> {
+  await assertMayWrite(loaded, cwd, { alarms: false });
   const deps = openDeps(loaded, cwd);
   try {
     const database = await deps.targetServer.query(

@@ -5,9 +5,9 @@ import { findRuns, targetHasTable } from '../../lambdas/core/ledger/runs.ts';
 import { num, scalarNumber, str } from '../../lambdas/core/sql/rows.ts';
 import { verifyTarget } from '../../lambdas/data/verify.ts';
 import { openDeps } from '../run-phase.ts';
-import { raisedAlarms } from './alarm.ts';
 import { count, type Output } from './output.ts';
 import type { PhaseOutcome } from './phases.ts';
+import { raisedAlarms } from './preflight.ts';
 
 /** `verify`: read-only integrity and tenant isolation; exit 1 when anything differs. */
 export async function runVerifyCommand(

@@ -5,9 +5,9 @@ import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { InputError } from '../../lambdas/core/errors.ts';
 import { DEFAULT_POLL_SECONDS, runOnAws } from '../aws-run.ts';
 import { type PhaseRun, type RunPhaseOptions, runPhase } from '../run-phase.ts';
-import { assertNoAlarm } from './alarm.ts';
 import { explainRun, INPUT_ERRORS } from './outcome.ts';
 import { count, type Output } from './output.ts';
+import { assertMayWrite } from './preflight.ts';
 import { progressPrinter } from './progress.ts';
 
 /** Phases that run locally today, in the order a migration takes them. */
@@ -85,8 +85,9 @@ export async function runPhaseCommand(
   run_: Runner = runPhase,
 ): Promise<PhaseOutcome> {
   const aws = isAwsMode(loaded);
-  // Assess only reads; a phase that writes waits until every raised (local) alarm is cleared.
-  if (phase !== 'assess' && !aws) await assertNoAlarm(loaded, cwd);
+  // Assess only reads; a phase that writes refuses a target that is the source, and waits until every raised
+  // (local) alarm is cleared.
+  if (phase !== 'assess' && !aws) await assertMayWrite(loaded, cwd, { alarms: true });
   out.info(
     aws
       ? `Starting ${phase} on AWS (${loaded.config.aws?.stateMachines?.[phase]})`
@@ -155,9 +156,9 @@ async function assessOutcome(
   for (const problem of report?.problems ?? []) {
     if (problem.severity === 'blocking') out.info(`  blocking: ${problem.message}`);
   }
-  for (const problem of (report?.problems ?? []).filter((p) => p.severity === 'warning').slice(0, 10)) {
-    out.info(`  warning: ${problem.message}`);
-  }
+  const warnings = (report?.problems ?? []).filter((p) => p.severity === 'warning');
+  for (const problem of warnings.slice(0, 10)) out.info(`  warning: ${problem.message}`);
+  if (warnings.length > 10) out.info(`  … and ${warnings.length - 10} more warnings: see the report`);
   out.info(`Report: ${join(archive.location, output.reportMarkdown)}`);
   return {
     code: output.ready ? 0 : 1,
@@ -176,6 +177,7 @@ export async function runRollbackCommand(
   cwd: string,
   run_: Runner = runPhase,
 ): Promise<PhaseOutcome> {
+  if (!isAwsMode(loaded)) await assertMayWrite(loaded, cwd, { alarms: false });
   out.info(
     `Rolling back ${request.phase ?? 'the phase in flight or failed half-way'} on ${loaded.targetUrl.database}${request.alarm === undefined ? '' : ` (alarm ${request.alarm})`}`,
   );

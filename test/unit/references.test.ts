@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { findBusinessKey, inferReferences, singular } from '../../lambdas/core/schema/references.ts';
+import {
+  findBusinessKey,
+  inferReferences,
+  ownIdentityNames,
+  singular,
+} from '../../lambdas/core/schema/references.ts';
 import type { ColumnInfo, IndexInfo, TableInfo } from '../../lambdas/core/schema/types.ts';
 
 function column(name: string, position: number): ColumnInfo {
@@ -118,5 +123,20 @@ describe('business keys and inferred references', () => {
     expect(ambiguous).toEqual([
       { fromTable: 'order_orders', fromColumn: 'shifu_bid', candidates: ['shifu_shifus', 'draft_shifus'] },
     ]);
+  });
+
+  it("never reports a table's own identity column as a reference to another table", () => {
+    // progress_record_bid ends like study_records' record_bid, but it names the progress record itself (and is
+    // not even unique here, so the business key finder cannot tell).
+    const tables = [
+      table('study_records', ['record_bid', 'user_bid'], [unique('record_bid')]),
+      table('learn_progress_records', ['progress_record_bid', 'record_bid'], [unique('record_bid')]),
+    ];
+    const { references } = inferReferences(tables);
+    expect(references.map((r) => `${r.fromTable}.${r.fromColumn}→${r.toTable}`)).toEqual([]);
+    const own = ownIdentityNames('learn_progress_records');
+    for (const name of ['learn_progress_record_bid', 'progress_record_bid', 'record_bid'])
+      expect(own.has(name), name).toBe(true);
+    expect(own.has('user_bid')).toBe(false);
   });
 });

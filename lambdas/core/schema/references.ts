@@ -51,6 +51,24 @@ export function findBusinessKey(
 }
 
 /**
+ * The names a table's own identity column may have: `<singular of the last words of its name>_bid`, for every
+ * run of last words (`learn_progress_records` → `record_bid`, `progress_record_bid`, `learn_progress_record_bid`).
+ * Such a column identifies the row itself; it never points at another table, even when another table's key is a
+ * suffix of it (`progress_record_bid` ends like `study_records.record_bid`).
+ */
+export function ownIdentityNames(table: string): Set<string> {
+  const words = table.split('_');
+  const last = words.at(-1) ?? table;
+  const singulars = [...new Set([singular(last), last.replace(/s$/, ''), last])];
+  const names = new Set<string>();
+  for (let i = 0; i < words.length; i += 1) {
+    const head = words.slice(i, -1);
+    for (const s of singulars) names.add(`${[...head, s].join('_')}_bid`);
+  }
+  return names;
+}
+
+/**
  * Links every `*_bid` column to the table whose business key it names: the same name (`user_bid` →
  * `user_users.user_bid`) or a qualified one (`created_user_bid` → `user_users.user_bid`). A name that fits
  * the keys of several tables is reported as ambiguous rather than guessed; the config settles it.
@@ -78,9 +96,10 @@ export function inferReferences(tables: readonly TableInfo[]): {
       });
     }
     const declared = new Set(table.foreignKeys.flatMap((fk) => fk.columns));
+    const own = ownIdentityNames(table.name);
     for (const column of table.columns) {
       if (!BID.test(column.name) || declared.has(column.name)) continue;
-      if (table.businessKey?.column === column.name) continue;
+      if (table.businessKey?.column === column.name || own.has(column.name)) continue;
       const matches = keyed.filter((t) => {
         const key = t.businessKey?.column ?? '';
         return t.name !== table.name && (column.name === key || column.name.endsWith(`_${key}`));

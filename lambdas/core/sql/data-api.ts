@@ -67,7 +67,9 @@ const TIMESTAMP_HINT_FORMAT = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,3})
 function toSqlParameter(name: string, param: SqlParam): SqlParameter {
   if (param === null) return { name, value: { isNull: true } };
   if (typeof param === 'boolean') return { name, value: { booleanValue: param } };
-  if (typeof param === 'bigint') return { name, value: { stringValue: param.toString() } };
+  // DECIMAL keeps every digit in comparisons with integer columns (a plain string compares as a double on MySQL).
+  if (typeof param === 'bigint')
+    return { name, value: { stringValue: param.toString() }, typeHint: 'DECIMAL' };
   if (typeof param === 'number') {
     if (!Number.isFinite(param)) throw new DatabaseError(`cannot send ${param} as a SQL parameter`);
     return Number.isSafeInteger(param)

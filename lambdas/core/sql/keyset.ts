@@ -48,6 +48,11 @@ export interface KeysetRead {
   readonly upTo?: readonly SqlParam[] | undefined;
   /** Rows per page to start with. */
   readonly pageRows: number;
+  /**
+   * Turns the last row's key values into the next page's bound (e.g. an integer key beyond 2^53, which arrives
+   * as its digits, into a bigint that compares exactly). As they are when omitted.
+   */
+  readonly boundOf?: (values: SqlParam[]) => SqlParam[];
 }
 
 /**
@@ -92,7 +97,8 @@ export async function* readKeyset(session: SqlSession, read: KeysetRead): AsyncG
     if (rows.length < pageRows) return;
     const last = rows[rows.length - 1];
     if (last === undefined) return;
-    after = read.key.map((k) => last[k] ?? null);
+    const values = read.key.map((k) => last[k] ?? null);
+    after = read.boundOf === undefined ? values : read.boundOf(values);
   }
 }
 

@@ -103,7 +103,9 @@ function mapError(error: unknown, url: string, sql?: string, label?: string): Er
 
 // mysql2 escapes values itself (client-side prepared statements); we pass them separately, never in SQL text.
 function toDriverParam(param: SqlParam): unknown {
-  if (typeof param === 'bigint') return param.toString();
+  // mysql2 sends a bigint as an integer literal (text) or LONGLONG (binary): exact beyond 2^53, where a digit
+  // string compared with an integer column is compared as a double by MySQL.
+  if (typeof param === 'bigint') return param;
   if (typeof param === 'boolean') return param ? 1 : 0;
   if (param instanceof Uint8Array && !Buffer.isBuffer(param)) return Buffer.from(param);
   if (param !== null && typeof param === 'object' && !Buffer.isBuffer(param) && isTypedParam(param)) {
