@@ -6,7 +6,9 @@ import { keyComparison, parseKeyTuple } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { copyKey, exactKeyValues, runContext, tableInfo } from './context.ts';
+import { quarantinedKeys } from './compare.ts';
+import { copyJob, copyKey, exactKeyValues, runContext, tableInfo } from './context.ts';
+import { dropStaleQuarantine } from './exact.ts';
 import { rebuildIndexes } from './indexes.ts';
 import { planLevels } from './plan.ts';
 
@@ -27,6 +29,21 @@ export async function finishData(deps: TaskDeps, runId: string, execution: strin
        ON DUPLICATE KEY UPDATE watermark = VALUES(watermark), last_run_id = VALUES(last_run_id), last_run_at = VALUES(last_run_at)`,
       [str(row, 'table_name'), startedAt, runId, nowText()],
     );
+  }
+  // Quarantine entries of rows the source has deleted since they were held (a live source) hold nothing.
+  const context = await runContext(deps, runId);
+  for (const row of totals) {
+    const job = copyJob(context, str(row, 'table_name'));
+    const held = await quarantinedKeys(deps, job.info.name, job);
+    if (held.length > 0)
+      await dropStaleQuarantine(
+        deps,
+        deps.target,
+        job.info,
+        job.key,
+        { n: 0, after: null, upTo: null },
+        held,
+      );
   }
   const quarantined = await deps.target.query(
     'SELECT COUNT(*) AS n FROM migration_quarantine WHERE run_id = ?',
@@ -263,10 +280,15 @@ export async function rollbackData(
       ],
       // The watermarks said where sync would start from the copy: with the copy gone, so are they.
       ['sync watermarks', () => deps.target.execute('DELETE FROM migration_sync_watermarks')],
-      ...runs.map((runId): [string, () => Promise<unknown>] => [
-        `indexes of ${runId}`,
-        () => rebuildIndexes(deps, runId),
-      ]),
+      // Table by table: a table that is missing does not keep the others' indexes from coming back.
+      ...runs.flatMap((runId) =>
+        order
+          .filter((table) => present.has(table))
+          .map((table): [string, () => Promise<unknown>] => [
+            `indexes of ${table}`,
+            () => rebuildIndexes(deps, runId, table),
+          ]),
+      ),
     ];
     if (runs.length === 0) cleanups.shift();
     for (const [what, work] of cleanups) {
@@ -280,7 +302,7 @@ export async function rollbackData(
     const rollbackRunId = request.kind === 'phase' ? request.rollbackRunId : null;
     if (failures.length > 0 || left.tables.length > 0 || left.indexes.length > 0) {
       const incomplete = new RollbackIncomplete(
-        `the data rollback stopped half-way. Left on the target: ${describeLeftovers(left)}. What failed: ${failures.join('; ') || 'rows came back while it ran'}. Fix the cause (restore a renamed table, reconnect), then finish it: npx shifu-migrate rollback`,
+        `the data rollback stopped half-way: ${failures.map((f) => f.slice(0, 200)).join('; ') || 'rows came back while it ran'}. Left on the target: ${describeLeftovers(left)}. Fix the cause (restore a renamed table, reconnect), then finish it: npx shifu-migrate rollback`,
       );
       const error = { name: incomplete.name, message: incomplete.message };
       for (const runId of runs)

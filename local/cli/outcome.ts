@@ -36,6 +36,11 @@ export interface RunOutcome {
   readonly ledgerError: string | null;
 }
 
+/** One error in a line a person reads: long statements cut. */
+function shorten(text: string, max = 400): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
 /** Reads the ledger for the runs an execution recorded and says what they came to. */
 export async function explainRun(
   loaded: LoadedConfig,
@@ -67,7 +72,7 @@ export async function explainRun(
           rolledBack: false,
           left: null,
           ledgerError: null,
-          lines: [`Refused, nothing written (${record.runId}): ${first}`],
+          lines: [`Refused, nothing written (${record.runId}): ${shorten(first)}`],
         };
       case 'interrupted': {
         const [chunks] =
@@ -88,7 +93,7 @@ export async function explainRun(
           left: null,
           ledgerError: null,
           lines: [
-            `Interrupted (${record.runId}) by an error that may pass: ${first}`,
+            `Interrupted (${record.runId}) by an error that may pass: ${shorten(first)}`,
             `Nothing was undone: the run is resumable${where}. Fix the cause, then resume: npx shifu-migrate run ${phase}; or undo it: npx shifu-migrate rollback`,
           ],
         };
@@ -100,7 +105,7 @@ export async function explainRun(
           left: null,
           ledgerError: null,
           lines: [
-            `Rolled back (${record.runId}): ${phase === 'data' ? 'what the data phase copied was removed, the migrated tables are empty again' : 'every object this run created was removed'} (the ledger records it). Cause: ${first}${more}`,
+            `Rolled back (${record.runId}): ${phase === 'data' ? 'what the data phase copied was removed, the migrated tables are empty again' : 'every object this run created was removed'} (the ledger records it). Cause: ${shorten(first)}${shorten(more)}`,
           ],
         };
       case 'rollback_failed': {
@@ -115,8 +120,8 @@ export async function explainRun(
           ledgerError: null,
           lines: [
             `NOT rolled back (${record.runId}): the rollback stopped half-way.`,
-            `Cause: ${first}`,
-            ...record.moreErrors.map((e) => `Then: ${e}`),
+            `Cause: ${shorten(first)}`,
+            ...record.moreErrors.map((e) => `Then: ${shorten(e.replace(/ Left on the target: .*$/s, ''))}`),
             phase === 'data'
               ? `Left on the target: ${describeLeftovers(left as Awaited<ReturnType<typeof dataLeftovers>>)}.`
               : `Left on the target: ${(left as { objects: number }).objects} objects (migration_ddl rows with rolled_back_at NULL).`,

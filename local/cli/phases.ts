@@ -38,10 +38,11 @@ async function failure(
   out: Output,
   phase: string,
 ): Promise<PhaseOutcome> {
-  out.info(
-    `${phase} ${run.status === 'FAILED' ? 'failed' : run.status.toLowerCase()}: ${run.error ?? ''}${run.cause ? `: ${run.cause}` : ''}`,
-  );
   const outcome = await explainRun(loaded, cwd, phase, run);
+  // The ledger's lines carry the detail when it could be read; otherwise the execution's own error does.
+  out.info(
+    `${phase} ${run.status === 'FAILED' ? 'failed' : run.status.toLowerCase()}: ${run.error ?? ''}${run.cause && outcome.run === null ? `: ${run.cause}` : ''}`,
+  );
   for (const line of outcome.lines) out.info(line);
   out.info(`Event log: ${run.eventLog}`);
   const input =

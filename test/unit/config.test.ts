@@ -201,6 +201,13 @@ describe('config', () => {
     );
   });
 
+  it('names --config and the fix when it names a directory', () => {
+    const dir = workdir();
+    expect(() => loadConfig({ file: '.', defaults: demoConfig, cwd: dir, env: {} })).toThrow(
+      /--config \. is a directory .*: name the config file itself, e\.g\. --config shifu-migrate\.config\.json/,
+    );
+  });
+
   it('says so when the file named by --config is missing', () => {
     expect(() => loadConfig({ file: 'nope.json', defaults: demoConfig, cwd: workdir(), env: {} })).toThrow(
       /config file nope.json not found .*check the --config path/,

@@ -48,4 +48,32 @@ describe('database URLs', () => {
     const url = withDatabase(parseDatabaseUrl('mysql://root:pw@h:3307/a'), 'information_schema');
     expect(url).toMatchObject({ database: 'information_schema', port: 3307, password: 'pw' });
   });
+
+  it('reads TLS options from a mysql URL: verified, not verified, or with a CA bundle', () => {
+    expect(parseDatabaseUrl('mysql://u:p@db.example.internal/shifu?ssl=true')).toMatchObject({
+      tls: { caFile: undefined, verify: true },
+    });
+    expect(parseDatabaseUrl('mysql://u@h/shifu?ssl=skip-verify')).toMatchObject({
+      tls: { verify: false },
+    });
+    expect(parseDatabaseUrl('mysql://u@h/shifu?ssl-ca=/etc/ssl/rds-global-bundle.pem')).toMatchObject({
+      tls: { caFile: '/etc/ssl/rds-global-bundle.pem', verify: true },
+    });
+    expect(parseDatabaseUrl('mysql://u@h/shifu?ssl=false')).not.toHaveProperty('tls');
+    expect(parseDatabaseUrl('mysql://u@h/shifu')).not.toHaveProperty('tls');
+  });
+
+  it.each([
+    ['mysql://u:secret@h/shifu?sslmode=require', /parameters shifu-migrate does not know \("sslmode"\)/],
+    ['mysql://u@h/shifu?ssl=yes', /ssl="yes": use ssl=true/],
+    ['mysql://u@h/shifu?ssl=false&ssl-ca=/x.pem', /ssl-ca must name a CA bundle file, and goes with TLS/],
+    [
+      'rdsdata://arn:aws:rds:eu-west-1:123456789012:cluster:x/db?secret=arn:aws:secretsmanager:eu-west-1:123456789012:secret:s-AbCdEf&region=x',
+      /it takes only \?secret=/,
+    ],
+  ])('refuses unknown or contradictory URL parameters: %s', (raw, message) => {
+    expect(() => parseDatabaseUrl(raw)).toThrow(InvalidDatabaseUrl);
+    expect(() => parseDatabaseUrl(raw)).toThrow(message);
+    expect(() => parseDatabaseUrl(raw)).not.toThrow(/secret@/);
+  });
 });
