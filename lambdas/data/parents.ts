@@ -1,0 +1,93 @@
+import type { ReferenceRuleConfig } from '../core/config/schema.ts';
+import { ident, qualified } from '../core/identifiers.ts';
+import { isUniqueColumn } from '../core/schema/keys.ts';
+import type { TableInfo } from '../core/schema/types.ts';
+import type { SqlSession } from '../core/sql/port.ts';
+import { str, strOrNull } from '../core/sql/rows.ts';
+import type { TaskDeps } from '../core/task.ts';
+import { pickOrder } from '../core/tenant/sql.ts';
+import { MAX_REMEMBERED_PARENTS, type RunContext } from './context.ts';
+
+/**
+ * The tenants of referenced rows already in the target, for the distinct values of one page: from what this run
+ * has looked up before (users referenced by every table of theirs), else from the target. For a unique key a
+ * plain `IN` finds them (an exact match is then the only match); values without an exact match, and every
+ * value of a non-unique key (the row the rule's whenNotUnique picks), are compared by the server exactly as the
+ * server-side copy and the isolation check compare them (collation, ORDER BY).
+ */
+export async function parentTenants(
+  deps: TaskDeps,
+  target: SqlSession,
+  context: RunContext,
+  rule: ReferenceRuleConfig,
+  values: readonly string[],
+): Promise<Map<string, string>> {
+  const { table: parent, column } = rule.references;
+  const key = `${parent}.${column}.${JSON.stringify(rule.whenNotUnique ?? null)}`;
+  let remembered = context.parentTenants.get(key);
+  if (remembered === undefined) {
+    remembered = new Map();
+    context.parentTenants.set(key, remembered);
+  }
+  const known = new Map<string, string>();
+  const asked: string[] = [];
+  for (const value of values) {
+    const tenant = remembered.get(value);
+    if (tenant === undefined) asked.push(value);
+    else if (tenant !== null) known.set(value, tenant);
+  }
+  if (asked.length === 0) return known;
+  const found = await lookUpParentTenants(
+    target,
+    qualified(deps.targetUrl.database, parent),
+    context.tables.get(parent),
+    rule,
+    asked,
+  );
+  if (remembered.size + asked.length > MAX_REMEMBERED_PARENTS) remembered.clear();
+  for (const value of asked) {
+    const tenant = found.get(value) ?? null;
+    remembered.set(value, tenant);
+    if (tenant !== null) known.set(value, tenant);
+  }
+  return known;
+}
+
+/** The tenants of the rows of `table` (qualified; `info` its structure) that the rule finds for these values. */
+async function lookUpParentTenants(
+  target: SqlSession,
+  table: string,
+  info: TableInfo | undefined,
+  rule: ReferenceRuleConfig,
+  values: readonly string[],
+): Promise<Map<string, string>> {
+  const { column } = rule.references;
+  const found = new Map<string, string>();
+  const unique = isUniqueColumn(info, column);
+  let rest = values;
+  if (unique) {
+    for (let i = 0; i < values.length; i += 5_000) {
+      const slice = values.slice(i, i + 5_000);
+      const rows = await target.query(
+        `SELECT ${ident(column)} AS k, ${ident('tenant_bid')} AS tenant FROM ${table} WHERE ${ident(column)} IN (${slice.map(() => '?').join(', ')})`,
+        slice,
+      );
+      for (const row of rows) found.set(str(row, 'k'), str(row, 'tenant'));
+    }
+    rest = values.filter((v) => !found.has(v));
+  }
+  const order = pickOrder(info, 'p', column, rule.whenNotUnique);
+  for (let i = 0; i < rest.length; i += 1_000) {
+    const slice = rest.slice(i, i + 1_000);
+    const rows = await target.query(
+      `SELECT v.val AS val, (SELECT p.${ident('tenant_bid')} FROM ${table} p WHERE p.${ident(column)} = v.val${order} LIMIT 1) AS tenant
+         FROM (${slice.map(() => 'SELECT ? AS val').join(' UNION ALL ')}) v`,
+      slice,
+    );
+    for (const row of rows) {
+      const tenant = strOrNull(row, 'tenant');
+      if (tenant !== null) found.set(str(row, 'val'), tenant);
+    }
+  }
+  return found;
+}
