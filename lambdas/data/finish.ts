@@ -228,16 +228,8 @@ export async function rollbackData(
   if (!(await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_chunks')))
     return { rolledBack: false, undone: 0, runs: [], rollbackRunId: null };
   const { execution } = request;
-  if (request.kind === 'own') {
-    const e = request.error;
-    await beginOwnRollback(
-      deps.target,
-      PHASE,
-      request.runId as string,
-      execution,
-      e === undefined ? undefined : { name: e.Error, message: e.Cause ?? e.Error },
-    );
-  }
+  if (request.kind === 'own')
+    await beginOwnRollback(deps.target, PHASE, request.runId as string, execution, request.error);
   try {
     const runs = (
       await findRuns(deps.target, "phase = ? AND status NOT IN ('rolled_back', 'refused')", [PHASE], 10_000)

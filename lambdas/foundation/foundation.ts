@@ -293,16 +293,8 @@ export async function rollbackFoundation(
   if (!(await ledgerExists(deps))) return { rolledBack: false, undone: 0, runs: [], rollbackRunId: null };
   const { execution } = request;
   const rollbackRunId = request.kind === 'own' ? null : request.rollbackRunId;
-  if (request.kind === 'own') {
-    const e = request.error;
-    await beginOwnRollback(
-      deps.target,
-      PHASE,
-      request.runId as string,
-      execution,
-      e === undefined ? undefined : { name: e.Error, message: e.Cause ?? e.Error },
-    );
-  }
+  if (request.kind === 'own')
+    await beginOwnRollback(deps.target, PHASE, request.runId as string, execution, request.error);
   try {
     const runs =
       request.kind === 'own'

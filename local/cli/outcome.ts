@@ -64,16 +64,18 @@ export async function explainRun(
       };
     }
     const first = record.error === null ? '' : `${record.error.name}: ${record.error.message}`;
+    const told = (lines: string[], more: Partial<RunOutcome> = {}): RunOutcome => ({
+      run: record,
+      rolledBack: false,
+      left: null,
+      ledgerError: null,
+      lines,
+      ...more,
+    });
     const more = record.moreErrors.length > 0 ? ` Later: ${record.moreErrors.join(' | ')}` : '';
     switch (record.status) {
       case 'refused':
-        return {
-          run: record,
-          rolledBack: false,
-          left: null,
-          ledgerError: null,
-          lines: [`Refused, nothing written (${record.runId}): ${shorten(first)}`],
-        };
+        return told([`Refused, nothing written (${record.runId}): ${shorten(first)}`]);
       case 'interrupted': {
         const [chunks] =
           phase === 'data'
@@ -87,38 +89,25 @@ export async function explainRun(
           chunks === undefined
             ? ''
             : ` at chunk ${count(Number(chunks.done))} of ${count(Number(chunks.total))}`;
-        return {
-          run: record,
-          rolledBack: false,
-          left: null,
-          ledgerError: null,
-          lines: [
-            `Interrupted (${record.runId}) by an error that may pass: ${shorten(first)}`,
-            `Nothing was undone: the run is resumable${where}. Fix the cause, then resume: npx shifu-migrate run ${phase}; or undo it: npx shifu-migrate rollback`,
-          ],
-        };
+        return told([
+          `Interrupted (${record.runId}) by an error that may pass: ${shorten(first)}`,
+          `Nothing was undone: the run is resumable${where}. Fix the cause, then resume: npx shifu-migrate run ${phase}; or undo it: npx shifu-migrate rollback`,
+        ]);
       }
       case 'rolled_back':
-        return {
-          run: record,
-          rolledBack: true,
-          left: null,
-          ledgerError: null,
-          lines: [
+        return told(
+          [
             `Rolled back (${record.runId}): ${phase === 'data' ? 'what the data phase copied was removed, the migrated tables are empty again' : 'every object this run created was removed'} (the ledger records it). Cause: ${shorten(first)}${shorten(more)}`,
           ],
-        };
+          { rolledBack: true },
+        );
       case 'rollback_failed': {
         const left =
           phase === 'data'
             ? await dataLeftovers({ ...deps, signal: new AbortController().signal }, [record.runId])
             : { objects: (await openObjects(deps.target, { runId: record.runId })).length };
-        return {
-          run: record,
-          rolledBack: false,
-          left: { ...left },
-          ledgerError: null,
-          lines: [
+        return told(
+          [
             `NOT rolled back (${record.runId}): the rollback stopped half-way.`,
             `Cause: ${shorten(first)}`,
             ...record.moreErrors.map((e) => `Then: ${shorten(e.replace(/ Left on the target: .*$/s, ''))}`),
@@ -127,29 +116,18 @@ export async function explainRun(
               : `Left on the target: ${(left as { objects: number }).objects} objects (migration_ddl rows with rolled_back_at NULL).`,
             'Fix the cause, then finish it: npx shifu-migrate rollback',
           ],
-        };
+          { left: { ...left } },
+        );
       }
       case 'stopping':
       case 'rolling_back':
-        return {
-          run: record,
-          rolledBack: false,
-          left: null,
-          ledgerError: null,
-          lines: [
-            `Stopped by a rollback (${record.runId} is ${record.status}): that rollback undoes this run; see it with npx shifu-migrate status. ${first}`,
-          ],
-        };
+        return told([
+          `Stopped by a rollback (${record.runId} is ${record.status}): that rollback undoes this run; see it with npx shifu-migrate status. ${first}`,
+        ]);
       default:
-        return {
-          run: record,
-          rolledBack: false,
-          left: null,
-          ledgerError: null,
-          lines: [
-            `Run ${record.runId} is ${record.status}${first === '' ? '' : `: ${first}`}${run.error === 'LockLost' ? ' (another execution took it over and goes on with it)' : ''}. See npx shifu-migrate status.`,
-          ],
-        };
+        return told([
+          `Run ${record.runId} is ${record.status}${first === '' ? '' : `: ${first}`}${run.error === 'LockLost' ? ' (another execution took it over and goes on with it)' : ''}. See npx shifu-migrate status.`,
+        ]);
     }
   } catch (error) {
     return {

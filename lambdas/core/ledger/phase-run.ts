@@ -7,7 +7,6 @@ import {
   findRuns,
   newRunId,
   type Phase,
-  type RunError,
   type RunRecord,
   RunStopped,
   recordError,
@@ -132,9 +131,11 @@ export async function beginOwnRollback(
   phase: Phase,
   runId: string,
   execution: string,
-  error: RunError | undefined,
+  caught: { Error: string; Cause?: string | undefined } | undefined,
 ): Promise<void> {
-  if (error !== undefined) await recordError(target, runId, error);
+  // What the Catch put at `$.error` is the run's first error, unless it met one before.
+  if (caught !== undefined)
+    await recordError(target, runId, { name: caught.Error, message: caught.Cause ?? caught.Error });
   for (let attempt = 0; attempt < 2; attempt += 1) {
     const moved = await target.execute(
       `UPDATE migration_runs r JOIN migration_lock l ON l.name = 'target' AND l.run_id = r.run_id AND l.owner = ?
