@@ -48,6 +48,15 @@ export async function explainRun(
   phase: string,
   run: PhaseRun,
 ): Promise<RunOutcome> {
+  const told0 = (lines: string[]): RunOutcome => ({
+    run: null,
+    rolledBack: false,
+    left: null,
+    ledgerError: null,
+    lines,
+  });
+  // Assess records no run (it writes nothing to the databases): its error says it all.
+  if (phase === 'assess') return told0([]);
   const deps = openDeps(loaded, cwd);
   try {
     const ledger = await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'migration_runs');

@@ -552,6 +552,16 @@ describe('failures that heal, and input that is refused', () => {
       );
       expect(String(run.json.message)).not.toMatch(/not-the-password/);
     }
+    // TLS asked for in the URL, and a server that does not offer it or whose certificate is not trusted (a test
+    // server has no CA-signed one): exit 2, naming the field.
+    const tls = await runCli(['run', 'foundation'], {
+      cwd: dir,
+      env: { SOURCE_DATABASE_URL: `${source.url.raw}?ssl=true` },
+    });
+    expect(tls.code).toBe(2);
+    expect(String(tls.json.message)).toMatch(
+      /the source database at .*\?ssl=true: TLS failed \([A-Z_]+: .*\)\. Check ssl and ssl-ca in source\.url/,
+    );
   });
 
   it('an error that may pass, once its retries are spent, leaves the run interrupted and resumable, undoing nothing', async () => {

@@ -60,6 +60,9 @@ const TRANSIENT_CODES = new Set([
 // mysql2 errors without a code that mean the same: the connection broke under the statement.
 const TRANSIENT_MESSAGES =
   /can't add new command when connection is in closed state|connection lost|server closed the connection/i;
+// TLS set up in the URL that the server or its certificate does not satisfy: the URL must change.
+const TLS_FAILURES =
+  /^(HANDSHAKE_NO_SSL_SUPPORT|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID)$/;
 const ACCESS_DENIED = new Set([
   'ER_ACCESS_DENIED_ERROR',
   'ER_DBACCESS_DENIED_ERROR',
@@ -91,6 +94,13 @@ function mapError(error: unknown, url: string, sql?: string, label?: string): Er
     const field = label === undefined ? 'its URL' : `${label}.url (or ${label.toUpperCase()}_DATABASE_URL)`;
     return new DatabaseAccessDenied(
       `${which} at ${url} refused the login: ${text}. Check the user, password and grants in ${field}`,
+      { cause: error },
+    );
+  }
+  if (code !== undefined && TLS_FAILURES.test(code)) {
+    const field = label === undefined ? 'its URL' : `${label}.url`;
+    return new DatabaseAccessDenied(
+      `${label === undefined ? 'the database' : `the ${label} database`} at ${url}: TLS failed (${code}: ${text}). Check ssl and ssl-ca in ${field}`,
       { cause: error },
     );
   }
