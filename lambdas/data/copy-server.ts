@@ -19,6 +19,7 @@ import { dropStaleQuarantine } from './exact.ts';
 
 const INTEGER = /int$/;
 
+/** The key text in SQL; compared with the ledger's row_key as bytes (the two may be in different collations). */
 function rowKeySql(info: TableInfo, key: readonly string[], alias: string): string {
   const parts = key.map((k) => {
     const type = info.columns.find((c) => c.name === k)?.dataType ?? '';
@@ -102,7 +103,7 @@ export async function copyServerSide(
       if (exact) {
         // Rows of the range leave the quarantine; those still unmapped are held again just below.
         await deps.target.execute(
-          `DELETE FROM migration_quarantine WHERE table_name = ? AND row_key IN (SELECT ${rowKeySql(info, key, 'a')} FROM ${source} a WHERE ${range.sql})`,
+          `DELETE FROM migration_quarantine WHERE table_name = ? AND CAST(row_key AS BINARY) IN (SELECT CAST(${rowKeySql(info, key, 'a')} AS BINARY) FROM ${source} a WHERE ${range.sql})`,
           [table, ...range.params],
         );
         await dropStaleQuarantine(
@@ -137,7 +138,7 @@ export async function copyServerSide(
       const t = rangeCondition(key, chunk, 't');
       await deps.target.execute(
         `DELETE t FROM ${target} t JOIN ${qualified(deps.targetUrl.database, 'migration_quarantine')} q
-            ON q.table_name = ? AND q.row_key = ${rowKeySql(info, key, 't')}
+            ON q.table_name = ? AND CAST(q.row_key AS BINARY) = CAST(${rowKeySql(info, key, 't')} AS BINARY)
           WHERE ${t.sql}`,
         [table, ...t.params],
       );

@@ -4,6 +4,14 @@ import { SchemaDrift } from './errors.ts';
 
 export const TENANT_COLUMN = 'tenant_bid';
 
+/**
+ * The tenant column's type, with the charset and collation of `tenant_tenants.tenant_bid` spelled out: a
+ * migrated table in another collation (MariaDB's default utf8mb4_general_ci, MySQL 8's utf8mb4_0900_ai_ci) would
+ * otherwise give its tenant_bid that collation, and comparing it with tenant_tenants fails ("Illegal mix of
+ * collations").
+ */
+export const TENANT_COLUMN_TYPE = 'varchar(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL';
+
 const KEY_LINE = /^\s*(PRIMARY KEY|UNIQUE KEY|UNIQUE INDEX|KEY|INDEX|FULLTEXT|SPATIAL|CONSTRAINT)\b/i;
 const FOREIGN_KEY = /^\s*CONSTRAINT\s+`[^`]+`\s+FOREIGN KEY\b/i;
 
@@ -44,7 +52,7 @@ export function targetCreateStatement(
   const columns = firstKey === -1 ? kept : kept.slice(0, firstKey);
   const keys = firstKey === -1 ? [] : kept.slice(firstKey);
   if (mode === 'tenant') {
-    columns.push(`  ${ident(TENANT_COLUMN)} varchar(32) NOT NULL`);
+    columns.push(`  ${ident(TENANT_COLUMN)} ${TENANT_COLUMN_TYPE}`);
     const index = tenantIndex(table);
     keys.push(`  KEY ${ident(index.name, 'index')} (${index.columns.map((c) => ident(c)).join(', ')})`);
   }

@@ -16,7 +16,7 @@ import type { SchemaInfo, TableInfo } from '../core/schema/types.ts';
 import type { SqlSession } from '../core/sql/port.ts';
 import { scalarNumber, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { TENANT_COLUMN, targetCreateStatement, tenantIndex } from './ddl.ts';
+import { TENANT_COLUMN, TENANT_COLUMN_TYPE, targetCreateStatement, tenantIndex } from './ddl.ts';
 import { FoundationIncomplete, MigrationNotReady, SchemaDrift, TableHoldsData } from './errors.ts';
 import type { FoundationInput, PlannedTable } from './schema.ts';
 
@@ -195,7 +195,7 @@ export async function createTable(
         `target table ${table} exists with ${rows} rows and no ${TENANT_COLUMN}: empty it or drop it, then run foundation again`,
       );
     }
-    const addColumn = `ALTER TABLE ${ident(table)} ADD COLUMN ${ident(TENANT_COLUMN)} VARCHAR(32) NOT NULL DEFAULT ''`;
+    const addColumn = `ALTER TABLE ${ident(table)} ADD COLUMN ${ident(TENANT_COLUMN)} ${TENANT_COLUMN_TYPE} DEFAULT ''`;
     await alterOnline(deps.target, addColumn);
     await recordCreated(deps.target, {
       runId,

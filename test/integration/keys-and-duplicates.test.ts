@@ -10,7 +10,8 @@ import { mysqlClient, mysqlUrl, scratchDatabase } from '../support/mariadb.ts';
 
 /**
  * A small source of its own: members that re-register under an existing member_bid (the key their notes point
- * at), and ids beyond 2^53 where a double would round one onto the next.
+ * at), and ids beyond 2^53 where a double would round one onto the next. Its tables are in MariaDB's default
+ * collation (utf8mb4_general_ci), not the ledger's: every comparison across the two must still work.
  */
 let source: Awaited<ReturnType<typeof scratchDatabase>>;
 let server: SqlClient;
@@ -23,11 +24,13 @@ beforeAll(async () => {
   server = mysqlClient(source.name);
   await server.execute(
     `CREATE TABLE member_members (id BIGINT UNSIGNED NOT NULL, member_bid VARCHAR(32) NOT NULL, email VARCHAR(100) NULL,
-       created_at DATETIME NOT NULL, updated_at DATETIME NULL, PRIMARY KEY (id), KEY idx_member_bid (member_bid))`,
+       created_at DATETIME NOT NULL, updated_at DATETIME NULL, PRIMARY KEY (id), KEY idx_member_bid (member_bid))
+       DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_general_ci`,
   );
   await server.execute(
     `CREATE TABLE member_notes (id BIGINT UNSIGNED NOT NULL, note_bid VARCHAR(32) NOT NULL, member_bid VARCHAR(32) NOT NULL,
-       body VARCHAR(100) NOT NULL, PRIMARY KEY (id), UNIQUE KEY uk_note_bid (note_bid), KEY idx_member_bid (member_bid))`,
+       body VARCHAR(100) NOT NULL, PRIMARY KEY (id), UNIQUE KEY uk_note_bid (note_bid), KEY idx_member_bid (member_bid))
+       DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_general_ci`,
   );
   // m-dup registered at acme first (id 1), again at globex (id 2): updated_at says acme is newer, created_at globex.
   await server.execute(
@@ -176,5 +179,39 @@ describe('exact keys beyond 2^53', () => {
     expect(await server.query(`SELECT COUNT(*) AS n FROM ${qualified(target, 'member_notes')}`)).toEqual([
       { n: 4 },
     ]);
+  });
+
+  it.each([
+    'server',
+    'client',
+  ] as const)('on the %s path, a row held in the quarantine leaves it when its parent appears, and a re-copy makes the range exact', async (path) => {
+    const dir = workspace(`heal_${path}`, undefined, path);
+    const target = `${source.name}_heal_${path}`;
+    expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    expect((await cli(['run', 'data'], dir)).json).toMatchObject({ status: 'SUCCEEDED', quarantined: 1 });
+    // The missing member registers; a note is deleted from the source. The next pass must follow both.
+    await server.execute(
+      "INSERT INTO member_members VALUES (4, 'm-gone', 'dee@globex.com', '2026-04-01 00:00:00', NULL)",
+    );
+    await server.execute('DELETE FROM member_notes WHERE id = 2');
+    try {
+      const again = await cli(['run', 'data'], dir);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.json).toMatchObject({ quarantined: 0 });
+      expect(await server.query(`SELECT * FROM ${qualified(target, 'migration_quarantine')}`)).toEqual([]);
+      const notes = await server.query(
+        `SELECT CAST(id AS CHAR) AS id, tenant_bid FROM ${qualified(target, 'member_notes')} ORDER BY id`,
+      );
+      expect(notes).toEqual([
+        { id: '1', tenant_bid: 'acme' },
+        { id: '9007199254740992', tenant_bid: 'acme' },
+        { id: BEYOND, tenant_bid: 'globex' },
+        { id: '9007199254740994', tenant_bid: 'acme' },
+      ]);
+      expect((await cli(['verify'], dir)).json).toMatchObject({ status: 'OK', differences: 0 });
+    } finally {
+      await server.execute("DELETE FROM member_members WHERE member_bid = 'm-gone'");
+      await server.execute("INSERT INTO member_notes VALUES (2, 'n2', 'm-one', 'a plain note')");
+    }
   });
 });
