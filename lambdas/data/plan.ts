@@ -150,6 +150,12 @@ export async function startData(deps: TaskDeps, execution: string): Promise<Data
     }
     let resumed: DataStart['resumed'] = null;
     if (start.resumed !== null) {
+      // The source went on while the run stood still: chunks compared before are compared again (and copied
+      // again where they differ), so "every chunk validated" holds for this run as it ends.
+      await deps.target.execute(
+        "UPDATE migration_chunks SET status = 'copied' WHERE run_id = ? AND status IN ('validated', 'changing')",
+        [runId],
+      );
       const [done] = await deps.target.query(
         `SELECT COUNT(*) AS total, COALESCE(SUM(status IN ('copied', 'validated', 'changing')), 0) AS done,
                 COUNT(DISTINCT table_name) AS tables FROM migration_chunks WHERE run_id = ?`,

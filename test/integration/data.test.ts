@@ -278,7 +278,7 @@ describe('data phase', () => {
     expect(failed.json).toMatchObject({ status: 'FAILED', error: 'ChunkChecksumMismatch', rolledBack: true });
     expect(String(failed.json.cause)).toMatch(
       new RegExp(
-        `^study_records chunk \\d+ \\(key after (null|\\[\\d+\\]) up to (null|\\[\\d+\\])\\): 1 rows differ from the source although the source did not change them between two looks 0.5 s apart, after two exact re-copies \\(keys \\[${victim}\\]\\)`,
+        `^study_records chunk \\d+ \\(key after (null|\\[\\d+\\]) up to (null|\\[\\d+\\])\\): 1 rows of the target do not hold what was just written to them \\(keys \\[${victim}\\]\\), after two exact re-copies 0.5 s apart`,
       ),
     );
     for (const t of TABLES) expect(await count(target, t), t).toBe(0);

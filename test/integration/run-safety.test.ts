@@ -482,6 +482,43 @@ describe('a live source during data', () => {
   }, 120_000);
 });
 
+describe('rows flipped back and forth', () => {
+  it('are changing, not a defect: the phase does not fail or roll back on A → B → A writes', async () => {
+    const flip = await scratchDatabase('flip');
+    databases.push(flip.name);
+    await seedDemo({ client: server, database: flip.name, users: 100, reset: false });
+    const target = `${flip.name}_t`;
+    const dir = workspace(target, { rowsPerChunk: 5_000, maxConcurrency: 1 }, { url: flip.url.raw });
+    expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    // Four connections toggle the state of twenty users, keeping updated_at: each row is A, B, A, … all the time.
+    let stop = false;
+    const togglers = Array.from({ length: 4 }, async () => {
+      const conn = await adminConnection(flip.name);
+      try {
+        while (!stop) {
+          await conn.query(
+            'UPDATE user_users SET user_state = 1 - user_state, updated_at = updated_at WHERE id = ?',
+            [1 + Math.floor(Math.random() * 20)],
+          );
+        }
+      } finally {
+        await conn.end();
+      }
+    });
+    let run: Awaited<ReturnType<typeof cli>>;
+    try {
+      run = await cli(['run', 'data'], dir);
+    } finally {
+      stop = true;
+      await Promise.all(togglers);
+    }
+    expect(run.code, run.stderr).toBe(0);
+    expect(Number(run.json.changing)).toBeGreaterThanOrEqual(0);
+    expect((await cli(['run', 'data'], dir)).json).toMatchObject({ status: 'SUCCEEDED', changing: 0 });
+    expect((await cli(['verify'], dir)).json).toMatchObject({ differences: 0 });
+  }, 120_000);
+});
+
 describe('failures that heal, and input that is refused', () => {
   it('survives its connections being killed every 250 ms for 3 s: retried, or left resumable, never rolled back', async () => {
     const target = `${source.name}_kills`;
@@ -591,6 +628,11 @@ describe('failures that heal, and input that is refused', () => {
     expect((status.json.runs as { status: string }[])[0]?.status).toBe('interrupted');
 
     await server.execute(`DROP TRIGGER ${qualified(target, 'always_deadlock')}`);
+    // While the run stood still the source went on, in tables copied and validated before the interruption.
+    await server.execute(
+      `UPDATE ${qualified(source.name, 'user_users')} SET nickname = 'renamed while interrupted' WHERE id <= 5`,
+    );
+    await server.execute(`DELETE FROM ${qualified(source.name, 'sys_configs')} ORDER BY id LIMIT 1`);
     const resumed = await cli(['run', 'data'], dir);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.json.runId).toBe(record?.run_id);
