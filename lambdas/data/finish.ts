@@ -1,6 +1,6 @@
 import { qualified } from '../core/identifiers.ts';
-import { releaseLock } from '../core/ledger/lock.ts';
-import { beginOwnRollback, RollbackIncomplete } from '../core/ledger/phase-run.ts';
+import { acquireLock, releaseLock } from '../core/ledger/lock.ts';
+import { beginOwnRollback, rollbackFailure } from '../core/ledger/phase-run.ts';
 import { findRuns, nowText, setRunStatus, succeedRun, targetHasTable } from '../core/ledger/runs.ts';
 import { keyComparison, parseKeyTuple } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
@@ -230,6 +230,14 @@ export async function rollbackData(
   const { execution } = request;
   if (request.kind === 'own')
     await beginOwnRollback(deps.target, PHASE, request.runId as string, execution, request.error);
+  // The rollback state machine took the lock in Take Lock; a retry after an error that may pass takes it again.
+  else
+    await acquireLock(deps.target, {
+      runId: request.rollbackRunId,
+      phase: PHASE,
+      kind: 'rollback',
+      owner: execution,
+    });
   try {
     const runs = (
       await findRuns(deps.target, "phase = ? AND status NOT IN ('rolled_back', 'refused')", [PHASE], 10_000)
@@ -241,7 +249,7 @@ export async function rollbackData(
     await deps.target.execute("UPDATE migration_progress SET status = 'rolling_back' WHERE phase = ?", [
       PHASE,
     ]);
-    const failures: string[] = [];
+    const failures: { what: string; error: unknown }[] = [];
     let undone = 0;
     const order = await tablesChildrenFirst(deps, runs);
     const present = new Set(
@@ -261,7 +269,7 @@ export async function rollbackData(
           [PHASE, table],
         );
       } catch (error) {
-        failures.push(`${table}: ${(error as Error).message}`);
+        failures.push({ what: table, error });
       }
     }
     const marks = runs.map(() => '?').join(', ');
@@ -287,14 +295,16 @@ export async function rollbackData(
       try {
         await work();
       } catch (error) {
-        failures.push(`${what}: ${(error as Error).message}`);
+        failures.push({ what, error });
       }
     }
     const left = await dataLeftovers(deps, runs);
     const rollbackRunId = request.kind === 'phase' ? request.rollbackRunId : null;
     if (failures.length > 0 || left.tables.length > 0 || left.indexes.length > 0) {
-      const incomplete = new RollbackIncomplete(
-        `the data rollback stopped half-way: ${failures.map((f) => f.slice(0, 200)).join('; ') || 'rows came back while it ran'}. Left on the target: ${describeLeftovers(left)}. Fix the cause (restore a renamed table, reconnect), then finish it: npx shifu-migrate rollback`,
+      const said = failures.map((f) => `${f.what}: ${(f.error as Error).message}`.slice(0, 200));
+      const incomplete = rollbackFailure(
+        `the data rollback stopped half-way: ${said.join('; ') || 'rows came back while it ran'}. Left on the target: ${describeLeftovers(left)}. Fix the cause (restore a renamed table, reconnect), then finish it: npx shifu-migrate rollback`,
+        failures.map((f) => f.error),
       );
       const error = { name: incomplete.name, message: incomplete.message };
       for (const runId of runs)

@@ -1,12 +1,12 @@
 import { ident, qualified } from '../core/identifiers.ts';
 import { markRolledBack, openObjects, recordCreated, undoStatement } from '../core/ledger/ddl.ts';
-import { releaseLock } from '../core/ledger/lock.ts';
+import { acquireLock, releaseLock } from '../core/ledger/lock.ts';
 import {
   assertRunOwner,
   beginOwnRollback,
   beginRun,
   failStart,
-  RollbackIncomplete,
+  rollbackFailure,
 } from '../core/ledger/phase-run.ts';
 import { findRuns, nowText, setRunStatus, succeedRun, targetHasTable } from '../core/ledger/runs.ts';
 import { TABLE_OPTIONS, TENANT_TABLES } from '../core/ledger/schema.ts';
@@ -295,6 +295,14 @@ export async function rollbackFoundation(
   const rollbackRunId = request.kind === 'own' ? null : request.rollbackRunId;
   if (request.kind === 'own')
     await beginOwnRollback(deps.target, PHASE, request.runId as string, execution, request.error);
+  // The rollback state machine took the lock in Take Lock; a retry after an error that may pass takes it again.
+  else
+    await acquireLock(deps.target, {
+      runId: request.rollbackRunId,
+      phase: PHASE,
+      kind: 'rollback',
+      owner: execution,
+    });
   try {
     const runs =
       request.kind === 'own'
@@ -359,14 +367,14 @@ export async function rollbackFoundation(
       }
     } catch (error) {
       const left = objects.length - undone;
-      const incomplete = new RollbackIncomplete(
+      const incomplete = rollbackFailure(
         `the foundation rollback stopped half-way: ${undone} of ${objects.length} objects removed, ${left} left (migration_ddl rows with rolled_back_at NULL, e.g. ${objects
           .slice(undone, undone + 3)
           .map((o) => `${o.objectType} ${o.tableName}${o.objectType === 'table' ? '' : `.${o.objectName}`}`)
           .join(
             ', ',
           )}). What failed: ${(error as Error).message}. Fix the cause, then finish it: npx shifu-migrate rollback`,
-        { cause: error },
+        [error],
       );
       const recorded = { name: incomplete.name, message: incomplete.message };
       for (const runId of runs)

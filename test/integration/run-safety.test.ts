@@ -640,4 +640,45 @@ describe('failures that heal, and input that is refused', () => {
     for (const t of TABLES)
       expect(await independentDiff(target, t), t).toEqual({ missing: 0, extra: 0, changed: 0 });
   });
+
+  it('a rollback that meets errors that may pass is retried, not left half-done', async () => {
+    const target = `${source.name}_rbretry`;
+    const dir = workspace(target);
+    expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    expect((await cli(['run', 'data'], dir)).code).toBe(0);
+    // The first three deletes from one table deadlock (a busy server), then they go through.
+    // MyISAM: the count survives the failed statement that the signal rolls back.
+    await server.execute(`CREATE TABLE ${qualified(target, 'deadlocks')} (n INT NOT NULL) ENGINE=MyISAM`);
+    await server.execute(`INSERT INTO ${qualified(target, 'deadlocks')} VALUES (0)`);
+    await server.execute(
+      `CREATE TRIGGER ${qualified(target, 'deadlock_thrice')} BEFORE DELETE ON ${qualified(target, 'study_records')}
+       FOR EACH ROW BEGIN
+         UPDATE ${qualified(target, 'deadlocks')} SET n = n + 1;
+         IF (SELECT n FROM ${qualified(target, 'deadlocks')}) <= 3 THEN
+           SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = 1213, MESSAGE_TEXT = 'Deadlock found when trying to get lock';
+         END IF;
+       END`,
+    );
+    const loaded = loadConfig({
+      file: join(dir, 'shifu-migrate.config.json'),
+      defaults: demoConfig,
+      env: {},
+    });
+    const run = await runPhase({
+      loaded,
+      stateMachine: 'rollback',
+      input: { phase: 'data' },
+      cwd: dir,
+      timeScale: 0,
+    });
+    expect(run.status, JSON.stringify(run)).toBe('SUCCEEDED');
+    expect(run.output).toMatchObject({ phase: 'data', rolledBack: true });
+    for (const t of TABLES) expect(await count(target, t), t).toBe(0);
+    const runs = await server.query(
+      `SELECT status FROM ${qualified(target, 'migration_runs')} WHERE phase = 'data'`,
+    );
+    expect(runs).toEqual([{ status: 'rolled_back' }]);
+    const [tries] = await server.query(`SELECT n FROM ${qualified(target, 'deadlocks')}`);
+    expect(Number(tries?.n)).toBeGreaterThan(3);
+  });
 });

@@ -1,3 +1,4 @@
+import { DatabaseUnreachable, TransientDatabaseError } from '../errors.ts';
 import type { SqlSession } from '../sql/port.ts';
 import { str } from '../sql/rows.ts';
 import { acquireLock, describeHolder, type LockHolder, LockLost, RunLocked, releaseLock } from './lock.ts';
@@ -140,13 +141,17 @@ export async function beginOwnRollback(
     const moved = await target.execute(
       `UPDATE migration_runs r JOIN migration_lock l ON l.name = 'target' AND l.run_id = r.run_id AND l.owner = ?
           SET r.status = 'rolling_back', r.finished_at = NULL, l.kind = 'rollback', l.heartbeat_at = CURRENT_TIMESTAMP(3)
-        WHERE r.run_id = ? AND r.status IN ('running', 'failed', 'interrupted')`,
+        WHERE r.run_id = ? AND r.status IN ('running', 'failed', 'interrupted', 'rolling_back', 'rollback_failed')`,
       [execution, runId],
     );
     if (moved.affectedRows > 0) return;
     const [run] = await findRuns(target, 'run_id = ?', [runId], 1);
     const [lock] = await target.query("SELECT owner FROM migration_lock WHERE name = 'target'");
-    if (run === undefined || !['running', 'failed', 'interrupted'].includes(run.status)) {
+    // rolling_back, rollback_failed: this execution's own rollback, retried after an error that may pass.
+    if (
+      run === undefined ||
+      !['running', 'failed', 'interrupted', 'rolling_back', 'rollback_failed'].includes(run.status)
+    ) {
       throw new RunStopped(
         `run ${runId} is ${run?.status ?? 'unknown'}: ${run?.status === 'stopping' ? 'the rollback that stopped it undoes it' : 'this execution does not roll it back'}`,
       );
@@ -165,4 +170,20 @@ export async function beginOwnRollback(
 /** A rollback that could not remove everything: the message says what is left and how to finish it. */
 export class RollbackIncomplete extends Error {
   override name = 'RollbackIncomplete';
+}
+
+/**
+ * What a rollback that could not remove everything throws: when every cause is an error that may pass (connections
+ * lost, the server restarting), a {@link TransientDatabaseError}, so that the state machine retries the whole
+ * rollback (it is idempotent); otherwise {@link RollbackIncomplete}, which ends it.
+ */
+export function rollbackFailure(message: string, causes: readonly unknown[]): Error {
+  const transient =
+    causes.length > 0 &&
+    causes.every((c) => c instanceof TransientDatabaseError || c instanceof DatabaseUnreachable);
+  return transient
+    ? new TransientDatabaseError(`${message} (an error that may pass: the rollback is retried)`, undefined, {
+        cause: causes[0],
+      })
+    : new RollbackIncomplete(message);
 }
