@@ -2,7 +2,7 @@ import { tenantRules } from '../core/config/schema.ts';
 import { DatabaseUnreachable } from '../core/errors.ts';
 import { ident, isSafeIdentifier, qualified } from '../core/identifiers.ts';
 import { newRunId } from '../core/ledger/runs.ts';
-import { configProblems } from '../core/preflight.ts';
+import { assertSourceIsNotTarget, configProblems, SourceIsTarget } from '../core/preflight.ts';
 import { introspect, readServerInfo } from '../core/schema/introspect.ts';
 import { chunkKey, isUniqueColumn } from '../core/schema/keys.ts';
 import type { SchemaInfo } from '../core/schema/types.ts';
@@ -82,7 +82,9 @@ export async function assessTable(deps: TaskDeps, runId: string, name: string): 
       severity: 'blocking',
       code: 'uncovered-table',
       table: name,
-      message: `${name} (${rows} rows) is not in the config: add tables.${name} with "global": true, a "tenant" rule, or "exclude": "<reason>"`,
+      message: isSafeIdentifier(name)
+        ? `${name} (${rows} rows) is not in the config: add tables.${name} with "global": true, a "tenant" rule, or "exclude": "<reason>"`
+        : `${JSON.stringify(name)} (about ${rows} rows) is not in the config, and its name cannot be migrated (only A-Z, a-z, 0-9, _ and $ are used unquoted): add "tables": { ${JSON.stringify(name)}: { "exclude": "<reason>" } }, or rename it on the source`,
     });
   }
   if (mode === 'exclude') {
@@ -345,6 +347,12 @@ export async function writeReport(deps: TaskDeps, runId: string): Promise<Assess
   };
   try {
     const server = await readServerInfo(deps.targetServer);
+    try {
+      await assertSourceIsNotTarget(deps);
+    } catch (error) {
+      if (!(error instanceof SourceIsTarget)) throw error;
+      problems.push({ severity: 'blocking', code: 'target-is-source', message: error.message });
+    }
     const exists = await deps.targetServer.query(
       'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
       [deps.targetUrl.database],

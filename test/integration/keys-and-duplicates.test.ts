@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -212,6 +212,38 @@ describe('exact keys beyond 2^53', () => {
     } finally {
       await server.execute("DELETE FROM member_members WHERE member_bid = 'm-gone'");
       await server.execute("INSERT INTO member_notes VALUES (2, 'n2', 'm-one', 'a plain note')");
+    }
+  });
+});
+
+describe('a source table whose name cannot be migrated', () => {
+  it('blocks assess with the way out, can be excluded by its name, and then nothing stands in the way', async () => {
+    await server.execute('CREATE TABLE `audit-log` (id INT PRIMARY KEY, `what happened` VARCHAR(20))');
+    try {
+      const dir = workspace('oddname', undefined, 'client');
+      const blocked = await cli(['run', 'assess'], dir);
+      expect(blocked.code).toBe(1);
+      const report = blocked.json.report as AssessReport;
+      expect(report.problems.find((p) => p.code === 'uncovered-table')?.message).toMatch(
+        /"audit-log" .* its name cannot be migrated .*add "tables": \{ "audit-log": \{ "exclude": "<reason>" \} \}, or rename it on the source/,
+      );
+      // Migrating it is refused with the field named; excluding it is accepted.
+      const file = join(dir, 'shifu-migrate.config.json');
+      const config = JSON.parse(readFileSync(file, 'utf8')) as { tables: Record<string, unknown> };
+      config.tables['audit-log'] = { global: true };
+      writeFileSync(file, JSON.stringify(config));
+      const refused = await cli(['run', 'assess'], dir);
+      expect(refused.code).toBe(2);
+      expect(String(refused.json.message)).toMatch(
+        /tables\.audit-log: "audit-log" is not a table name .*exclude it/,
+      );
+      config.tables['audit-log'] = { exclude: 'an audit trail the SaaS side does not need' };
+      writeFileSync(file, JSON.stringify(config));
+      const ready = await cli(['run', 'assess'], dir);
+      expect(ready.code, ready.stderr).toBe(0);
+      expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    } finally {
+      await server.execute('DROP TABLE `audit-log`');
     }
   });
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AssessReport } from '../../lambdas/assess/schema.ts';
 import { loadConfig } from '../../lambdas/core/config/load.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
 import type { SqlClient } from '../../lambdas/core/sql/port.ts';
@@ -268,6 +269,12 @@ describe('the source is never written', () => {
       expect(refused.json).toMatchObject({ status: 'INVALID_INPUT', error: 'SourceIsTarget' });
       expect(String(refused.json.message)).toMatch(/target\.url names the source database/);
     }
+    // Assess only reads, and says so as a blocking finding.
+    const assess = await cli(['run', 'assess'], dir);
+    expect(assess.code).toBe(1);
+    expect((assess.json.report as AssessReport).problems).toContainEqual(
+      expect.objectContaining({ severity: 'blocking', code: 'target-is-source' }),
+    );
     // The start task refuses too, when the state machine runs without the CLI (as on AWS).
     const loaded = loadConfig({
       file: join(dir, 'shifu-migrate.config.json'),

@@ -41,6 +41,22 @@ describe('database URLs', () => {
 
   it('never shows a password', () => {
     expect(redactUrl('mysql://root:secret@h:3306/db')).toBe('mysql://root:***@h:3306/db');
+    // Unencoded @, / and : in a password: nothing of it shows, even where the URL cannot be parsed.
+    expect(redactUrl('mysql://root:my@secret@h:3306/db?x=1')).toBe('mysql://root:***@h:3306/db?x=1');
+    expect(redactUrl('mysql://root:p@ss:w/rd@127.0.0.1/db')).toBe('mysql://root:***@127.0.0.1/db');
+    const message = (() => {
+      try {
+        parseDatabaseUrl('mysql://root:p@ss:w/rd@127.0.0.1/db');
+        return '';
+      } catch (error) {
+        return (error as Error).message;
+      }
+    })();
+    expect(message).toMatch(/malformed database URL "mysql:\/\/root:\*\*\*@127\.0\.0\.1\/db"/);
+    expect(message).not.toMatch(/p@ss|ss:w\/rd/);
+    expect(() => parseDatabaseUrl('mysql://root:my@secret@127.0.0.1:3306/db?foo=1')).toThrow(
+      /mysql:\/\/root:\*\*\*@127\.0\.0\.1:3306\/db\?foo=1/,
+    );
     expect(() => parseDatabaseUrl('mysql://root:secret@h:3306/')).toThrow(/mysql:\/\/root:\*\*\*@h:3306\//);
   });
 
@@ -66,6 +82,7 @@ describe('database URLs', () => {
   it.each([
     ['mysql://u:secret@h/shifu?sslmode=require', /parameters shifu-migrate does not know \("sslmode"\)/],
     ['mysql://u@h/shifu?ssl=yes', /ssl="yes": use ssl=true/],
+    ['mysql://u@h/shifu?ssl=true&ssl=false', /gives "ssl" more than once/],
     ['mysql://u@h/shifu?ssl=false&ssl-ca=/x.pem', /ssl-ca must name a CA bundle file, and goes with TLS/],
     [
       'rdsdata://arn:aws:rds:eu-west-1:123456789012:cluster:x/db?secret=arn:aws:secretsmanager:eu-west-1:123456789012:secret:s-AbCdEf&region=x',

@@ -233,7 +233,11 @@ export const ConfigSchema = z
     defaultTenant: tenantBid.meta({ description: 'The tenant that rows go to when onUnmapped is default.' }),
     onUnmapped: OnUnmapped.default('default'),
     tables: z
-      .record(identifier('table'), TableRules)
+      // Any table name the server allows: one we cannot quote may still be named, to exclude it.
+      .record(
+        z.string().min(1).max(64).meta({ description: 'A table of the source, by its name.' }),
+        TableRules,
+      )
       .meta({ description: 'Per table of the source: global, tenant rules, or exclude.' }),
     chunking: Chunking.default({
       rowsPerChunk: 5_000,
@@ -277,6 +281,13 @@ export const ConfigSchema = z
 
     for (const [table, rules] of Object.entries(config.tables)) {
       const path = ['tables', table];
+      if (!isSafeIdentifier(table) && rules.exclude === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: `${JSON.stringify(table)} is not a table name shifu-migrate can migrate (1 to 64 characters of A-Z, a-z, 0-9, _ or $, not only digits): exclude it with "exclude": "<reason>", or rename the table on the source`,
+        });
+      }
       const modes = (['global', 'tenant', 'exclude'] as const).filter((k) => rules[k] !== undefined);
       if (modes.length !== 1) {
         ctx.addIssue({

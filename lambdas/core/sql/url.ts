@@ -71,6 +71,12 @@ function parseMysql(raw: string): MysqlUrl {
       `database URL ${JSON.stringify(redactUrl(raw))} has parameters shifu-migrate does not know (${unknown.map((k) => JSON.stringify(k)).join(', ')}): mysql:// URLs take ?ssl=true, ?ssl=skip-verify and ?ssl-ca=<CA bundle file>`,
     );
   }
+  const repeated = [...new Set(url.searchParams.keys())].filter((k) => url.searchParams.getAll(k).length > 1);
+  if (repeated.length > 0) {
+    throw new InvalidDatabaseUrl(
+      `database URL ${JSON.stringify(redactUrl(raw))} gives ${repeated.map((k) => JSON.stringify(k)).join(', ')} more than once: keep one`,
+    );
+  }
   const ssl = url.searchParams.get('ssl');
   const caFile = url.searchParams.get('ssl-ca') ?? undefined;
   if (ssl !== null && !['true', 'false', 'skip-verify'].includes(ssl)) {
@@ -142,7 +148,8 @@ function checkDatabaseName(database: string, raw: string): void {
 
 /** The URL with any password replaced by `***`, for messages and logs. */
 export function redactUrl(raw: string): string {
-  return raw.replace(/^(mysql:\/\/[^:/@]*:)[^@]*@/, '$1***@');
+  // Up to the last @: a password may hold @ (and / or :) unencoded, and none of it may show.
+  return raw.replace(/^(mysql:\/\/[^:/@]*:)[\s\S]*@/, '$1***@');
 }
 
 /** The same server with another database, e.g. the target next to the source. */
