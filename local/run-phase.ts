@@ -3,9 +3,11 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openArchive } from '../lambdas/core/archive/open.ts';
 import type { LoadedConfig } from '../lambdas/core/config/load.ts';
-import { keepAlive } from '../lambdas/core/ledger/lock.ts';
+import { keepAlive, releaseLock } from '../lambdas/core/ledger/lock.ts';
+import { findRuns, setRunStatus } from '../lambdas/core/ledger/runs.ts';
 import { type MetricsSink, noMetrics } from '../lambdas/core/metrics.ts';
 import { openSql } from '../lambdas/core/sql/open.ts';
+import type { SqlClient } from '../lambdas/core/sql/port.ts';
 import { withDatabase } from '../lambdas/core/sql/url.ts';
 import type { TaskDeps } from '../lambdas/core/task.ts';
 import { type LoadedDefinition, loadDefinition } from './engine/definition.ts';
@@ -47,7 +49,10 @@ export function openDeps(
   // The source is opened read-only at the server: a write there fails, whatever the SQL.
   const source = openSql(loaded.sourceUrl, { ...connections, label: 'source', readOnly: true });
   const target = openSql(loaded.targetUrl, { ...connections, label: 'target' });
-  const targetServer = openSql(withDatabase(loaded.targetUrl, 'information_schema'), { label: 'target' });
+  const targetServer = openSql(withDatabase(loaded.targetUrl, 'information_schema'), {
+    label: 'target',
+    display: loaded.targetUrl.raw,
+  });
   return {
     config: loaded.config,
     sourceUrl: loaded.sourceUrl,
@@ -61,6 +66,19 @@ export function openDeps(
       await Promise.all([source.close(), target.close(), targetServer.close()]);
     },
   };
+}
+
+const INTERRUPTED = 'stopped by the operator (Ctrl-C); nothing was undone';
+
+/** After Ctrl-C: the execution's running runs become `interrupted` (resumable), and its lock is given up. */
+async function leaveInterrupted(deps: { target: SqlClient }, owner: string): Promise<void> {
+  const runs = await findRuns(deps.target, "execution_id = ? AND status = 'running'", [owner]);
+  for (const run of runs)
+    await setRunStatus(deps.target, run.runId, 'interrupted', {
+      from: ['running'],
+      error: { name: 'Interrupted', message: INTERRUPTED },
+    });
+  await releaseLock(deps.target, owner);
 }
 
 /** Runs one state machine locally, with our handlers, keeping its event log under `.shifu-migrate/executions/`. */
@@ -89,7 +107,25 @@ export async function runPhase(options: RunPhaseOptions): Promise<PhaseRun> {
     // The run lock stays this process's while it runs, between tasks too (waits, retries).
     const ledgerExecutionId = localExecutionId(execution.executionId);
     stopBeating = keepAlive(deps.target, ledgerExecutionId);
-    const result = await execution.result;
+    // Ctrl-C: no new work starts, work in flight stops (its transaction rolls back), and the run is left
+    // interrupted, resumable, with the lock given up; a second Ctrl-C ends the process at once.
+    let interrupted = false;
+    const onInterrupt = (): void => {
+      if (interrupted) process.exit(130);
+      interrupted = true;
+      execution.abort();
+    };
+    process.on('SIGINT', onInterrupt);
+    let result: ExecutionResult;
+    try {
+      result = await execution.result;
+    } finally {
+      process.removeListener('SIGINT', onInterrupt);
+    }
+    if (interrupted) {
+      await leaveInterrupted(deps, ledgerExecutionId).catch(() => undefined);
+      return { ...result, error: 'Interrupted', cause: INTERRUPTED, ledgerExecutionId, eventLog };
+    }
     return { ...result, ledgerExecutionId, eventLog };
   } finally {
     stopBeating?.();

@@ -39,7 +39,10 @@ export function lambdaDeps(): Promise<TaskDeps> {
       targetUrl,
       source: openSql(sourceUrl, { label: 'source', readOnly: true }),
       target: openSql(targetUrl, { label: 'target' }),
-      targetServer: openSql(withDatabase(targetUrl, 'information_schema'), { label: 'target' }),
+      targetServer: openSql(withDatabase(targetUrl, 'information_schema'), {
+        label: 'target',
+        display: targetUrl.raw,
+      }),
       archive: openArchive(config.archive.url),
       signal: new AbortController().signal,
       metrics: emfMetrics(),

@@ -73,8 +73,14 @@ export class DatabaseUnreachable extends Error {
   override name = 'DatabaseUnreachable';
   readonly url: string;
 
-  constructor(url: string, options?: ErrorOptions) {
-    super(`no database answers at ${url}`, options);
+  /** `label`: which database this is (`source`, `target`), so the message names the config field to check. */
+  constructor(url: string, options?: ErrorOptions & { label?: string | undefined }) {
+    super(
+      options?.label === undefined
+        ? `no database answers at ${url}`
+        : `no database answers at the ${options.label} database's address ${url}: is the server up, and is ${options.label}.url (or ${options.label.toUpperCase()}_DATABASE_URL) right?`,
+      options,
+    );
     this.url = url;
   }
 }

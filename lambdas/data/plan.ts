@@ -1,3 +1,4 @@
+import { rulesFingerprint } from '../core/config/fingerprint.ts';
 import { ident, qualified } from '../core/identifiers.ts';
 import { describeHolder } from '../core/ledger/lock.ts';
 import { beginRun, failStart } from '../core/ledger/phase-run.ts';
@@ -117,7 +118,10 @@ export async function startData(deps: TaskDeps, execution: string): Promise<Data
   await assertSourceIsNotTarget(deps);
   const schema = await introspect(deps.source, deps.sourceUrl.database);
   assertConfigFits(deps.config, schema);
-  const start = await beginRun(deps.target, PHASE, execution, { resumable: true });
+  const start = await beginRun(deps.target, PHASE, execution, {
+    resumable: true,
+    configHash: rulesFingerprint(deps.config),
+  });
   const { runId } = start;
   try {
     const context =

@@ -139,7 +139,11 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
           ? parsePhase(values.phase, ROLLBACK_PHASES, 'phase to roll back (--phase)')
           : undefined;
     if (values.phase !== undefined && command !== 'rollback')
-      throw new InputError(`--phase goes with rollback; for run, name the phase: run ${values.phase}`);
+      throw new InputError(
+        command === 'run'
+          ? `--phase goes with rollback; for run, name the phase: run ${values.phase}`
+          : `--phase goes with rollback, not ${command}`,
+      );
     let loaded: LoadedConfig = loadConfig({
       file: values.config,
       defaults: demoConfig,
@@ -214,7 +218,7 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
 function report(error: unknown, out: Output): number {
   const code = error instanceof InputError ? 2 : 1;
   let message = error instanceof Error ? error.message : String(error);
-  if (error instanceof DatabaseUnreachable) {
+  if (error instanceof DatabaseUnreachable && /@(127\.0\.0\.1|localhost|\[?::1\]?)[:/]/.test(error.url)) {
     message +=
       '\nStart a MySQL-compatible server there, for example:\n' +
       '  apt-get install mariadb-server && start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd\n' +

@@ -21,6 +21,7 @@ export const INPUT_ERRORS = new Set([
   'ConfigMismatch',
   'DatabaseAccessDenied',
   'MigrationNotReady',
+  'RunConfigChanged',
 ]);
 
 export interface RunOutcome {
@@ -84,7 +85,7 @@ export async function explainRun(
     const more = record.moreErrors.length > 0 ? ` Later: ${record.moreErrors.join(' | ')}` : '';
     switch (record.status) {
       case 'refused':
-        return told([`Refused, nothing written (${record.runId}): ${shorten(first)}`]);
+        return told([`Refused before it did any work (${record.runId}): ${shorten(first)}`]);
       case 'interrupted': {
         const [chunks] =
           phase === 'data'
@@ -99,7 +100,7 @@ export async function explainRun(
             ? ''
             : ` at chunk ${count(Number(chunks.done))} of ${count(Number(chunks.total))}`;
         return told([
-          `Interrupted (${record.runId}) by an error that may pass: ${shorten(first)}`,
+          `Interrupted (${record.runId}): ${shorten(first)}`,
           `Nothing was undone: the run is resumable${where}. Fix the cause, then resume: npx shifu-migrate run ${phase}; or undo it: npx shifu-migrate rollback`,
         ]);
       }

@@ -58,8 +58,12 @@ export async function assertMayWrite(
   const source = openSql(withDatabase(loaded.sourceUrl, 'information_schema'), {
     label: 'source',
     readOnly: true,
+    display: loaded.sourceUrl.raw,
   });
-  const targetServer = openSql(withDatabase(loaded.targetUrl, 'information_schema'), { label: 'target' });
+  const targetServer = openSql(withDatabase(loaded.targetUrl, 'information_schema'), {
+    label: 'target',
+    display: loaded.targetUrl.raw,
+  });
   try {
     await assertSourceIsNotTarget({
       source,

@@ -12,7 +12,7 @@ export async function runSeedDemo(
 ): Promise<SeedResult> {
   const url = loaded.sourceUrl;
   // The database may not exist yet: connect to the server through information_schema, which always does.
-  const client = openSql(withDatabase(url, 'information_schema'));
+  const client = openSql(withDatabase(url, 'information_schema'), { label: 'source', display: url.raw });
   try {
     out.info(`Seeding ${url.database} at ${redactUrl(url.raw)} with ${count(options.users)} users…`);
     let loadedRows = 0;

@@ -91,7 +91,9 @@ describe('shifu-migrate CLI', () => {
       SOURCE_DATABASE_URL: 'mysql://root@127.0.0.1:1/shifu_legacy',
     });
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/no database answers at mysql:\/\/root@127\.0\.0\.1:1\/information_schema/);
+    expect(run.stderr).toMatch(
+      /no database answers at the source database's address mysql:\/\/root@127\.0\.0\.1:1\/shifu_legacy: is the server up, and is source\.url \(or SOURCE_DATABASE_URL\) right\?/,
+    );
     expect(run.stderr).toMatch(/apt-get install mariadb-server/);
   });
 

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
@@ -71,6 +71,7 @@ const copiedChunks = (target: string, table?: string) =>
 function cliProcess(
   args: string[],
   cwd: string,
+  started?: (child: ReturnType<typeof spawn>) => void,
 ): Promise<{ code: number | null; json: Record<string, unknown> }> {
   const child = spawn(
     join(root, 'node_modules', '.bin', 'node'),
@@ -81,6 +82,7 @@ function cliProcess(
       stdio: ['ignore', 'pipe', 'ignore'],
     },
   );
+  started?.(child);
   let out = '';
   child.stdout.on('data', (d: Buffer) => {
     out += d.toString();
@@ -178,6 +180,31 @@ describe('one run at a time', () => {
     );
     expect(runs.map((r) => str(r, 'status'))).toEqual(['refused', 'succeeded']);
     expect(await server.query(`SELECT * FROM ${qualified(target, 'migration_lock')}`)).toEqual([]);
+  });
+});
+
+describe('Ctrl-C', () => {
+  it('stops the run, leaves it interrupted and resumable with the lock given up, and says how to go on', async () => {
+    const target = `${source.name}_sigint`;
+    const dir = workspace(target, { rowsPerChunk: 100, maxConcurrency: 1 });
+    expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    const stopped = await cliProcess(['run', 'data'], dir, (child) => {
+      void until(async () => (await copiedChunks(target)) >= 5, 'chunks to be copied').then(() =>
+        child.kill('SIGINT'),
+      );
+    });
+    expect(stopped.code).toBe(1);
+    expect(stopped.json).toMatchObject({
+      error: 'Interrupted',
+      rolledBack: false,
+      run: { status: 'interrupted' },
+    });
+    expect(await server.query(`SELECT * FROM ${qualified(target, 'migration_lock')}`)).toEqual([]);
+    const resumed = await cli(['run', 'data'], dir);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.json.runId).toBe((stopped.json.run as { runId: string }).runId);
+    for (const t of TABLES)
+      expect(await independentDiff(target, t), t).toEqual({ missing: 0, extra: 0, changed: 0 });
   });
 });
 
@@ -635,6 +662,22 @@ describe('failures that heal, and input that is refused', () => {
     expect((status.json.runs as { status: string }[])[0]?.status).toBe('interrupted');
 
     await server.execute(`DROP TRIGGER ${qualified(target, 'always_deadlock')}`);
+    // Resuming under other tenant rules would mix rows copied under two sets of rules: refused, exit 2.
+    const file = join(dir, 'shifu-migrate.config.json');
+    const original = readFileSync(file, 'utf8');
+    const changed = JSON.parse(original) as {
+      tables: { user_users: { tenant: { domains?: Record<string, string> }[] } };
+    };
+    const emailRule = changed.tables.user_users.tenant[0];
+    if (emailRule?.domains !== undefined) emailRule.domains['acme.com'] = 'globex';
+    writeFileSync(file, JSON.stringify(changed));
+    const refused = await cli(['run', 'data'], dir);
+    expect(refused.code).toBe(2);
+    expect(refused.json).toMatchObject({ error: 'RunConfigChanged' });
+    expect(String(refused.json.cause)).toMatch(
+      /was started with another config .*restore the config it ran with/,
+    );
+    writeFileSync(file, original);
     // While the run stood still the source went on, in tables copied and validated before the interruption.
     await server.execute(
       `UPDATE ${qualified(source.name, 'user_users')} SET nickname = 'renamed while interrupted' WHERE id <= 5`,
@@ -644,6 +687,15 @@ describe('failures that heal, and input that is refused', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.json.runId).toBe(record?.run_id);
     expect(resumed.stderr).toMatch(new RegExp(`Resuming ${String(record?.run_id)} at chunk \\d+ of \\d+`));
+    // The interruption is history: kept, but no longer this run's error.
+    const [after] = await server.query(
+      `SELECT status, error_name, more_errors FROM ${qualified(target, 'migration_runs')} WHERE run_id = ?`,
+      [String(record?.run_id)],
+    );
+    expect(after).toMatchObject({ status: 'succeeded', error_name: null });
+    expect(String(after?.more_errors)).toMatch(
+      /^before it was resumed: TransientDatabaseError: Deadlock found/,
+    );
     for (const t of TABLES)
       expect(await independentDiff(target, t), t).toEqual({ missing: 0, extra: 0, changed: 0 });
   });

@@ -43,6 +43,8 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
   let raw: unknown;
   let origin: LoadedConfig['origin'];
   let label: string;
+  if (options.file === '')
+    throw new InputError('--config needs a file name: --config shifu-migrate.config.json');
   if (options.file !== undefined || existsSync(resolve(cwd, DEFAULT_CONFIG_FILE))) {
     const path = resolve(cwd, options.file ?? DEFAULT_CONFIG_FILE);
     label = options.file ?? DEFAULT_CONFIG_FILE;
@@ -118,7 +120,8 @@ function sameDatabase(a: DatabaseUrl, b: DatabaseUrl): boolean {
 
 function parseJson(text: string, label: string): unknown {
   try {
-    return JSON.parse(text);
+    // Editors on Windows save UTF-8 with a byte order mark; JSON.parse does not take it.
+    return JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (error) {
     const message = (error as Error).message.replace(/\s+/g, ' ');
     const position = jsonErrorPosition(text);
@@ -227,6 +230,11 @@ function describe(
     case 'invalid_key':
       return issue.issues.map((inner) => `${where}: ${inner.message}`);
     case 'invalid_union': {
+      if (fullPath.at(-1) === 'whenNotUnique') {
+        return [
+          `${where}: not a choice. Fix: use "highestKey", "lowestKey", { "newest": "<column>" } or { "oldest": "<column>" } (one key)`,
+        ];
+      }
       if ('discriminator' in issue || ('note' in issue && issue.note === 'No matching discriminator')) {
         const byPath = fullPath.at(-1) === 'by' ? fullPath : [...fullPath, 'by'];
         return [

@@ -238,6 +238,21 @@ export const ConfigSchema = z
         z.string().min(1).max(64).meta({ description: 'A table of the source, by its name.' }),
         TableRules,
       )
+      .superRefine(
+        (tables, ctx) => {
+          for (const [table, rules] of Object.entries(tables ?? {})) {
+            const excluded = typeof rules === 'object' && rules !== null && 'exclude' in rules;
+            if (isSafeIdentifier(table) || excluded) continue;
+            ctx.addIssue({
+              code: 'custom',
+              path: [table],
+              message: `${JSON.stringify(table)} is not a table name shifu-migrate can migrate (1 to 64 characters of A-Z, a-z, 0-9, _ or $, not only digits): exclude it with "exclude": "<reason>", or rename the table on the source`,
+            });
+          }
+        },
+        // Said with the config's other problems, not only once they are fixed.
+        { when: () => true },
+      )
       .meta({ description: 'Per table of the source: global, tenant rules, or exclude.' }),
     chunking: Chunking.default({
       rowsPerChunk: 5_000,
@@ -281,13 +296,6 @@ export const ConfigSchema = z
 
     for (const [table, rules] of Object.entries(config.tables)) {
       const path = ['tables', table];
-      if (!isSafeIdentifier(table) && rules.exclude === undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          path,
-          message: `${JSON.stringify(table)} is not a table name shifu-migrate can migrate (1 to 64 characters of A-Z, a-z, 0-9, _ or $, not only digits): exclude it with "exclude": "<reason>", or rename the table on the source`,
-        });
-      }
       const modes = (['global', 'tenant', 'exclude'] as const).filter((k) => rules[k] !== undefined);
       if (modes.length !== 1) {
         ctx.addIssue({

@@ -1,4 +1,4 @@
-import { DatabaseUnreachable, TransientDatabaseError } from '../errors.ts';
+import { DatabaseUnreachable, InputError, TransientDatabaseError } from '../errors.ts';
 import type { SqlSession } from '../sql/port.ts';
 import { str } from '../sql/rows.ts';
 import { acquireLock, describeHolder, type LockHolder, LockLost, RunLocked, releaseLock } from './lock.ts';
@@ -34,13 +34,22 @@ export async function beginRun(
   target: SqlSession,
   phase: Phase,
   execution: string,
-  options: { resumable: boolean },
+  options: { resumable: boolean; configHash?: string },
 ): Promise<RunStart> {
   await ensureLedger(target);
   await assertNoRollback(target, phase);
   const [open] = options.resumable
     ? await findRuns(target, "phase = ? AND status IN ('running', 'interrupted')", [phase], 1)
     : [];
+  if (open !== undefined && options.configHash !== undefined) {
+    const [row] = await target.query('SELECT config_hash FROM migration_runs WHERE run_id = ?', [open.runId]);
+    const recorded = row === undefined || row.config_hash === null ? null : str(row, 'config_hash');
+    if (recorded !== null && recorded !== options.configHash) {
+      throw new RunConfigChanged(
+        `${phase} run ${open.runId} was started with another config (its tenants, tenant rules or tables differ from this one), and resuming it would mix rows copied under two sets of rules: restore the config it ran with to resume it, or undo it (npx shifu-migrate rollback) and run ${phase} again`,
+      );
+    }
+  }
   const runId = open?.runId ?? newRunId(phase);
   let tookOver: LockHolder | null;
   try {
@@ -65,13 +74,26 @@ export async function beginRun(
     }
     if (open === undefined) {
       await startRun(target, phase, runId, execution);
+      if (options.configHash !== undefined)
+        await target.execute('UPDATE migration_runs SET config_hash = ? WHERE run_id = ?', [
+          options.configHash,
+          runId,
+        ]);
     } else {
       const moved = await setRunStatus(target, runId, 'running', { from: ['running', 'interrupted'] });
       if (!moved)
         throw new RunStopped(
           `run ${runId} changed state while it was being resumed: see npx shifu-migrate status`,
         );
-      await target.execute('UPDATE migration_runs SET execution_id = ? WHERE run_id = ?', [execution, runId]);
+      // What stopped it before is history now: the first error of this attempt is its own.
+      await target.execute(
+        `UPDATE migration_runs
+            SET execution_id = ?,
+                more_errors = IF(error_name IS NULL, more_errors, CONCAT_WS('\\n', more_errors, CONCAT('before it was resumed: ', error_name, ': ', COALESCE(error_message, '')))),
+                error_name = NULL, error_message = NULL
+          WHERE run_id = ?`,
+        [execution, runId],
+      );
     }
   } catch (error) {
     await releaseLock(target, execution, runId);
@@ -186,4 +208,9 @@ export function rollbackFailure(message: string, causes: readonly unknown[]): Er
         cause: causes[0],
       })
     : new RollbackIncomplete(message);
+}
+
+/** A run would be resumed under another config than it was started with. */
+export class RunConfigChanged extends InputError {
+  override name = 'RunConfigChanged';
 }

@@ -90,6 +90,15 @@ export async function ensureLedger(target: SqlSession): Promise<void> {
     if (!present.has(`${table}.${column}`))
       await target.execute(`ALTER TABLE ${ident(table, 'table')} ADD COLUMN ${ident(column)} ${definition}`);
   }
+  // Alarm names are compared as written ("Café" is not "cafe", one emoji not another): a ledger made before
+  // gets the binary collation once.
+  const [alarms] = await target.query(
+    "SELECT COLLATION_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'migration_alarms' AND COLUMN_NAME = 'name'",
+  );
+  if (alarms !== undefined && str(alarms, 'c') !== 'utf8mb4_bin')
+    await target.execute(
+      'ALTER TABLE migration_alarms MODIFY name VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL',
+    );
 }
 
 /** A new run id: phase, UTC time and randomness, sortable by time. */

@@ -14,6 +14,7 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   error_message TEXT NULL,
   execution_id VARCHAR(255) NULL,
   more_errors TEXT NULL,
+  config_hash VARCHAR(64) NULL,
   PRIMARY KEY (run_id),
   KEY idx_phase_status (phase, status)`,
   },
@@ -110,7 +111,7 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   },
   {
     name: 'migration_alarms',
-    body: `name VARCHAR(255) NOT NULL,
+    body: `name VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
   state VARCHAR(20) NOT NULL,
   reason VARCHAR(1024) NOT NULL DEFAULT '',
   changed_at DATETIME(3) NOT NULL,
@@ -129,6 +130,7 @@ export const LEDGER_COLUMNS: readonly {
 }[] = [
   { table: 'migration_runs', column: 'execution_id', definition: 'VARCHAR(255) NULL' },
   { table: 'migration_runs', column: 'more_errors', definition: 'TEXT NULL' },
+  { table: 'migration_runs', column: 'config_hash', definition: 'VARCHAR(64) NULL' },
   { table: 'migration_chunks', column: 'changing_rows', definition: 'INT NOT NULL DEFAULT 0' },
 ];
 

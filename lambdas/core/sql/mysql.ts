@@ -27,6 +27,12 @@ export interface MysqlClientOptions {
   /** Which database this is, for errors people read ("the source database refused the login"). */
   readonly label?: 'source' | 'target';
   /**
+   * The URL to name in errors (passwords hidden), when it is not the one connected to: a pool on
+   * information_schema stands for the configured database.
+   * @default the URL connected to
+   */
+  readonly display?: string;
+  /**
    * Every connection is made read-only at the server (`SET SESSION TRANSACTION READ ONLY`): a write fails there,
    * whatever the SQL. The source is opened so.
    * @default false
@@ -88,7 +94,7 @@ function mapError(error: unknown, url: string, sql?: string, label?: string): Er
         ? e.message
         : String(error);
   if (code !== undefined && UNREACHABLE_CODES.has(code))
-    return new DatabaseUnreachable(url, { cause: error });
+    return new DatabaseUnreachable(url, { cause: error, label });
   if (code !== undefined && ACCESS_DENIED.has(code)) {
     const which = label === undefined ? 'the database' : `the ${label} database`;
     const field = label === undefined ? 'its URL' : `${label}.url (or ${label.toUpperCase()}_DATABASE_URL)`;
@@ -186,7 +192,7 @@ function tlsOptions(
 
 /** Opens a pooled mysql2 client. Connections are made lazily, on first use. */
 export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {}): SqlClient {
-  const shown = redactUrl(url.raw);
+  const shown = redactUrl(options.display ?? url.raw);
   const pool = mysql.createPool({
     host: url.host,
     port: url.port,
