@@ -1,4 +1,5 @@
 import { acquireLock, describeHolder, localProcessGone, RunLocked, readLock } from '../core/ledger/lock.ts';
+import { abandonRun } from '../core/ledger/phase-run.ts';
 import {
   ensureLedger,
   findRuns,
@@ -48,6 +49,7 @@ export async function stopPhase(
   deps: TaskDeps,
   request: RollbackRequest,
   executions: PhaseExecutions | undefined,
+  execution?: string,
 ): Promise<StopResult> {
   const alarm = request.alarm ?? null;
   const ledger = await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_runs');
@@ -79,10 +81,19 @@ export async function stopPhase(
     holder.stale === null &&
     (holder.kind === 'rollback' || !runs.includes(holder.runId))
   ) {
-    throw new RunLocked(
+    const refusal = new RunLocked(
       `${describeHolder(holder)} holds the target: ${holder.kind === 'rollback' ? 'wait for that rollback to end' : `stop that run first (npx shifu-migrate rollback --phase ${holder.phase})`}, then roll back ${phase}`,
       holder,
     );
+    const refused = await startRun(
+      deps.target,
+      'rollback',
+      newRunId('rollback'),
+      execution ?? null,
+      'refused',
+    );
+    await recordError(deps.target, refused, { name: refusal.name, message: refusal.message });
+    throw refusal;
   }
   const cause = `stopped by the rollback${alarm === null ? '' : ` (alarm ${alarm})`} at ${nowText()}`;
   for (const run of candidates.filter((r) => r.phase === phase && r.status === 'running')) {
@@ -103,13 +114,15 @@ export async function stopPhase(
 /**
  * Chunks of the stopped runs still being copied: the rollback waits for them before deleting, so no copy writes
  * into a range after the rollback emptied it. A chunk whose local process is gone, or older than the function's
- * timeout, is not waited for.
+ * timeout, or of a run whose execution has ended (interrupted, rolled back or not: its tasks are over), is not
+ * waited for.
  */
 export async function chunksInFlight(target: SqlClient, runs: readonly string[]): Promise<number> {
   if (runs.length === 0) return 0;
   const rows = await target.query(
     `SELECT r.run_id, r.execution_id, COUNT(*) AS n FROM migration_chunks c JOIN migration_runs r ON r.run_id = c.run_id
       WHERE c.run_id IN (${runs.map(() => '?').join(', ')}) AND c.status = 'copying'
+        AND r.status IN ('running', 'stopping')
         AND c.updated_at > CURRENT_TIMESTAMP(3) - INTERVAL ? SECOND
       GROUP BY r.run_id, r.execution_id`,
     [...runs, IN_FLIGHT_LIMIT_SECONDS],
@@ -142,11 +155,13 @@ export async function lockForRollback(
         ).map((r) => r.runId),
   );
   try {
-    await acquireLock(
+    const { tookOver } = await acquireLock(
       deps.target,
       { runId: rollbackRunId, phase, kind: 'rollback', owner: execution },
       (holder) => holder.kind === 'run' && stopping.has(holder.runId),
     );
+    // A rollback (or run) that died holding the lock: its run says so instead of `running` for ever.
+    if (tookOver !== null && tookOver.stale !== null) await abandonRun(deps.target, tookOver, execution);
   } catch (error) {
     if (error instanceof RunLocked) {
       await startRun(deps.target, 'rollback', rollbackRunId, execution, 'refused');
@@ -165,7 +180,7 @@ export async function runControl(
 ): Promise<unknown> {
   switch (input.step) {
     case 'stop':
-      return stopPhase(deps, input.request, executions);
+      return stopPhase(deps, input.request, executions, input.execution);
     case 'in-flight':
       return { waiting: await chunksInFlight(deps.target, input.runs) };
     case 'lock':

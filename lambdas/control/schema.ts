@@ -20,7 +20,7 @@ export const RollbackRequest = z.strictObject({
 export type RollbackRequest = z.output<typeof RollbackRequest>;
 
 export const ControlInput = z.discriminatedUnion('step', [
-  z.object({ step: z.literal('stop'), request: RollbackRequest }),
+  z.object({ step: z.literal('stop'), request: RollbackRequest, execution: execution.optional() }),
   z.object({ step: z.literal('in-flight'), runs: z.array(runId).max(100) }),
   z.object({
     step: z.literal('lock'),

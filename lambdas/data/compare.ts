@@ -1,6 +1,6 @@
 import { type Checksum, rangeChecksum } from '../core/checksum.ts';
 import { parseKeyTuple } from '../core/sql/keyset.ts';
-import type { SqlParam } from '../core/sql/port.ts';
+import type { SqlParam, SqlSession } from '../core/sql/port.ts';
 import { str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import {
@@ -29,10 +29,10 @@ export async function quarantinedKeys(
   deps: TaskDeps,
   table: string,
   job: Pick<CopyJob, 'info' | 'key'>,
+  /** Inside a transaction, its session: a second pooled connection taken while holding one can deadlock the pool. */
+  session: SqlSession = deps.target,
 ): Promise<QuarantinedKey[]> {
-  const rows = await deps.target.query('SELECT row_key FROM migration_quarantine WHERE table_name = ?', [
-    table,
-  ]);
+  const rows = await session.query('SELECT row_key FROM migration_quarantine WHERE table_name = ?', [table]);
   return rows.map((r) => {
     const text = str(r, 'row_key');
     return { text, values: exactKeyValues(job.info, job.key, parseKeyTuple(text)) };

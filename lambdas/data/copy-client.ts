@@ -63,7 +63,8 @@ export async function copyClientSide(
   const policy = onUnmapped(deps.config, table);
   // A re-copy: the keys copied, so that what the source no longer has can be removed after the last page.
   const kept = exact ? new Set<string>() : undefined;
-  const quarantine = exact && mode === 'tenant' ? await quarantinedKeys(deps, table, { info, key }) : [];
+  const quarantine =
+    exact && mode === 'tenant' ? await quarantinedKeys(deps, table, { info, key }, target) : [];
   let rows = 0;
   let quarantined = 0;
   for await (const page of readKeyset(deps.source, {

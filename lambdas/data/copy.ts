@@ -72,22 +72,11 @@ export async function copyChunk(
   if (deps.signal.aborted)
     throw new ChunkCancelled(`${table} chunk ${chunk.n} not started: the run is stopping`);
   await claimChunk(deps, runId, execution, table, chunk.n);
-  const started = performance.now();
-  const context = await runContext(deps, runId);
-  const job = copyJob(context, table);
-  const bounds = exactBounds(job, chunk);
-  let result: { rows: number; quarantined: number };
   try {
-    result =
-      path === 'server'
-        ? await copyServerSide(deps, context, table, mode, bounds, job, exact)
-        : // One transaction per chunk: its rows and quarantine rows land together, and the redo log is
-          // flushed once per chunk instead of once per statement.
-          await deps.target.transaction((tx) =>
-            copyClientSide(deps, tx, context, table, mode, bounds, job, exact),
-          );
+    return await copyClaimed(deps, runId, table, mode, chunk, path, exact);
   } catch (error) {
-    // No longer in flight: a rollback waiting for `copying` chunks need not wait for this one.
+    // No longer in flight, whatever failed (the copy, or the comparison after it): a rollback waiting for
+    // `copying` chunks need not wait for this one.
     await deps.target
       .execute(
         "UPDATE migration_chunks SET status = 'failed' WHERE run_id = ? AND table_name = ? AND chunk_no = ? AND status = 'copying'",
@@ -96,6 +85,30 @@ export async function copyChunk(
       .catch(() => undefined);
     throw error;
   }
+}
+
+/** The work of a claimed chunk: copied (one transaction on the client path), then compared and recorded. */
+async function copyClaimed(
+  deps: TaskDeps,
+  runId: string,
+  table: string,
+  mode: 'tenant' | 'global',
+  chunk: Chunk,
+  path: 'server' | 'client',
+  exact: boolean,
+): Promise<ChunkResult> {
+  const started = performance.now();
+  const context = await runContext(deps, runId);
+  const job = copyJob(context, table);
+  const bounds = exactBounds(job, chunk);
+  const result =
+    path === 'server'
+      ? await copyServerSide(deps, context, table, mode, bounds, job, exact)
+      : // One transaction per chunk: its rows and quarantine rows land together, and the redo log is
+        // flushed once per chunk instead of once per statement.
+        await deps.target.transaction((tx) =>
+          copyClientSide(deps, tx, context, table, mode, bounds, job, exact),
+        );
   if (exact) {
     // Validate Table judges a re-copy itself: the chunk only stops being in flight.
     await deps.target.execute(

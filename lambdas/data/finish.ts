@@ -314,6 +314,11 @@ export async function rollbackData(
     }
     for (const runId of runs)
       await setRunStatus(deps.target, runId, 'rolled_back', { from: ['rolling_back'] });
+    // Tables the runs never planned were marked rolling_back too: nothing of them was there to remove.
+    await deps.target.execute(
+      "UPDATE migration_progress SET status = 'rolled_back', records_migrated = 0 WHERE phase = ? AND status = 'rolling_back'",
+      [PHASE],
+    );
     await deps.target.execute(
       "UPDATE tenant_migration_status SET status = 'pending' WHERE status = 'migrated'",
     );

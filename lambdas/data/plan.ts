@@ -208,6 +208,17 @@ async function rowsPerChunk(
 }
 
 /**
+ * Whether recorded chunks cover a table's whole key space: numbered 0…n-1, the first open below, the last open
+ * above, each starting where the one before ended.
+ */
+export function isWholePlan(plan: readonly Chunk[]): boolean {
+  if (plan.length === 0 || plan[0]?.after !== null || plan.at(-1)?.upTo !== null) return false;
+  return plan.every(
+    (c, i) => c.n === i && (i === 0 || JSON.stringify(c.after) === JSON.stringify(plan[i - 1]?.upTo ?? null)),
+  );
+}
+
+/**
  * Keyset chunks of one table: for a single integer key, ranges of equal width between MIN and MAX (two index
  * probes, sized by the row estimate); otherwise boundaries walked on the key's index, one step of `size`
  * index entries each (never an OFFSET from the start). Reused as recorded when the run resumes.
@@ -218,7 +229,14 @@ export async function planChunks(deps: TaskDeps, runId: string, table: string): 
     [runId, table],
   );
   if (recorded.length > 0) {
-    return recorded.map((r) => chunkFromRow(r));
+    const plan = recorded.map((r) => chunkFromRow(r));
+    if (isWholePlan(plan)) return plan;
+    // A plan saved by an older version in several statements, cut short: planned again from scratch (copies are
+    // upserts, and the new ranges cover the whole key space).
+    await deps.target.execute('DELETE FROM migration_chunks WHERE run_id = ? AND table_name = ?', [
+      runId,
+      table,
+    ]);
   }
   const context = await runContext(deps, runId);
   const info = tableInfo(context, table);
@@ -279,19 +297,23 @@ export async function planChunks(deps: TaskDeps, runId: string, table: string): 
       after = upTo;
     }
   }
-  for (let i = 0; i < chunks.length; i += 500) {
-    const slice = chunks.slice(i, i + 500);
-    await deps.target.execute(
-      `INSERT INTO migration_chunks (run_id, table_name, chunk_no, key_from, key_to, status) VALUES ${slice.map(() => "(?, ?, ?, ?, ?, 'planned')").join(', ')}`,
-      slice.flatMap((c) => [
-        runId,
-        table,
-        c.n,
-        c.after === null ? null : JSON.stringify(c.after),
-        c.upTo === null ? null : JSON.stringify(c.upTo),
-      ]),
-    );
-  }
+  // One transaction: a plan is in the ledger whole or not at all, so a crash or a retry never leaves half a table
+  // unplanned (and so never copied) behind a plan that looks complete.
+  await deps.target.transaction(async (tx) => {
+    for (let i = 0; i < chunks.length; i += 500) {
+      const slice = chunks.slice(i, i + 500);
+      await tx.execute(
+        `INSERT INTO migration_chunks (run_id, table_name, chunk_no, key_from, key_to, status) VALUES ${slice.map(() => "(?, ?, ?, ?, ?, 'planned')").join(', ')}`,
+        slice.flatMap((c) => [
+          runId,
+          table,
+          c.n,
+          c.after === null ? null : JSON.stringify(c.after),
+          c.upTo === null ? null : JSON.stringify(c.upTo),
+        ]),
+      );
+    }
+  });
   await deferIndexes(deps, runId, table);
   await deps.target.execute(
     "UPDATE migration_progress SET status = 'copying', records_total = ? WHERE phase = ? AND table_name = ?",

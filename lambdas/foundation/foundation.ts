@@ -1,5 +1,5 @@
 import { ident, qualified } from '../core/identifiers.ts';
-import { markRolledBack, openObjects, recordCreated, undoStatement } from '../core/ledger/ddl.ts';
+import { createRecorded, markRolledBack, openObjects, undoStatement } from '../core/ledger/ddl.ts';
 import { acquireLock, releaseLock } from '../core/ledger/lock.ts';
 import {
   assertRunOwner,
@@ -92,15 +92,18 @@ export async function createTenantTables(deps: TaskDeps, runId: string): Promise
   for (const table of TENANT_TABLES) {
     if (existing.has(table.name)) continue;
     const sql = `CREATE TABLE ${ident(table.name, 'table')} (\n  ${table.body}\n) ${TABLE_OPTIONS}`;
-    await deps.target.execute(sql);
-    await recordCreated(deps.target, {
-      runId,
-      phase: PHASE,
-      objectType: 'table',
-      tableName: table.name,
-      objectName: table.name,
-      statement: sql,
-    });
+    await createRecorded(
+      deps.target,
+      {
+        runId,
+        phase: PHASE,
+        objectType: 'table',
+        tableName: table.name,
+        objectName: table.name,
+        statement: sql,
+      },
+      () => deps.target.execute(sql),
+    );
     created += 1;
   }
   const insertOnce = async (
@@ -115,15 +118,18 @@ export async function createTenantTables(deps: TaskDeps, runId: string): Promise
       [key],
     );
     if (found.length > 0) return;
-    await deps.target.execute(sql, params);
-    await recordCreated(deps.target, {
-      runId,
-      phase: PHASE,
-      objectType: 'row',
-      tableName: table,
-      objectName: `${keyColumn}=${key}`,
-      statement: sql,
-    });
+    await createRecorded(
+      deps.target,
+      {
+        runId,
+        phase: PHASE,
+        objectType: 'row',
+        tableName: table,
+        objectName: `${keyColumn}=${key}`,
+        statement: sql,
+      },
+      () => deps.target.execute(sql, params),
+    );
     created += 1;
   };
   for (const tenant of deps.config.tenants) {
@@ -196,41 +202,43 @@ export async function createTable(
       );
     }
     const addColumn = `ALTER TABLE ${ident(table)} ADD COLUMN ${ident(TENANT_COLUMN)} ${TENANT_COLUMN_TYPE} DEFAULT ''`;
-    await alterOnline(deps.target, addColumn);
-    await recordCreated(deps.target, {
-      runId,
-      phase: PHASE,
-      objectType: 'column',
-      tableName: table,
-      objectName: TENANT_COLUMN,
-      statement: addColumn,
-    });
+    await createRecorded(
+      deps.target,
+      {
+        runId,
+        phase: PHASE,
+        objectType: 'column',
+        tableName: table,
+        objectName: TENANT_COLUMN,
+        statement: addColumn,
+      },
+      () => alterOnline(deps.target, addColumn),
+    );
     const index = tenantIndex(info);
     const addIndex = `ALTER TABLE ${ident(table)} ADD INDEX ${ident(index.name, 'index')} (${index.columns.map((c) => ident(c)).join(', ')})`;
-    await deps.target.execute(`${addIndex}, ALGORITHM=INPLACE, LOCK=NONE`);
-    await recordCreated(deps.target, {
-      runId,
-      phase: PHASE,
-      objectType: 'index',
-      tableName: table,
-      objectName: index.name,
-      statement: addIndex,
-    });
+    await createRecorded(
+      deps.target,
+      {
+        runId,
+        phase: PHASE,
+        objectType: 'index',
+        tableName: table,
+        objectName: index.name,
+        statement: addIndex,
+      },
+      () => deps.target.execute(`${addIndex}, ALGORITHM=INPLACE, LOCK=NONE`),
+    );
     await progress(deps.target, runId, table, 'completed');
     return { table, action: 'altered', droppedForeignKeys: [] };
   }
   const [row] = await deps.source.query(`SHOW CREATE TABLE ${qualified(deps.sourceUrl.database, table)}`);
   const showCreate = row === undefined ? '' : str(row, 'Create Table');
   const { sql, droppedForeignKeys } = targetCreateStatement(showCreate, info, mode);
-  await deps.target.execute(sql);
-  await recordCreated(deps.target, {
-    runId,
-    phase: PHASE,
-    objectType: 'table',
-    tableName: table,
-    objectName: table,
-    statement: sql,
-  });
+  await createRecorded(
+    deps.target,
+    { runId, phase: PHASE, objectType: 'table', tableName: table, objectName: table, statement: sql },
+    () => deps.target.execute(sql),
+  );
   await progress(deps.target, runId, table, 'completed');
   return { table, action: 'created', droppedForeignKeys };
 }
@@ -260,6 +268,18 @@ export async function verifyFoundation(
   await succeedRun(deps.target, runId);
   await releaseLock(deps.target, execution, runId);
   return { runId, tables: planned.length, tenants: present.size, created: created.length };
+}
+
+/** Whether a column or index foundation recorded is on the target table (rows and tables undo idempotently). */
+async function stillThere(deps: TaskDeps, type: string, table: string, name: string): Promise<boolean> {
+  if (type !== 'column' && type !== 'index') return true;
+  const rows = await deps.targetServer.query(
+    type === 'column'
+      ? 'SELECT 1 AS found FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?'
+      : 'SELECT 1 AS found FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = ?',
+    [deps.targetUrl.database, table, name],
+  );
+  return rows.length > 0;
 }
 
 const ledgerExists = (deps: TaskDeps) =>
@@ -355,7 +375,11 @@ export async function rollbackFoundation(
     try {
       for (const object of objects) {
         const undo = undoStatement(deps.targetUrl.database, object);
-        const exists = object.objectType === 'table' || present.has(object.tableName);
+        // A record written just before a killed run made its object stands for nothing: look before undoing.
+        const exists =
+          object.objectType === 'table' ||
+          (present.has(object.tableName) &&
+            (await stillThere(deps, object.objectType, object.tableName, object.objectName)));
         if (exists) await deps.target.execute(undo.sql, undo.params);
         if (object.objectType === 'table') present.delete(object.tableName);
         await markRolledBack(

@@ -75,10 +75,18 @@ export async function runStatusCommand(
     const runs = records.map((r) => {
       const held = lock?.runId === r.runId ? lock : null;
       const live = r.status === 'running' || r.status === 'stopping' || r.status === 'rolling_back';
+      const resume =
+        r.phase === 'rollback'
+          ? 'finish it: npx shifu-migrate rollback'
+          : `run it again to resume (npx shifu-migrate run ${r.phase}), or roll it back (npx shifu-migrate rollback)`;
       const state =
         live && (held === null || held.stale !== null)
-          ? `stopped (${held?.stale ?? 'no lock held'}): ${r.status === 'running' ? `run it again to resume (npx shifu-migrate run ${r.phase}), or roll it back (npx shifu-migrate rollback)` : 'finish its rollback: npx shifu-migrate rollback'}`
-          : null;
+          ? `stopped (${held?.stale ?? 'no lock held'}): ${r.status === 'running' ? resume : 'finish its rollback: npx shifu-migrate rollback'}`
+          : r.status === 'interrupted'
+            ? `interrupted, nothing undone: ${resume}`
+            : r.status === 'rollback_failed'
+              ? 'its rollback stopped half-way: fix the cause, then npx shifu-migrate rollback'
+              : null;
       return {
         runId: r.runId,
         phase: r.phase,

@@ -70,7 +70,11 @@ export async function explainRun(
         rolledBack: false,
         left: null,
         ledgerError: null,
-        lines: [`Nothing was written: ${phase} stopped before it recorded a run (${run.error ?? 'error'}).`],
+        lines: [
+          run.error === 'LockLost' || run.error === 'RunStopped'
+            ? `This execution's run was taken over by another execution (its lock had gone stale, e.g. the process was paused), which goes on with it: see npx shifu-migrate status.`
+            : `Nothing was written: ${phase} stopped before it recorded a run (${run.error ?? 'error'}).`,
+        ],
       };
     }
     const first = record.error === null ? '' : `${record.error.name}: ${record.error.message}`;
@@ -122,7 +126,7 @@ export async function explainRun(
             `Cause: ${shorten(first)}`,
             ...record.moreErrors.map((e) => `Then: ${shorten(e.replace(/ Left on the target: .*$/s, ''))}`),
             phase === 'data'
-              ? `Left on the target: ${describeLeftovers(left as Awaited<ReturnType<typeof dataLeftovers>>)}.`
+              ? `Left on the target: ${describeLeftovers(left as Awaited<ReturnType<typeof dataLeftovers>>).replace(/^nothing$/, 'no rows or indexes of the migrated tables; what failed was elsewhere (above)')}.`
               : `Left on the target: ${(left as { objects: number }).objects} objects (migration_ddl rows with rolled_back_at NULL).`,
             'Fix the cause, then finish it: npx shifu-migrate rollback',
           ],

@@ -83,7 +83,11 @@ function initialise(binary: string, data: string, asRoot: boolean, log: string):
           ],
         ]
       : [binary, ['--no-defaults', '--initialize-insecure', `--datadir=${data}`, ...user]];
-  const run = spawnSync(command, args, { encoding: 'utf8' });
+  // A temporary directory of its own: a starting server deletes every `#sql…` file in its tmpdir, and in the shared
+  // /tmp those are the temporary tables another server (the machine's own) is using right now.
+  const tmp = join(data, '..', 'tmp');
+  mkdirSync(tmp, { recursive: true });
+  const run = spawnSync(command, args, { encoding: 'utf8', env: { ...process.env, TMPDIR: tmp } });
   writeFileSync(log, `${run.stdout ?? ''}${run.stderr ?? ''}`);
   if (run.status !== 0) {
     throw new Error(
@@ -129,6 +133,7 @@ export async function ensurePrivateServer(options: {
   const data = join(dir, 'data');
   const asRoot = process.getuid?.() === 0;
   if (!existsSync(join(data, 'mysql'))) initialise(binary, data, asRoot, join(dir, 'install.log'));
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
 
   const port = await freePort(options.preferredPort ?? 3307);
   const errorLog = join(dir, 'error.log');
@@ -140,6 +145,7 @@ export async function ensurePrivateServer(options: {
       `--port=${port}`,
       '--bind-address=127.0.0.1',
       `--socket=${join(dir, 'mysqld.sock')}`,
+      `--tmpdir=${join(dir, 'tmp')}`,
       `--pid-file=${pidFile}`,
       `--log-error=${errorLog}`,
       '--skip-log-bin',

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AssessReport } from '../../lambdas/assess/schema.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
+import { ensureLedger } from '../../lambdas/core/ledger/runs.ts';
 import type { SqlClient } from '../../lambdas/core/sql/port.ts';
 import { num, str, strOrNull } from '../../lambdas/core/sql/rows.ts';
 import { demoConfig, initechPhoneUsers } from '../../local/demo/config.ts';
@@ -189,6 +190,52 @@ describe('foundation', () => {
       'foundation rolled_back',
       'rollback succeeded',
     ]);
+  });
+
+  it('records each object before it makes it, so a kill in between leaves nothing the rollback cannot find', async () => {
+    const target = `${source.name}_order`;
+    const environment = env(target);
+    await server.execute(`CREATE DATABASE \`${target}\``);
+    const ledger = mysqlClient(target);
+    try {
+      await ensureLedger(ledger);
+      // What the target holds at the moment each record is written.
+      await ledger.execute(
+        'CREATE TABLE seen (object_type VARCHAR(20), table_name VARCHAR(64), existed INT)',
+      );
+      await ledger.execute(
+        `CREATE TRIGGER record_order BEFORE INSERT ON migration_ddl FOR EACH ROW
+         INSERT INTO seen VALUES (NEW.object_type, NEW.table_name,
+           (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = NEW.table_name))`,
+      );
+      expect((await cli(['run', 'foundation'], environment)).code).toBe(0);
+      const tables = await ledger.query("SELECT table_name, existed FROM seen WHERE object_type = 'table'");
+      expect(tables.length).toBeGreaterThan(10);
+      for (const t of tables) expect(t, String(t.table_name)).toMatchObject({ existed: 0 });
+      // A record whose object a killed run never made (a column, an index, a table): the rollback passes over it.
+      const [run] = await ledger.query("SELECT run_id FROM migration_runs WHERE phase = 'foundation'");
+      for (const [type, name] of [
+        ['column', 'never_added'],
+        ['index', 'idx_never_built'],
+      ] as const) {
+        await ledger.execute(
+          "INSERT INTO migration_ddl (run_id, phase, object_type, table_name, object_name, statement, created_at) VALUES (?, 'foundation', ?, 'user_users', ?, '', CURRENT_TIMESTAMP(3))",
+          [str(run ?? { run_id: '' }, 'run_id'), type, name],
+        );
+      }
+      await ledger.execute(
+        "INSERT INTO migration_ddl (run_id, phase, object_type, table_name, object_name, statement, created_at) VALUES (?, 'foundation', 'table', 'never_created', 'never_created', '', CURRENT_TIMESTAMP(3))",
+        [str(run ?? { run_id: '' }, 'run_id')],
+      );
+      const rolledBack = await cli(['rollback', '--phase', 'foundation'], environment);
+      expect(rolledBack.code, rolledBack.stderr).toBe(0);
+      const left = await ledger.query(
+        "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME NOT LIKE 'migration\\_%' AND TABLE_NAME <> 'seen'",
+      );
+      expect(left).toEqual([]);
+    } finally {
+      await ledger.close();
+    }
   });
 
   it('rolls back a run that fails half-way, leaving the target as it was, and exits 1', async () => {

@@ -211,6 +211,11 @@ describe('rollback of the phase in flight', () => {
     expect(racing.json).toMatchObject({ status: 'FAILED', error: 'RollbackInProgress' });
     expect(String(racing.json.cause)).toMatch(/rollback --phase data/);
     expect(await count(target, 'user_users')).toBeGreaterThan(0);
+    await server.execute(
+      `INSERT INTO ${qualified(target, 'migration_runs')} (run_id, phase, status, started_at, execution_id)
+       VALUES ('rollback-20261201T000000Z-aaaaaa', 'rollback', 'running', CURRENT_TIMESTAMP(3), ?)`,
+      [`local:${hostname()}:${process.pid}:alive`],
+    );
     // The rollback dies (its process is gone): the next rollback, phase named or not, finds the run and finishes.
     await server.execute(`UPDATE ${qualified(target, 'migration_lock')} SET owner = ?`, [
       `local:${hostname()}:999999999:gone`,
@@ -225,5 +230,15 @@ describe('rollback of the phase in flight', () => {
       [run?.run_id ?? ''],
     );
     expect(after).toEqual({ status: 'rolled_back' });
+    // The rollback that died says so, instead of `running` for ever.
+    const [dead] = await server.query(
+      `SELECT status, error_name FROM ${qualified(target, 'migration_runs')} WHERE run_id = 'rollback-20261201T000000Z-aaaaaa'`,
+    );
+    expect(dead).toEqual({ status: 'interrupted', error_name: 'RunAbandoned' });
+    // The second rollback, refused while the first was alive, is in the ledger too.
+    const refused = await server.query(
+      `SELECT error_name FROM ${qualified(target, 'migration_runs')} WHERE phase = 'rollback' AND status = 'refused'`,
+    );
+    expect(refused).toEqual([{ error_name: 'RunLocked' }]);
   });
 });

@@ -15,8 +15,33 @@ export interface CreatedObject {
   readonly objectName: string;
 }
 
+/**
+ * Creates an object with its record written first: the record says "this run creates it" before `create` runs, so
+ * a process killed right after the statement still leaves the record, and the rollback removes the object. If the
+ * statement fails, nothing was created and the record is taken back. Undoing an object that a killed run recorded
+ * but never made is a no-op (the rollback looks first).
+ */
+export async function createRecorded(
+  target: SqlSession,
+  entry: Parameters<typeof recordCreated>[1],
+  create: () => Promise<unknown>,
+): Promise<void> {
+  await recordCreated(target, entry);
+  try {
+    await create();
+  } catch (error) {
+    await target
+      .execute(
+        'DELETE FROM migration_ddl WHERE run_id = ? AND object_type = ? AND table_name = ? AND object_name = ? AND rolled_back_at IS NULL',
+        [entry.runId, entry.objectType, entry.tableName, entry.objectName],
+      )
+      .catch(() => undefined);
+    throw error;
+  }
+}
+
 /** Records that `runId` created an object, so that its rollback removes exactly that. */
-export async function recordCreated(
+async function recordCreated(
   target: SqlSession,
   entry: {
     runId: string;

@@ -63,15 +63,7 @@ export async function beginRun(
     throw error;
   }
   try {
-    if (tookOver !== null && tookOver.runId !== runId) {
-      await setRunStatus(target, tookOver.runId, 'interrupted', {
-        from: ['running'],
-        error: {
-          name: 'RunAbandoned',
-          message: `${describeHolder(tookOver)} stopped (${tookOver.stale}); the lock was taken over by ${execution}`,
-        },
-      });
-    }
+    if (tookOver !== null && tookOver.runId !== runId) await abandonRun(target, tookOver, execution);
     if (open === undefined) {
       await startRun(target, phase, runId, execution);
       if (options.configHash !== undefined)
@@ -86,6 +78,11 @@ export async function beginRun(
           `run ${runId} changed state while it was being resumed: see npx shifu-migrate status`,
         );
       // What stopped it before is history now: the first error of this attempt is its own.
+      if (tookOver !== null)
+        await recordError(target, runId, {
+          name: 'RunAbandoned',
+          message: `${describeHolder(tookOver)} stopped (${tookOver.stale}); resumed by ${execution}`,
+        });
       await target.execute(
         `UPDATE migration_runs
             SET execution_id = ?,
@@ -126,15 +123,24 @@ export async function failStart(
  */
 export async function assertRunOwner(target: SqlSession, runId: string, execution: string): Promise<void> {
   const [row] = await target.query(
-    `SELECT r.status, l.owner FROM migration_runs r
+    `SELECT r.status, r.execution_id, l.owner FROM migration_runs r
        LEFT JOIN migration_lock l ON l.name = 'target' AND l.run_id = r.run_id
       WHERE r.run_id = ?`,
     [runId],
   );
   if (row === undefined) throw new RunStopped(`run ${runId} is not in the ledger`);
   const status = str(row, 'status');
+  const current = row.execution_id === null ? null : str(row, 'execution_id');
+  // Taken over first: a run another execution resumed is that execution's, whatever it became since.
+  if (current !== null && current !== execution) {
+    throw new LockLost(
+      `run ${runId} was taken over by ${current} (this execution's lock went stale) and is now ${status}: this execution stops`,
+    );
+  }
   if (status !== 'running')
-    throw new RunStopped(`run ${runId} is ${status}: no new work starts (a rollback stopped it)`);
+    throw new RunStopped(
+      `run ${runId} is ${status}: no new work starts${status === 'stopping' || status === 'rolling_back' ? ' (a rollback stopped it)' : ''}`,
+    );
   const owner = row.owner === null ? null : str(row, 'owner');
   if (owner !== execution) {
     throw new LockLost(
@@ -213,4 +219,18 @@ export function rollbackFailure(message: string, causes: readonly unknown[]): Er
 /** A run would be resumed under another config than it was started with. */
 export class RunConfigChanged extends InputError {
   override name = 'RunConfigChanged';
+}
+
+/**
+ * The run a stale lock holder left behind (its process gone, no heartbeat): `interrupted`, with why, when another
+ * execution takes the lock over. A run it never started, or one already ended, is left as it is.
+ */
+export async function abandonRun(target: SqlSession, holder: LockHolder, by: string): Promise<void> {
+  await setRunStatus(target, holder.runId, 'interrupted', {
+    from: ['running'],
+    error: {
+      name: 'RunAbandoned',
+      message: `${describeHolder(holder)} stopped (${holder.stale ?? 'handed over'}); the lock was taken over by ${by}`,
+    },
+  });
 }

@@ -168,6 +168,9 @@ function session(conn: Queryable, url: string, label?: string): SqlSession {
 // Every connection speaks UTC and escapes with backslashes (mysql2's escaping assumes it).
 const SESSION_SETUP = [
   "SET time_zone = '+00:00'",
+  // A metadata lock held by a process that froze (Ctrl-Z, a paused VM) fails a statement after two minutes, as an
+  // error that may pass and is retried, instead of hanging silently for the server's default of a day.
+  'SET SESSION lock_wait_timeout = 120',
   "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',NO_BACKSLASH_ESCAPES,', ','))",
 ];
 // MySQL 8 and MariaDB both refuse every write, DDL included, in a read-only session (ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION).
