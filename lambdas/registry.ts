@@ -13,7 +13,8 @@ export const FUNCTIONS = {
   FoundationFunctionArn: {
     name: 'foundation',
     entry: 'foundation/handler.ts',
-    timeoutMinutes: 5,
+    // Its rollback drops tables, which on a large target takes minutes.
+    timeoutMinutes: 15,
     memoryMb: 512,
     uses: ['source', 'target', 'archive'],
   },

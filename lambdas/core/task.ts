@@ -1,4 +1,5 @@
 import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import type { ArchiveStore } from './archive/port.ts';
 import { formatPath } from './config/load.ts';
@@ -36,6 +37,26 @@ export interface TaskDeps {
   readonly heartbeat?: boolean;
 }
 
+/**
+ * The function's time is running out (on Lambda, a margin before its timeout): the task stops taking new work and
+ * ends with this, which every state retries (the work is idempotent and resumes where it stood).
+ */
+export class TimeRunningOut extends Error {
+  override name = 'TimeRunningOut';
+}
+
+/** Time kept back before a Lambda function's timeout: enough to end a page and say so. */
+export const TIME_MARGIN_MS = 30_000;
+
+/**
+ * Throws when the task should stop: the signal's reason when it is {@link TimeRunningOut} (retried), otherwise the
+ * error `stopped` makes (the execution wants no new work: a sibling failed, or the run was stopped).
+ */
+export function throwIfStopping(signal: AbortSignal, stopped: () => Error): void {
+  if (!signal.aborted) return;
+  throw signal.reason instanceof TimeRunningOut ? signal.reason : stopped();
+}
+
 /** An event payload that does not match the task's schema: a wiring bug or a hand-started execution. */
 export class InvalidTaskInput extends InputError {
   override name = 'InvalidTaskInput';
@@ -56,7 +77,7 @@ export function taskHandler<S extends z.ZodType, O>(
   task: TaskDefinition<S, O>,
   deps: () => Promise<TaskDeps>,
 ) {
-  return middy<unknown, O>().handler(async (event: unknown) => {
+  return middy<unknown, O>().handler(async (event: unknown, context: Context) => {
     const parsed = task.input.safeParse(event);
     if (!parsed.success) {
       throw new InvalidTaskInput(
@@ -64,9 +85,19 @@ export function taskHandler<S extends z.ZodType, O>(
         parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`),
       );
     }
-    const resolved = await deps();
+    const base = await deps();
+    // On Lambda the signal also fires a margin before the function's timeout, so long work stops cleanly.
+    const deadline = deadlineSignal(context, base.heartbeat === true);
+    const resolved =
+      deadline === undefined ? base : { ...base, signal: AbortSignal.any([base.signal, deadline.signal]) };
     const execution = (parsed.data as { execution?: unknown }).execution;
-    if (resolved.heartbeat !== true || typeof execution !== 'string') return task.run(parsed.data, resolved);
+    if (resolved.heartbeat !== true || typeof execution !== 'string') {
+      try {
+        return await task.run(parsed.data, resolved);
+      } finally {
+        deadline?.clear();
+      }
+    }
     // The run lock stays this execution's while a long task works (an index build, a big chunk).
     await heartbeat(resolved.target, execution).catch(() => undefined);
     const stop = keepAlive(resolved.target, execution);
@@ -74,6 +105,28 @@ export function taskHandler<S extends z.ZodType, O>(
       return await task.run(parsed.data, resolved);
     } finally {
       stop();
+      deadline?.clear();
     }
   });
+}
+
+/** An AbortSignal that fires {@link TIME_MARGIN_MS} before the invocation's time is up (Lambda only). */
+function deadlineSignal(
+  context: Context | undefined,
+  onLambda: boolean,
+): { signal: AbortSignal; clear(): void } | undefined {
+  const remaining = onLambda ? context?.getRemainingTimeInMillis?.() : undefined;
+  if (remaining === undefined) return undefined;
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () =>
+      controller.abort(
+        new TimeRunningOut(
+          `the function has ${Math.round(TIME_MARGIN_MS / 1000)} s left: it stops here, to be retried`,
+        ),
+      ),
+    Math.max(0, remaining - TIME_MARGIN_MS),
+  );
+  timer.unref();
+  return { signal: controller.signal, clear: () => clearTimeout(timer) };
 }

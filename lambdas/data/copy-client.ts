@@ -3,7 +3,7 @@ import type { ColumnInfo } from '../core/schema/types.ts';
 import { insertRows } from '../core/sql/insert.ts';
 import { readKeyset } from '../core/sql/keyset.ts';
 import type { Row, SqlParam, SqlSession } from '../core/sql/port.ts';
-import type { TaskDeps } from '../core/task.ts';
+import { type TaskDeps, throwIfStopping } from '../core/task.ts';
 import { asText, rowTenant, unmappedReason } from '../core/tenant/rules.ts';
 import { quarantinedKeys } from './compare.ts';
 import {
@@ -77,8 +77,10 @@ export async function copyClientSide(
     pageRows: Math.min(MAX_PAGE_ROWS, deps.config.chunking.rowsPerChunk),
     boundOf: (values) => exactKeyValues(info, key, values),
   })) {
-    if (deps.signal.aborted)
-      throw new ChunkCancelled(`${table} chunk ${chunk.n} stopped: the run is stopping`);
+    throwIfStopping(
+      deps.signal,
+      () => new ChunkCancelled(`${table} chunk ${chunk.n} stopped: the run is stopping`),
+    );
     if (mode === 'global') {
       await insertRows(target, {
         table,

@@ -1,6 +1,6 @@
 import { assertRunOwner } from '../core/ledger/phase-run.ts';
 import { strOrNull } from '../core/sql/rows.ts';
-import type { TaskDeps } from '../core/task.ts';
+import { type TaskDeps, throwIfStopping } from '../core/task.ts';
 import { compareChunk, formatChecksum, quarantinedKeys } from './compare.ts';
 import { copyJob, exactBounds, runContext } from './context.ts';
 import { copyClientSide } from './copy-client.ts';
@@ -69,8 +69,10 @@ export async function copyChunk(
       return { table, n: chunk.n, rows: Number(row?.rows_copied ?? 0), quarantined: 0, skipped: true, path };
     }
   }
-  if (deps.signal.aborted)
-    throw new ChunkCancelled(`${table} chunk ${chunk.n} not started: the run is stopping`);
+  throwIfStopping(
+    deps.signal,
+    () => new ChunkCancelled(`${table} chunk ${chunk.n} not started: the run is stopping`),
+  );
   await claimChunk(deps, runId, execution, table, chunk.n);
   try {
     return await copyClaimed(deps, runId, table, mode, chunk, path, exact);

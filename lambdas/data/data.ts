@@ -2,10 +2,11 @@ import { assertRunOwner } from '../core/ledger/phase-run.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { lookupColumns } from './context.ts';
 import { copyChunk } from './copy.ts';
-import { finishData, interruptData, rollbackData } from './finish.ts';
+import { finishData, interruptData } from './finish.ts';
 import { rebuildIndexes } from './indexes.ts';
 import { verifyIsolation } from './isolation.ts';
 import { planChunks, startData } from './plan.ts';
+import { rollbackData } from './rollback.ts';
 import type { DataInput } from './schema.ts';
 import { validateTable } from './validate.ts';
 
@@ -46,12 +47,16 @@ export async function runData(input: DataInput, deps: TaskDeps): Promise<unknown
         runId: input.runId,
         execution: input.execution,
         error: input.error,
+        undoneBefore: input.undoneBefore,
+        truncatedBefore: input.truncatedBefore,
       });
     case 'rollback-phase':
       return rollbackData(deps, {
         kind: 'phase',
         rollbackRunId: input.rollbackRunId,
         execution: input.execution,
+        undoneBefore: input.undoneBefore,
+        truncatedBefore: input.truncatedBefore,
       });
   }
 }

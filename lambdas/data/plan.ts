@@ -314,6 +314,14 @@ export async function planChunks(deps: TaskDeps, runId: string, table: string): 
       );
     }
   });
+  // A table empty now holds, after the copy, only what data runs put there: its rollback may truncate it.
+  const [any] = await deps.target.query(
+    `SELECT 1 AS found FROM ${qualified(deps.targetUrl.database, table)} LIMIT 1`,
+  );
+  await deps.target.execute(
+    "UPDATE migration_progress SET empty_at_start = GREATEST(COALESCE(empty_at_start, 0), ?) WHERE phase = 'data' AND table_name = ?",
+    [any === undefined ? 1 : 0, table],
+  );
   await deferIndexes(deps, runId, table);
   await deps.target.execute(
     "UPDATE migration_progress SET status = 'copying', records_total = ? WHERE phase = ? AND table_name = ?",

@@ -12,6 +12,8 @@ const mode = z.enum(['tenant', 'global']);
 const keyTuple = z.array(z.union([z.string(), z.number()])).min(1);
 export const Chunk = z.object({ n: z.int().min(0), after: keyTuple.nullable(), upTo: keyTuple.nullable() });
 export type Chunk = z.output<typeof Chunk>;
+const undoneBefore = z.int().min(0).optional();
+const truncatedBefore = z.array(z.string()).optional();
 /** What a Catch puts at `$.error`. */
 export const caught = z.object({ Error: z.string(), Cause: z.string().optional() }).optional();
 
@@ -37,9 +39,18 @@ export const DataInput = z.discriminatedUnion('step', [
   /** The run stopped on an error that may pass: left resumable, nothing undone. */
   z.object({ step: z.literal('interrupt'), runId: runId.nullable(), execution, error: caught }),
   /** The phase's own Catch: undo the phase's copies; `runId` null when the start failed (nothing to undo). */
-  z.object({ step: z.literal('rollback'), runId: runId.nullable(), execution, error: caught }),
+  z.object({
+    step: z.literal('rollback'),
+    runId: runId.nullable(),
+    execution,
+    error: caught,
+    /** Rows the steps before this one deleted (a rollback works in bounded steps). */
+    undoneBefore,
+    /** Tables the steps before this one truncated. */
+    truncatedBefore,
+  }),
   /** The rollback state machine, holding the lock as `rollbackRunId`: undo every data run not rolled back. */
-  z.object({ step: z.literal('rollback-phase'), rollbackRunId, execution }),
+  z.object({ step: z.literal('rollback-phase'), rollbackRunId, execution, undoneBefore, truncatedBefore }),
 ]);
 export type DataInput = z.output<typeof DataInput>;
 

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { str } from '../core/sql/rows.ts';
-import type { TaskDeps } from '../core/task.ts';
+import { type TaskDeps, throwIfStopping } from '../core/task.ts';
 import { compareChunk, formatChecksum, quarantinedKeys } from './compare.ts';
 import { chunkFromRow, copyJob, exactBounds, type KeyBounds, runContext } from './context.ts';
 import { copyChunk } from './copy.ts';
-import { ChunkChecksumMismatch } from './errors.ts';
+import { ChunkCancelled, ChunkChecksumMismatch } from './errors.ts';
 import { confirmDefects, diffRows, type RowDiff } from './recheck.ts';
 import type { Chunk } from './schema.ts';
 
@@ -76,7 +76,13 @@ export async function validateTable(
   }
   let changing = 0;
   if (unsettled.length > 0) {
-    await sleep(deps.config.chunking.recheckDelaySeconds * 1000, undefined, { signal: deps.signal });
+    await sleep(deps.config.chunking.recheckDelaySeconds * 1000, undefined, { signal: deps.signal }).catch(
+      () =>
+        throwIfStopping(
+          deps.signal,
+          () => new ChunkCancelled(`${table}: validation stopped, the run is stopping`),
+        ),
+    );
     for (const { chunk, first } of unsettled) {
       const bounds = exactBounds(job, chunk);
       const recopy = () => copyChunk(deps, runId, execution, table, mode, chunk, { exact: true });

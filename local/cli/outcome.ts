@@ -1,7 +1,7 @@
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { openObjects } from '../../lambdas/core/ledger/ddl.ts';
 import { findRuns, type RunRecord, targetHasTable } from '../../lambdas/core/ledger/runs.ts';
-import { dataLeftovers, describeLeftovers } from '../../lambdas/data/finish.ts';
+import { dataLeftovers, describeLeftovers } from '../../lambdas/data/rollback.ts';
 import type { PhaseRun } from '../run-phase.ts';
 import { openDeps } from '../run-phase.ts';
 import { count } from './output.ts';

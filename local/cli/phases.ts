@@ -218,6 +218,7 @@ export async function runRollbackCommand(
     rolledBack?: boolean;
     rollbackRunId?: string;
     undone?: number;
+    truncated?: string[];
     stoppedRuns?: string[];
   };
   if (output.phase === null) {
@@ -229,7 +230,11 @@ export async function runRollbackCommand(
   } else {
     const stopped = output.stoppedRuns ?? [];
     out.info(
-      `Rolled back ${output.phase}: ${count(output.undone ?? 0)} ${output.phase === 'data' ? 'rows deleted from the target, the migrated tables are empty' : 'objects removed'} (${output.rollbackRunId}); ` +
+      `Rolled back ${output.phase}: ${
+        output.phase === 'data'
+          ? `${count(output.undone ?? 0)} rows deleted${(output.truncated ?? []).length > 0 ? ` and ${(output.truncated ?? []).length} tables emptied at once (TRUNCATE)` : ''}, the migrated tables are empty`
+          : `${count(output.undone ?? 0)} objects removed`
+      } (${output.rollbackRunId}); ` +
         `${stopped.length > 0 ? `runs ${stopped.join(', ')} undone; ` : ''}the ledger keeps the record.`,
     );
   }

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { FUNCTIONS, type FunctionKey } from '../../lambdas/registry.ts';
 import { loadDefinition, STATEMACHINES_DIR } from '../../local/engine/definition.ts';
 import { localSubstitutions } from '../../local/engine/functions.ts';
 
@@ -41,6 +42,10 @@ const LAMBDA_ERRORS = [
   'Lambda.AWSLambdaException',
   'Lambda.SdkClientException',
   'Lambda.TooManyRequestsException',
+  // A function that timed out or ran out of memory, or stopped before its time ran out: every task is idempotent.
+  'Lambda.Unknown',
+  'Lambda.ClientExecutionTimeoutException',
+  'TimeRunningOut',
 ];
 
 const files = readdirSync(STATEMACHINES_DIR).filter((f) => f.endsWith('.asl.json'));
@@ -63,7 +68,7 @@ function reachable(machine: Machine, from: string): string[] {
     const name = stack.pop() as string;
     if (seen.includes(name)) continue;
     seen.push(name);
-    const state = machine.States[name];
+    const state: State | undefined = machine.States[name];
     if (state === undefined) continue;
     const next = [
       state.Next,
@@ -82,7 +87,9 @@ function errorPath(machine: Machine, start: string): string[] {
   let name: string | undefined = start;
   while (name !== undefined && !path.includes(name)) {
     path.push(name);
-    name = machine.States[name]?.Next;
+    const state: State | undefined = machine.States[name];
+    // A Choice that loops (a rollback's further steps) leaves the loop by its Default.
+    name = state?.Type === 'Choice' ? state.Default : state?.Next;
   }
   return path;
 }
@@ -124,6 +131,14 @@ describe.each(machines)('state machine $name', ({ name, definition }) => {
     expect(retried).toContain('TransientDatabaseError');
     expect(state.TimeoutSeconds).toBeGreaterThan(0);
     expect(state.TimeoutSeconds).toBeLessThanOrEqual(900);
+  });
+
+  it.each(tasks)('Task "$task" times out exactly when its function does (registry)', ({ state }) => {
+    const arn = (state as { Parameters?: { FunctionName?: string } }).Parameters?.FunctionName ?? '';
+    const [key] = Object.entries(localSubstitutions()).find(([, value]) => value === arn) ?? [];
+    const fn = FUNCTIONS[key as FunctionKey];
+    expect(fn, `${arn} is one of our functions`).toBeDefined();
+    expect(state.TimeoutSeconds).toBe((fn?.timeoutMinutes ?? 0) * 60);
   });
 
   it.each(tasks)('Task "$task" catches every error into a path that ends in a Fail', ({ task, catchers }) => {

@@ -3,13 +3,20 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../lambdas/core/config/load.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
 import { ensureLedger } from '../../lambdas/core/ledger/runs.ts';
 import type { SqlClient } from '../../lambdas/core/sql/port.ts';
 import { scalarNumber, str } from '../../lambdas/core/sql/rows.ts';
+import { rollbackData } from '../../lambdas/data/rollback.ts';
+import type { DataInput } from '../../lambdas/data/schema.ts';
 import { demoConfig } from '../../local/demo/config.ts';
 import { DEMO_TABLES } from '../../local/demo/schema.ts';
 import { seedDemo } from '../../local/demo/seed.ts';
+import { loadDefinition } from '../../local/engine/definition.ts';
+import { localInvoker, localSubstitutions } from '../../local/engine/functions.ts';
+import { runLocal } from '../../local/engine/run.ts';
+import { openDeps } from '../../local/run-phase.ts';
 import { runCli } from '../support/cli.ts';
 import { mysqlClient, mysqlUrl, scratchDatabase } from '../support/mariadb.ts';
 
@@ -54,12 +61,10 @@ async function until(what: () => Promise<boolean>, label: string): Promise<void>
   }
 }
 
-let sourceRows = 0;
 beforeAll(async () => {
   source = await scratchDatabase('rollback');
   server = mysqlClient('information_schema');
   await seedDemo({ client: server, database: source.name, users: 300, reset: false });
-  for (const t of TABLES) sourceRows += await count(source.name, t);
 });
 
 afterAll(async () => {
@@ -116,8 +121,14 @@ describe('rollback of the phase in flight', () => {
     expect(stopped.code).toBe(1);
     expect(stopped.json).toMatchObject({ status: 'FAILED', error: 'RunStopped', rolledBack: false });
     expect(stopped.stderr).toMatch(/Stopped by a rollback .*: that rollback undoes this run/);
-    expect(Number(alarm.json.undone)).toBeGreaterThan(0);
-    expect(Number(alarm.json.undone)).toBeLessThan(sourceRows);
+    // Every table it planned was empty before: each was emptied with one TRUNCATE, no row deleted one range at a time.
+    const planned = await server.query(
+      `SELECT DISTINCT table_name FROM ${qualified(target, 'migration_chunks')} ORDER BY table_name`,
+    );
+    expect(planned.length).toBeGreaterThan(0);
+    expect([...(alarm.json.truncated as string[])].sort()).toEqual(planned.map((r) => str(r, 'table_name')));
+    expect(alarm.json.undone).toBe(0);
+    expect(alarm.stderr).toMatch(/0 rows deleted and \d+ tables emptied at once \(TRUNCATE\)/);
     // And the target is as foundation left it: no row, no quarantine, no chunk in flight.
     for (const t of TABLES) expect(await count(target, t), t).toBe(0);
     expect(await count(target, 'migration_quarantine')).toBe(0);
@@ -240,5 +251,124 @@ describe('rollback of the phase in flight', () => {
       `SELECT error_name FROM ${qualified(target, 'migration_runs')} WHERE phase = 'rollback' AND status = 'refused'`,
     );
     expect(refused).toEqual([{ error_name: 'RunLocked' }]);
+  });
+
+  it('rolls back in bounded steps, going on from the ledger; tables built from empty are truncated', async () => {
+    const target = `${source.name}_steps`;
+    const dir = workspace(target);
+    expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    expect((await cli(['run', 'data'], dir)).code).toBe(0);
+    // Every table was empty when its first chunks were planned.
+    const built = await server.query(
+      `SELECT table_name, empty_at_start FROM ${qualified(target, 'migration_progress')} WHERE phase = 'data'`,
+    );
+    expect(built.length).toBe(TABLES.length);
+    for (const row of built) expect(row.empty_at_start, str(row, 'table_name')).toBe(1);
+    // As if two tables had held rows before (an adopted target): those go chunk range by chunk range.
+    const byRange = ['user_users', 'learn_progress_records'];
+    await server.execute(
+      `UPDATE ${qualified(target, 'migration_progress')} SET empty_at_start = 0 WHERE table_name IN (?, ?)`,
+      byRange,
+    );
+    const [chunks] = await server.query(
+      `SELECT COUNT(*) AS n FROM ${qualified(target, 'migration_chunks')} WHERE table_name IN (?, ?)`,
+      byRange,
+    );
+    const rangeRows = (await count(target, byRange[0] ?? '')) + (await count(target, byRange[1] ?? ''));
+
+    // The real rollback state machine, its data steps cut to a millisecond: each removes one chunk and hands back.
+    const loaded = loadConfig({ cwd: dir, defaults: demoConfig, env: {} });
+    const deps = openDeps(loaded, dir);
+    let steps = 0;
+    try {
+      const invoke = localInvoker(deps);
+      const { result } = runLocal({
+        definition: loadDefinition('rollback', localSubstitutions()),
+        input: { phase: 'data' },
+        timeScale: 0,
+        invoke: async (key, event, signal) => {
+          const input = event as DataInput;
+          if (key !== 'DataFunctionArn' || input.step !== 'rollback-phase') return invoke(key, event, signal);
+          steps++;
+          return rollbackData({ ...deps, signal }, { kind: 'phase', ...input }, 1);
+        },
+      });
+      const outcome = await result;
+      expect(outcome, `${outcome.error} ${outcome.cause}`).toMatchObject({ status: 'SUCCEEDED' });
+      // One step per range-deleted chunk (the truncates ride along with the first); the last one ends it.
+      expect(steps).toBe((chunks === undefined ? 0 : Number(chunks.n)) + 1);
+      expect(outcome.output).toMatchObject({ phase: 'data', rolledBack: true, undone: rangeRows });
+      const truncated = (outcome.output as { truncated: string[] }).truncated;
+      expect([...truncated].sort()).toEqual(TABLES.filter((t) => !byRange.includes(t)).sort());
+    } finally {
+      await deps.close();
+    }
+    for (const t of TABLES) expect(await count(target, t), t).toBe(0);
+    const runs = await server.query(
+      `SELECT phase, status FROM ${qualified(target, 'migration_runs')} WHERE phase IN ('data', 'rollback') ORDER BY phase`,
+    );
+    expect(runs).toEqual([
+      { phase: 'data', status: 'rolled_back' },
+      { phase: 'rollback', status: 'succeeded' },
+    ]);
+    const lock = await server.query(`SELECT * FROM ${qualified(target, 'migration_lock')}`);
+    expect(lock).toEqual([]);
+    // The tables are empty again: a new run builds them from empty, and its copy verifies.
+    expect((await cli(['run', 'data'], dir)).code).toBe(0);
+    const verify = await cli(['verify'], dir);
+    expect(verify.json).toMatchObject({ status: 'OK', differences: 0 });
+
+    // A phase's own rollback (its Catch) steps the same way: as the data state machine's loop calls it.
+    const [second] = await server.query(
+      `SELECT run_id FROM ${qualified(target, 'migration_runs')} WHERE phase = 'data' AND status = 'succeeded'`,
+    );
+    const runId = str(second ?? {}, 'run_id');
+    const execution = `local:${hostname()}:${process.pid}:own-rollback`;
+    await server.execute(
+      `UPDATE ${qualified(target, 'migration_progress')} SET empty_at_start = 0 WHERE table_name = 'user_users'`,
+    );
+    await server.execute(
+      `UPDATE ${qualified(target, 'migration_runs')} SET status = 'running' WHERE run_id = ?`,
+      [runId],
+    );
+    await server.execute(
+      `INSERT INTO ${qualified(target, 'migration_lock')} (name, run_id, phase, kind, owner, acquired_at, heartbeat_at)
+       VALUES ('target', ?, 'data', 'run', ?, CURRENT_TIMESTAMP(3), CURRENT_TIMESTAMP(3))`,
+      [runId, execution],
+    );
+    const users = await count(target, 'user_users');
+    const own = openDeps(loadConfig({ cwd: dir, defaults: demoConfig, env: {} }), dir);
+    const error = { Error: 'ChecksumMismatch', Cause: 'as a failed validation says' };
+    try {
+      let step = await rollbackData(
+        { ...own, signal: new AbortController().signal },
+        { kind: 'own', runId, execution, error },
+        1,
+      );
+      let calls = 1;
+      while (!step.done) {
+        expect(step.rolledBack).toBe(false);
+        // Between steps the run is rolling back and the lock stays this execution's.
+        const [lock] = await server.query(`SELECT owner, kind FROM ${qualified(target, 'migration_lock')}`);
+        expect(lock).toEqual({ owner: execution, kind: 'rollback' });
+        step = await rollbackData(
+          { ...own, signal: new AbortController().signal },
+          { kind: 'own', runId, execution, undoneBefore: step.undone, truncatedBefore: step.truncated },
+          1,
+        );
+        calls++;
+      }
+      expect(calls).toBeGreaterThan(2);
+      expect(step).toMatchObject({ rolledBack: true, undone: users });
+    } finally {
+      await own.close();
+    }
+    for (const t of TABLES) expect(await count(target, t), t).toBe(0);
+    const [after] = await server.query(
+      `SELECT status, error_name, more_errors FROM ${qualified(target, 'migration_runs')} WHERE run_id = ?`,
+      [runId],
+    );
+    expect(after).toEqual({ status: 'rolled_back', error_name: 'ChecksumMismatch', more_errors: null });
+    expect(await server.query(`SELECT * FROM ${qualified(target, 'migration_lock')}`)).toEqual([]);
   });
 });

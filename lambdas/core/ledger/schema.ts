@@ -30,6 +30,7 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   records_total BIGINT NOT NULL DEFAULT 0,
   records_migrated BIGINT NOT NULL DEFAULT 0,
   error_message TEXT NULL,
+  empty_at_start TINYINT NULL,
   created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
   PRIMARY KEY (id),
@@ -132,6 +133,7 @@ export const LEDGER_COLUMNS: readonly {
   { table: 'migration_runs', column: 'more_errors', definition: 'TEXT NULL' },
   { table: 'migration_runs', column: 'config_hash', definition: 'VARCHAR(64) NULL' },
   { table: 'migration_chunks', column: 'changing_rows', definition: 'INT NOT NULL DEFAULT 0' },
+  { table: 'migration_progress', column: 'empty_at_start', definition: 'TINYINT NULL' },
 ];
 
 /** Tables of the multi-tenant model that foundation creates (DESIGN.md §4), apart from migrated tables. */

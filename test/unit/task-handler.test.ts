@@ -1,0 +1,67 @@
+import type { Context } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { SqlClient } from '../../lambdas/core/sql/port.ts';
+import {
+  type TaskDeps,
+  TIME_MARGIN_MS,
+  TimeRunningOut,
+  taskHandler,
+  throwIfStopping,
+} from '../../lambdas/core/task.ts';
+
+/** What a Lambda invocation gets: its remaining time, from a deadline. */
+function lambdaContext(remainingMs: number): Context {
+  const deadline = Date.now() + remainingMs;
+  return { getRemainingTimeInMillis: () => deadline - Date.now() } as unknown as Context;
+}
+
+const beats: string[] = [];
+const target = {
+  execute: async (sql: string) => {
+    beats.push(sql);
+    return { affectedRows: 0 };
+  },
+} as unknown as SqlClient;
+
+function deps(onLambda: boolean): () => Promise<TaskDeps> {
+  return async () =>
+    ({ signal: new AbortController().signal, heartbeat: onLambda, target }) as unknown as TaskDeps;
+}
+
+/** A task that works until its signal says stop, then stops as the copy does. */
+const patient = {
+  name: 'patient',
+  input: z.object({ execution: z.string() }),
+  run: async (_input: { execution: string }, d: TaskDeps) => {
+    await new Promise<void>((resolve) => d.signal.addEventListener('abort', () => resolve(), { once: true }));
+    throwIfStopping(d.signal, () => new Error('stopped'));
+    return 'never';
+  },
+};
+
+describe('task handler on Lambda', () => {
+  it('stops work a margin before the function times out, with TimeRunningOut (retried by every state)', async () => {
+    const handler = taskHandler(patient, deps(true));
+    const started = Date.now();
+    const outcome = handler(
+      { execution: 'arn:aws:states:eu-west-1:123456789012:execution:x:y' },
+      lambdaContext(TIME_MARGIN_MS + 200),
+    );
+    await expect(outcome).rejects.toBeInstanceOf(TimeRunningOut);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    // The lock's heartbeat was refreshed as the task began.
+    expect(beats.some((sql) => /UPDATE migration_lock SET heartbeat_at/.test(sql))).toBe(true);
+  });
+
+  it('sets no deadline locally, where the runtime has none', async () => {
+    const handler = taskHandler(
+      {
+        ...patient,
+        run: async (_i: { execution: string }, d: TaskDeps) => (d.signal.aborted ? 'aborted' : 'running'),
+      },
+      deps(false),
+    );
+    expect(await handler({ execution: 'local:h:1:x' }, lambdaContext(1))).toBe('running');
+  });
+});
