@@ -16,6 +16,9 @@ const LAMBDAS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'lambdas
 /** Lambda's limit on all environment variables of a function together. */
 const ENVIRONMENT_LIMIT_BYTES = 4 * 1024;
 
+/** The key prefix of everything the functions keep in the archive bucket: reports, runs' chunk lists, results. */
+export const ARCHIVE_PREFIX = 'migration';
+
 /** An Aurora cluster reached through the RDS Data API. */
 export interface DataApiDatabase {
   readonly clusterArn: string;
@@ -53,7 +56,10 @@ export class MigrationFunctions extends Construct {
     super(scope, id);
     // The functions need neither the CLI's view of the deployed stack nor the operator's alarms.
     const { aws: _aws, ...functionConfig } = props.config;
-    const config = { ...functionConfig, archive: { url: `s3://${props.archive.bucketName}/migration` } };
+    const config = {
+      ...functionConfig,
+      archive: { url: `s3://${props.archive.bucketName}/${ARCHIVE_PREFIX}` },
+    };
     const configJson = Stack.of(this).toJsonString(config);
     if (JSON.stringify(props.config).length > ENVIRONMENT_LIMIT_BYTES - 512) {
       throw new Error(

@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type CfnElement, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
+import { ArnFormat, type CfnElement, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../lambdas/core/metrics.ts';
@@ -17,6 +19,11 @@ export const STATEMACHINES_DIR = join(dirname(fileURLToPath(import.meta.url)), '
 
 export interface PhaseStateMachinesProps {
   readonly functions: Readonly<Record<FunctionKey, NodejsFunction>>;
+  /**
+   * The archive bucket and the key prefix the functions use in it: a Distributed Map reads its items there
+   * (ItemReader) and writes its results there (ResultWriter), under `<prefix>/runs/`.
+   */
+  readonly archive: { readonly bucket: s3.IBucket; readonly prefix: string };
   /** The operator's own CloudWatch alarms (ARNs) that start the rollback when they enter ALARM. */
   readonly rollbackOnAlarms?: readonly string[];
   /**
@@ -71,6 +78,8 @@ export class PhaseStateMachines extends Construct {
             'lambda:InvokeFunction on <function>:* covers the versions of this one function, which the definition names.',
         });
       }
+      if (/"Mode":\s*"DISTRIBUTED"/.test(readFileSync(file, 'utf8')))
+        this.allowMapRuns(name, machine, props.archive);
       machines[name] = machine;
       const phaseAlarms = [
         ['Failed', machine.metricFailed({ period: Duration.minutes(1) })],
@@ -153,5 +162,64 @@ export class PhaseStateMachines extends Construct {
     });
     this.stateMachines = machines as Record<(typeof STATE_MACHINES)[number], sfn.StateMachine>;
     this.alarms = alarms;
+  }
+
+  /**
+   * What a Distributed Map needs, which CDK does not add for an ASL file: starting its child executions (of this
+   * state machine), describing and stopping them, redriving its map runs, reading the item lists and writing the
+   * results in the archive under `<prefix>/runs/`. A policy of its own (not the role's default policy, on which
+   * the state machine depends): it names the state machine, so in the default policy it would make a cycle.
+   */
+  private allowMapRuns(
+    name: string,
+    machine: sfn.StateMachine,
+    archive: PhaseStateMachinesProps['archive'],
+  ): void {
+    const stack = Stack.of(this);
+    const executions = (pattern: string) =>
+      stack.formatArn({
+        service: 'states',
+        resource: 'execution',
+        resourceName: `${machine.stateMachineName}${pattern}`,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+    const runs = archive.bucket.arnForObjects(`${archive.prefix}/runs/*`);
+    const policy = new iam.Policy(this, `${name}MapRuns`, {
+      roles: [machine.role],
+      statements: [
+        new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [machine.stateMachineArn] }),
+        new iam.PolicyStatement({
+          actions: ['states:DescribeExecution', 'states:StopExecution'],
+          resources: [executions(':*'), executions('/*')],
+        }),
+        new iam.PolicyStatement({ actions: ['states:RedriveExecution'], resources: [executions('/*')] }),
+        new iam.PolicyStatement({
+          actions: ['s3:GetObject', 's3:PutObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
+          resources: [runs],
+        }),
+      ],
+    });
+    const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
+    const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
+    const machineName = `<${stack.getLogicalId(machine.node.defaultChild as CfnElement)}.Name>`;
+    const bucketArn = `<${stack.getLogicalId(archive.bucket.node.defaultChild as CfnElement)}.Arn>`;
+    for (const [resource, reason] of [
+      [
+        `arn:<AWS::Partition>:states:${region}:${account}:execution:${machineName}:*`,
+        `The ${name} state machine's own executions: their names are made when they start.`,
+      ],
+      [
+        `arn:<AWS::Partition>:states:${region}:${account}:execution:${machineName}/*`,
+        `The child executions of the ${name} state machine's Distributed Map: their names are made by its map runs.`,
+      ],
+      [
+        `${bucketArn}/${archive.prefix}/runs/*`,
+        `The chunk lists and map-run results of runs, under ${archive.prefix}/runs/ of the archive only.`,
+      ],
+    ] as const)
+      Validations.of(policy).acknowledge({
+        id: `AwsSolutions::AwsSolutions-IAM5[Resource::${resource}]`,
+        reason,
+      });
   }
 }

@@ -6,7 +6,7 @@ import type { Config } from '../lambdas/core/config/schema.ts';
 import { METRICS_NAMESPACE, type MetricName } from '../lambdas/core/metrics.ts';
 import { parseDatabaseUrl } from '../lambdas/core/sql/url.ts';
 import { ArchiveBucket } from './archive-bucket.ts';
-import { type DataApiDatabase, MigrationFunctions } from './migration-functions.ts';
+import { ARCHIVE_PREFIX, type DataApiDatabase, MigrationFunctions } from './migration-functions.ts';
 import { PhaseStateMachines } from './phase-state-machines.ts';
 import { TrialCluster } from './trial-cluster.ts';
 
@@ -75,6 +75,10 @@ export class ShifuMigrateStack extends Stack {
     });
     this.phases = new PhaseStateMachines(this, 'Phases', {
       functions: this.functions.functions,
+      archive: {
+        bucket: this.archive.bucket as unknown as import('aws-cdk-lib/aws-s3').IBucket,
+        prefix: ARCHIVE_PREFIX,
+      },
       rollbackOnAlarms: props.config.aws?.rollbackOnAlarms ?? [],
       ...(props.logRetention === undefined ? {} : { logRetention: props.logRetention }),
     });

@@ -98,6 +98,7 @@ export async function runPhase(options: RunPhaseOptions): Promise<PhaseRun> {
       definition,
       input: options.input,
       invoke: localInvoker(deps),
+      archive: deps.archive,
       ...(options.timeScale === undefined ? {} : { timeScale: options.timeScale }),
       onEvent: (event) => {
         appendFileSync(eventLog, `${JSON.stringify(event)}\n`);

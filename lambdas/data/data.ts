@@ -2,10 +2,11 @@ import { assertRunOwner } from '../core/ledger/phase-run.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { lookupColumns } from './context.ts';
 import { copyChunk } from './copy.ts';
+import { explainCopyFailure } from './explain.ts';
 import { finishData, interruptData } from './finish.ts';
 import { rebuildIndexes } from './indexes.ts';
 import { verifyIsolation } from './isolation.ts';
-import { planChunks, startData } from './plan.ts';
+import { planChunks, publishPlan, startData } from './plan.ts';
 import { rollbackData } from './rollback.ts';
 import type { DataInput } from './schema.ts';
 import { validateTable } from './validate.ts';
@@ -16,7 +17,7 @@ export async function runData(input: DataInput, deps: TaskDeps): Promise<unknown
       return startData(deps, input.execution);
     case 'plan-chunks':
       await assertRunOwner(deps.target, input.runId, input.execution);
-      return { chunks: await planChunks(deps, input.runId, input.table) };
+      return publishPlan(deps, input.runId, input.table, await planChunks(deps, input.runId, input.table));
     case 'copy-chunk':
       return copyChunk(deps, input.runId, input.execution, input.table, input.mode, input.chunk);
     case 'build-indexes':
@@ -30,6 +31,8 @@ export async function runData(input: DataInput, deps: TaskDeps): Promise<unknown
           input.for === 'lookups' ? lookupColumns(deps.config, input.table) : undefined,
         ),
       };
+    case 'explain-copy-failure':
+      return explainCopyFailure(deps, input);
     case 'validate-table':
       await assertRunOwner(deps.target, input.runId, input.execution);
       return validateTable(deps, input.runId, input.execution, input.table, input.mode);

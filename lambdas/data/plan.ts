@@ -29,10 +29,84 @@ const PHASE = 'data' as const;
 const MAX_REFERENCE_DEPTH = 64;
 
 /**
- * Chunk lists travel through state (256 KiB): at most this many chunks per table, each a few dozen bytes.
- * A larger table gets larger chunks.
+ * The most chunks one child execution of the copy's Distributed Map takes (ItemBatcher `MaxItemsPerBatchPath`):
+ * each costs its child about 7 history events, 37 if every retry is spent, so a batch stays far inside the
+ * 25,000-event limit (test/infra/budget.test.ts works it out from the ASL).
  */
-export const MAX_CHUNKS = 1_000;
+export const MAX_CHUNKS_PER_BATCH = 100;
+
+/** Batches per concurrent child: enough that a slow batch does not hold the table's end back for long. */
+const BATCHES_PER_WORKER = 4;
+
+/**
+ * How many chunks each child execution copies, one after another: the table's chunks spread over about four
+ * batches per child that may run at once (`maxConcurrency`), between 1 and {@link MAX_CHUNKS_PER_BATCH}.
+ */
+export function chunksPerBatch(chunks: number, maxConcurrency: number): number {
+  const workers = Math.max(1, maxConcurrency) * BATCHES_PER_WORKER;
+  return Math.min(MAX_CHUNKS_PER_BATCH, Math.max(1, Math.ceil(chunks / workers)));
+}
+
+/** Where a table's chunk list goes in the archive store: the copy's Distributed Map reads it (ItemReader). */
+export function chunkListKey(runId: string, table: string): string {
+  // Table names are A-Z a-z 0-9 _ $; archive keys have no `$` (and table names no `!`).
+  return `runs/${runId}/chunks/${table.replaceAll('$', '!')}.json`;
+}
+
+/** Where the copy's Distributed Map writes its child executions' results (ResultWriter). */
+export function copyResultsKey(runId: string, table: string): string {
+  return `runs/${runId}/copy-results/${table.replaceAll('$', '!')}`;
+}
+
+/** What Plan Chunks hands the state machine: where the chunks are, how to batch them, where results go. */
+export interface PublishedPlan {
+  readonly chunks: { readonly bucket: string; readonly key: string; readonly count: number };
+  readonly batchSize: number;
+  readonly results: { readonly bucket: string; readonly prefix: string };
+}
+
+/**
+ * Writes a table's chunk list to the archive store (a JSON array, as a Distributed Map's ItemReader reads it), so
+ * no chunk list travels through state, whatever its length.
+ */
+export async function publishPlan(
+  deps: TaskDeps,
+  runId: string,
+  table: string,
+  chunks: readonly Chunk[],
+): Promise<PublishedPlan> {
+  const key = chunkListKey(runId, table);
+  await deps.archive.put(key, JSON.stringify(chunks), { contentType: 'application/json' });
+  const list = deps.archive.address(key);
+  const results = deps.archive.address(copyResultsKey(runId, table));
+  return {
+    chunks: { bucket: list.bucket, key: list.key, count: chunks.length },
+    batchSize: chunksPerBatch(chunks.length, deps.config.chunking.maxConcurrency),
+    results: { bucket: results.bucket, prefix: results.key },
+  };
+}
+
+/**
+ * Equal-width keyset ranges between `lo` and `hi` (an integer key), sized so each holds about `size` rows of the
+ * `estimate` spread over the span: as many chunks as the rows need, with no cap. BigInt arithmetic keeps BIGINT keys
+ * beyond 2^53 exact (their bounds stored as digits where a number would round).
+ */
+export function integerRanges(lo: bigint, hi: bigint, estimate: number, size: number): Chunk[] {
+  const span = hi - lo + 1n;
+  const density = Math.min(1, Math.max(estimate, 1) / Number(span));
+  const width = BigInt(Math.max(1, Math.round(size / density)));
+  const count = Number((span + width - 1n) / width);
+  const exact = (v: bigint): string | number => (Number.isSafeInteger(Number(v)) ? Number(v) : v.toString());
+  const chunks: Chunk[] = [];
+  for (let i = 0; i < count; i += 1) {
+    chunks.push({
+      n: i,
+      after: i === 0 ? null : [exact(lo - 1n + BigInt(i) * width)],
+      upTo: i === count - 1 ? null : [exact(lo - 1n + BigInt(i + 1) * width)],
+    });
+  }
+  return chunks;
+}
 
 /**
  * Tables in dependency levels: a table comes after every table its tenant is derived from (copies resolve a
@@ -242,14 +316,13 @@ export async function planChunks(deps: TaskDeps, runId: string, table: string): 
   const info = tableInfo(context, table);
   const key = copyKey(info);
   const source = qualified(deps.sourceUrl.database, table);
-  let size = await rowsPerChunk(
+  const size = await rowsPerChunk(
     deps,
     table,
     key,
     info.columns.map((c) => c.name),
   );
   const estimate = Math.max(info.rowsEstimate, 1);
-  if (estimate / size > MAX_CHUNKS) size = Math.ceil(estimate / MAX_CHUNKS);
   const chunks: Chunk[] = [];
   const keyColumn = info.columns.find((c) => c.name === key[0]);
   const integer = key.length === 1 && /int$/.test(keyColumn?.dataType ?? '');
@@ -261,23 +334,7 @@ export async function planChunks(deps: TaskDeps, runId: string, table: string): 
     if (bounds === undefined || bounds.lo === null || bounds.hi === null) {
       chunks.push({ n: 0, after: null, upTo: null });
     } else {
-      // BigInt arithmetic: BIGINT keys beyond 2^53 keep every digit (stored as text where a number would round).
-      const lo = BigInt(String(bounds.lo));
-      const span = BigInt(String(bounds.hi)) - lo + 1n;
-      const density = Math.min(1, estimate / Number(span));
-      let width = BigInt(Math.max(1, Math.round(size / density)));
-      const cap = BigInt(MAX_CHUNKS);
-      if (span / width > cap) width = (span + cap - 1n) / cap;
-      const count = Number((span + width - 1n) / width);
-      const exact = (v: bigint): string | number =>
-        Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
-      for (let i = 0; i < count; i += 1) {
-        chunks.push({
-          n: i,
-          after: i === 0 ? null : [exact(lo - 1n + BigInt(i) * width)],
-          upTo: i === count - 1 ? null : [exact(lo - 1n + BigInt(i + 1) * width)],
-        });
-      }
+      chunks.push(...integerRanges(BigInt(String(bounds.lo)), BigInt(String(bounds.hi)), estimate, size));
     }
   } else {
     const order = key.map((k) => `${ident(k)} ASC`).join(', ');

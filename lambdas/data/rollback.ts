@@ -14,10 +14,12 @@ import { planLevels } from './plan.ts';
 const PHASE = 'data' as const;
 
 /**
- * How long one rollback call works before it hands back to the state machine, which calls it again: well inside
- * the function's timeout, so a rollback of any size finishes in bounded steps, each resumable from the ledger.
+ * How long one rollback call works before it hands back to the state machine, which calls it again: two thirds of
+ * the function's timeout (10 of 15 minutes), so the chunk range it is deleting when that time comes ends well inside
+ * the timeout, and a rollback of any size finishes in bounded steps, each resumable from the ledger. Each step but
+ * the last lasts at least this long, so an execution's time bounds its steps (test/infra/budget.test.ts).
  */
-export const ROLLBACK_STEP_MS = (FUNCTIONS.DataFunctionArn.timeoutMinutes * 60 * 1000) / 3;
+export const ROLLBACK_STEP_MS = (FUNCTIONS.DataFunctionArn.timeoutMinutes * 60 * 1000 * 2) / 3;
 
 /** What a data rollback has not removed yet: rows in migrated tables, and indexes it has not rebuilt. */
 export interface DataLeftovers {

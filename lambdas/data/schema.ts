@@ -33,6 +33,15 @@ export const DataInput = z.discriminatedUnion('step', [
     /** Only the indexes later levels look rows up by; the rest at the end. */
     for: z.literal('lookups').optional(),
   }),
+  /** The copy's map run failed: ends with the error that stopped it (a child's own, the run's stop). */
+  z.object({
+    step: z.literal('explain-copy-failure'),
+    runId,
+    execution,
+    table,
+    results: z.object({ bucket: z.string().min(1), prefix: z.string() }),
+    error: caught,
+  }),
   z.object({ step: z.literal('validate-table'), runId, execution, table, mode }),
   z.object({ step: z.literal('verify-isolation'), runId, execution, table }),
   z.object({ step: z.literal('finish'), runId, execution }),

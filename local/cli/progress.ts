@@ -28,11 +28,38 @@ function resumedRun(state: string, output: unknown): string | null {
  */
 export function progressPrinter(out: Output, definition: LoadedDefinition): (event: ExecutionEvent) => void {
   const maps = new Map<string, { total: number; done: number; failed: number; started: number }>();
+  const chunks = new Map<string, { total: number; done: number }>();
   let rows = 0;
   const startedAt = performance.now();
   const clock = () => `${((performance.now() - startedAt) / 1000).toFixed(1).padStart(6)}s`;
+  const copied = (): string => {
+    const elapsed = (performance.now() - startedAt) / 1000;
+    return rows > 0
+      ? `, ${rows.toLocaleString('en-US')} rows copied (${Math.round(rows / elapsed).toLocaleString('en-US')} rows/s)`
+      : '';
+  };
   return (event) => {
+    // A Distributed Map's child executions: their states are the map's inner work, shown as progress; their own
+    // start and end are not the execution's.
+    const child = event.mapRun !== undefined;
     switch (event.type) {
+      case 'MapRunStarted':
+        maps.set(event.state, { total: event.children, done: 0, failed: 0, started: 0 });
+        chunks.set(event.state, { total: event.items, done: 0 });
+        break;
+      case 'MapRunChildEnded': {
+        const stat = maps.get(event.state);
+        const items = chunks.get(event.state);
+        if (stat === undefined || items === undefined) break;
+        if (event.status === 'SUCCEEDED') {
+          stat.done += 1;
+          items.done += event.items;
+        } else stat.failed += 1;
+        out.progress(
+          `${clock()}    ${event.state}: ${items.done.toLocaleString('en-US')}/${items.total.toLocaleString('en-US')} done in ${stat.done}/${stat.total} batches${stat.failed > 0 ? `, ${stat.failed} failed` : ''}${copied()}`,
+        );
+        break;
+      }
       case 'StateExited': {
         const started = resumedRun(event.state.name, event.state.output);
         if (started !== null) out.info(`${clock()}    ${started}`);
@@ -42,11 +69,12 @@ export function progressPrinter(out: Output, definition: LoadedDefinition): (eve
         break;
       }
       case 'StateEntered':
-        if (event.index === undefined)
+        if (event.index === undefined && !child)
           out.info(`${clock()}  ▶ ${event.state.name}${detail(event.state.input)}`);
         else out.progress(`${clock()}    ${event.state.name}${detail(event.state.input)}`);
         break;
       case 'MapIterationStarted': {
+        if (child) break;
         const name = event.parentState.name;
         const stat = maps.get(name) ?? {
           total: mapItemCount(definition, name, event.parentState.input) ?? 0,
@@ -61,17 +89,12 @@ export function progressPrinter(out: Output, definition: LoadedDefinition): (eve
       }
       case 'MapIterationSucceeded':
       case 'MapIterationFailed': {
-        const stat = maps.get(event.parentState.name);
+        const stat = child ? undefined : maps.get(event.parentState.name);
         if (stat === undefined) break;
         if (event.type === 'MapIterationSucceeded') stat.done += 1;
         else stat.failed += 1;
-        const elapsed = (performance.now() - startedAt) / 1000;
-        const copied =
-          rows > 0
-            ? `, ${rows.toLocaleString('en-US')} rows copied (${Math.round(rows / elapsed).toLocaleString('en-US')} rows/s)`
-            : '';
         out.progress(
-          `${clock()}    ${event.parentState.name}: ${stat.done}/${stat.total} done${stat.failed > 0 ? `, ${stat.failed} failed` : ''}${copied}`,
+          `${clock()}    ${event.parentState.name}: ${stat.done}/${stat.total} done${stat.failed > 0 ? `, ${stat.failed} failed` : ''}${copied()}`,
         );
         break;
       }
@@ -89,10 +112,10 @@ export function progressPrinter(out: Output, definition: LoadedDefinition): (eve
         out.info(`${clock()}    caught in ${event.state.name} → ${event.catch.catcher.Next}`);
         break;
       case 'ExecutionSucceeded':
-        out.info(`${clock()}  ✓ succeeded`);
+        if (!child) out.info(`${clock()}  ✓ succeeded`);
         break;
       case 'ExecutionFailed':
-        out.info(`${clock()}  ✗ failed: ${event.Error}`);
+        if (!child) out.info(`${clock()}  ✗ failed: ${event.Error}`);
         break;
       default:
         break;

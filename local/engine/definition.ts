@@ -29,12 +29,43 @@ export interface Catcher {
 /** What the runtime needs to know about each Task state. */
 export interface TaskInfo {
   readonly name: string;
-  /** The substitution key of the function it invokes, e.g. `FoundationFunctionArn`. */
+  /** The substitution key of the function it invokes, e.g. `FoundationFunctionArn` ('' for a Distributed Map). */
   readonly functionKey: string;
   /** Map states around it, innermost first. */
   readonly maps: readonly string[];
   readonly retry: readonly Retrier[];
   readonly catch: readonly Catcher[];
+  /** Set when the state is a Distributed Map, which the runtime runs as a map run of child executions. */
+  readonly distributed?: DistributedMap;
+}
+
+/**
+ * A Distributed Map as the local runtime runs it: the state becomes a Task whose Parameters carry its ItemReader,
+ * ItemBatcher, ResultWriter and MaxConcurrency (their paths resolved against the state's input, as on AWS), and
+ * the runtime starts one child execution of `child` per batch.
+ */
+export interface DistributedMap {
+  /** The map run's label (`Label`, else the state's name). */
+  readonly label: string;
+  /** The ItemProcessor, as a state machine of its own. */
+  readonly child: LoadedDefinition;
+  /** Whether the state has an ItemBatcher (children get `{ BatchInput, Items }`) or not (one item each). */
+  readonly batched: boolean;
+  /** Whether the state has a ResultWriter (its output is then where the results were written). */
+  readonly writesResults: boolean;
+}
+
+/** The Parameters a Distributed Map state gets locally, resolved by the engine. */
+export interface DistributedMapParameters {
+  readonly reader: { readonly Bucket: string; readonly Key: string };
+  readonly maxItems?: number;
+  readonly batch?: {
+    readonly maxItems?: number;
+    readonly maxBytes?: number;
+    readonly input?: unknown;
+  };
+  readonly writer?: { readonly Bucket: string; readonly Prefix?: string };
+  readonly maxConcurrency?: number;
 }
 
 export interface LoadedDefinition {
@@ -62,6 +93,125 @@ const DISTRIBUTED_FIELDS = [
   'ToleratedFailureCountPath',
   'Label',
 ];
+/** What the local runtime runs of a Distributed Map (anything else there is refused). */
+const DISTRIBUTED_SUPPORTED = new Set([
+  'Type',
+  'Comment',
+  'ItemReader',
+  'ItemBatcher',
+  'ItemProcessor',
+  'ResultWriter',
+  'Label',
+  'MaxConcurrency',
+  'MaxConcurrencyPath',
+  'InputPath',
+  'OutputPath',
+  'ResultPath',
+  'ResultSelector',
+  'Retry',
+  'Catch',
+  'Next',
+  'End',
+]);
+/** Longer than any execution (about 23 days; a timer holds at most 2^31 ms): a map run ends when its children do. */
+const MAP_RUN_TIMEOUT_SECONDS = 2_000_000;
+
+/** A value that is given either as `Field` or as `FieldPath`; as Parameters entries the engine resolves. */
+function valueOrPath(state: JsonObject, field: string, as: string): JsonObject {
+  if (typeof state[`${field}Path`] === 'string') return { [`${as}.$`]: state[`${field}Path`] as string };
+  if (field in state) return { [as]: state[field] as Json };
+  return {};
+}
+
+/**
+ * Checks a Distributed Map and turns it into the Task the local runtime runs, or adds to `problems` what it cannot
+ * run as AWS would (with the reason).
+ */
+function distributedTask(
+  stateName: string,
+  state: JsonObject,
+  problems: string[],
+): { task: JsonObject; batched: boolean; writesResults: boolean; label: string } | undefined {
+  const where = `state "${stateName}"`;
+  const before = problems.length;
+  for (const field of Object.keys(state))
+    if (!DISTRIBUTED_SUPPORTED.has(field))
+      problems.push(`${where} uses ${field} on a Distributed Map, which the local engine does not run`);
+  const reader = asObject(state.ItemReader);
+  const config = asObject(reader.ReaderConfig);
+  if (reader.Resource !== 'arn:aws:states:::s3:getObject' || config.InputType !== 'JSON')
+    problems.push(
+      `${where}: its ItemReader must read a JSON array (arn:aws:states:::s3:getObject, ReaderConfig.InputType JSON)`,
+    );
+  for (const field of Object.keys(config))
+    if (!['InputType', 'MaxItems', 'MaxItemsPath'].includes(field))
+      problems.push(`${where}: ItemReader.ReaderConfig.${field} is not run locally`);
+  const readerParameters = asObject(reader.Parameters);
+  for (const field of ['Bucket', 'Key'])
+    if (!(field in readerParameters || `${field}.$` in readerParameters))
+      problems.push(`${where}: ItemReader.Parameters needs ${field}`);
+  const batcher = 'ItemBatcher' in state ? asObject(state.ItemBatcher) : undefined;
+  for (const field of Object.keys(batcher ?? {}))
+    if (
+      ![
+        'MaxItemsPerBatch',
+        'MaxItemsPerBatchPath',
+        'MaxInputBytesPerBatch',
+        'MaxInputBytesPerBatchPath',
+        'BatchInput',
+      ].includes(field)
+    )
+      problems.push(`${where}: ItemBatcher.${field} is not run locally`);
+  const writer = 'ResultWriter' in state ? asObject(state.ResultWriter) : undefined;
+  if (writer !== undefined) {
+    if (writer.Resource !== 'arn:aws:states:::s3:putObject' || 'WriterConfig' in writer)
+      problems.push(
+        `${where}: its ResultWriter must be arn:aws:states:::s3:putObject with Parameters Bucket and Prefix (no WriterConfig)`,
+      );
+  }
+  const processor = asObject(state.ItemProcessor);
+  if (asObject(processor.ProcessorConfig).ExecutionType !== 'STANDARD')
+    problems.push(`${where}: its children must be STANDARD executions (ExecutionType)`);
+  if (problems.length > before) return undefined;
+  const task: JsonObject = {
+    Type: 'Task',
+    Resource: 'arn:aws:states:::local:distributed-map',
+    Parameters: {
+      reader: readerParameters,
+      ...valueOrPath(config, 'MaxItems', 'maxItems'),
+      ...(batcher === undefined
+        ? {}
+        : {
+            batch: {
+              ...valueOrPath(batcher, 'MaxItemsPerBatch', 'maxItems'),
+              ...valueOrPath(batcher, 'MaxInputBytesPerBatch', 'maxBytes'),
+              ...('BatchInput' in batcher ? { input: batcher.BatchInput as Json } : {}),
+            },
+          }),
+      ...(writer === undefined ? {} : { writer: asObject(writer.Parameters) }),
+      ...valueOrPath(state, 'MaxConcurrency', 'maxConcurrency'),
+    },
+    TimeoutSeconds: MAP_RUN_TIMEOUT_SECONDS,
+  };
+  for (const field of [
+    'Comment',
+    'InputPath',
+    'OutputPath',
+    'ResultPath',
+    'ResultSelector',
+    'Retry',
+    'Catch',
+    'Next',
+    'End',
+  ])
+    if (field in state) task[field] = state[field] as Json;
+  return {
+    task,
+    batched: batcher !== undefined,
+    writesResults: writer !== undefined,
+    label: typeof state.Label === 'string' ? state.Label : stateName,
+  };
+}
 
 function asObject(value: unknown): JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : {};
@@ -96,16 +246,34 @@ export function loadDefinition(
   });
   const problems: string[] = [...unresolved].map((k) => `\${${k}} has no substitution`);
   const definition = asObject(JSON.parse(substituted));
+  if (definition.QueryLanguage === 'JSONata')
+    problems.push('the machine uses JSONata, which the local engine ignores');
+  const loaded = analyze(name, definition, functionKeys, new Set(), problems);
+  if (problems.length > 0)
+    throw new InvalidStateMachine(`statemachines/${name}.asl.json cannot run locally:`, problems);
+  return loaded;
+}
+
+/**
+ * Walks one state machine (or a Distributed Map's ItemProcessor, which runs as child executions of its own),
+ * collecting what the runtime needs and what it cannot run. Distributed Maps are rewritten in place as the Task
+ * the runtime runs them as.
+ */
+function analyze(
+  name: string,
+  definition: JsonObject,
+  functionKeys: ReadonlyMap<string, string>,
+  seen: Set<string>,
+  problems: string[],
+): LoadedDefinition {
   const tasks = new Map<string, TaskInfo>();
   const maps = new Map<string, { catch: Catcher[]; maps: string[]; itemsPath: string }>();
   const waits: string[] = [];
   const retryable = new Map<string, Retrier[]>();
-  const seen = new Set<string>();
 
-  if (definition.QueryLanguage === 'JSONata')
-    problems.push('the machine uses JSONata, which the local engine ignores');
   const walk = (machine: JsonObject, enclosing: string[]): void => {
-    for (const [stateName, raw] of Object.entries(asObject(machine.States))) {
+    const states = asObject(machine.States);
+    for (const [stateName, raw] of Object.entries(states)) {
       const state = asObject(raw);
       const where = `state "${stateName}"`;
       if (seen.has(stateName))
@@ -148,11 +316,36 @@ export function loadDefinition(
       }
       if (state.Type === 'Map') {
         const processor = asObject(state.ItemProcessor ?? state.Iterator);
-        if (asObject(processor.ProcessorConfig).Mode === 'DISTRIBUTED')
-          problems.push(`${where} is a Distributed Map, which the local engine runs inline`);
+        if (asObject(processor.ProcessorConfig).Mode === 'DISTRIBUTED') {
+          const rewritten = distributedTask(stateName, state, problems);
+          // The children are executions of their own: their states are walked as a machine of their own.
+          const child = analyze(
+            `${name}/${stateName}`,
+            { StartAt: processor.StartAt as Json, States: processor.States as Json },
+            functionKeys,
+            seen,
+            problems,
+          );
+          if (rewritten !== undefined) {
+            states[stateName] = rewritten.task;
+            tasks.set(stateName, {
+              name: stateName,
+              functionKey: '',
+              maps: [...enclosing],
+              retry,
+              catch: catchers,
+              distributed: {
+                label: rewritten.label,
+                child,
+                batched: rewritten.batched,
+                writesResults: rewritten.writesResults,
+              },
+            });
+          }
+          continue;
+        }
         for (const field of DISTRIBUTED_FIELDS)
-          if (field in state)
-            problems.push(`${where} uses ${field} (Distributed Map), which the local engine ignores`);
+          if (field in state) problems.push(`${where} uses ${field}, which only a Distributed Map has`);
         maps.set(stateName, {
           catch: catchers,
           maps: [...enclosing],
@@ -167,8 +360,6 @@ export function loadDefinition(
     }
   };
   walk(definition, []);
-  if (problems.length > 0)
-    throw new InvalidStateMachine(`statemachines/${name}.asl.json cannot run locally:`, problems);
   return { name, definition, tasks, maps, waits, retryable };
 }
 

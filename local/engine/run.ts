@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ExecutionAbortedError, ExecutionTimeoutError, StateMachine } from 'aws-local-stepfunctions';
+import type { ArchiveStore } from '../../lambdas/core/archive/port.ts';
 import { type LoadedDefinition, matches } from './definition.ts';
+import { runMapRun } from './map-run.ts';
 
 type JSONValue = Parameters<StateMachine['run']>[0];
 type EventLog = Awaited<ReturnType<ReturnType<StateMachine['run']>['eventLogs']['next']>>['value'];
@@ -9,8 +11,29 @@ type EventLog = Awaited<ReturnType<ReturnType<StateMachine['run']>['eventLogs'][
 /** Invokes a Lambda function's handler locally; `signal` is the one of the work the invocation belongs to. */
 export type Invoke = (functionKey: string, event: unknown, signal: AbortSignal) => Promise<unknown>;
 
-/** Something that happened in the execution, as the CLI's progress display and the event log see it. */
-export type ExecutionEvent = EventLog & { readonly executionId: string };
+/** A Distributed Map's progress: its map run started (with how many children), or one child ended. */
+export type MapRunEvent =
+  | {
+      readonly type: 'MapRunStarted';
+      readonly state: string;
+      readonly children: number;
+      readonly items: number;
+    }
+  | {
+      readonly type: 'MapRunChildEnded';
+      readonly state: string;
+      readonly status: 'SUCCEEDED' | 'FAILED' | 'ABORTED';
+      readonly items: number;
+    };
+
+/**
+ * Something that happened in the execution, as the CLI's progress display and the event log see it. Events of a
+ * Distributed Map's child executions carry `mapRun`: the name of the map state in the execution that started them.
+ */
+export type ExecutionEvent = (EventLog | MapRunEvent) & {
+  readonly executionId: string;
+  readonly mapRun?: string;
+};
 
 export interface ExecutionResult {
   readonly executionId: string;
@@ -39,6 +62,8 @@ export interface RunOptions {
    */
   readonly retryScale?: number;
   readonly onEvent?: (event: ExecutionEvent) => void;
+  /** Where a Distributed Map reads its items and writes its results (the S3 bucket's local stand-in). */
+  readonly archive?: ArchiveStore;
 }
 
 /** A sibling Map iteration failed, so this one starts no new work (the Map has failed already). */
@@ -87,6 +112,8 @@ export function runLocal(options: RunOptions): {
       failMap(outer, error);
   };
 
+  /** The message of the last error each task raised, by error name. */
+  const lastMessages = new Map<string, string>();
   const retryIntervalOverrides: Record<string, number[]> = {};
   /**
    * Decides, before the engine sees the error, whether this attempt is the iteration's last, and sets the pause
@@ -134,10 +161,14 @@ export function runLocal(options: RunOptions): {
           ? execution.signal
           : AbortSignal.any([execution.signal, mapSignal(task.maps[0]).signal]);
       try {
+        // A Distributed Map: a map run of child executions, each a local execution of its own.
+        if (task.distributed !== undefined)
+          return (await runMapRun(task.name, task.distributed, input, signal, options)) as JSONValue;
         const payload = await options.invoke(task.functionKey, params.Payload, signal);
         return { StatusCode: 200, ExecutedVersion: '$LATEST', Payload: payload as JSONValue };
       } catch (error) {
         const e = error instanceof Error ? error : new Error(String(error));
+        lastMessages.set(e.name, e.message);
         const innermost = task.maps[0];
         const final = isFinal(task.name, `${task.name}\u0000${JSON.stringify(params.Payload)}`, e);
         if (innermost !== undefined && final) failMap(innermost, e);
@@ -176,8 +207,15 @@ export function runLocal(options: RunOptions): {
   let failure: { error: string; cause: string } | undefined;
   const events = (async () => {
     for await (const event of run.eventLogs) {
+      // The engine gives an error's own `cause` (an Error) when it has one; Step Functions gives the task's message.
       if (event.type === 'ExecutionFailed')
-        failure = { error: event.Error, cause: String(event.Cause ?? '') };
+        failure = {
+          error: event.Error,
+          cause:
+            typeof event.Cause === 'string' || event.Cause === undefined
+              ? (event.Cause ?? '')
+              : (lastMessages.get(event.Error) ?? String(event.Cause)),
+        };
       options.onEvent?.({ ...event, executionId });
     }
   })();

@@ -152,6 +152,37 @@ describe('migration stack', () => {
     expect(policyOf('rollback')).not.toContain(id('AssessFunctionArn'));
   });
 
+  it("lets the data state machine run its Distributed Map: its own children, and its runs' objects in the archive", () => {
+    const data = stack.phases.stateMachines.data;
+    const dataId = logicalId(data);
+    const roleId = stack.getLogicalId(data.role.node.defaultChild as never);
+    const policies = Object.entries(template.findResources('AWS::IAM::Policy'));
+    const [, mapRuns] =
+      policies.find(([id]) => id.startsWith('PhasesdataMapRuns')) ??
+      (() => expect.fail('no map-run policy'))();
+    expect(mapRuns.Properties.Roles).toEqual([{ Ref: roleId }]);
+    const statements = mapRuns.Properties.PolicyDocument.Statement as {
+      Action: unknown;
+      Resource: unknown;
+    }[];
+    const on = (action: string) =>
+      JSON.stringify(statements.filter((st) => [st.Action].flat().includes(action)).map((st) => st.Resource));
+    expect(on('states:StartExecution')).toBe(JSON.stringify([{ Ref: dataId }]));
+    for (const action of ['states:DescribeExecution', 'states:StopExecution', 'states:RedriveExecution'])
+      expect(on(action)).toContain(`${dataId}","Name"`);
+    expect(on('s3:GetObject')).toContain('/migration/runs/*');
+    expect(on('s3:PutObject')).toContain('/migration/runs/*');
+    expect(JSON.stringify(statements)).not.toMatch(/s3:Delete/);
+    // Not in the role's default policy, which the state machine depends on: that would be a cycle.
+    const dependsOn = template.findResources('AWS::StepFunctions::StateMachine')[dataId]
+      ?.DependsOn as string[];
+    expect(dependsOn.some((d) => d.startsWith('PhasesdataMapRuns'))).toBe(false);
+    // The other machines have no Distributed Map and get none of this.
+    expect(
+      policies.filter(([id]) => /MapRuns/.test(id)).map(([id]) => id.replace(/[0-9A-F]{8}$/, '')),
+    ).toEqual(['PhasesdataMapRuns']);
+  });
+
   it('keeps the archive encrypted, private, versioned, TLS-only and retained', () => {
     template.hasResource('AWS::S3::Bucket', {
       DeletionPolicy: 'Retain',

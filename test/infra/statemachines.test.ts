@@ -24,7 +24,12 @@ type State = {
   ItemProcessor?: Machine;
   Iterator?: Machine;
 };
-type Machine = { StartAt: string; States: Record<string, State>; TimeoutSeconds?: number };
+type Machine = {
+  StartAt: string;
+  States: Record<string, State>;
+  TimeoutSeconds?: number;
+  ProcessorConfig?: { Mode?: string };
+};
 
 /**
  * How each machine handles failure (DESIGN.md §2): a phase that changes anything rolls back before it fails;
@@ -120,10 +125,41 @@ describe.each(machines)('state machine $name', ({ name, definition }) => {
       if (state.Type === 'Task')
         tasks.push({ task: stateName, state, catchers: state.Catch ?? enclosingCatch });
       const inner = state.ItemProcessor ?? state.Iterator;
-      if (state.Type === 'Map' && inner !== undefined) collect(inner.States, state.Catch ?? enclosingCatch);
+      // A failed child of a Distributed Map fails the map run (States.ExceedToleratedFailureThreshold); the map's
+      // Catch hands that to a task that raises the child's own error again, for the Catch around the map.
+      if (state.Type === 'Map' && inner?.ProcessorConfig?.Mode === 'DISTRIBUTED')
+        collect(inner.States, enclosingCatch);
+      else if (state.Type === 'Map' && inner !== undefined)
+        collect(inner.States, state.Catch ?? enclosingCatch);
     }
   };
   collect(definition.States, undefined);
+
+  const distributed: { map: string; state: State; states: Record<string, State> }[] = [];
+  const findDistributed = (states: Record<string, State>): void => {
+    for (const [stateName, state] of Object.entries(states)) {
+      const inner = state.ItemProcessor ?? state.Iterator;
+      if (inner === undefined) continue;
+      if (inner.ProcessorConfig?.Mode === 'DISTRIBUTED') distributed.push({ map: stateName, state, states });
+      findDistributed(inner.States);
+    }
+  };
+  findDistributed(definition.States);
+  it.each(distributed)('Distributed Map "$map" raises a failed child\'s own error again, through a task', ({
+    state,
+    states,
+  }) => {
+    const catchers = state.Catch ?? [];
+    expect(catchers.map((c) => c.ErrorEquals)).toEqual([['States.ExceedToleratedFailureThreshold']]);
+    const explain = states[catchers[0]?.Next ?? ''];
+    expect(explain?.Type).toBe('Task');
+    // It always ends in an error: nothing after it, and no Catch of its own to swallow the error it raises.
+    expect(explain?.Catch).toBeUndefined();
+    expect((explain as { End?: boolean } | undefined)?.End).toBe(true);
+    expect(JSON.stringify((explain as { Parameters?: unknown }).Parameters)).toContain(
+      'explain-copy-failure',
+    );
+  });
 
   it.each(tasks)('Task "$task" retries the Lambda service errors and sets its own timeout', ({ state }) => {
     const retried = (state.Retry ?? []).flatMap((r) => r.ErrorEquals);

@@ -94,6 +94,7 @@ describe('data phase through the RDS Data API', () => {
         definition: loadDefinition(phase, localSubstitutions()),
         input: {},
         invoke: localInvoker(deps),
+        archive: deps.archive,
         timeScale: 0,
       });
       const outcome = await result;

@@ -2,9 +2,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createFolderArchive } from '../../lambdas/core/archive/folder.ts';
 import { TransientDatabaseError } from '../../lambdas/core/errors.ts';
 import { InvalidStateMachine, loadDefinition } from '../../local/engine/definition.ts';
-import { runLocal } from '../../local/engine/run.ts';
+import { localExecutionId, runLocal } from '../../local/engine/run.ts';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'statemachines');
 const fn = { TestFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:test' };
@@ -113,7 +114,7 @@ describe('local runtime: preflight', () => {
       /waits for a task token/,
     ],
     [
-      'a Distributed Map',
+      'a Distributed Map whose items it cannot read',
       {
         M: {
           Type: 'Map',
@@ -127,7 +128,7 @@ describe('local runtime: preflight', () => {
         },
       },
       {},
-      /Distributed Map/,
+      /its ItemReader must read a JSON array/,
     ],
     ['ResultPath "$"', { A: invoke({ ResultPath: '$' }) }, {}, /omit ResultPath instead/],
     [
@@ -153,5 +154,148 @@ describe('local runtime: preflight', () => {
       A: { Type: 'Map', ItemProcessor: { StartAt: 'A', States: { A: invoke() } }, End: true },
     });
     expect(() => loadDefinition('probe', fn, dir)).toThrow(/state "A" appears twice/);
+  });
+});
+
+describe('local runtime: a Distributed Map', () => {
+  const setup = async (items: unknown[]) => {
+    const archive = createFolderArchive(mkdtempSync(join(tmpdir(), 'smt-dmap-')));
+    await archive.put('lists/items.json', JSON.stringify(items));
+    const list = archive.address('lists/items.json');
+    const results = archive.address('results');
+    return {
+      archive,
+      input: {
+        list: { bucket: list.bucket, key: list.key },
+        results: { bucket: results.bucket, prefix: results.key },
+        job: 'j-1',
+        batchSize: 10,
+        workers: 2,
+      },
+    };
+  };
+  const items = Array.from({ length: 25 }, (_, i) => i + 1);
+  const readJson = async (archive: ReturnType<typeof createFolderArchive>, key: string) =>
+    JSON.parse((await archive.get(key))?.toString('utf8') ?? 'null') as unknown;
+
+  it('reads the list, batches it, runs each batch as a child execution of its own and writes the results', async () => {
+    const { archive, input } = await setup(items);
+    const seen: { item: number; job: string; parent: string; child: string }[] = [];
+    let active = 0;
+    let most = 0;
+    const { result, executionId } = runLocal({
+      definition: loadDefinition('distributed', fn, fixtures),
+      input,
+      timeScale: 0,
+      archive,
+      invoke: async (_key, event) => {
+        const payload = event as { item: number; job: string; parent: string; child: string };
+        active += 1;
+        most = Math.max(most, active);
+        await sleep(5);
+        active -= 1;
+        seen.push(payload);
+        return { item: payload.item };
+      },
+    });
+    const outcome = await result;
+    expect(outcome.status, JSON.stringify(outcome)).toBe('SUCCEEDED');
+    expect(seen.map((s) => s.item).sort((a, b) => a - b)).toEqual(items);
+    // BatchInput's paths were resolved against the map's input, the context object included: the parent's id.
+    expect(new Set(seen.map((s) => s.job))).toEqual(new Set(['j-1']));
+    expect(new Set(seen.map((s) => s.parent))).toEqual(new Set([localExecutionId(executionId)]));
+    // Three children (10, 10, 5 items), each with its own execution id, at most two at a time.
+    const children = new Set(seen.map((s) => s.child));
+    expect(children.size).toBe(3);
+    expect(children.has(localExecutionId(executionId))).toBe(false);
+    expect(most).toBeLessThanOrEqual(2);
+    // The state's output is where ResultWriter put the results; the manifest lists them.
+    const written = (
+      outcome.output as {
+        written: { MapRunArn: string; ResultWriterDetails: { Bucket: string; Key: string } };
+      }
+    ).written;
+    expect(written.MapRunArn).toMatch(/:mapRun:distributed\/FanOut:/);
+    expect(written.ResultWriterDetails.Key).toMatch(/^results\/[0-9a-f-]+\/manifest\.json$/);
+    const manifest = (await readJson(archive, written.ResultWriterDetails.Key)) as {
+      ResultFiles: { SUCCEEDED: { Key: string }[]; FAILED: unknown[] };
+    };
+    expect(manifest.ResultFiles.FAILED).toEqual([]);
+    const succeeded = (await readJson(archive, manifest.ResultFiles.SUCCEEDED[0]?.Key ?? '')) as {
+      Status: string;
+      Input: string;
+      Output: string;
+    }[];
+    expect(succeeded.map((r) => r.Status)).toEqual(['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
+    const sizes = succeeded.map((r) => (JSON.parse(r.Input) as { Items: unknown[] }).Items.length).sort();
+    expect(sizes).toEqual([10, 10, 5]);
+    expect(JSON.parse(succeeded[0]?.Output ?? '[]')).toHaveLength(
+      (JSON.parse(succeeded[0]?.Input ?? '{}') as { Items: unknown[] }).Items.length,
+    );
+  });
+
+  it('closes a batch before it outgrows MaxInputBytesPerBatch', async () => {
+    const big = Array.from({ length: 12 }, (_, i) => ({ n: i, pad: 'x'.repeat(1000) }));
+    const { archive, input } = await setup(big);
+    const batches: number[] = [];
+    const { result } = runLocal({
+      definition: loadDefinition('distributed', fn, fixtures),
+      input,
+      timeScale: 0,
+      archive,
+      onEvent: (event) => {
+        if (event.type === 'MapRunStarted') batches.push(event.children);
+      },
+      invoke: async (_key, event) => ({ item: (event as { item: { n: number } }).item.n }),
+    });
+    expect((await result).status).toBe('SUCCEEDED');
+    // About 1 KB each under 4 KiB: three to a batch, though ten would be allowed by count.
+    expect(batches).toEqual([4]);
+  });
+
+  it("fails the map run on the first failed child, stops the rest, and writes the child's own error", async () => {
+    const { archive, input } = await setup(items);
+    const started: number[] = [];
+    const { result } = runLocal({
+      definition: loadDefinition('distributed', fn, fixtures),
+      input: { ...input, workers: 1 },
+      timeScale: 0,
+      archive,
+      invoke: async (_key, event) => {
+        const { item } = event as { item: number };
+        started.push(item);
+        if (item === 13) throw new WorkFailed('item 13 is broken');
+        return { item };
+      },
+    });
+    const outcome = await result;
+    expect(outcome).toMatchObject({ status: 'FAILED', error: 'ChildFailed' });
+    // One child at a time: the third batch never started once the second failed.
+    expect(Math.max(...started)).toBe(13);
+    const [manifestKey] = (await archive.list('results/')).filter((k) => k.endsWith('manifest.json'));
+    const manifest = (await readJson(archive, manifestKey ?? '')) as {
+      ResultFiles: { FAILED: { Key: string }[] };
+    };
+    const failed = (await readJson(archive, manifest.ResultFiles.FAILED[0]?.Key ?? '')) as {
+      Status: string;
+      Error: string;
+      Cause: string;
+      Input: string;
+    }[];
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ Status: 'FAILED', Error: 'WorkFailed', Cause: 'item 13 is broken' });
+    expect(JSON.parse(failed[0]?.Input ?? '{}')).toMatchObject({ BatchInput: { job: 'j-1' } });
+  });
+
+  it('fails with States.ItemReaderFailed when the list is not there', async () => {
+    const { archive, input } = await setup(items);
+    const { result } = runLocal({
+      definition: loadDefinition('distributed', fn, fixtures),
+      input: { ...input, list: { ...input.list, key: 'lists/missing.json' } },
+      timeScale: 0,
+      archive,
+      invoke: async () => ({}),
+    });
+    expect(await result).toMatchObject({ status: 'FAILED', error: 'States.ItemReaderFailed' });
   });
 });

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type ArchiveStore, assertArchiveKey } from './port.ts';
+import { type ArchiveStore, assertArchiveKey, LOCAL_BUCKET } from './port.ts';
 
 /** The archive in a folder: the local stand-in for S3. Writes are atomic (temporary file, then rename). */
 export function createFolderArchive(folder: string): ArchiveStore {
@@ -35,6 +35,8 @@ export function createFolderArchive(folder: string): ArchiveStore {
         throw error;
       }
     },
+    address: (key) => ({ bucket: LOCAL_BUCKET, key: assertArchiveKey(key) }),
+    keyAt: (address) => (address.bucket === LOCAL_BUCKET ? address.key : undefined),
     async list(prefix) {
       const keys: string[] = [];
       const walk = async (dir: string): Promise<void> => {

@@ -13,7 +13,23 @@ export interface ArchiveStore {
   get(key: string): Promise<Buffer | undefined>;
   /** Keys under a prefix, in lexical order. */
   list(prefix: string): Promise<string[]>;
+  /**
+   * Where an object is, as Step Functions names it (a Distributed Map's ItemReader and ResultWriter): its bucket
+   * and full key. A folder archive answers with the bucket name {@link LOCAL_BUCKET}.
+   */
+  address(key: string): ArchiveAddress;
+  /** The archive key at an address; undefined when the address is outside this store. */
+  keyAt(address: ArchiveAddress): string | undefined;
 }
+
+/** An object's place as S3 (and Step Functions) name it. */
+export interface ArchiveAddress {
+  readonly bucket: string;
+  readonly key: string;
+}
+
+/** The bucket name a folder archive gives its objects' addresses (never a real bucket: it has capitals). */
+export const LOCAL_BUCKET = 'LocalArchive';
 
 const KEY = /^[A-Za-z0-9!_.*'()-]+(?:\/[A-Za-z0-9!_.*'()-]+)*$/;
 

@@ -34,6 +34,12 @@ export function createS3Archive(options: S3ArchiveOptions): ArchiveStore {
     prefix === '' ? assertArchiveKey(key) : `${prefix}/${assertArchiveKey(key)}`;
   return {
     location: `s3://${bucket}${prefix === '' ? '' : `/${prefix}`}`,
+    address: (key) => ({ bucket, key: keyOf(key) }),
+    keyAt(address) {
+      if (address.bucket !== bucket) return undefined;
+      if (prefix === '') return address.key;
+      return address.key.startsWith(`${prefix}/`) ? address.key.slice(prefix.length + 1) : undefined;
+    },
     async put(key, body, put = {}) {
       const target = {
         Bucket: bucket,
