@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type CfnElement, Duration, Stack, Validations } from 'aws-cdk-lib';
@@ -7,6 +8,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secrets from 'aws-cdk-lib/aws-secretsmanager';
+import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import type { Config } from '../lambdas/core/config/schema.ts';
 import { FUNCTIONS, type FunctionKey } from '../lambdas/registry.ts';
@@ -14,8 +16,6 @@ import { FUNCTIONS, type FunctionKey } from '../lambdas/registry.ts';
 const LAMBDAS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'lambdas');
 
 /** Lambda's limit on all environment variables of a function together. */
-const ENVIRONMENT_LIMIT_BYTES = 4 * 1024;
-
 /** The key prefix of everything the functions keep in the archive bucket: reports, runs' chunk lists, results. */
 export const ARCHIVE_PREFIX = 'migration';
 
@@ -45,27 +45,73 @@ export interface MigrationFunctionsProps {
 }
 
 /**
+ * The key (in the archive, under {@link ARCHIVE_PREFIX}) of a config version: made from its content, so a
+ * deployment with another config writes another object and never replaces the one a running execution names.
+ */
+export function configVersionKey(stored: unknown): string {
+  return `config/${createHash('sha256').update(JSON.stringify(stored)).digest('hex').slice(0, 16)}.json`;
+}
+
+/**
  * One NodejsFunction per task (registry.ts), bundled by esbuild as ESM for Node 24 on arm64, each with its own
- * log group. The config goes in through one environment variable, and the grants that make it usable (Data API
- * on the clusters, the secrets, the archive bucket) are given in the same place.
+ * log group. The config is written to the archive bucket as a version of its own (`configKey`), which every state
+ * machine names in its task payloads; the environment only says where the archive is and which version is the
+ * deployed one. The grants that make the config usable (Data API on the clusters, the secrets, the archive bucket)
+ * are given in the same place.
  */
 export class MigrationFunctions extends Construct {
   readonly functions: Readonly<Record<FunctionKey, NodejsFunction>>;
+  /** The deployed config version's key in the archive (relative to {@link ARCHIVE_PREFIX}). */
+  readonly configKey: string;
 
   constructor(scope: Construct, id: string, props: MigrationFunctionsProps) {
     super(scope, id);
-    // The functions need neither the CLI's view of the deployed stack nor the operator's alarms.
-    const { aws: _aws, ...functionConfig } = props.config;
-    const config = {
-      ...functionConfig,
-      archive: { url: `s3://${props.archive.bucketName}/${ARCHIVE_PREFIX}` },
+    // The functions need neither the CLI's view of the deployed stack nor the operator's alarms; the archive is
+    // the stack's bucket, which the environment names.
+    const { aws: _aws, archive: _archive, ...stored } = props.config;
+    this.configKey = configVersionKey(stored);
+    // One PutObject at deployment, by a custom resource that may put config objects and nothing else (no delete:
+    // every version stays, as a running execution may name an older one).
+    const object = props.archive.arnForObjects(`${ARCHIVE_PREFIX}/config/*`);
+    const deployment = new cr.AwsCustomResource(this, 'Config', {
+      onUpdate: {
+        service: 'S3',
+        action: 'putObject',
+        parameters: {
+          Bucket: props.archive.bucketName,
+          Key: `${ARCHIVE_PREFIX}/${this.configKey}`,
+          Body: Stack.of(this).toJsonString(stored),
+          ContentType: 'application/json',
+        },
+        physicalResourceId: cr.PhysicalResourceId.of(this.configKey),
+        // The call's parameters are the config: not written to the provider's logs.
+        logging: cr.Logging.withDataHidden(),
+      },
+      policy: cr.AwsCustomResourcePolicy.fromStatements([
+        new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [object] }),
+      ]),
+      installLatestAwsSdk: false,
+    });
+    const bucketArnOf = `<${Stack.of(this).getLogicalId(props.archive.node.defaultChild as CfnElement)}.Arn>`;
+    Validations.of(deployment).acknowledge({
+      id: `AwsSolutions::AwsSolutions-IAM5[Resource::${bucketArnOf}/${ARCHIVE_PREFIX}/config/*]`,
+      reason: 'PutObject of config versions only, whose keys are made from their content.',
+    });
+    // CDK's one provider function for AwsCustomResource in the stack: it only writes its own logs with this policy.
+    const provider = Stack.of(this).node.tryFindChild(
+      `AWS${cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replaceAll('-', '')}`,
+    );
+    if (provider !== undefined)
+      Validations.of(provider).acknowledge({
+        id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+        reason:
+          "AWSLambdaBasicExecutionRole only lets CDK's custom-resource function write its own logs; its calls are the Config resource's policy.",
+      });
+    const environment = {
+      SHIFU_MIGRATE_ARCHIVE: `s3://${props.archive.bucketName}/${ARCHIVE_PREFIX}`,
+      SHIFU_MIGRATE_CONFIG_KEY: this.configKey,
+      NODE_OPTIONS: '--enable-source-maps',
     };
-    const configJson = Stack.of(this).toJsonString(config);
-    if (JSON.stringify(props.config).length > ENVIRONMENT_LIMIT_BYTES - 512) {
-      throw new Error(
-        `the config is ${JSON.stringify(props.config).length} bytes: too large for a Lambda environment variable (4 KB in all); shorten explicit key lists`,
-      );
-    }
     const functions: Partial<Record<FunctionKey, NodejsFunction>> = {};
     for (const [key, spec] of Object.entries(FUNCTIONS) as [FunctionKey, (typeof FUNCTIONS)[FunctionKey]][]) {
       const logGroup = new logs.LogGroup(this, `${spec.name}Logs`, {
@@ -80,7 +126,7 @@ export class MigrationFunctions extends Construct {
         timeout: Duration.minutes(spec.timeoutMinutes),
         logGroup,
         tracing: lambda.Tracing.ACTIVE,
-        environment: { SHIFU_MIGRATE_CONFIG: configJson, NODE_OPTIONS: '--enable-source-maps' },
+        environment,
         bundling: {
           format: OutputFormat.ESM,
           target: 'node24',
@@ -117,6 +163,10 @@ export class MigrationFunctions extends Construct {
         ).grantRead(fn);
       }
       if (uses.includes('archive')) props.archive.grantReadWrite(fn);
+      // Every function reads its config from the archive; one that uses nothing else there reads only that.
+      else fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [object] }));
+      // The config object is there before any function runs.
+      fn.node.addDependency(deployment);
       Validations.of(fn).acknowledge({
         id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
         reason:
@@ -126,6 +176,11 @@ export class MigrationFunctions extends Construct {
       const wildcards: [string, string][] = [
         ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource.'],
       ];
+      if (!uses.includes('archive'))
+        wildcards.push([
+          `Resource::${bucketArn}/${ARCHIVE_PREFIX}/config/*`,
+          'GetObject on the config versions only: the function reads the version its execution names.',
+        ]);
       if (uses.includes('archive')) {
         wildcards.push(
           [

@@ -24,6 +24,8 @@ export interface PhaseStateMachinesProps {
    * (ItemReader) and writes its results there (ResultWriter), under `<prefix>/runs/`.
    */
   readonly archive: { readonly bucket: s3.IBucket; readonly prefix: string };
+  /** The deployed config version's key in the archive, which the definitions' task payloads name. */
+  readonly configKey: string;
   /** The operator's own CloudWatch alarms (ARNs) that start the rollback when they enter ALARM. */
   readonly rollbackOnAlarms?: readonly string[];
   /**
@@ -51,7 +53,9 @@ export class PhaseStateMachines extends Construct {
       const file = join(STATEMACHINES_DIR, `${name}.asl.json`);
       const used = [
         ...new Set(
-          [...readFileSync(file, 'utf8').matchAll(/\$\{([A-Za-z0-9]+)\}/g)].map((m) => m[1] as FunctionKey),
+          [...readFileSync(file, 'utf8').matchAll(/\$\{([A-Za-z0-9]+)\}/g)]
+            .map((m) => m[1] as string)
+            .filter((key) => key !== 'ConfigKey') as FunctionKey[],
         ),
       ];
       const logGroup = new logs.LogGroup(this, `${name}Logs`, {
@@ -59,9 +63,11 @@ export class PhaseStateMachines extends Construct {
       });
       const machine = new sfn.StateMachine(this, name, {
         definitionBody: sfn.DefinitionBody.fromFile(file),
-        definitionSubstitutions: Object.fromEntries(
-          used.map((key) => [key, props.functions[key].functionArn]),
-        ),
+        definitionSubstitutions: {
+          ...Object.fromEntries(used.map((key) => [key, props.functions[key].functionArn])),
+          // The config version every task payload names: an execution keeps it, whatever is deployed after.
+          ConfigKey: props.configKey,
+        },
         logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
         tracingEnabled: true,
       });

@@ -79,6 +79,7 @@ export class ShifuMigrateStack extends Stack {
         bucket: this.archive.bucket as unknown as import('aws-cdk-lib/aws-s3').IBucket,
         prefix: ARCHIVE_PREFIX,
       },
+      configKey: this.functions.configKey,
       rollbackOnAlarms: props.config.aws?.rollbackOnAlarms ?? [],
       ...(props.logRetention === undefined ? {} : { logRetention: props.logRetention }),
     });

@@ -6,48 +6,78 @@ import { openSql } from './sql/open.ts';
 import { parseDatabaseUrl, withDatabase } from './sql/url.ts';
 import type { TaskDeps } from './task.ts';
 
-let cached: Promise<TaskDeps> | undefined;
+/** Where the deployed config versions live in the archive: `config/<sha-256 of the JSON, 16 hex>.json`. */
+export const CONFIG_KEY = /^config\/[0-9a-f]{16}\.json$/;
+
+const cached = new Map<string, Promise<TaskDeps>>();
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (value === undefined || value === '') throw new InputError(`environment variable ${name} is not set`);
+  return value;
+}
+
+async function build(archiveUrl: string, key: string): Promise<TaskDeps> {
+  const archive = openArchive(archiveUrl);
+  const body = await archive.get(key);
+  if (body === undefined)
+    throw new InputError(
+      `the config ${key} is not in ${archive.location}: deploy the stack again (it writes every config version there)`,
+    );
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new InputError(`the config ${archive.location}/${key} is not valid JSON`);
+  }
+  // The archive is where the functions find it (the stored config does not say: its bucket is made by the stack).
+  const parsed = ConfigSchema.safeParse({ ...(json as object), archive: { url: archiveUrl } });
+  if (!parsed.success) {
+    throw new InputError(
+      `the config ${archive.location}/${key} is not a valid config:`,
+      parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+    );
+  }
+  const config = parsed.data;
+  const sourceUrl = parseDatabaseUrl(config.source.url);
+  const targetUrl = parseDatabaseUrl(config.target.url);
+  return {
+    config,
+    sourceUrl,
+    targetUrl,
+    source: openSql(sourceUrl, { label: 'source', readOnly: true }),
+    target: openSql(targetUrl, { label: 'target' }),
+    targetServer: openSql(withDatabase(targetUrl, 'information_schema'), {
+      label: 'target',
+      display: targetUrl.raw,
+    }),
+    archive,
+    signal: new AbortController().signal,
+    metrics: emfMetrics(),
+    heartbeat: true,
+  };
+}
 
 /**
- * Dependencies on Lambda, built once per container from the environment: `SHIFU_MIGRATE_CONFIG` holds the
- * validated config as JSON (the stack sets it). Fails fast, naming the variable.
+ * Dependencies on Lambda, built once per container and config version. The config is not in the environment (4 KB
+ * would hold about 17 tables): the stack writes each validated config version to the archive bucket
+ * (`SHIFU_MIGRATE_ARCHIVE`) under a key made from its content, and every task's payload names the version its
+ * state machine was deployed with (`config`), so a deployment during a run changes nothing under it: the execution
+ * keeps its definition, and with it its config. Without a version in the payload, the deployed one
+ * (`SHIFU_MIGRATE_CONFIG_KEY`). Fails fast, naming what is missing.
  */
-export function lambdaDeps(): Promise<TaskDeps> {
-  cached ??= (async () => {
-    const raw = process.env.SHIFU_MIGRATE_CONFIG;
-    if (raw === undefined || raw === '')
-      throw new InputError('environment variable SHIFU_MIGRATE_CONFIG is not set');
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      throw new InputError('environment variable SHIFU_MIGRATE_CONFIG is not valid JSON');
-    }
-    const parsed = ConfigSchema.safeParse(json);
-    if (!parsed.success) {
-      throw new InputError(
-        'environment variable SHIFU_MIGRATE_CONFIG does not hold a valid config:',
-        parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
-      );
-    }
-    const config = parsed.data;
-    const sourceUrl = parseDatabaseUrl(config.source.url);
-    const targetUrl = parseDatabaseUrl(config.target.url);
-    return {
-      config,
-      sourceUrl,
-      targetUrl,
-      source: openSql(sourceUrl, { label: 'source', readOnly: true }),
-      target: openSql(targetUrl, { label: 'target' }),
-      targetServer: openSql(withDatabase(targetUrl, 'information_schema'), {
-        label: 'target',
-        display: targetUrl.raw,
-      }),
-      archive: openArchive(config.archive.url),
-      signal: new AbortController().signal,
-      metrics: emfMetrics(),
-      heartbeat: true,
-    };
-  })();
-  return cached;
+export function lambdaDeps(version?: string): Promise<TaskDeps> {
+  const key = version ?? env('SHIFU_MIGRATE_CONFIG_KEY');
+  if (!CONFIG_KEY.test(key))
+    return Promise.reject(
+      new InputError(`config version ${JSON.stringify(key)} is not a key of the form config/<16 hex>.json`),
+    );
+  let deps = cached.get(key);
+  if (deps === undefined) {
+    deps = build(env('SHIFU_MIGRATE_ARCHIVE'), key);
+    // A failed read is not kept: the next invocation tries again.
+    deps.catch(() => cached.delete(key));
+    cached.set(key, deps);
+  }
+  return deps;
 }

@@ -45,6 +45,9 @@ export class TimeRunningOut extends Error {
   override name = 'TimeRunningOut';
 }
 
+/** The config version local executions name in their payloads: the runtime gives the config itself. */
+export const LOCAL_CONFIG = 'local';
+
 /** Time kept back before a Lambda function's timeout: enough to end a page and say so. */
 export const TIME_MARGIN_MS = 30_000;
 
@@ -71,11 +74,12 @@ export interface TaskDefinition<S extends z.ZodType, O> {
 
 /**
  * Wires a task as a Lambda handler: the event is parsed with zod at the edge, then the logic runs with the
- * dependencies `deps` gives (created once per container on Lambda, once per execution locally).
+ * dependencies `deps` gives for the config version the event names (created once per container and version on
+ * Lambda, once per execution locally).
  */
 export function taskHandler<S extends z.ZodType, O>(
   task: TaskDefinition<S, O>,
-  deps: () => Promise<TaskDeps>,
+  deps: (config: string | undefined) => Promise<TaskDeps>,
 ) {
   return middy<unknown, O>().handler(async (event: unknown, context: Context) => {
     const parsed = task.input.safeParse(event);
@@ -85,7 +89,9 @@ export function taskHandler<S extends z.ZodType, O>(
         parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`),
       );
     }
-    const base = await deps();
+    // Every payload names the config version its state machine was deployed with (`config`); locally, "local".
+    const config = (event as { config?: unknown } | null)?.config;
+    const base = await deps(typeof config === 'string' && config !== LOCAL_CONFIG ? config : undefined);
     // On Lambda the signal also fires a margin before the function's timeout, so long work stops cleanly.
     const deadline = deadlineSignal(context, base.heartbeat === true);
     const resolved =

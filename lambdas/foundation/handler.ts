@@ -5,8 +5,8 @@ import { FoundationInput } from './schema.ts';
 
 const task = { name: 'foundation', input: FoundationInput, run: runFoundation };
 
-/** The Lambda entry point: dependencies from the environment, once per container. */
+/** The Lambda entry point: dependencies for the config version the event names, once per container and version. */
 export const handler = taskHandler(task, lambdaDeps);
 
 /** The same handler with dependencies given, for the local runtime. */
-export const createHandler = (deps: () => Promise<TaskDeps>) => taskHandler(task, deps);
+export const createHandler = (deps: () => Promise<TaskDeps>) => taskHandler(task, () => deps());

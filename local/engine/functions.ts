@@ -1,5 +1,5 @@
 import type { Context } from 'aws-lambda';
-import type { TaskDeps } from '../../lambdas/core/task.ts';
+import { LOCAL_CONFIG, type TaskDeps } from '../../lambdas/core/task.ts';
 import { FUNCTIONS, type FunctionKey } from '../../lambdas/registry.ts';
 import type { Invoke } from './run.ts';
 
@@ -13,12 +13,16 @@ const LOADERS = {
 
 /** What `definitionSubstitutions` gives locally: a Lambda ARN per function (nothing is called on AWS). */
 export function localSubstitutions(): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(FUNCTIONS).map(([key, f]) => [
-      key,
-      `arn:aws:lambda:us-east-1:000000000000:function:shifu-migrate-${f.name}`,
-    ]),
-  );
+  return {
+    ...Object.fromEntries(
+      Object.entries(FUNCTIONS).map(([key, f]) => [
+        key,
+        `arn:aws:lambda:us-east-1:000000000000:function:shifu-migrate-${f.name}`,
+      ]),
+    ),
+    // Locally the config is the one loaded for the run, not a deployed version.
+    ConfigKey: LOCAL_CONFIG,
+  };
 }
 
 function lambdaContext(functionName: string, timeoutMs: number): Context {

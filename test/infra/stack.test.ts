@@ -48,10 +48,11 @@ describe('migration stack', () => {
         TracingConfig: { Mode: 'Active' },
         LoggingConfig: { LogGroup: Match.anyValue() },
         Environment: {
-          Variables: {
+          Variables: Match.objectLike({
             NODE_OPTIONS: '--enable-source-maps',
-            SHIFU_MIGRATE_CONFIG: Match.anyValue(),
-          },
+            SHIFU_MIGRATE_ARCHIVE: Match.anyValue(),
+            SHIFU_MIGRATE_CONFIG_KEY: stack.functions.configKey,
+          }),
         },
       });
       expect(
@@ -60,11 +61,58 @@ describe('migration stack', () => {
         ],
       ).toBeDefined();
     }
-    const environment = template.findResources('AWS::Lambda::Function');
-    const withConfig = Object.values(environment).filter((r) => JSON.stringify(r).includes('shifu_legacy'));
-    expect(withConfig).toHaveLength(4);
+    // The config is not in the environment (4 KB): it is a version in the archive, which every state machine names.
+    const environment = JSON.stringify(template.findResources('AWS::Lambda::Function'));
+    expect(environment).not.toContain('shifu_legacy');
+    expect(stack.functions.configKey).toMatch(/^config\/[0-9a-f]{16}\.json$/);
+    const [put] = Object.values(template.findResources('Custom::AWS'));
+    const call = JSON.stringify(put?.Properties.Create);
+    expect(call).toContain('putObject');
+    expect(call).toContain(`migration/${stack.functions.configKey}`);
+    expect(call).toContain('shifu_legacy');
     // The functions get the migration config, not the CLI's view of the stack or the operator's alarms.
-    expect(JSON.stringify(environment)).not.toContain('shifu-api-5xx');
+    expect(call).not.toContain('shifu-api-5xx');
+    for (const machine of Object.values(template.findResources('AWS::StepFunctions::StateMachine')))
+      expect(machine.Properties.DefinitionSubstitutions.ConfigKey).toBe(stack.functions.configKey);
+    // The resource that writes it may put config objects, and nothing else.
+    const writer = Object.entries(template.findResources('AWS::IAM::Policy')).find(([id]) =>
+      id.startsWith('FunctionsConfigCustomResourcePolicy'),
+    )?.[1];
+    expect(JSON.stringify(writer?.Properties.PolicyDocument.Statement)).toMatch(
+      /^\[\{"Action":"s3:PutObject","Effect":"Allow","Resource":\{"Fn::Join":\["",\[\{"Fn::GetAtt":\["ArchiveBucket[0-9A-F]+","Arn"\]\},"\/migration\/config\/\*"\]\]\}\}\]$/,
+    );
+  });
+
+  it('synthesizes a 60-table config: its size is no longer bound by the environment', () => {
+    const tables = Object.fromEntries(
+      Array.from({ length: 60 }, (_, i) => [
+        `course_table_with_a_long_name_${String(i).padStart(2, '0')}`,
+        {
+          tenant: {
+            by: 'reference',
+            column: 'user_bid',
+            references: { table: 'user_users', column: 'user_bid' },
+            whenNotUnique: { newest: 'updated_at' },
+          },
+          onUnmapped: 'quarantine',
+        },
+      ]),
+    );
+    const big = ConfigSchema.parse({ ...config, tables: { ...config.tables, ...tables } });
+    expect(JSON.stringify(big).length).toBeGreaterThan(4 * 1024 * 3);
+    const bigApp = new App({ outdir: mkdtempSync(join(tmpdir(), 'smt-cdk-')) });
+    const bigStack = new ShifuMigrateStack(bigApp, 'ShifuMigrateBig', {
+      config: big,
+      env: { account: '123456789012', region: 'eu-west-1' },
+    });
+    const t = Template.fromStack(bigStack);
+    expect(JSON.stringify(Object.values(t.findResources('Custom::AWS'))[0])).toContain(
+      'course_table_with_a_long_name_59',
+    );
+    // Every function's environment stays small.
+    for (const fn of Object.values(t.findResources('AWS::Lambda::Function')))
+      expect(JSON.stringify(fn.Properties.Environment ?? {}).length).toBeLessThan(1024);
+    expect(bigStack.functions.configKey).not.toBe(stack.functions.configKey);
   });
 
   it('grants the Data API on both clusters, their secrets, and the archive bucket to each function', () => {
@@ -83,7 +131,9 @@ describe('migration stack', () => {
     expect(control).toContain(cluster('saas'));
     expect(control).toContain(secret('saas'));
     expect(control).not.toContain(cluster('legacy'));
-    expect(control).not.toContain('s3:');
+    // In the archive, only the config versions, read.
+    expect(control?.match(/s3:[A-Za-z*]+/g)).toEqual(['s3:GetObject']);
+    expect(control).toContain('/migration/config/*');
     expect(control).toContain('states:ListExecutions');
     const machines = stack.phases.stateMachines;
     expect(control).toContain(logicalId(machines.foundation));
@@ -309,12 +359,9 @@ describe('trial cluster (aws.trialCluster)', () => {
     });
     t.hasResourceProperties('AWS::RDS::DBInstance', { DBInstanceClass: 'db.serverless' });
     const cluster = trial.getLogicalId(trial.trialCluster?.cluster.node.defaultChild as never);
-    // The data function's config names the trial cluster for both databases, and its policy allows exactly it.
-    const data = JSON.stringify(
-      Object.values(t.findResources('AWS::Lambda::Function')).find((f) =>
-        JSON.stringify(f).includes('shifu_legacy'),
-      ),
-    );
+    // The config the functions read names the trial cluster for both databases, and their policies allow exactly it.
+    const data = JSON.stringify(Object.values(t.findResources('Custom::AWS'))[0]?.Properties.Create);
+    expect(data).toContain('shifu_legacy');
     expect(data).toContain(cluster);
     expect(data).not.toContain('127.0.0.1');
     const policies = JSON.stringify(t.findResources('AWS::IAM::Policy'));

@@ -169,6 +169,12 @@ describe.each(machines)('state machine $name', ({ name, definition }) => {
     expect(state.TimeoutSeconds).toBeLessThanOrEqual(900);
   });
 
+  it.each(tasks)('Task "$task" names the config version its state machine was deployed with', ({ state }) => {
+    const payload = (state as { Parameters?: { Payload?: Record<string, unknown> } }).Parameters?.Payload;
+    // Substituted (locally "local"; on AWS the version's key), so an execution keeps its config whatever is deployed.
+    expect(payload?.config).toBe(localSubstitutions().ConfigKey);
+  });
+
   it.each(tasks)('Task "$task" times out exactly when its function does (registry)', ({ state }) => {
     const arn = (state as { Parameters?: { FunctionName?: string } }).Parameters?.FunctionName ?? '';
     const [key] = Object.entries(localSubstitutions()).find(([, value]) => value === arn) ?? [];

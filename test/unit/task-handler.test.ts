@@ -65,3 +65,27 @@ describe('task handler on Lambda', () => {
     expect(await handler({ execution: 'local:h:1:x' }, lambdaContext(1))).toBe('running');
   });
 });
+
+describe('task handler: the config version', () => {
+  const echo = {
+    name: 'echo',
+    input: z.object({ step: z.string() }),
+    run: async (input: { step: string }) => input,
+  };
+  it('builds its dependencies for the version the payload names, "local" meaning the runtime\'s own', async () => {
+    const asked: (string | undefined)[] = [];
+    const handler = taskHandler(echo, async (version) => {
+      asked.push(version);
+      return { signal: new AbortController().signal, target } as unknown as TaskDeps;
+    });
+    // The payload's `config` is transport, not the task's input.
+    expect(
+      await handler({ step: 'a', config: 'config/1111111111111111.json' }, lambdaContext(60_000)),
+    ).toEqual({
+      step: 'a',
+    });
+    await handler({ step: 'b', config: 'local' }, lambdaContext(60_000));
+    await handler({ step: 'c' }, lambdaContext(60_000));
+    expect(asked).toEqual(['config/1111111111111111.json', undefined, undefined]);
+  });
+});
