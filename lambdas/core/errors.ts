@@ -59,6 +59,30 @@ export class ResponseTooLarge extends DatabaseError {
   override name = 'ResponseTooLarge';
 }
 
+/**
+ * One row of the result is larger than the adapter can return (the Data API's 64 KB per row): smaller pages do not
+ * help; the reader fetches that row's values in slices.
+ */
+export class RowTooLarge extends ResponseTooLarge {
+  override name = 'RowTooLarge';
+}
+
+/**
+ * A statement ran longer than the adapter waits for one (the Data API's 45 s). Work that may take longer is split
+ * (per chunk range) so that this means a defect, not a slow day.
+ */
+export class StatementTimedOut extends DatabaseError {
+  override name = 'StatementTimedOut';
+}
+
+/**
+ * A DDL statement outlived the call but goes on running on the server (`continueAfterTimeout`): the caller waits
+ * for it to end and checks its effect.
+ */
+export class StatementStillRunning extends StatementTimedOut {
+  override name = 'StatementStillRunning';
+}
+
 /** The server refused the login (user, password, grants): a config problem, exit code 2. */
 export class DatabaseAccessDenied extends InputError {
   override name = 'DatabaseAccessDenied';

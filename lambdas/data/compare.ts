@@ -1,7 +1,7 @@
 import { type Checksum, rangeChecksum } from '../core/checksum.ts';
 import { parseKeyTuple } from '../core/sql/keyset.ts';
-import type { SqlParam, SqlSession } from '../core/sql/port.ts';
-import { str } from '../core/sql/rows.ts';
+import type { Row, SqlParam, SqlSession } from '../core/sql/port.ts';
+import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import {
   type CopyJob,
@@ -31,13 +31,30 @@ export async function quarantinedKeys(
   job: Pick<CopyJob, 'info' | 'key'>,
   /** Inside a transaction, its session: a second pooled connection taken while holding one can deadlock the pool. */
   session: SqlSession = deps.target,
+  /**
+   * Only the keys that may lie in this chunk of this run: those it quarantined (recorded with their chunk), and any
+   * recorded otherwise (by another run, or an older version), which the caller filters by range.
+   */
+  chunk?: { readonly runId: string; readonly n: number },
 ): Promise<QuarantinedKey[]> {
-  const rows = await session.query('SELECT row_key FROM migration_quarantine WHERE table_name = ?', [table]);
-  return rows.map((r) => {
-    const text = str(r, 'row_key');
-    return { text, values: exactKeyValues(job.info, job.key, parseKeyTuple(text)) };
-  });
+  const keys: QuarantinedKey[] = [];
+  // Page by page (a table may hold many quarantined rows; a response holds 1 MiB at most).
+  for (let after = 0; ; ) {
+    const rows = await session.query(
+      `SELECT id, row_key FROM migration_quarantine WHERE table_name = ?${chunk === undefined ? '' : ' AND (run_id <> ? OR chunk_no IS NULL OR chunk_no = ?)'} AND id > ? ORDER BY id LIMIT ?`,
+      [table, ...(chunk === undefined ? [] : [chunk.runId, chunk.n]), after, QUARANTINE_PAGE],
+    );
+    for (const r of rows) {
+      const text = str(r, 'row_key');
+      keys.push({ text, values: exactKeyValues(job.info, job.key, parseKeyTuple(text)) });
+    }
+    if (rows.length < QUARANTINE_PAGE) return keys;
+    after = num(rows.at(-1) as Row, 'id');
+  }
 }
+
+/** Quarantined keys read per statement: a few hundred KB at most. */
+const QUARANTINE_PAGE = 5_000;
 
 /**
  * Whether a key may fall into a chunk: integer single keys are compared exactly (bigints beyond 2^53 too);

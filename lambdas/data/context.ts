@@ -173,6 +173,8 @@ export function exactBounds(job: Pick<CopyJob, 'info' | 'key'>, chunk: KeyBounds
 
 /** What both copy paths need to know about the table they copy. */
 export interface CopyJob {
+  /** The run the job is for. */
+  readonly runId: string;
   readonly info: TableInfo;
   readonly key: string[];
   readonly columns: ColumnInfo[];
@@ -180,5 +182,5 @@ export interface CopyJob {
 
 export function copyJob(context: RunContext, table: string): CopyJob {
   const info = tableInfo(context, table);
-  return { info, key: copyKey(info), columns: copyColumns(info) };
+  return { runId: context.runId, info, key: copyKey(info), columns: copyColumns(info) };
 }

@@ -48,6 +48,16 @@ function withTenant(names: readonly string[], row: Row, tenant: string): SqlPara
   return values;
 }
 
+/** Types whose values may outgrow a response row (64 KB on the Data API): read in slices when they do. */
+const LARGE_TYPES = /^(tiny|medium|long)?(text|blob)$|^json$/;
+
+/** The columns a row too large for one response is read in slices of: large types and long (VAR)CHAR/BINARY. */
+export function sliceableColumns(columns: readonly ColumnInfo[]): { name: string; binary: boolean }[] {
+  return columns
+    .filter((c) => c.isJson || LARGE_TYPES.test(c.dataType) || (c.maxLength ?? 0) > 1024)
+    .map((c) => ({ name: c.name, binary: /blob$|binary$/.test(c.dataType) }));
+}
+
 export async function copyClientSide(
   deps: TaskDeps,
   target: SqlSession,
@@ -64,7 +74,9 @@ export async function copyClientSide(
   // A re-copy: the keys copied, so that what the source no longer has can be removed after the last page.
   const kept = exact ? new Set<string>() : undefined;
   const quarantine =
-    exact && mode === 'tenant' ? await quarantinedKeys(deps, table, { info, key }, target) : [];
+    exact && mode === 'tenant'
+      ? await quarantinedKeys(deps, table, { info, key }, target, { runId: context.runId, n: chunk.n })
+      : [];
   let rows = 0;
   let quarantined = 0;
   for await (const page of readKeyset(deps.source, {
@@ -76,6 +88,7 @@ export async function copyClientSide(
     upTo: chunk.upTo ?? undefined,
     pageRows: Math.min(MAX_PAGE_ROWS, deps.config.chunking.rowsPerChunk),
     boundOf: (values) => exactKeyValues(info, key, values),
+    sliceable: sliceableColumns(columns),
   })) {
     throwIfStopping(
       deps.signal,
@@ -122,6 +135,7 @@ export async function copyClientSide(
           rowKey,
           unmappedReason(deps.config, table, row),
           rowDataText(columns, row),
+          chunk.n,
         ]);
         continue;
       }
@@ -135,10 +149,10 @@ export async function copyClientSide(
     if (held.length > 0) {
       await insertRows(target, {
         table: 'migration_quarantine',
-        columns: ['run_id', 'table_name', 'row_key', 'reason', 'row_data'],
+        columns: ['run_id', 'table_name', 'row_key', 'reason', 'row_data', 'chunk_no'],
         rows: held,
         onDuplicate: 'update',
-        updateColumns: ['run_id', 'reason', 'row_data'],
+        updateColumns: ['run_id', 'reason', 'row_data', 'chunk_no'],
         maxStatementBytes: deps.target.maxStatementBytes,
         prepared: deps.target.preparesStatements,
       });

@@ -112,15 +112,18 @@ export async function copyServerSide(
           info,
           key,
           chunk,
-          await quarantinedKeys(deps, table, { info, key }),
+          await quarantinedKeys(deps, table, { info, key }, deps.target, {
+            runId: context.runId,
+            n: chunk.n,
+          }),
         );
       }
       const result = await deps.target.execute(
-        `INSERT INTO ${qualified(deps.targetUrl.database, 'migration_quarantine')} (run_id, table_name, row_key, reason, row_data)
-         SELECT ?, ?, ${rowKeySql(info, key, 'a')}, ${reasonSql(deps.config, table, 'a')}, ${rowDataSql(columns, 'a')}
+        `INSERT INTO ${qualified(deps.targetUrl.database, 'migration_quarantine')} (run_id, table_name, row_key, reason, row_data, chunk_no)
+         SELECT ?, ?, ${rowKeySql(info, key, 'a')}, ${reasonSql(deps.config, table, 'a')}, ${rowDataSql(columns, 'a')}, ?
            FROM ${from(raw)} WHERE ${range.sql} AND (${raw.sql}) IS NULL
-         ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), reason = VALUES(reason), row_data = VALUES(row_data)`,
-        [context.runId, table, ...range.params, ...raw.params],
+         ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), reason = VALUES(reason), row_data = VALUES(row_data), chunk_no = VALUES(chunk_no)`,
+        [context.runId, table, chunk.n, ...range.params, ...raw.params],
       );
       quarantined = result.affectedRows;
     }

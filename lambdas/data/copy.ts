@@ -36,7 +36,7 @@ async function recordChunk(
   check: { source: string; target: string; equal: boolean },
 ): Promise<void> {
   await deps.target.execute(
-    'UPDATE migration_chunks SET status = ?, rows_copied = ?, source_checksum = ?, target_checksum = ?, attempts = attempts + 1 WHERE run_id = ? AND table_name = ? AND chunk_no = ?',
+    'UPDATE migration_chunks SET status = ?, rows_copied = ?, source_checksum = ?, target_checksum = ?, attempts = attempts + 1, isolated_at = NULL WHERE run_id = ? AND table_name = ? AND chunk_no = ?',
     [check.equal ? 'validated' : 'copied', rows, check.source, check.target, runId, table, n],
   );
 }
@@ -114,13 +114,14 @@ async function copyClaimed(
   if (exact) {
     // Validate Table judges a re-copy itself: the chunk only stops being in flight.
     await deps.target.execute(
-      "UPDATE migration_chunks SET status = 'copied', rows_copied = ?, attempts = attempts + 1 WHERE run_id = ? AND table_name = ? AND chunk_no = ?",
+      "UPDATE migration_chunks SET status = 'copied', rows_copied = ?, attempts = attempts + 1, isolated_at = NULL WHERE run_id = ? AND table_name = ? AND chunk_no = ?",
       [result.rows, runId, table, chunk.n],
     );
     return { table, n: chunk.n, ...result, skipped: false, path };
   }
   // Compared at once: a chunk that differs is left 'copied' for Validate Table to copy again and judge.
-  const quarantine = mode === 'tenant' ? await quarantinedKeys(deps, table, job) : [];
+  const quarantine =
+    mode === 'tenant' ? await quarantinedKeys(deps, table, job, deps.target, { runId, n: chunk.n }) : [];
   const check = await compareChunk(deps, runId, table, bounds, quarantine);
   await recordChunk(deps, runId, table, chunk.n, result.rows, {
     source: formatChecksum(check.source),

@@ -1,5 +1,6 @@
 import { ident, qualified } from '../core/identifiers.ts';
 import { nowText } from '../core/ledger/runs.ts';
+import { runLongDdl } from '../core/sql/long-ddl.ts';
 import { scalarNumber, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 
@@ -48,6 +49,23 @@ export async function deferIndexes(deps: TaskDeps, runId: string, table: string)
   return indexes.length;
 }
 
+/** The indexes a target table has now. */
+async function indexNames(deps: TaskDeps, table: string): Promise<Set<string>> {
+  return new Set(
+    (
+      await deps.targetServer.query(
+        'SELECT DISTINCT INDEX_NAME AS i FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+        [deps.targetUrl.database, table],
+      )
+    ).map((r) => str(r, 'i')),
+  );
+}
+
+/** The run is stopping while an index build runs on the server: it is left to finish there. */
+export class IndexBuildStopped extends Error {
+  override name = 'IndexBuildStopped';
+}
+
 /** The first column of an index definition as SHOW CREATE TABLE writes it: KEY `name` (`col`, …). */
 function leadingColumn(definition: string): string | undefined {
   return /\(`((?:[^`]|``)+)`/.exec(definition)?.[1]?.replace(/``/g, '`');
@@ -78,18 +96,22 @@ export async function rebuildIndexes(
   }
   let built = 0;
   for (const [name, indexes] of byTable) {
-    const present = new Set(
-      (
-        await deps.targetServer.query(
-          'SELECT DISTINCT INDEX_NAME AS i FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
-          [deps.targetUrl.database, name],
-        )
-      ).map((r) => str(r, 'i')),
-    );
+    const present = await indexNames(deps, name);
     const missing = indexes.filter((i) => !present.has(i.name));
     if (missing.length > 0) {
-      await deps.target.execute(
+      // A sort of the whole table: through the Data API it outlives the call's 45 s and is waited for.
+      await runLongDdl(
+        deps.target,
         `ALTER TABLE ${qualified(deps.targetUrl.database, name)} ${missing.map((i) => `ADD ${i.definition}`).join(', ')}, ALGORITHM=INPLACE, LOCK=NONE`,
+        async () => {
+          const now = await indexNames(deps, name);
+          return missing.every((i) => now.has(i.name));
+        },
+        {
+          signal: deps.signal,
+          stopped: () => new IndexBuildStopped(`${name}: the run is stopping while its indexes are built`),
+          ...(deps.target.pollMs === undefined ? {} : { pollMs: deps.target.pollMs }),
+        },
       );
       built += missing.length;
     }

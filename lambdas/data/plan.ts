@@ -231,7 +231,7 @@ export async function startData(deps: TaskDeps, execution: string): Promise<Data
       // The source went on while the run stood still: chunks compared before are compared again (and copied
       // again where they differ), so "every chunk validated" holds for this run as it ends.
       await deps.target.execute(
-        "UPDATE migration_chunks SET status = 'copied' WHERE run_id = ? AND status IN ('validated', 'changing')",
+        "UPDATE migration_chunks SET status = 'copied', isolated_at = NULL WHERE run_id = ? AND status IN ('validated', 'changing')",
         [runId],
       );
       const [done] = await deps.target.query(

@@ -42,7 +42,11 @@ export async function diffRows(
   only?: readonly (readonly SqlParam[])[],
 ): Promise<RowDiff> {
   const { info, key, columns } = job;
-  const held = new Set((await quarantinedKeys(deps, info.name, job)).map((q) => q.text));
+  const held = new Set(
+    (await quarantinedKeys(deps, info.name, job, deps.target, { runId: job.runId, n: chunk.n })).map(
+      (q) => q.text,
+    ),
+  );
   const where = only === undefined ? rangeCondition(key, chunk, 'a') : keyIn(key, only, 'a');
   const read = async (session: SqlSession, database: string) => {
     const rows = await session.query(

@@ -18,7 +18,7 @@ async function recordCheck(
   changingRows = 0,
 ): Promise<void> {
   await deps.target.execute(
-    'UPDATE migration_chunks SET source_checksum = ?, target_checksum = ?, status = ?, changing_rows = ? WHERE run_id = ? AND table_name = ? AND chunk_no = ?',
+    'UPDATE migration_chunks SET source_checksum = ?, target_checksum = ?, status = ?, changing_rows = ?, isolated_at = NULL WHERE run_id = ? AND table_name = ? AND chunk_no = ?',
     [formatChecksum(check.source), formatChecksum(check.target), status, changingRows, runId, table, chunk.n],
   );
 }
@@ -49,7 +49,8 @@ export async function validateTable(
     [runId, table],
   );
   const job = copyJob(await runContext(deps, runId), table);
-  const quarantine = async () => (mode === 'tenant' ? quarantinedKeys(deps, table, job) : []);
+  const quarantine = async (n: number) =>
+    mode === 'tenant' ? quarantinedKeys(deps, table, job, deps.target, { runId, n }) : [];
   let rows = 0;
   let recopied = 0;
   const unsettled: { chunk: Chunk; first: RowDiff }[] = [];
@@ -60,11 +61,11 @@ export async function validateTable(
       continue;
     }
     const bounds = exactBounds(job, chunk);
-    let result = await compareChunk(deps, runId, table, bounds, await quarantine());
+    let result = await compareChunk(deps, runId, table, bounds, await quarantine(chunk.n));
     if (!result.equal) {
       recopied += 1;
       await copyChunk(deps, runId, execution, table, mode, chunk, { exact: true });
-      result = await compareChunk(deps, runId, table, bounds, await quarantine());
+      result = await compareChunk(deps, runId, table, bounds, await quarantine(chunk.n));
       if (result.equal) deps.metrics.put('data', { ChunksRecopied: 1 });
     }
     if (result.equal) {
@@ -94,7 +95,7 @@ export async function validateTable(
         .filter(([k, now]) => first.get(k)?.source === now.source)
         .map(([, now]) => now);
       const defects = stable.length === 0 ? [] : await confirmDefects(deps, job, bounds, stable, recopy);
-      const result = await compareChunk(deps, runId, table, bounds, await quarantine());
+      const result = await compareChunk(deps, runId, table, bounds, await quarantine(chunk.n));
       if (defects.length > 0) {
         await recordCheck(deps, runId, table, chunk, 'mismatch', result);
         deps.metrics.put('data', { ChecksumMismatches: 1 });

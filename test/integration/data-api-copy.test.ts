@@ -40,6 +40,11 @@ describe('data phase through the RDS Data API', () => {
     const admin = mysqlClient('information_schema');
     try {
       await seedDemo({ client: admin, database: source.name, users: 150, reset: false });
+      // A lesson of several hundred KB, multi-byte characters included: over the Data API's 64 KB per row, it is
+      // read in slices (which cut characters in two) and must arrive exactly.
+      await admin.execute(
+        `UPDATE ${qualified(source.name, 'shifu_outlines')} SET content = CONCAT(REPEAT('第三课：变量与作用域 🙂 lesson text, ', 9000), 'END') ORDER BY id LIMIT 1`,
+      );
     } finally {
       await admin.close();
     }
@@ -130,6 +135,20 @@ describe('data phase through the RDS Data API', () => {
       await direct.close();
     }
     expect(src.fake.tooLargeResponses, 'pages of long lessons were halved').toBeGreaterThan(0);
+    expect(src.fake.tooLargeRows, 'rows over 64 KB were read in slices').toBeGreaterThan(0);
+    // The largest lesson arrived byte for byte (checked here by the server's own SHA-2, not the product's).
+    const check = mysqlClient('information_schema');
+    try {
+      const digest = async (database: string) =>
+        check.query(
+          `SELECT id, LENGTH(content) AS bytes, SHA2(content, 256) AS sha FROM ${qualified(database, 'shifu_outlines')} ORDER BY LENGTH(content) DESC LIMIT 3`,
+        );
+      const before = await digest(source.name);
+      expect(Number(before[0]?.bytes)).toBeGreaterThan(400_000);
+      expect(await digest(target.name)).toEqual(before);
+    } finally {
+      await check.close();
+    }
     // What CloudWatch would chart: one EMF record per chunk, adding up to the rows copied and quarantined.
     const sum = (name: string) => emf.reduce((s, r) => s + Number(r[name] ?? 0), 0);
     expect(sum('RowsCopied')).toBe(copiedRows);

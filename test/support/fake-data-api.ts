@@ -14,6 +14,7 @@ import {
   RDSDataClient,
   RollbackTransactionCommand,
   type SqlParameter,
+  StatementTimeoutException,
 } from '@aws-sdk/client-rds-data';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import mysql from 'mysql2/promise';
@@ -22,15 +23,38 @@ import { mysqlUrl } from './mariadb.ts';
 /**
  * An RDS Data API for tests: aws-sdk-client-mock answers the SDK's commands by running the statement on
  * the real MariaDB and shaping the answer as the Data API does for Aurora MySQL: records of `Field` unions,
- * `columnMetadata`, LONG and DECIMAL as strings when asked, BLOBs as bytes, the 1 MiB response limit
- * (which also ends the open transaction, as the real service does).
+ * `columnMetadata`, LONG and DECIMAL as strings when asked, BLOBs as bytes. It enforces the service's four
+ * limits: 1 MiB per response and 64 KB per row (either ends the open transaction, as the real service does),
+ * 4 MiB per request, and 45 s per statement (then `StatementTimeoutException`: the statement is stopped, or,
+ * with `continueAfterTimeout`, goes on running on its connection).
  */
 export interface FakeDataApi {
   readonly client: RDSDataClient;
   readonly mock: AwsClientStub<RDSDataClient>;
-  /** How many responses were refused for size. */
+  /** How many responses were refused for size (the whole response, or one row). */
   tooLargeResponses: number;
+  /** How many of those were refused for one row over the row limit. */
+  tooLargeRows: number;
+  /** How many statements timed out; how many of them went on running (`continueAfterTimeout`). */
+  timedOut: number;
+  continuedAfterTimeout: number;
+  /** The largest request seen, in bytes (SQL and parameters). */
+  largestRequest: number;
+  /** Statements still running after their call timed out. */
+  running(): number;
   close(): Promise<void>;
+}
+
+/** The service's limits; tests shrink them to meet them with small data. */
+export interface DataApiLimits {
+  /** @default 1 MiB */
+  readonly responseLimitBytes?: number;
+  /** @default 64 KB */
+  readonly rowLimitBytes?: number;
+  /** @default 4 MiB */
+  readonly requestLimitBytes?: number;
+  /** @default 45 s */
+  readonly statementTimeoutMs?: number;
 }
 
 // mysql2 column type codes.
@@ -152,24 +176,30 @@ function positional(
   return { sql: text, values };
 }
 
-function approximateSize(records: Field[][]): number {
+function recordSize(record: Field[]): number {
   let bytes = 0;
-  for (const record of records) {
-    for (const field of record) {
-      if (field.stringValue !== undefined) bytes += Buffer.byteLength(field.stringValue);
-      else if (field.blobValue !== undefined) bytes += field.blobValue.length;
-      else bytes += 8;
-    }
+  for (const field of record) {
+    if (field.stringValue !== undefined) bytes += Buffer.byteLength(field.stringValue);
+    else if (field.blobValue !== undefined) bytes += field.blobValue.length;
+    else bytes += 8;
   }
   return bytes;
 }
 
-export async function fakeDataApi(options: {
-  database: string;
-  responseLimitBytes?: number;
-}): Promise<FakeDataApi> {
+function parameterSize(parameters: readonly SqlParameter[] = []): number {
+  return parameters.reduce(
+    (n, p) => n + Buffer.byteLength(JSON.stringify(p.value ?? null)) + (p.name?.length ?? 0),
+    0,
+  );
+}
+
+export async function fakeDataApi(options: { database: string } & DataApiLimits): Promise<FakeDataApi> {
   const url = mysqlUrl(options.database);
   const limit = options.responseLimitBytes ?? 1024 * 1024;
+  const rowLimit = options.rowLimitBytes ?? 64 * 1024;
+  const requestLimit = options.requestLimitBytes ?? 4 * 1024 * 1024;
+  const statementTimeout = options.statementTimeoutMs ?? 45_000;
+  const stillRunning = new Set<Promise<unknown>>();
   const pool = mysql.createPool({
     host: url.host,
     port: url.port,
@@ -191,7 +221,13 @@ export async function fakeDataApi(options: {
     client,
     mock,
     tooLargeResponses: 0,
+    tooLargeRows: 0,
+    timedOut: 0,
+    continuedAfterTimeout: 0,
+    largestRequest: 0,
+    running: () => stillRunning.size,
     async close() {
+      await Promise.allSettled([...stillRunning]);
       for (const conn of transactions.values()) conn.release();
       transactions.clear();
       mock.restore();
@@ -221,11 +257,81 @@ export async function fakeDataApi(options: {
     }
   };
 
+  const checkRequest = (sql: string, parameters: readonly SqlParameter[] = []) => {
+    const bytes = Buffer.byteLength(sql) + parameterSize(parameters);
+    state.largestRequest = Math.max(state.largestRequest, bytes);
+    if (bytes > requestLimit)
+      throw new BadRequestException({
+        message: `Request size ${bytes} exceeds the limit of ${requestLimit} bytes`,
+        $metadata: {},
+      });
+  };
+
+  /**
+   * Runs a statement under the statement timeout. On timeout the call fails with StatementTimeoutException; the
+   * statement is stopped (KILL QUERY), or with `continueAfterTimeout` left running, its connection held until it
+   * ends. `release` is called when the connection is free again.
+   */
+  const timed = async (
+    conn: mysql.PoolConnection,
+    sql: string,
+    values: unknown[],
+    continueAfterTimeout: boolean,
+    release: () => void,
+  ) => {
+    const work = run(conn, sql, values);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), statementTimeout);
+    });
+    const first = await Promise.race([
+      work.then(
+        () => 'done' as const,
+        () => 'done' as const,
+      ),
+      timeout,
+    ]);
+    clearTimeout(timer);
+    if (first === 'done') {
+      release();
+      return work;
+    }
+    state.timedOut += 1;
+    if (continueAfterTimeout) {
+      state.continuedAfterTimeout += 1;
+      const rest = work
+        .catch(() => undefined)
+        .finally(() => {
+          stillRunning.delete(rest);
+          release();
+        });
+      stillRunning.add(rest);
+    } else {
+      const killer = await pool.getConnection();
+      try {
+        await killer.query(`KILL QUERY ${conn.threadId}`);
+      } finally {
+        killer.release();
+      }
+      await work.catch(() => undefined);
+      release();
+    }
+    throw new StatementTimeoutException({
+      message: 'Request timed out',
+      $metadata: {},
+      dbConnectionId: conn.threadId,
+    });
+  };
+
   mock.on(ExecuteStatementCommand).callsFake(async (input: ExecuteStatementCommandInput) => {
+    checkRequest(input.sql ?? '', input.parameters);
     const { conn, release } = await connectionFor(input.transactionId);
+    // From the statement on, `timed` frees the connection (at once, or when a statement left running ends).
+    let handedOver = false;
     try {
       const { sql, values } = positional(input.sql ?? '', input.parameters);
-      const [result, fields] = await run(conn, sql, values);
+      handedOver = true;
+      const [result, fields] = await timed(conn, sql, values, input.continueAfterTimeout === true, release);
       if (!Array.isArray(result)) {
         return {
           numberOfRecordsUpdated: (result as { affectedRows: number }).affectedRows,
@@ -236,15 +342,20 @@ export async function fakeDataApi(options: {
       const records = (result as (Buffer | null)[][]).map((row) =>
         row.map((raw, i) => toField(raw, packets[i] as FieldPacket, input.resultSetOptions)),
       );
-      if (approximateSize(records) > limit) {
+      const sizes = records.map(recordSize);
+      const rowTooLarge = sizes.some((n) => n > rowLimit);
+      if (rowTooLarge || sizes.reduce((a, b) => a + b, 0) > limit) {
         state.tooLargeResponses += 1;
+        if (rowTooLarge) state.tooLargeRows += 1;
         if (input.transactionId !== undefined) {
           await conn.query('ROLLBACK');
           conn.release();
           transactions.delete(input.transactionId);
         }
         throw new BadRequestException({
-          message: 'Database returned more than the allowed response size limit',
+          message: rowTooLarge
+            ? `Packet for query is too large: a row of the result is over ${rowLimit} bytes`
+            : 'Database returned more than the allowed response size limit',
           $metadata: {},
         });
       }
@@ -254,11 +365,12 @@ export async function fakeDataApi(options: {
         ...(input.includeResultMetadata ? { columnMetadata: packets.map(metadata) } : {}),
       };
     } finally {
-      release();
+      if (!handedOver) release();
     }
   });
 
   mock.on(BatchExecuteStatementCommand).callsFake(async (input: BatchExecuteStatementCommandInput) => {
+    checkRequest(input.sql ?? '', (input.parameterSets ?? []).flat());
     const { conn, release } = await connectionFor(input.transactionId);
     try {
       const updateResults = [];

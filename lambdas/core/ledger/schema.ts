@@ -65,6 +65,7 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   status VARCHAR(20) NOT NULL DEFAULT 'planned',
   attempts INT NOT NULL DEFAULT 0,
   changing_rows INT NOT NULL DEFAULT 0,
+  isolated_at DATETIME(3) NULL,
   updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
   PRIMARY KEY (run_id, table_name, chunk_no),
   KEY idx_table_status (table_name, status)`,
@@ -95,9 +96,11 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   row_key VARCHAR(255) NOT NULL,
   reason VARCHAR(255) NOT NULL,
   row_data LONGTEXT NOT NULL,
+  chunk_no INT NULL,
   created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   PRIMARY KEY (id),
-  UNIQUE KEY uk_table_key (table_name, row_key)`,
+  UNIQUE KEY uk_table_key (table_name, row_key),
+  KEY idx_run_chunk (run_id, table_name, chunk_no)`,
   },
   {
     name: 'migration_lock',
@@ -134,6 +137,8 @@ export const LEDGER_COLUMNS: readonly {
   { table: 'migration_runs', column: 'config_hash', definition: 'VARCHAR(64) NULL' },
   { table: 'migration_chunks', column: 'changing_rows', definition: 'INT NOT NULL DEFAULT 0' },
   { table: 'migration_progress', column: 'empty_at_start', definition: 'TINYINT NULL' },
+  { table: 'migration_chunks', column: 'isolated_at', definition: 'DATETIME(3) NULL' },
+  { table: 'migration_quarantine', column: 'chunk_no', definition: 'INT NULL' },
 ];
 
 /** Tables of the multi-tenant model that foundation creates (DESIGN.md §4), apart from migrated tables. */

@@ -10,7 +10,14 @@ import {
   RollbackTransactionCommand,
   type SqlParameter,
 } from '@aws-sdk/client-rds-data';
-import { DatabaseError, ResponseTooLarge, TransientDatabaseError } from '../errors.ts';
+import {
+  DatabaseError,
+  ResponseTooLarge,
+  RowTooLarge,
+  StatementStillRunning,
+  StatementTimedOut,
+  TransientDatabaseError,
+} from '../errors.ts';
 import type { ExecResult, Row, SqlClient, SqlParam, SqlSession, SqlValue } from './port.ts';
 import { isTypedParam } from './port.ts';
 import { isDdl, toNamedPlaceholders } from './statements.ts';
@@ -35,6 +42,11 @@ export interface DataApiClientOptions {
   readonly baseDelayMs?: number;
   /** Replaced in tests. @default setTimeout-based sleep */
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * How often a DDL statement left running past the 45 s of its call is looked for on the server.
+   * @default 5 s
+   */
+  readonly pollMs?: number;
 }
 
 // Exceptions after which the statement did not run, or runs again harmlessly outside a transaction.
@@ -47,13 +59,31 @@ const TRANSIENT_NAMES = new Set([
   'InternalServerErrorException',
 ]);
 const TOO_LARGE = /allowed response size limit|response size.*exceed/i;
+const ROW_TOO_LARGE = /packet for query is too large/i;
 const LINK_FAILURE = /communications link failure|connection (?:reset|closed)/i;
 
-function mapError(error: unknown, sql: string): Error {
+function mapError(error: unknown, sql: string, continuing = false): Error {
   const name = error instanceof Error ? error.name : 'Error';
   const message = error instanceof Error ? error.message : String(error);
   const where = ` in: ${sql.length > 160 ? `${sql.slice(0, 160)}…` : sql}`;
+  if (ROW_TOO_LARGE.test(message)) return new RowTooLarge(`${message}${where}`, name, { cause: error });
   if (TOO_LARGE.test(message)) return new ResponseTooLarge(`${message}${where}`, name, { cause: error });
+  if (name === 'StatementTimeoutException')
+    return continuing
+      ? new StatementStillRunning(
+          `the statement outlived the Data API's 45 s and goes on running${where}`,
+          name,
+          {
+            cause: error,
+          },
+        )
+      : new StatementTimedOut(
+          `the statement ran longer than the Data API's 45 s and was stopped${where}`,
+          name,
+          {
+            cause: error,
+          },
+        );
   if (TRANSIENT_NAMES.has(name) || LINK_FAILURE.test(message)) {
     return new TransientDatabaseError(`${name}: ${message}${where}`, name, { cause: error });
   }
@@ -129,7 +159,7 @@ export function createDataApiClient(options: DataApiClientOptions): SqlClient {
       try {
         return await call();
       } catch (error) {
-        const mapped = mapError(error, sql);
+        const mapped = mapError(error, sql, isDdl(sql));
         const retry = mapped instanceof TransientDatabaseError && transactionId === undefined;
         if (!retry || attempt >= maxAttempts) throw mapped;
         await sleep(Math.min(baseDelayMs * 2 ** (attempt - 1), 10_000));
@@ -233,6 +263,7 @@ export function createDataApiClient(options: DataApiClientOptions): SqlClient {
   return {
     adapter: 'data-api',
     database,
+    ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
     // Requests stay far below the Data API's request limits; rows for one statement are a few hundred KiB.
     maxStatementBytes: 512 * 1024,
     // ExecuteStatement has no prepared statements: `prepared` is ignored.

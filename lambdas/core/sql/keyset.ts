@@ -1,6 +1,6 @@
-import { ResponseTooLarge } from '../errors.ts';
+import { ResponseTooLarge, RowTooLarge } from '../errors.ts';
 import { ident, identList, qualified } from '../identifiers.ts';
-import type { Row, SqlParam, SqlSession } from './port.ts';
+import type { Row, SqlClient, SqlParam, SqlSession, SqlValue } from './port.ts';
 
 /**
  * A lexicographic comparison of a (possibly composite) key with a tuple of values, in the form both
@@ -53,6 +53,77 @@ export interface KeysetRead {
    * as its digits, into a bigint that compares exactly). As they are when omitted.
    */
   readonly boundOf?: (values: SqlParam[]) => SqlParam[];
+  /**
+   * Columns whose values may be large (TEXT, BLOB, JSON, long VARCHAR), and whether their bytes are the value
+   * (binary) or UTF-8 text. A row too large for one response (the Data API's 64 KB) is read with these columns in
+   * slices and put together again exactly; without them such a row fails the read.
+   */
+  readonly sliceable?: readonly { readonly name: string; readonly binary: boolean }[];
+}
+
+/** Bytes of one slice of a large value: one column per response, well under the Data API's 64 KB per row. */
+export const SLICE_BYTES = 48 * 1024;
+
+/** A value's bytes, as SUBSTRING counts them: the binary value itself, or the text as UTF-8. */
+function bytesOf(column: { name: string; binary: boolean }): string {
+  return column.binary
+    ? ident(column.name)
+    : `CAST(CAST(${ident(column.name)} AS CHAR CHARACTER SET utf8mb4) AS BINARY)`;
+}
+
+/**
+ * Reads one row too large for a response: the first row of the range, its key; its small columns and the byte
+ * lengths of the large ones; then each large value in slices of {@link SLICE_BYTES}, joined and decoded as the
+ * adapter would have returned it whole (a Buffer for binary columns, a string otherwise). With a client, in one
+ * transaction, so every slice sees the same row.
+ */
+async function readSlicedRow(
+  session: SqlSession | SqlClient,
+  read: KeysetRead,
+  from: string,
+  where: { sql: string; params: SqlParam[] }[],
+): Promise<Row | undefined> {
+  const sliced = read.sliceable ?? [];
+  const work = async (s: SqlSession): Promise<Row | undefined> => {
+    const order = read.key.map((k) => `${ident(k)} ASC`).join(', ');
+    const [keyRow] = await s.query(
+      `SELECT ${identList(read.key)} FROM ${from}${where.length > 0 ? ` WHERE ${where.map((c) => `(${c.sql})`).join(' AND ')}` : ''} ORDER BY ${order} LIMIT 1`,
+      where.flatMap((c) => c.params),
+    );
+    if (keyRow === undefined) return undefined;
+    const keyValues = read.key.map((k) => keyRow[k] ?? null);
+    const exact = read.key.map((k) => `${ident(k)} = ?`).join(' AND ');
+    const exactParams = read.boundOf === undefined ? keyValues : read.boundOf(keyValues);
+    const small = read.columns.filter((c) => !sliced.some((l) => l.name === c));
+    const lengths = sliced.map((c, i) => `LENGTH(${bytesOf(c)}) AS ${ident(`__len_${i}`)}`);
+    const [head] = await s.query(
+      `SELECT ${[...small.map((c) => ident(c)), ...lengths].join(', ')} FROM ${from} WHERE ${exact}`,
+      exactParams,
+    );
+    if (head === undefined) return undefined;
+    const row: Record<string, SqlValue> = {};
+    for (const c of small) row[c] = head[c] ?? null;
+    for (const [i, c] of sliced.entries()) {
+      const length = head[`__len_${i}`];
+      if (length === null || length === undefined) {
+        row[c.name] = null;
+        continue;
+      }
+      const parts: Buffer[] = [];
+      for (let pos = 1; pos <= Number(length); pos += SLICE_BYTES) {
+        const [piece] = await s.query(
+          `SELECT SUBSTRING(${bytesOf(c)}, ?, ?) AS ${ident('piece')} FROM ${from} WHERE ${exact}`,
+          [pos, SLICE_BYTES, ...exactParams],
+        );
+        const value = piece?.piece;
+        parts.push(Buffer.isBuffer(value) ? value : Buffer.from(String(value ?? ''), 'binary'));
+      }
+      const bytes = Buffer.concat(parts);
+      row[c.name] = c.binary ? bytes : bytes.toString('utf8');
+    }
+    return row;
+  };
+  return 'transaction' in session ? session.transaction(work) : work(session);
 }
 
 /**
@@ -69,7 +140,8 @@ export async function* readKeyset(session: SqlSession, read: KeysetRead): AsyncG
   const order = ` ORDER BY ${read.key.map((k) => `${ident(k)} ASC`).join(', ')}`;
   const upper = read.upTo === undefined ? undefined : keyComparison(read.key, '<=', read.upTo);
   let after = read.after;
-  let pageRows = Math.max(1, Math.floor(read.pageRows));
+  const fullPage = Math.max(1, Math.floor(read.pageRows));
+  let pageRows = fullPage;
 
   for (;;) {
     const lower = after === undefined ? undefined : keyComparison(read.key, '>', after);
@@ -77,11 +149,28 @@ export async function* readKeyset(session: SqlSession, read: KeysetRead): AsyncG
     const sql = `${select}${where.length > 0 ? ` WHERE ${where.map((c) => `(${c.sql})`).join(' AND ')}` : ''}${order} LIMIT ?`;
     const params = [...where.flatMap((c) => c.params), pageRows];
     let rows: Row[];
+    const asked = pageRows;
     try {
       rows = await session.query(sql, params);
+      // A page that fitted: the next may be larger again, up to the size asked for (a few large rows do not
+      // keep the rest of the range in small pages).
+      pageRows = Math.min(fullPage, pageRows * 2);
     } catch (error) {
+      // One row over the row limit: that row alone, and if it is still too large, in slices.
+      if (error instanceof RowTooLarge && pageRows > 1) {
+        pageRows = 1;
+        continue;
+      }
       if (error instanceof ResponseTooLarge && pageRows > 1) {
         pageRows = Math.max(1, Math.floor(pageRows / 2));
+        continue;
+      }
+      if (error instanceof ResponseTooLarge && (read.sliceable ?? []).length > 0) {
+        const row = await readSlicedRow(session, read, from, where);
+        if (row === undefined) return;
+        yield [row];
+        const values = read.key.map((k) => row[k] ?? null);
+        after = read.boundOf === undefined ? values : read.boundOf(values);
         continue;
       }
       if (error instanceof ResponseTooLarge) {
@@ -94,7 +183,7 @@ export async function* readKeyset(session: SqlSession, read: KeysetRead): AsyncG
       throw error;
     }
     if (rows.length > 0) yield rows;
-    if (rows.length < pageRows) return;
+    if (rows.length < asked) return;
     const last = rows[rows.length - 1];
     if (last === undefined) return;
     const values = read.key.map((k) => last[k] ?? null);

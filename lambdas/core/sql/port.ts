@@ -73,6 +73,11 @@ export interface SqlClient extends SqlSession {
    * that are powers of two).
    */
   readonly preparesStatements: boolean;
+  /**
+   * How often a statement left running on the server after its call ended is looked for (the Data API's DDL
+   * past 45 s); 5 s when omitted.
+   */
+  readonly pollMs?: number;
   /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T>;
   /** Releases connections. The client cannot be used afterwards. */
