@@ -1,9 +1,12 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 
 /** Props of the archive bucket. */
 export interface ArchiveBucketProps {
+  /** The customer-managed key that encrypts the archive (SSE-KMS, with an S3 bucket key). */
+  readonly key: kms.IKey;
   /**
    * Days before archived objects move to Glacier Flexible Retrieval.
    * @default 30
@@ -18,7 +21,7 @@ export interface ArchiveBucketProps {
 export class ArchiveBucket extends Construct {
   readonly bucket: s3.Bucket;
 
-  constructor(scope: Construct, id: string, props: ArchiveBucketProps = {}) {
+  constructor(scope: Construct, id: string, props: ArchiveBucketProps) {
     super(scope, id);
     const logs = new s3.Bucket(this, 'AccessLogs', {
       encryption: s3.BucketEncryption.S3_MANAGED,
@@ -33,7 +36,10 @@ export class ArchiveBucket extends Construct {
       reason: 'This is the access-log bucket of the archive; logging it to itself would loop.',
     });
     this.bucket = new s3.Bucket(this, 'Bucket', {
-      encryption: s3.BucketEncryption.S3_MANAGED,
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: props.key,
+      // One data key per bucket and period instead of a KMS call per object.
+      bucketKeyEnabled: true,
       enforceSSL: true,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       versioned: true,

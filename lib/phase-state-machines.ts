@@ -3,12 +3,16 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ArnFormat, type CfnElement, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../lambdas/core/metrics.ts';
@@ -26,6 +30,10 @@ export interface PhaseStateMachinesProps {
   readonly archive: { readonly bucket: s3.IBucket; readonly prefix: string };
   /** The deployed config version's key in the archive, which the definitions' task payloads name. */
   readonly configKey: string;
+  /** Where every alarm of the stack goes, on ALARM and back to OK. */
+  readonly notify: sns.ITopic;
+  /** The key that encrypts the queue of alarm events that could not start the rollback. */
+  readonly key: kms.IKey;
   /** The operator's own CloudWatch alarms (ARNs) that start the rollback when they enter ALARM. */
   readonly rollbackOnAlarms?: readonly string[];
   /**
@@ -44,9 +52,22 @@ export interface PhaseStateMachinesProps {
 export class PhaseStateMachines extends Construct {
   readonly stateMachines: Readonly<Record<(typeof STATE_MACHINES)[number], sfn.StateMachine>>;
   readonly alarms: readonly cloudwatch.Alarm[];
+  /** Alarm events that could not start the rollback state machine (retries spent), kept 14 days. */
+  readonly rollbackNotStarted: sqs.Queue;
 
   constructor(scope: Construct, id: string, props: PhaseStateMachinesProps) {
     super(scope, id);
+    this.rollbackNotStarted = new sqs.Queue(this, 'RollbackNotStarted', {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: props.key,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    for (const id of ['AwsSolutions::AwsSolutions-SQS3', 'Serverless::Serverless-SQSRedrivePolicy'])
+      Validations.of(this.rollbackNotStarted).acknowledge({
+        id,
+        reason: 'This queue is the dead-letter queue of the rollback rule: it has none of its own.',
+      });
     const machines: Partial<Record<(typeof STATE_MACHINES)[number], sfn.StateMachine>> = {};
     const alarms: cloudwatch.Alarm[] = [];
     for (const name of STATE_MACHINES) {
@@ -58,20 +79,25 @@ export class PhaseStateMachines extends Construct {
             .filter((key) => key !== 'ConfigKey') as FunctionKey[],
         ),
       ];
+      // Under /aws/vendedlogs/: Step Functions' log delivery then needs no resource policy of its own per group
+      // (CloudWatch Logs resource policies are limited to 5 KB per account and Region).
       const logGroup = new logs.LogGroup(this, `${name}Logs`, {
+        logGroupName: `/aws/vendedlogs/states/${Stack.of(this).stackName}-${name}`,
         retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       });
       const machine = new sfn.StateMachine(this, name, {
         definitionBody: sfn.DefinitionBody.fromFile(file),
+        // Each function's published version, not $LATEST: an execution keeps calling the code it started with,
+        // whatever a deployment publishes meanwhile (as it keeps its config).
         definitionSubstitutions: {
-          ...Object.fromEntries(used.map((key) => [key, props.functions[key].functionArn])),
+          ...Object.fromEntries(used.map((key) => [key, props.functions[key].currentVersion.functionArn])),
           // The config version every task payload names: an execution keeps it, whatever is deployed after.
           ConfigKey: props.configKey,
         },
         logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
         tracingEnabled: true,
       });
-      for (const key of used) props.functions[key].grantInvoke(machine);
+      for (const key of used) props.functions[key].currentVersion.grantInvoke(machine);
       Validations.of(machine).acknowledge({
         id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
         reason: 'X-Ray tracing and log delivery actions take no resource.',
@@ -163,9 +189,30 @@ export class PhaseStateMachines extends Construct {
           input: events.RuleTargetInput.fromObject({
             alarm: events.EventField.fromPath('$.detail.alarmName'),
           }),
+          // StartExecution throttled or refused: retried for two hours, then kept in the queue, which alarms.
+          retryAttempts: 20,
+          maxEventAge: Duration.hours(2),
+          deadLetterQueue: this.rollbackNotStarted,
         }),
       ],
     });
+    const undeliveredAlarm = new cloudwatch.Alarm(this, 'rollbackNotStarted', {
+      metric: this.rollbackNotStarted.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(1),
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      alarmDescription:
+        'An alarm entered ALARM but the rollback state machine could not be started (retried for two hours): start it by hand (npx shifu-migrate rollback); the event is in the queue Phases/RollbackNotStarted.',
+    });
+    alarms.push(undeliveredAlarm);
+    // Every alarm tells the operators, on ALARM and when it is OK again.
+    for (const alarm of alarms) {
+      alarm.addAlarmAction(new cloudwatchActions.SnsAction(props.notify));
+      alarm.addOkAction(new cloudwatchActions.SnsAction(props.notify));
+    }
     this.stateMachines = machines as Record<(typeof STATE_MACHINES)[number], sfn.StateMachine>;
     this.alarms = alarms;
   }
@@ -190,6 +237,8 @@ export class PhaseStateMachines extends Construct {
         arnFormat: ArnFormat.COLON_RESOURCE_NAME,
       });
     const runs = archive.bucket.arnForObjects(`${archive.prefix}/runs/*`);
+    // The archive is encrypted with the stack's key: reading the chunk lists and writing the results use it.
+    archive.bucket.encryptionKey?.grant(machine, 'kms:Decrypt', 'kms:GenerateDataKey');
     const policy = new iam.Policy(this, `${name}MapRuns`, {
       roles: [machine.role],
       statements: [

@@ -1,10 +1,23 @@
-import { Annotations, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import {
+  Annotations,
+  CfnOutput,
+  Duration,
+  RemovalPolicy,
+  Stack,
+  type StackProps,
+  Validations,
+} from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
 import type { Config } from '../lambdas/core/config/schema.ts';
+import { InputError } from '../lambdas/core/errors.ts';
 import { METRICS_NAMESPACE, type MetricName } from '../lambdas/core/metrics.ts';
-import { parseDatabaseUrl } from '../lambdas/core/sql/url.ts';
+import { parseDatabaseUrl, redactUrl } from '../lambdas/core/sql/url.ts';
 import { ArchiveBucket } from './archive-bucket.ts';
 import { ARCHIVE_PREFIX, type DataApiDatabase, MigrationFunctions } from './migration-functions.ts';
 import { PhaseStateMachines } from './phase-state-machines.ts';
@@ -27,6 +40,10 @@ export interface ShifuMigrateStackProps extends StackProps {
  */
 export class ShifuMigrateStack extends Stack {
   readonly archive: ArchiveBucket;
+  /** The customer-managed key of the archive, the alarm topic and the dead-letter queue. */
+  readonly key: kms.Key;
+  /** Every alarm of the stack goes here (e-mail subscriptions from aws.alarmEmails). */
+  readonly alarmTopic: sns.Topic;
   readonly functions: MigrationFunctions;
   readonly phases: PhaseStateMachines;
   /** The Aurora Serverless v2 cluster made for a trial (config aws.trialCluster). */
@@ -59,13 +76,41 @@ export class ShifuMigrateStack extends Stack {
       if (url.kind === 'rdsdata')
         databases[which] = { clusterArn: url.resourceArn, secretArn: url.secretArn };
       else {
+        // The config is written to the archive and into the template: a password would be kept in both.
+        if (url.kind === 'mysql' && url.password !== undefined)
+          throw new InputError(
+            `${which}.url ${redactUrl(url.raw)} holds a password, which the stack would write into its template and the archive: give the database as rdsdata://<cluster-arn>/<database>?secret=<secret-arn> (the password stays in Secrets Manager)`,
+          );
         Annotations.of(this).addWarningV2(
           'shifu-migrate:mysql-url',
-          `${url.raw.replace(/:[^:@/]*@/, ':***@')} is a mysql:// URL: the deployed functions reach databases through the RDS Data API (rdsdata://<cluster-arn>/<db>?secret=<secret-arn>)`,
+          `${redactUrl(url.raw)} is a mysql:// URL: the deployed functions reach databases through the RDS Data API (rdsdata://<cluster-arn>/<db>?secret=<secret-arn>)`,
         );
       }
     }
-    this.archive = new ArchiveBucket(this, 'Archive');
+    // One customer-managed key for what the stack keeps: the archive (the legacy data's last copy), the alarm
+    // topic and the queue of alarm events that could not start the rollback. Rotated yearly.
+    this.key = new kms.Key(this, 'Key', {
+      enableKeyRotation: true,
+      description: 'shifu-migrate: the archive, the alarm topic, the rollback dead-letter queue',
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // CloudWatch publishes alarms to the encrypted topic; EventBridge sends undelivered events to the queue.
+    for (const service of ['cloudwatch.amazonaws.com', 'events.amazonaws.com'])
+      this.key.grant(new iam.ServicePrincipal(service), 'kms:Decrypt', 'kms:GenerateDataKey*');
+    this.alarmTopic = new sns.Topic(this, 'Alarms', {
+      displayName: 'shifu-migrate alarms',
+      masterKey: this.key,
+      enforceSSL: true,
+    });
+    for (const email of props.config.aws?.alarmEmails ?? [])
+      Validations.of(this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(email))).acknowledge(
+        {
+          id: 'Serverless::Serverless-SNSRedrivePolicy',
+          reason:
+            'An e-mail SNS cannot deliver is retried by SNS itself, and the alarm stays visible in CloudWatch; a queue of undelivered e-mails would be read by nobody.',
+        },
+      );
+    this.archive = new ArchiveBucket(this, 'Archive', { key: this.key });
     this.functions = new MigrationFunctions(this, 'Functions', {
       config,
       databases,
@@ -80,6 +125,8 @@ export class ShifuMigrateStack extends Stack {
         prefix: ARCHIVE_PREFIX,
       },
       configKey: this.functions.configKey,
+      notify: this.alarmTopic,
+      key: this.key,
       rollbackOnAlarms: props.config.aws?.rollbackOnAlarms ?? [],
       ...(props.logRetention === undefined ? {} : { logRetention: props.logRetention }),
     });

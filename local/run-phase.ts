@@ -68,17 +68,42 @@ export function openDeps(
   };
 }
 
-const INTERRUPTED = 'stopped by the operator (Ctrl-C); nothing was undone';
+/** What Ctrl-C left: a phase's run resumable with nothing undone; a rollback half-done, to be finished. */
+function interruptedCause(stateMachine: string): string {
+  return stateMachine === 'rollback'
+    ? 'the rollback was stopped by the operator (Ctrl-C) half-way: what it removed stays removed; finish it: npx shifu-migrate rollback'
+    : 'stopped by the operator (Ctrl-C); nothing was undone';
+}
 
-/** After Ctrl-C: the execution's running runs become `interrupted` (resumable), and its lock is given up. */
-async function leaveInterrupted(deps: { target: SqlClient }, owner: string): Promise<void> {
+/**
+ * After Ctrl-C: the execution's running runs become `interrupted` (resumable), and its lock is given up. Returns
+ * what to say: a run this execution was rolling back is left half-way, to be finished by `rollback`.
+ */
+async function leaveInterrupted(deps: { target: SqlClient }, owner: string, cause: string): Promise<string> {
+  const undoing = await findRuns(deps.target, "execution_id = ? AND status = 'rolling_back'", [owner]);
+  if (undoing.length > 0)
+    cause =
+      'stopped by the operator (Ctrl-C) while its rollback ran, half-way: what it removed stays removed; finish it: npx shifu-migrate rollback';
   const runs = await findRuns(deps.target, "execution_id = ? AND status = 'running'", [owner]);
   for (const run of runs)
     await setRunStatus(deps.target, run.runId, 'interrupted', {
       from: ['running'],
-      error: { name: 'Interrupted', message: INTERRUPTED },
+      error: { name: 'Interrupted', message: cause },
     });
   await releaseLock(deps.target, owner);
+  return cause;
+}
+
+/**
+ * An event as the log keeps it: a Map iteration's event without its Map's whole input (a batch of chunks, repeated
+ * for every iteration, would make the log grow with the square of a table's size); the iteration's own state events
+ * keep theirs.
+ */
+function forLog(event: ExecutionEvent): unknown {
+  if (!('parentState' in event) || typeof event.parentState !== 'object' || event.parentState === null)
+    return event;
+  const { input: _input, output: _output, ...parent } = event.parentState as Record<string, unknown>;
+  return { ...event, parentState: parent };
 }
 
 /** Runs one state machine locally, with our handlers, keeping its event log under `.shifu-migrate/executions/`. */
@@ -101,7 +126,7 @@ export async function runPhase(options: RunPhaseOptions): Promise<PhaseRun> {
       archive: deps.archive,
       ...(options.timeScale === undefined ? {} : { timeScale: options.timeScale }),
       onEvent: (event) => {
-        appendFileSync(eventLog, `${JSON.stringify(event)}\n`);
+        appendFileSync(eventLog, `${JSON.stringify(forLog(event))}\n`);
         onEvent?.(event);
       },
     });
@@ -124,8 +149,9 @@ export async function runPhase(options: RunPhaseOptions): Promise<PhaseRun> {
       process.removeListener('SIGINT', onInterrupt);
     }
     if (interrupted) {
-      await leaveInterrupted(deps, ledgerExecutionId).catch(() => undefined);
-      return { ...result, error: 'Interrupted', cause: INTERRUPTED, ledgerExecutionId, eventLog };
+      const said = interruptedCause(options.stateMachine);
+      const cause = await leaveInterrupted(deps, ledgerExecutionId, said).catch(() => said);
+      return { ...result, error: 'Interrupted', cause, ledgerExecutionId, eventLog };
     }
     return { ...result, ledgerExecutionId, eventLog };
   } finally {

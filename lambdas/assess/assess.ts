@@ -103,6 +103,17 @@ export async function assessTable(deps: TaskDeps, runId: string, name: string): 
       message: `${name} has no primary key and no unique key of NOT NULL columns: rows cannot be copied idempotently. Add a primary key to the source table`,
     });
     factors.push({ factor: 'No usable primary or unique key', points: 3 });
+  } else if (
+    (mode === 'tenant' || mode === 'global') &&
+    key !== null &&
+    key.some((k) => /binary|blob/.test(info.columns.find((c) => c.name === k)?.dataType ?? ''))
+  ) {
+    problems.push({
+      severity: 'blocking',
+      code: 'binary-chunk-key',
+      table: name,
+      message: `${name}'s key (${key?.join(', ')}) has binary columns: chunk bounds and quarantined keys are kept as JSON text, which binary values do not survive. Give the table a primary key or NOT NULL unique key of non-binary columns, or exclude it`,
+    });
   } else if ((mode === 'tenant' || mode === 'global') && info.primaryKey === null) {
     factors.push({ factor: `No primary key: chunks use unique key (${key?.join(', ')})`, points: 1 });
   }

@@ -83,6 +83,14 @@ export class StatementStillRunning extends StatementTimedOut {
   override name = 'StatementStillRunning';
 }
 
+/**
+ * The archive store (S3, or its folder locally) failed a read, a write or a listing: a store that is not there or
+ * not writable, throttling, the network. It may pass: a run that meets it is left resumable, never undone.
+ */
+export class ArchiveUnavailable extends Error {
+  override name = 'ArchiveUnavailable';
+}
+
 /** The server refused the login (user, password, grants): a config problem, exit code 2. */
 export class DatabaseAccessDenied extends InputError {
   override name = 'DatabaseAccessDenied';

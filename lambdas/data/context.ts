@@ -84,7 +84,7 @@ export function copyKey(info: TableInfo): string[] {
   );
   if (binary.length > 0)
     throw new UnsupportedKey(
-      `${info.name}'s key has binary columns (${binary.join(', ')}), which cannot travel through state`,
+      `${info.name}'s key has binary columns (${binary.join(', ')}): chunk bounds and quarantined keys are kept as JSON text, which binary values do not survive (the assessment blocks on it)`,
     );
   return key;
 }

@@ -45,8 +45,22 @@ function messageOf(cause: string | undefined): string {
 }
 
 function batchExecution(input: unknown): unknown {
-  const parsed = typeof input === 'string' ? (JSON.parse(input) as unknown) : input;
-  return (parsed as { BatchInput?: { execution?: unknown } } | null)?.BatchInput?.execution;
+  try {
+    const parsed = typeof input === 'string' ? (JSON.parse(input) as unknown) : input;
+    return (parsed as { BatchInput?: { execution?: unknown } } | null)?.BatchInput?.execution;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A JSON document of the results, or undefined when it cannot be read as one (cut short, overwritten). */
+function parsed<T>(body: Buffer | undefined): T | undefined {
+  if (body === undefined) return undefined;
+  try {
+    return JSON.parse(body.toString('utf8')) as T;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The failed children of this execution's map runs under `prefix`, from the manifests ResultWriter wrote. */
@@ -58,17 +72,18 @@ async function failedChildren(
   const found: FailedChild[] = [];
   for (const key of await archive.list(`${prefix}/`)) {
     if (!key.endsWith('/manifest.json')) continue;
-    const manifest = JSON.parse((await archive.get(key))?.toString('utf8') ?? '{}') as {
-      DestinationBucket?: string;
-      ResultFiles?: { FAILED?: { Key: string }[] };
-    };
-    for (const file of manifest.ResultFiles?.FAILED ?? []) {
-      const at = archive.keyAt({ bucket: manifest.DestinationBucket ?? '', key: file.Key });
-      const body = at === undefined ? undefined : await archive.get(at);
-      if (body === undefined) continue;
-      for (const child of JSON.parse(body.toString('utf8')) as FailedChild[]) {
+    // A results file that cannot be read says nothing: it is skipped, never taken for a cause.
+    const manifest = parsed<{ DestinationBucket?: string; ResultFiles?: { FAILED?: { Key?: string }[] } }>(
+      await archive.get(key),
+    );
+    for (const file of manifest?.ResultFiles?.FAILED ?? []) {
+      if (typeof file?.Key !== 'string') continue;
+      const at = archive.keyAt({ bucket: manifest?.DestinationBucket ?? '', key: file.Key });
+      const children = at === undefined ? undefined : parsed<FailedChild[]>(await archive.get(at));
+      if (!Array.isArray(children)) continue;
+      for (const child of children) {
         // Only this execution's children: a resumed run's earlier executions wrote under the same prefix.
-        if (batchExecution(child.Input) === execution) found.push(child);
+        if (batchExecution(child?.Input) === execution) found.push(child);
       }
     }
   }

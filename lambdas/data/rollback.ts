@@ -1,7 +1,7 @@
 import { qualified } from '../core/identifiers.ts';
 import { acquireLock, releaseLock } from '../core/ledger/lock.ts';
 import { beginOwnRollback, rollbackFailure } from '../core/ledger/phase-run.ts';
-import { findRuns, setRunStatus, targetHasTable } from '../core/ledger/runs.ts';
+import { findRuns, nowText, setRunStatus, targetHasTable } from '../core/ledger/runs.ts';
 import { keyComparison, parseKeyTuple } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import { num, str } from '../core/sql/rows.ts';
@@ -95,17 +95,24 @@ interface StepBudget {
 }
 
 /**
- * Empties the table in one statement, whatever its size. False when the server refuses because a foreign key
- * elsewhere references the table (a target table made before foundation may have one): then its rows go by range.
+ * Empties the table in one statement, whatever its size, and records that it did. False when the server refuses
+ * and range deletes can still do it: a foreign key elsewhere references the table (a target table made before
+ * foundation may have one), the user lacks the DROP privilege TRUNCATE needs, or a reader holds the table's
+ * metadata lock past the lock wait (range deletes do not need it).
  */
-async function truncate(deps: TaskDeps, target: string): Promise<boolean> {
+async function truncate(deps: TaskDeps, target: string, table: string): Promise<boolean> {
   try {
     await deps.target.execute(`TRUNCATE TABLE ${target}`);
-    return true;
   } catch (error) {
-    if (/foreign key/i.test((error as Error).message)) return false;
+    if (/foreign key|command denied|access denied|lock wait timeout/i.test((error as Error).message))
+      return false;
     throw error;
   }
+  await deps.target.execute(
+    "UPDATE migration_progress SET truncated_at = ? WHERE phase = 'data' AND table_name = ?",
+    [nowText(), table],
+  );
+  return true;
 }
 
 /**
@@ -132,7 +139,7 @@ async function emptyTable(
     "SELECT COALESCE(MAX(empty_at_start), 0) AS empty FROM migration_progress WHERE phase = 'data' AND table_name = ?",
     [table],
   );
-  if (built !== undefined && num(built, 'empty') === 1 && (await truncate(deps, target))) {
+  if (built !== undefined && num(built, 'empty') === 1 && (await truncate(deps, target, table))) {
     await deps.target.execute(
       `UPDATE migration_chunks SET status = 'rolled_back' WHERE run_id IN (${marks}) AND table_name = ?`,
       [...runs, table],
@@ -352,10 +359,16 @@ export async function rollbackData(
     }
     for (const runId of runs)
       await setRunStatus(deps.target, runId, 'rolled_back', { from: ['rolling_back'] });
+    // Tables emptied with TRUNCATE by this rollback, in any step or attempt of it (the ledger remembers them).
+    for (const row of await deps.target.query(
+      'SELECT table_name FROM migration_progress WHERE phase = ? AND truncated_at IS NOT NULL ORDER BY table_name',
+      [PHASE],
+    ))
+      if (!truncated.includes(str(row, 'table_name'))) truncated.push(str(row, 'table_name'));
     // Tables the runs never planned were marked rolling_back too: nothing of them was there to remove. Every table
     // is empty again, so none holds content a later run did not build from empty.
     await deps.target.execute(
-      "UPDATE migration_progress SET status = IF(status = 'rolling_back', 'rolled_back', status), records_migrated = 0, empty_at_start = NULL WHERE phase = ?",
+      "UPDATE migration_progress SET status = IF(status = 'rolling_back', 'rolled_back', status), records_migrated = 0, empty_at_start = NULL, truncated_at = NULL WHERE phase = ?",
       [PHASE],
     );
     await deps.target.execute(

@@ -174,7 +174,10 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
           ? await runStatusCommand(loaded, out, cwd)
           : await runVerifyCommand(loaded, out, cwd);
       if (out.json) out.resultJson(outcome.json);
-      else out.result(`${command}: ${outcome.code === 0 ? 'ok' : 'differences'}`);
+      else
+        out.result(
+          `${command}: ${outcome.code === 0 ? 'ok' : outcome.json.status === 'NO_DATA' ? 'nothing to verify' : 'differences'}`,
+        );
       return outcome.code;
     }
     if (command === 'run' || command === 'rollback') {

@@ -86,7 +86,7 @@ export async function explainRun(
       lines,
       ...more,
     });
-    const more = record.moreErrors.length > 0 ? ` Later: ${record.moreErrors.join(' | ')}` : '';
+    const more = record.moreErrors.length > 0 ? ` Also: ${record.moreErrors.join(' | ')}` : '';
     switch (record.status) {
       case 'refused':
         return told([`Refused before it did any work (${record.runId}): ${shorten(first)}`]);
@@ -133,8 +133,19 @@ export async function explainRun(
           { left: { ...left } },
         );
       }
-      case 'stopping':
       case 'rolling_back':
+        // This execution's own rollback, cut short (Ctrl-C, the process killed): nobody else is finishing it. (An
+        // execution a rollback stopped ends RunStopped, and that rollback goes on.)
+        if (record.executionId === run.ledgerExecutionId && run.error !== 'RunStopped')
+          return told([
+            `NOT rolled back (${record.runId}): its rollback was stopped half-way${run.error === 'Interrupted' ? ' (Ctrl-C)' : ''}; part of what it copied may be removed already.`,
+            `Cause: ${shorten(first)}`,
+            'Finish it: npx shifu-migrate rollback',
+          ]);
+        return told([
+          `Stopped by a rollback (${record.runId} is ${record.status}): that rollback undoes this run; see it with npx shifu-migrate status. ${first}`,
+        ]);
+      case 'stopping':
         return told([
           `Stopped by a rollback (${record.runId} is ${record.status}): that rollback undoes this run; see it with npx shifu-migrate status. ${first}`,
         ]);

@@ -114,7 +114,8 @@ export async function runPhaseCommand(
     };
     out.info(
       `Data copied (${data.runId}): ${count(data.rows)} rows of ${data.tables} tables in ${count(data.chunks)} chunks, every chunk ${data.changing > 0 ? 'compared' : 'validated'} ` +
-        `(count and checksum), tenant isolation verified; ${count(data.quarantined)} rows in migration_quarantine.`,
+        `(count and checksum) as it was copied, tenant isolation verified; ${count(data.quarantined)} rows in migration_quarantine. ` +
+        'The target is not watched after that: npx shifu-migrate verify compares it with the source again at any time.',
     );
     if (data.changing > 0)
       out.info(

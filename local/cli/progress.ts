@@ -28,7 +28,7 @@ function resumedRun(state: string, output: unknown): string | null {
  */
 export function progressPrinter(out: Output, definition: LoadedDefinition): (event: ExecutionEvent) => void {
   const maps = new Map<string, { total: number; done: number; failed: number; started: number }>();
-  const chunks = new Map<string, { total: number; done: number }>();
+  const chunks = new Map<string, { total: number; done: number; about: string }>();
   let rows = 0;
   const startedAt = performance.now();
   const clock = () => `${((performance.now() - startedAt) / 1000).toFixed(1).padStart(6)}s`;
@@ -41,22 +41,22 @@ export function progressPrinter(out: Output, definition: LoadedDefinition): (eve
   return (event) => {
     // A Distributed Map's child executions: their states are the map's inner work, shown as progress; their own
     // start and end are not the execution's.
-    const child = event.mapRun !== undefined;
+    const child = event.parentMap !== undefined;
     switch (event.type) {
       case 'MapRunStarted':
-        maps.set(event.state, { total: event.children, done: 0, failed: 0, started: 0 });
-        chunks.set(event.state, { total: event.items, done: 0 });
+        maps.set(event.mapRun, { total: event.children, done: 0, failed: 0, started: 0 });
+        chunks.set(event.mapRun, { total: event.items, done: 0, about: event.about });
         break;
       case 'MapRunChildEnded': {
-        const stat = maps.get(event.state);
-        const items = chunks.get(event.state);
+        const stat = maps.get(event.mapRun);
+        const items = chunks.get(event.mapRun);
         if (stat === undefined || items === undefined) break;
         if (event.status === 'SUCCEEDED') {
           stat.done += 1;
           items.done += event.items;
         } else stat.failed += 1;
         out.progress(
-          `${clock()}    ${event.state}: ${items.done.toLocaleString('en-US')}/${items.total.toLocaleString('en-US')} done in ${stat.done}/${stat.total} batches${stat.failed > 0 ? `, ${stat.failed} failed` : ''}${copied()}`,
+          `${clock()}    ${event.state}${items.about === '' ? '' : ` ${items.about}`}: ${items.done.toLocaleString('en-US')}/${items.total.toLocaleString('en-US')} done in ${stat.done}/${stat.total} batches${stat.failed > 0 ? `, ${stat.failed} failed` : ''}${copied()}`,
         );
         break;
       }
@@ -69,7 +69,9 @@ export function progressPrinter(out: Output, definition: LoadedDefinition): (eve
         break;
       }
       case 'StateEntered':
-        if (event.index === undefined && !child)
+        // A child execution's states are counted by its map run's line, not shown one by one.
+        if (child) break;
+        if (event.index === undefined)
           out.info(`${clock()}  ▶ ${event.state.name}${detail(event.state.input)}`);
         else out.progress(`${clock()}    ${event.state.name}${detail(event.state.input)}`);
         break;

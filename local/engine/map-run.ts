@@ -73,7 +73,12 @@ async function readItems(archive: ArchiveStore, parameters: DistributedMapParame
       'States.ItemReaderFailed',
       `s3://${Bucket}/${Key} is outside the archive store (${archive.location}) that stands in for S3 here`,
     );
-  const body = await archive.get(key);
+  let body: Buffer | undefined;
+  try {
+    body = await archive.get(key);
+  } catch (error) {
+    throw new StatesError('States.ItemReaderFailed', `reading ${key}: ${(error as Error).message}`);
+  }
   if (body === undefined)
     throw new StatesError('States.ItemReaderFailed', `no object ${key} in ${archive.location}`);
   let items: unknown;
@@ -162,9 +167,12 @@ export async function runMapRun(
     parameters.maxConcurrency === undefined || parameters.maxConcurrency === 0
       ? batches.length
       : parameters.maxConcurrency;
+  const about = (parameters.batch?.input as { table?: unknown } | undefined)?.table;
   options.onEvent?.({
     type: 'MapRunStarted',
     state,
+    mapRun: mapRunId,
+    about: typeof about === 'string' ? about : '',
     children: batches.length,
     items: batches.reduce((n, b) => n + b.length, 0),
     executionId: mapRunArn,
@@ -190,7 +198,7 @@ export async function runMapRun(
         ...(options.timeScale === undefined ? {} : { timeScale: options.timeScale }),
         ...(options.retryScale === undefined ? {} : { retryScale: options.retryScale }),
         archive,
-        onEvent: (event) => options.onEvent?.({ ...event, mapRun: state }),
+        onEvent: (event) => options.onEvent?.({ ...event, parentMap: state }),
       });
       running.add(execution);
       // A child started after the map run was told to stop stops at once.
@@ -215,6 +223,7 @@ export async function runMapRun(
       options.onEvent?.({
         type: 'MapRunChildEnded',
         state,
+        mapRun: mapRunId,
         status:
           outcome.status === 'SUCCEEDED' ? 'SUCCEEDED' : outcome.status === 'ABORTED' ? 'ABORTED' : 'FAILED',
         items: batch.length,
@@ -231,10 +240,15 @@ export async function runMapRun(
   } finally {
     signal.removeEventListener('abort', stopAll);
   }
-  const details =
-    parameters.writer === undefined || !map.writesResults
-      ? undefined
-      : await writeResults(archive, parameters.writer, mapRunArn, mapRunId, results);
+  let details: { Bucket: string; Key: string } | undefined;
+  if (parameters.writer !== undefined && map.writesResults) {
+    try {
+      details = await writeResults(archive, parameters.writer, mapRunArn, mapRunId, results);
+    } catch (error) {
+      if (error instanceof StatesError) throw error;
+      throw new StatesError('States.ResultWriterFailed', `writing the results: ${(error as Error).message}`);
+    }
+  }
   if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
   if (failed !== undefined)
     throw new StatesError(

@@ -16,23 +16,28 @@ export type MapRunEvent =
   | {
       readonly type: 'MapRunStarted';
       readonly state: string;
+      /** The map run's own id (several runs of one state may be under way: one per table). */
+      readonly mapRun: string;
+      /** What the run works on, for people (BatchInput's table). */
+      readonly about: string;
       readonly children: number;
       readonly items: number;
     }
   | {
       readonly type: 'MapRunChildEnded';
       readonly state: string;
+      readonly mapRun: string;
       readonly status: 'SUCCEEDED' | 'FAILED' | 'ABORTED';
       readonly items: number;
     };
 
 /**
  * Something that happened in the execution, as the CLI's progress display and the event log see it. Events of a
- * Distributed Map's child executions carry `mapRun`: the name of the map state in the execution that started them.
+ * Distributed Map's child executions carry `parentMap`: the map state of the execution that started them.
  */
 export type ExecutionEvent = (EventLog | MapRunEvent) & {
   readonly executionId: string;
-  readonly mapRun?: string;
+  readonly parentMap?: string;
 };
 
 export interface ExecutionResult {
@@ -147,6 +152,9 @@ export function runLocal(options: RunOptions): {
   for (const task of definition.tasks.values()) {
     handlers[task.name] = async (input) => {
       const params = input as { FunctionName?: string; Payload?: unknown };
+      // Stopped (Ctrl-C): the engine still enters queued states; none of them starts work.
+      if (execution.signal.aborted)
+        throw new MapIterationCancelled(`${task.name} not started: the execution was stopped`);
       if (task.maps.some((m) => failedMaps.has(m))) {
         throw new MapIterationCancelled(
           `${task.name} not started: a sibling iteration of ${task.maps[0]} failed`,

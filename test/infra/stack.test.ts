@@ -1,12 +1,13 @@
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { App, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../../lambdas/core/config/schema.ts';
+import { InputError } from '../../lambdas/core/errors.ts';
 import { ShifuMigrateStack } from '../../lib/shifu-migrate-stack.ts';
 import { demoConfig } from '../../local/demo/config.ts';
 
@@ -17,7 +18,7 @@ const config = ConfigSchema.parse({
   ...demoConfig(),
   source: { url: `rdsdata://${cluster('legacy')}/shifu_legacy?secret=${secret('legacy')}` },
   target: { url: `rdsdata://${cluster('saas')}/shifu_saas?secret=${secret('saas')}` },
-  aws: { rollbackOnAlarms: [operatorAlarm] },
+  aws: { rollbackOnAlarms: [operatorAlarm], alarmEmails: ['oncall@example.com', 'dba@example.com'] },
 });
 
 let app: App;
@@ -31,7 +32,7 @@ beforeAll(() => {
     config,
     env: { account: '123456789012', region: 'eu-west-1' },
   });
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
   template = Template.fromStack(stack);
 }, 120_000);
 
@@ -74,13 +75,44 @@ describe('migration stack', () => {
     expect(call).not.toContain('shifu-api-5xx');
     for (const machine of Object.values(template.findResources('AWS::StepFunctions::StateMachine')))
       expect(machine.Properties.DefinitionSubstitutions.ConfigKey).toBe(stack.functions.configKey);
-    // The resource that writes it may put config objects, and nothing else.
+    // The resource that writes it may put config objects (with the archive's key), and nothing else.
     const writer = Object.entries(template.findResources('AWS::IAM::Policy')).find(([id]) =>
       id.startsWith('FunctionsConfigCustomResourcePolicy'),
     )?.[1];
-    expect(JSON.stringify(writer?.Properties.PolicyDocument.Statement)).toMatch(
-      /^\[\{"Action":"s3:PutObject","Effect":"Allow","Resource":\{"Fn::Join":\["",\[\{"Fn::GetAtt":\["ArchiveBucket[0-9A-F]+","Arn"\]\},"\/migration\/config\/\*"\]\]\}\}\]$/,
+    expect(writer?.Properties.PolicyDocument.Statement).toEqual([
+      {
+        Action: 's3:PutObject',
+        Effect: 'Allow',
+        Resource: {
+          'Fn::Join': [
+            '',
+            [{ 'Fn::GetAtt': [logicalId(stack.archive.bucket), 'Arn'] }, '/migration/config/*'],
+          ],
+        },
+      },
+      {
+        Action: 'kms:GenerateDataKey',
+        Effect: 'Allow',
+        Resource: { 'Fn::GetAtt': [logicalId(stack.key), 'Arn'] },
+      },
+    ]);
+  });
+
+  it('refuses a mysql:// URL with a password: it would be written into the template and the archive', () => {
+    const withPassword = ConfigSchema.parse({
+      ...config,
+      source: { url: 'mysql://migrator:s3cr3t-Pa55@legacy.internal:3306/shifu_legacy' },
+    });
+    const build = () =>
+      new ShifuMigrateStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'WithPassword', {
+        config: withPassword,
+        env: { account: '123456789012', region: 'eu-west-1' },
+      });
+    expect(build).toThrow(InputError);
+    expect(build).toThrow(
+      /source\.url mysql:\/\/migrator:\*\*\*@legacy\.internal:3306\/shifu_legacy holds a password/,
     );
+    expect(build).not.toThrow(/s3cr3t/);
   });
 
   it('synthesizes a 60-table config: its size is no longer bound by the environment', () => {
@@ -124,6 +156,8 @@ describe('migration stack', () => {
     expect(dataPolicy).toContain(cluster('saas'));
     expect(dataPolicy).toContain('secretsmanager:GetSecretValue');
     expect(dataPolicy).toContain('s3:PutObject');
+    // The archive holds the legacy data's last copy: nothing may delete from it.
+    expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).not.toMatch(/s3:Delete/);
     expect(policies.filter((p) => p.includes('rds-data:BeginTransaction'))).toHaveLength(4);
     // The control function reads the ledger on the target and stops executions: nothing else.
     const control = policies.find((p) => p.includes('states:StopExecution'));
@@ -159,27 +193,45 @@ describe('migration stack', () => {
     });
   });
 
-  it('creates one state machine per ASL file whose substitutions resolve to the right functions', () => {
+  it('creates one state machine per ASL file calling the published version of the right functions', () => {
     const fns = stack.functions.functions;
-    const arn = (key: keyof typeof fns) => ({ 'Fn::GetAtt': [logicalId(fns[key]), 'Arn'] });
+    // The version, not $LATEST: an execution keeps calling the code it started with.
+    const arn = (key: keyof typeof fns) => ({
+      // CDK adds a hash of the code to a version's logical id when it synthesizes.
+      Ref: Match.stringLikeRegexp(
+        `^${stack.getLogicalId(fns[key].currentVersion.node.defaultChild as never)}`,
+      ),
+    });
     template.resourceCountIs('AWS::StepFunctions::StateMachine', 4);
     template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-      DefinitionSubstitutions: { AssessFunctionArn: arn('AssessFunctionArn') },
+      DefinitionSubstitutions: Match.objectLike({ AssessFunctionArn: arn('AssessFunctionArn') }),
       TracingConfiguration: { Enabled: true },
       LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
     });
     template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-      DefinitionSubstitutions: { FoundationFunctionArn: arn('FoundationFunctionArn') },
+      DefinitionSubstitutions: Match.objectLike({ FoundationFunctionArn: arn('FoundationFunctionArn') }),
     });
     template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-      DefinitionSubstitutions: { DataFunctionArn: arn('DataFunctionArn') },
+      DefinitionSubstitutions: Match.objectLike({ DataFunctionArn: arn('DataFunctionArn') }),
     });
     template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-      DefinitionSubstitutions: {
+      DefinitionSubstitutions: Match.objectLike({
         FoundationFunctionArn: arn('FoundationFunctionArn'),
         DataFunctionArn: arn('DataFunctionArn'),
-      },
+      }),
     });
+    // Their logs go under /aws/vendedlogs/states/, where log delivery needs no resource policy per group.
+    for (const group of Object.values(template.findResources('AWS::Logs::LogGroup')).filter((g) =>
+      JSON.stringify(g).includes('vendedlogs'),
+    ))
+      expect(group.Properties.LogGroupName).toMatch(
+        /^\/aws\/vendedlogs\/states\/ShifuMigrateTest-(assess|foundation|data|rollback)$/,
+      );
+    expect(
+      Object.values(template.findResources('AWS::Logs::LogGroup')).filter((g) =>
+        JSON.stringify(g).includes('vendedlogs'),
+      ),
+    ).toHaveLength(4);
   });
 
   it('lets each state machine invoke only the functions its definition names', () => {
@@ -191,7 +243,8 @@ describe('migration stack', () => {
         ),
       );
     const fns = stack.functions.functions;
-    const id = (key: keyof typeof fns) => logicalId(fns[key]);
+    const id = (key: keyof typeof fns) =>
+      stack.getLogicalId(fns[key].currentVersion.node.defaultChild as never);
     expect(policyOf('assess')).toContain(id('AssessFunctionArn'));
     expect(policyOf('assess')).not.toContain(id('DataFunctionArn'));
     expect(policyOf('data')).toContain(id('DataFunctionArn'));
@@ -233,12 +286,25 @@ describe('migration stack', () => {
     ).toEqual(['PhasesdataMapRuns']);
   });
 
-  it('keeps the archive encrypted, private, versioned, TLS-only and retained', () => {
+  it('keeps the archive encrypted with its own rotated key, private, versioned, TLS-only and retained', () => {
+    const key = logicalId(stack.key);
+    template.hasResource('AWS::KMS::Key', {
+      DeletionPolicy: 'Retain',
+      Properties: Match.objectLike({ EnableKeyRotation: true }),
+    });
     template.hasResource('AWS::S3::Bucket', {
       DeletionPolicy: 'Retain',
       Properties: Match.objectLike({
         BucketEncryption: {
-          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+          ServerSideEncryptionConfiguration: [
+            {
+              BucketKeyEnabled: true,
+              ServerSideEncryptionByDefault: {
+                SSEAlgorithm: 'aws:kms',
+                KMSMasterKeyID: { 'Fn::GetAtt': [key, 'Arn'] },
+              },
+            },
+          ],
         },
         VersioningConfiguration: { Status: 'Enabled' },
         PublicAccessBlockConfiguration: {
@@ -278,7 +344,27 @@ describe('migration stack', () => {
       Statistic: 'Sum',
       Threshold: 1,
     });
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 13);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 14);
+    // Every alarm tells the operators (e-mail subscriptions from aws.alarmEmails), going off and coming back.
+    const topic = logicalId(stack.alarmTopic);
+    for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
+      expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topic }]);
+      expect(alarm.Properties.OKActions).toEqual([{ Ref: topic }]);
+    }
+    template.hasResourceProperties('AWS::SNS::Topic', {
+      KmsMasterKeyId: { 'Fn::GetAtt': [logicalId(stack.key), 'Arn'] },
+    });
+    template.resourceCountIs('AWS::SNS::Subscription', 2);
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'oncall@example.com',
+    });
+    // An alarm event that cannot start the rollback is retried for two hours, then queued, and that alarms too.
+    const dlq = logicalId(stack.phases.rollbackNotStarted);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlq, 'QueueName'] } }],
+    });
     template.resourceCountIs('AWS::Events::Rule', 1);
     const undo = stack.phases.alarms.filter((a) => /^(foundation|data|checksum)/.test(a.node.id));
     expect(undo).toHaveLength(7);
@@ -292,6 +378,8 @@ describe('migration stack', () => {
       Targets: [
         Match.objectLike({
           Arn: { Ref: logicalId(stack.phases.stateMachines.rollback) },
+          RetryPolicy: { MaximumEventAgeInSeconds: 7200, MaximumRetryAttempts: 20 },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [dlq, 'Arn'] } },
           InputTransformer: {
             InputPathsMap: { 'detail-alarmName': '$.detail.alarmName' },
             InputTemplate: '{"alarm":<detail-alarmName>}',
@@ -325,6 +413,10 @@ describe('migration stack', () => {
     expect(bundles).toHaveLength(4);
     for (const dir of bundles) {
       expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);
+      // The AWS SDK is in the bundle (the version the tests ran), not taken from the Lambda runtime.
+      const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
+      expect(code).not.toMatch(/from\s*["']@aws-sdk\//);
+      expect(code).toContain('x-amz-user-agent');
       const module = (await import(pathToFileURL(join(dir, 'index.mjs')).href)) as { handler?: unknown };
       expect(typeof module.handler).toBe('function');
     }

@@ -163,6 +163,12 @@ describe.each(machines)('state machine $name', ({ name, definition }) => {
 
   it.each(tasks)('Task "$task" retries the Lambda service errors and sets its own timeout', ({ state }) => {
     const retried = (state.Retry ?? []).flatMap((r) => r.ErrorEquals);
+    // Explain Copy Failure raises a failed child's error again, already retried in the child: not again here.
+    if (JSON.stringify(state).includes('explain-copy-failure')) {
+      expect(retried).not.toContain('TransientDatabaseError');
+      expect(retried).not.toContain('Lambda.Unknown');
+      return;
+    }
     expect(retried).toEqual(expect.arrayContaining(LAMBDA_ERRORS));
     expect(retried).toContain('TransientDatabaseError');
     expect(state.TimeoutSeconds).toBeGreaterThan(0);

@@ -247,3 +247,28 @@ describe('a source table whose name cannot be migrated', () => {
     }
   });
 });
+
+describe('a source table keyed by binary values', () => {
+  it('blocks assess, saying why and what to do, instead of failing the data phase', async () => {
+    await server.execute(
+      'CREATE TABLE device_tokens (token VARBINARY(16) NOT NULL PRIMARY KEY, note VARCHAR(20))',
+    );
+    try {
+      const dir = workspace('binkey', undefined, 'client');
+      const file = join(dir, 'shifu-migrate.config.json');
+      const config = JSON.parse(readFileSync(file, 'utf8')) as { tables: Record<string, unknown> };
+      config.tables.device_tokens = { global: true };
+      writeFileSync(file, JSON.stringify(config));
+      const blocked = await cli(['run', 'assess'], dir);
+      expect(blocked.code).toBe(1);
+      const report = blocked.json.report as AssessReport;
+      expect(report.problems.find((p) => p.code === 'binary-chunk-key')).toMatchObject({
+        severity: 'blocking',
+        table: 'device_tokens',
+        message: expect.stringMatching(/key \(token\) has binary columns: .*or exclude it/),
+      });
+    } finally {
+      await server.execute('DROP TABLE device_tokens');
+    }
+  });
+});

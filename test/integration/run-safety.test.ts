@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
@@ -609,6 +609,57 @@ describe('rows flipped back and forth', () => {
 });
 
 describe('failures that heal, and input that is refused', () => {
+  it('an archive that cannot be written: refused at the start, and mid-run left resumable, never undone', async () => {
+    const target = `${source.name}_archive`;
+    const dir = workspace(target);
+    expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    // Where runs keep their files is a file: the start cannot write the run's context, and says so.
+    mkdirSync(join(dir, 'archive'), { recursive: true });
+    writeFileSync(join(dir, 'archive', 'runs'), 'in the way');
+    const refused = await cli(['run', 'data'], dir);
+    expect(refused.code).toBe(1);
+    expect(refused.json).toMatchObject({ status: 'FAILED', error: 'ArchiveUnavailable', rolledBack: false });
+    expect(String(refused.json.cause)).toMatch(
+      /the archive .* failed to write runs\/data-[^/]+\/schema\.json/,
+    );
+    expect(refused.stderr).toMatch(/Refused before it did any work/);
+    rmSync(join(dir, 'archive', 'runs'));
+    // Mid-run: the last level's chunk list cannot be written (a directory stands where the file goes).
+    const running = cli(['run', 'data'], dir);
+    let runId: string | undefined;
+    await until(async () => {
+      const [row] = await server
+        .query(
+          `SELECT run_id FROM ${qualified(target, 'migration_runs')} WHERE phase = 'data' AND status = 'running'`,
+        )
+        .catch(() => []);
+      runId = row === undefined ? undefined : str(row, 'run_id');
+      return runId !== undefined;
+    }, 'the run to start');
+    mkdirSync(join(dir, 'archive', 'runs', runId ?? '', 'chunks', 'learn_generated_blocks.json'), {
+      recursive: true,
+    });
+    const failed = await running;
+    expect(failed.code).toBe(1);
+    expect(failed.json).toMatchObject({ status: 'FAILED', error: 'ArchiveUnavailable', rolledBack: false });
+    expect(failed.stderr).toMatch(/Nothing was undone: the run is resumable/);
+    const [run] = await server.query(
+      `SELECT status, error_name FROM ${qualified(target, 'migration_runs')} WHERE run_id = ?`,
+      [runId ?? ''],
+    );
+    expect(run).toEqual({ status: 'interrupted', error_name: 'ArchiveUnavailable' });
+    expect(await count(target, 'user_users')).toBeGreaterThan(0);
+    // Fixed, the run resumes and ends with the target equal to the source.
+    rmSync(join(dir, 'archive', 'runs', runId ?? '', 'chunks', 'learn_generated_blocks.json'), {
+      recursive: true,
+    });
+    const resumed = await cli(['run', 'data'], dir);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.json.runId).toBe(runId);
+    for (const t of TABLES)
+      expect(await independentDiff(target, t), t).toEqual({ missing: 0, extra: 0, changed: 0 });
+  });
+
   it('survives its connections being killed every 250 ms for 3 s: retried, or left resumable, never rolled back', async () => {
     const target = `${source.name}_kills`;
     const dir = workspace(target, { rowsPerChunk: 100, maxConcurrency: 2 });

@@ -89,6 +89,31 @@ describe('explaining a failed copy map run', () => {
     await expect(explainCopyFailure(taken, request(taken))).rejects.toMatchObject({ name: 'LockLost' });
   });
 
+  it('skips results it cannot read (cut short, overwritten) instead of failing on them', async () => {
+    const d = deps();
+    await writeRun(d, 'a', [
+      { error: 'TransientDatabaseError', message: 'deadlock', stop: '2026-12-01T00:00:03Z' },
+    ]);
+    const broken = `runs/${runId}/copy-results/orders`;
+    await d.archive.put(`${broken}/b/manifest.json`, '{"DestinationBucket": "LocalArchive", "ResultFi');
+    await d.archive.put(
+      `${broken}/c/manifest.json`,
+      JSON.stringify({
+        DestinationBucket: 'LocalArchive',
+        ResultFiles: { FAILED: [{ Key: `${broken}/c/FAILED_0.json` }] },
+      }),
+    );
+    await d.archive.put(`${broken}/c/FAILED_0.json`, '[{"Error": "Chunk');
+    await expect(explainCopyFailure(d, request(d))).rejects.toMatchObject({
+      name: 'TransientDatabaseError',
+      message: 'deadlock',
+    });
+    // Nothing readable at all: left resumable.
+    const e = deps();
+    await e.archive.put(`${broken}/x/manifest.json`, 'not json');
+    await expect(explainCopyFailure(e, request(e))).rejects.toMatchObject({ name: 'MapRunFailed' });
+  });
+
   it('leaves the run resumable (MapRunFailed) when no result says why', async () => {
     const d = deps();
     await writeRun(d, 'a', [{ error: 'ChunkCancelled', message: 'stopped', stop: '2026-12-01T00:00:01Z' }]);

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
-import { InputError } from '../errors.ts';
+import { ArchiveUnavailable, InputError } from '../errors.ts';
 import { createFolderArchive } from './folder.ts';
 import type { ArchiveStore } from './port.ts';
 import { createS3Archive } from './s3.ts';
@@ -18,13 +18,40 @@ export function openArchive(url: string, cwd = process.cwd()): ArchiveStore {
   const bucket = S3_URL.exec(url);
   if (bucket !== null) {
     s3 ??= new S3Client({});
-    return createS3Archive({ client: s3, bucket: bucket[1] ?? '', prefix: bucket[2] ?? '' });
+    return guarded(createS3Archive({ client: s3, bucket: bucket[1] ?? '', prefix: bucket[2] ?? '' }));
   }
-  if (url.startsWith('file://')) return createFolderArchive(fileURLToPath(url));
+  if (url.startsWith('file://')) return guarded(createFolderArchive(fileURLToPath(url)));
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
     throw new InputError(
       `archive.url ${JSON.stringify(url)}: use s3://bucket/prefix, a file:// URL or a folder path`,
     );
   }
-  return createFolderArchive(resolve(cwd, url));
+  return guarded(createFolderArchive(resolve(cwd, url)));
+}
+
+/**
+ * The store with its failures named: an error of S3 or of the file system becomes {@link ArchiveUnavailable},
+ * saying which store, what and which key, so the state machines leave the run resumable instead of undoing it. A
+ * key the store refuses (a TypeError: a defect) stays what it is.
+ */
+export function guarded(store: ArchiveStore): ArchiveStore {
+  const wrap =
+    <A extends unknown[], R>(what: string, work: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      try {
+        return await work(...args);
+      } catch (error) {
+        if (error instanceof TypeError || error instanceof ArchiveUnavailable) throw error;
+        throw new ArchiveUnavailable(
+          `the archive ${store.location} failed to ${what} ${String(args[0])}: ${(error as Error).message ?? String(error)}`,
+          { cause: error },
+        );
+      }
+    };
+  return {
+    ...store,
+    put: wrap('write', store.put.bind(store)),
+    get: wrap('read', store.get.bind(store)),
+    list: wrap('list', store.list.bind(store)),
+  };
 }

@@ -212,6 +212,14 @@ export const Aws = z.strictObject({
     description:
       'Your own CloudWatch alarms (error rates, latency of the application) that start the rollback state machine when they enter ALARM.',
   }),
+  alarmEmails: z
+    .array(z.email({ error: 'must be an e-mail address, such as oncall@example.com' }))
+    .max(10)
+    .default([])
+    .meta({
+      description:
+        'Who is told when an alarm of the stack enters ALARM or returns to OK (a failed phase, a rollback that failed, a checksum mismatch, an alarm event that could not start the rollback): each address gets an SNS subscription to confirm.',
+    }),
 });
 
 export const ConfigSchema = z

@@ -31,6 +31,7 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   records_migrated BIGINT NOT NULL DEFAULT 0,
   error_message TEXT NULL,
   empty_at_start TINYINT NULL,
+  truncated_at DATETIME(3) NULL,
   created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
   PRIMARY KEY (id),
@@ -138,6 +139,7 @@ export const LEDGER_COLUMNS: readonly {
   { table: 'migration_chunks', column: 'changing_rows', definition: 'INT NOT NULL DEFAULT 0' },
   { table: 'migration_progress', column: 'empty_at_start', definition: 'TINYINT NULL' },
   { table: 'migration_chunks', column: 'isolated_at', definition: 'DATETIME(3) NULL' },
+  { table: 'migration_progress', column: 'truncated_at', definition: 'DATETIME(3) NULL' },
   { table: 'migration_quarantine', column: 'chunk_no', definition: 'INT NULL' },
 ];
 
