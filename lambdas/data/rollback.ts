@@ -188,6 +188,21 @@ async function emptyTable(
   return { undone, truncated: false, finished: true };
 }
 
+/** Whether no chunk of the runs is being copied any more (waits until `deadline`, looking every 5 s). */
+async function copiesEnded(deps: TaskDeps, runs: readonly string[], deadline: number): Promise<boolean> {
+  if (runs.length === 0) return true;
+  for (;;) {
+    const [inFlight] = await deps.target.query(
+      `SELECT COUNT(*) AS n FROM migration_chunks WHERE run_id IN (${runs.map(() => '?').join(', ')}) AND status = 'copying'
+          AND updated_at > CURRENT_TIMESTAMP(3) - INTERVAL ? SECOND`,
+      [...runs, FUNCTIONS.DataFunctionArn.timeoutMinutes * 60],
+    );
+    if (inFlight === undefined || num(inFlight, 'n') === 0) return true;
+    if (Date.now() > deadline || deps.signal.aborted) return false;
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+  }
+}
+
 /** The tables the runs planned, children before parents (the reverse of the copy's levels). */
 async function tablesChildrenFirst(deps: TaskDeps, runs: readonly string[]): Promise<string[]> {
   if (runs.length === 0) return [];
@@ -287,6 +302,22 @@ export async function rollbackData(
       await setRunStatus(deps.target, runId, 'rolling_back', {
         from: ['succeeded', 'failed', 'interrupted', 'stopping', 'running', 'rollback_failed'],
       });
+    // On AWS, a failed map run stops its children, but not their Lambda invocations: a chunk one of them is still
+    // copying would commit rows after they were deleted. No new chunk starts (the run is rolling back); the ones in
+    // flight end, or outlive the function's timeout, before anything is deleted. (Locally the runtime has waited.)
+    if (
+      request.kind === 'own' &&
+      execution.startsWith('arn:') &&
+      !(await copiesEnded(deps, runs, budget.deadline))
+    )
+      return {
+        done: false,
+        rolledBack: false,
+        undone: request.undoneBefore ?? 0,
+        truncated: [...(request.truncatedBefore ?? [])],
+        runs,
+        rollbackRunId: null,
+      };
     // A step after the first finds the tables it emptied already rolled back, and leaves them so.
     await deps.target.execute(
       "UPDATE migration_progress SET status = 'rolling_back' WHERE phase = ? AND status <> 'rolled_back'",

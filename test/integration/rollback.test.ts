@@ -370,5 +370,51 @@ describe('rollback of the phase in flight', () => {
     );
     expect(after).toEqual({ status: 'rolled_back', error_name: 'ChecksumMismatch', more_errors: null });
     expect(await server.query(`SELECT * FROM ${qualified(target, 'migration_lock')}`)).toEqual([]);
+
+    // On AWS a failed map run's children may still be copying (their Lambdas run on): nothing is deleted until
+    // their chunks have ended.
+    expect((await cli(['run', 'data'], dir)).code).toBe(0);
+    const [third] = await server.query(
+      `SELECT run_id FROM ${qualified(target, 'migration_runs')} WHERE phase = 'data' AND status = 'succeeded'`,
+    );
+    const aws = 'arn:aws:states:eu-west-1:123456789012:execution:ShifuMigrate-data:run-3';
+    const thirdId = str(third ?? {}, 'run_id');
+    await server.execute(
+      `UPDATE ${qualified(target, 'migration_runs')} SET status = 'running', execution_id = ? WHERE run_id = ?`,
+      [aws, thirdId],
+    );
+    await server.execute(
+      `INSERT INTO ${qualified(target, 'migration_lock')} (name, run_id, phase, kind, owner, acquired_at, heartbeat_at)
+       VALUES ('target', ?, 'data', 'run', ?, CURRENT_TIMESTAMP(3), CURRENT_TIMESTAMP(3))`,
+      [thirdId, aws],
+    );
+    await server.execute(
+      `UPDATE ${qualified(target, 'migration_chunks')} SET status = 'copying' WHERE run_id = ? AND table_name = 'study_records' AND chunk_no = 0`,
+      [thirdId],
+    );
+    const before = await count(target, 'study_records');
+    const onAws = openDeps(loadConfig({ cwd: dir, defaults: demoConfig, env: {} }), dir);
+    try {
+      const step = () =>
+        rollbackData(
+          { ...onAws, signal: new AbortController().signal },
+          { kind: 'own', runId: thirdId, execution: aws },
+          50,
+        );
+      const waiting = await step();
+      expect(waiting).toMatchObject({ done: false, rolledBack: false });
+      expect(await count(target, 'study_records')).toBe(before);
+      // The chunk's copy ends: the rollback goes ahead.
+      await server.execute(
+        `UPDATE ${qualified(target, 'migration_chunks')} SET status = 'copied' WHERE run_id = ? AND status = 'copying'`,
+        [thirdId],
+      );
+      let last = await step();
+      for (let i = 0; !last.done && i < 10_000; i++) last = await step();
+      expect(last).toMatchObject({ done: true, rolledBack: true });
+    } finally {
+      await onAws.close();
+    }
+    for (const t of TABLES) expect(await count(target, t), t).toBe(0);
   });
 });
