@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_FILE, type LoadedConfig, loadConfig } from '../../lambdas/core/config/load.ts';
 import { DatabaseUnreachable, InputError } from '../../lambdas/core/errors.ts';
-import { DEFAULT_POLL_SECONDS } from '../aws-run.ts';
+import { DEFAULT_POLL_SECONDS, machineOf, runOnAws } from '../aws-run.ts';
 import { demoConfig } from '../demo/config.ts';
 import { MAX_DEMO_USERS } from '../demo/seed.ts';
 import { parseAlarmName, runAlarmClear, runAlarmRaise } from './alarm.ts';
@@ -15,6 +15,7 @@ import {
   type LocalPhase,
   parsePhase,
   ROLLBACK_PHASES,
+  type Runner,
   runnerFor,
   runPhaseCommand,
   runRollbackCommand,
@@ -34,6 +35,10 @@ Commands:
   alarm clear <name>                clear a raised alarm
   status                            the ledger: runs, and per table rows, chunks, quarantine
   verify                            read-only: rows, checksums and tenant isolation, source against target
+  follow <execution-arn>            AWS mode: follow an execution already started (from the console, the
+                                    API, an alarm, or a CLI that was closed) to its end
+  redrive <execution-arn>           AWS mode: redrive a failed, timed-out or aborted execution from where it
+                                    stopped (a Distributed Map reruns only its unsuccessful children), then follow it
 
 Options:
   --config FILE   config file (default ${DEFAULT_CONFIG_FILE}; without one, the built-in demo config)
@@ -59,7 +64,17 @@ export interface CliContext {
 }
 
 const ALARM_ACTIONS = ['raise', 'clear'] as const;
-const COMMANDS = ['demo', 'seed-demo', 'run', 'rollback', 'alarm', 'status', 'verify'] as const;
+const COMMANDS = [
+  'demo',
+  'seed-demo',
+  'run',
+  'rollback',
+  'alarm',
+  'status',
+  'verify',
+  'follow',
+  'redrive',
+] as const;
 type Command = (typeof COMMANDS)[number];
 
 function parse(argv: readonly string[]) {
@@ -125,6 +140,11 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
       );
     }
     const phaseArgument = command === 'run' ? extra.shift() : undefined;
+    const executionArn = command === 'follow' || command === 'redrive' ? extra.shift() : undefined;
+    if ((command === 'follow' || command === 'redrive') && executionArn === undefined)
+      throw new InputError(
+        `${command} needs the execution's ARN: ${command} arn:aws:states:<region>:<account>:execution:<machine>:<name>`,
+      );
     const alarmAction =
       command === 'alarm' ? parsePhase(extra.shift(), ALARM_ACTIONS, 'alarm action') : undefined;
     const alarmName = command === 'alarm' ? parseAlarmName(extra.shift()) : undefined;
@@ -178,6 +198,29 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
         out.result(
           `${command}: ${outcome.code === 0 ? 'ok' : outcome.json.status === 'NO_DATA' ? 'nothing to verify' : 'differences'}`,
         );
+      return outcome.code;
+    }
+    if (command === 'follow' || command === 'redrive') {
+      if (!isAwsMode(loaded))
+        throw new InputError(
+          `${command} works on AWS executions: set aws.stateMachines in the config (the stack's outputs); locally, run the phase again to resume it`,
+        );
+      const arn = executionArn ?? '';
+      const machine = machineOf(loaded, arn);
+      const redrive = command === 'redrive';
+      const attach: Runner = (options) =>
+        runOnAws({
+          ...options,
+          pollSeconds: pollSeconds(env.SHIFU_MIGRATE_POLL_SECONDS),
+          attach: { executionArn: arn, redrive },
+        });
+      const said = `${redrive ? 'Redriving' : 'Following'} ${machine.name} on AWS (${arn})`;
+      const outcome =
+        machine.name === 'rollback'
+          ? await runRollbackCommand(loaded, {}, out, cwd, attach, said)
+          : await runPhaseCommand(loaded, machine.name as LocalPhase, out, cwd, attach, said);
+      if (out.json) out.resultJson(outcome.json);
+      else out.result(`${command} ${machine.name}: ${outcome.code === 0 ? 'done' : 'failed'}`);
       return outcome.code;
     }
     if (command === 'run' || command === 'rollback') {

@@ -84,15 +84,19 @@ export async function runPhaseCommand(
   out: Output,
   cwd: string,
   run_: Runner = runPhase,
+  /** Set when the CLI follows (or redrives) an execution that exists instead of starting one. */
+  attached?: string,
 ): Promise<PhaseOutcome> {
   const aws = isAwsMode(loaded);
   // Assess only reads; a phase that writes refuses a target that is the source, and waits until every raised
   // (local) alarm is cleared.
   if (phase !== 'assess' && !aws) await assertMayWrite(loaded, cwd, { alarms: true });
   out.info(
-    aws
-      ? `Starting ${phase} on AWS (${loaded.config.aws?.stateMachines?.[phase]})`
-      : `Running ${phase} locally (${loaded.sourceUrl.database} → ${loaded.targetUrl.database})`,
+    attached !== undefined
+      ? attached
+      : aws
+        ? `Starting ${phase} on AWS (${loaded.config.aws?.stateMachines?.[phase]})`
+        : `Running ${phase} locally (${loaded.sourceUrl.database} → ${loaded.targetUrl.database})`,
   );
   const run = await run_({
     loaded,
@@ -178,10 +182,12 @@ export async function runRollbackCommand(
   out: Output,
   cwd: string,
   run_: Runner = runPhase,
+  attached?: string,
 ): Promise<PhaseOutcome> {
   if (!isAwsMode(loaded)) await assertMayWrite(loaded, cwd, { alarms: false });
   out.info(
-    `Rolling back ${request.phase ?? 'the phase in flight or failed half-way'} on ${loaded.targetUrl.database}${request.alarm === undefined ? '' : ` (alarm ${request.alarm})`}`,
+    attached ??
+      `Rolling back ${request.phase ?? 'the phase in flight or failed half-way'} on ${loaded.targetUrl.database}${request.alarm === undefined ? '' : ` (alarm ${request.alarm})`}`,
   );
   const run = await run_({
     loaded,

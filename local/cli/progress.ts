@@ -47,6 +47,11 @@ export function progressPrinter(out: Output, definition: LoadedDefinition): (eve
         maps.set(event.mapRun, { total: event.children, done: 0, failed: 0, started: 0 });
         chunks.set(event.mapRun, { total: event.items, done: 0, about: event.about });
         break;
+      case 'MapRunProgress':
+        out.progress(
+          `${clock()}    ${event.state}: ${event.itemsDone.toLocaleString('en-US')}/${event.itemsTotal.toLocaleString('en-US')} done${event.itemsFailed > 0 ? `, ${event.itemsFailed} failed` : ''} (map run ${event.mapRun.split(':').at(-1)?.slice(0, 8) ?? ''})`,
+        );
+        break;
       case 'MapRunChildEnded': {
         const stat = maps.get(event.mapRun);
         const items = chunks.get(event.mapRun);

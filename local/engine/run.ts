@@ -29,6 +29,15 @@ export type MapRunEvent =
       readonly mapRun: string;
       readonly status: 'SUCCEEDED' | 'FAILED' | 'ABORTED';
       readonly items: number;
+    }
+  | {
+      /** On AWS: a map run's counts as DescribeMapRun gives them. */
+      readonly type: 'MapRunProgress';
+      readonly state: string;
+      readonly mapRun: string;
+      readonly itemsDone: number;
+      readonly itemsTotal: number;
+      readonly itemsFailed: number;
     };
 
 /**

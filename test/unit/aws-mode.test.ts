@@ -4,15 +4,20 @@ import { join } from 'node:path';
 import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data';
 import {
   DescribeExecutionCommand,
+  DescribeMapRunCommand,
   GetExecutionHistoryCommand,
   type GetExecutionHistoryCommandInput,
   type HistoryEvent,
+  RedriveExecutionCommand,
   SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { progressPrinter } from '../../local/cli/progress.ts';
 import { demoConfig } from '../../local/demo/config.ts';
+import { loadDefinition } from '../../local/engine/definition.ts';
+import { localSubstitutions } from '../../local/engine/functions.ts';
 import { runCli } from '../support/cli.ts';
 
 const sfn = mockClient(SFNClient);
@@ -150,6 +155,8 @@ describe('the CLI on AWS', () => {
     expect(reads.every((r) => r.executionArn === executionArn('foundation') && r.reverseOrder === true)).toBe(
       true,
     );
+    // Names and errors are all the display reads at each poll: no state's data comes with them.
+    expect(reads.every((r) => r.includeExecutionData === false)).toBe(true);
     expect(reads.filter((r) => r.nextToken !== undefined).length).toBeGreaterThan(0);
     // All 13 events reached the event log once each, in order.
     const log = readFileSync(String(run.json.eventLog), 'utf8')
@@ -263,5 +270,152 @@ describe('the CLI on AWS', () => {
     expect(alarm.code).toBe(2);
     expect(String(alarm.json.message)).toMatch(/set-alarm-state/);
     expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
+  });
+
+  it('follows an execution already started, and redrives one, without starting another', async () => {
+    const dir = workspace();
+    const arn = executionArn('data');
+    const mapRunArn = `arn:aws:states:eu-west-1:${account}:mapRun:Phasesdata0A1B2C3D/CopyChunks:1f2e3d4c`;
+    scriptHistory(
+      [
+        [event('ExecutionStarted'), entered('Map', 'Copy Chunks')],
+        [event('MapRunStarted', { mapRunStartedEventDetails: { mapRunArn } })],
+        [event('MapRunSucceeded'), exited('Map', 'Copy Chunks'), event('ExecutionSucceeded')],
+      ],
+      50,
+    );
+    // The map run's counts, as DescribeMapRun gives them at each poll.
+    sfn
+      .on(DescribeMapRunCommand)
+      .resolvesOnce({ status: 'RUNNING', itemCounts: { succeeded: 120, total: 480, failed: 0 } } as never)
+      .resolves({ status: 'SUCCEEDED', itemCounts: { succeeded: 480, total: 480, failed: 0 } } as never);
+    const output = {
+      runId: 'data-20261201T000000Z-abcdef',
+      tables: 1,
+      chunks: 480,
+      rows: 1,
+      quarantined: 0,
+      changing: 0,
+    };
+    sfn.on(DescribeExecutionCommand).resolves({
+      executionArn: arn,
+      status: 'SUCCEEDED',
+      output: JSON.stringify(output),
+      startDate: new Date(),
+      stopDate: new Date(),
+    });
+    const followed = await cli(['follow', arn], dir);
+    expect(followed.code, followed.stderr).toBe(0);
+    expect(followed.stderr).toMatch(/Following data on AWS/);
+    expect(followed.json).toMatchObject({ status: 'SUCCEEDED', executionId: arn, chunks: 480 });
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
+    // The map run's counts were read while it ran, and no more once it had ended.
+    const described = sfn.commandCalls(DescribeMapRunCommand).map((c) => c.args[0].input);
+    expect(described).toEqual([{ mapRunArn }, { mapRunArn }]);
+    // What the person watching sees of them.
+    const lines: string[] = [];
+    const printer = progressPrinter(
+      {
+        json: false,
+        info: (l) => lines.push(l),
+        progress: (l) => lines.push(l),
+        result: () => {},
+        resultJson: () => {},
+      },
+      loadDefinition('data', localSubstitutions()),
+    );
+    printer({
+      type: 'MapRunProgress',
+      state: 'Copy Chunks',
+      mapRun: mapRunArn,
+      itemsDone: 120,
+      itemsTotal: 480,
+      itemsFailed: 0,
+      executionId: arn,
+    });
+    expect(lines.at(-1)).toMatch(/Copy Chunks: 120\/480 done \(map run 1f2e3d4c\)$/);
+
+    sfn.reset();
+    nextId = 1;
+    scriptHistory([[event('ExecutionStarted'), event('ExecutionRedriven'), event('ExecutionSucceeded')]], 50);
+    sfn.on(RedriveExecutionCommand).resolves({ redriveDate: new Date() });
+    sfn.on(DescribeExecutionCommand).resolves({
+      executionArn: arn,
+      status: 'SUCCEEDED',
+      output: JSON.stringify(output),
+      startDate: new Date(),
+      stopDate: new Date(),
+    });
+    const redriven = await cli(['redrive', arn], dir);
+    expect(redriven.code, redriven.stderr).toBe(0);
+    expect(sfn.commandCalls(RedriveExecutionCommand).map((c) => c.args[0].input)).toEqual([
+      { executionArn: arn },
+    ]);
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
+  });
+
+  it("refuses, with exit 2, an execution that is not one of the config's machines, or cannot be redriven", async () => {
+    const dir = workspace();
+    const other = `arn:aws:states:eu-west-1:${account}:execution:SomeoneElses:run`;
+    const wrong = await cli(['follow', other], dir);
+    expect(wrong.code).toBe(2);
+    expect(String(wrong.json.message)).toMatch(
+      /an execution of SomeoneElses, which is none of aws\.stateMachines/,
+    );
+    const notArn = await cli(['follow', 'data-20261201'], dir);
+    expect(notArn.code).toBe(2);
+    expect(String(notArn.json.message)).toMatch(/is not an execution ARN/);
+    const missing = await cli(['redrive'], dir);
+    expect(missing.code).toBe(2);
+    const refused = Object.assign(new Error('Execution cannot be redriven: it succeeded'), {
+      name: 'ExecutionNotRedrivable',
+    });
+    sfn.on(RedriveExecutionCommand).rejects(refused);
+    const notRedrivable = await cli(['redrive', executionArn('data')], dir);
+    expect(notRedrivable.code).toBe(2);
+    expect(String(notRedrivable.json.message)).toMatch(/cannot be redriven \(ExecutionNotRedrivable\)/);
+    // Locally there is nothing to follow: the phase resumes when run again.
+    const local = mkdtempSync(join(tmpdir(), 'smt-aws-'));
+    const localRun = await cli(['follow', executionArn('data')], local);
+    expect(localRun.code).toBe(2);
+    expect(String(localRun.json.message)).toMatch(/set aws\.stateMachines/);
+  });
+});
+
+describe('calls to Step Functions', () => {
+  it('back off and try again when throttled, and give up on other errors at once', async () => {
+    const { sendWithBackoff } = await import('../../local/aws-run.ts');
+    const waits: number[] = [];
+    const sleep = async (ms: number) => {
+      waits.push(ms);
+    };
+    let calls = 0;
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+    const result = await sendWithBackoff(async () => {
+      calls += 1;
+      if (calls < 4) throw throttled;
+      return 'ok';
+    }, sleep);
+    expect(result).toBe('ok');
+    expect(waits).toHaveLength(3);
+    expect(waits.every((w, i) => w >= 0 && w <= 500 * 2 ** i)).toBe(true);
+    const denied = Object.assign(new Error('not allowed'), { name: 'AccessDeniedException' });
+    let tries = 0;
+    await expect(
+      sendWithBackoff(async () => {
+        tries += 1;
+        throw denied;
+      }, sleep),
+    ).rejects.toThrow('not allowed');
+    expect(tries).toBe(1);
+    // Throttled for good: 8 attempts, then the error.
+    let attempts = 0;
+    await expect(
+      sendWithBackoff(async () => {
+        attempts += 1;
+        throw throttled;
+      }, sleep),
+    ).rejects.toThrow('Rate exceeded');
+    expect(attempts).toBe(8);
   });
 });
