@@ -6,6 +6,7 @@ import { assertSourceIsNotTarget, configProblems, SourceIsTarget } from '../core
 import { introspect, readServerInfo } from '../core/schema/introspect.ts';
 import { chunkKey, isUniqueColumn } from '../core/schema/keys.ts';
 import type { SchemaInfo } from '../core/schema/types.ts';
+import type { Row } from '../core/sql/port.ts';
 import { num, scalarNumber, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { type RuleContext, referenceChain, tenantExpression } from '../core/tenant/sql.ts';
@@ -350,6 +351,14 @@ export async function writeReport(deps: TaskDeps, runId: string): Promise<Assess
     });
   }
 
+  const writes = await sourceWritePrivileges(deps);
+  if (writes.length > 0)
+    problems.push({
+      severity: 'warning',
+      code: 'source-user-can-write',
+      message: `the source's database user may write (${writes.join(', ')}): the tool opens the source read-only, but on AWS the Data API cannot be made read-only, so the user should be. Give the source its own secret for a user with SELECT only (GRANT SELECT ON \`${deps.sourceUrl.database}\`.* TO …)`,
+    });
+
   let target: AssessReport['target'] = {
     database: deps.targetUrl.database,
     server: null,
@@ -470,4 +479,32 @@ export async function runAssess(input: AssessInput, deps: TaskDeps): Promise<unk
     case 'report':
       return writeReport(deps, input.runId);
   }
+}
+
+const WRITE_PRIVILEGES =
+  /\b(ALL PRIVILEGES|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|INDEX|TRIGGER|REFERENCES|EVENT|LOCK TABLES)\b/g;
+
+/**
+ * The write privileges the source's user holds on the source database (or on every database), from SHOW GRANTS:
+ * none for a read-only user. A server that will not say (a proxy, a missing privilege) gives none: nothing to warn.
+ */
+export async function sourceWritePrivileges(deps: TaskDeps): Promise<string[]> {
+  let grants: Row[];
+  try {
+    grants = await deps.source.query('SHOW GRANTS FOR CURRENT_USER()');
+  } catch {
+    return [];
+  }
+  const db = deps.sourceUrl.database;
+  // Grants name the database as written, or with its _ escaped (a grant on a pattern).
+  const scopes = [' ON *.* ', ` ON \`${db}\`.`, ` ON \`${db.replaceAll('_', '\\_')}\`.`];
+  const found = new Set<string>();
+  for (const row of grants) {
+    const text = String(Object.values(row)[0] ?? '');
+    const on = text.toUpperCase().indexOf(' ON ');
+    if (!/^GRANT /i.test(text) || on === -1 || !scopes.some((scope) => text.includes(scope))) continue;
+    for (const m of text.slice(6, on).toUpperCase().matchAll(WRITE_PRIVILEGES))
+      if (m[1] !== undefined) found.add(m[1]);
+  }
+  return [...found].sort();
 }

@@ -67,8 +67,15 @@ export async function stopPhase(
     for (const phase of ROLLBACK_PHASES) running.set(phase, await executions.running(phase));
   }
   const latest = candidates[0]?.phase as RollbackPhase | undefined;
+  const named = request.phase ?? null;
+  // Without a ledger no phase has written anything (each writes its ledger first): a named phase has nothing
+  // to undo unless an execution of it is running (it may not have reached its ledger yet).
   const phase =
-    request.phase ?? latest ?? ROLLBACK_PHASES.find((p) => (running.get(p) ?? []).length > 0) ?? null;
+    named !== null && (ledger || (running.get(named) ?? []).length > 0)
+      ? named
+      : named === null
+        ? (latest ?? ROLLBACK_PHASES.find((p) => (running.get(p) ?? []).length > 0) ?? null)
+        : null;
   const scope = request.phase === undefined ? 'runs' : 'phase';
   if (phase === null) return { phase, scope, runs: [], stoppedExecutions: [], alarm };
   const runs = candidates.filter((r) => r.phase === phase).map((r) => r.runId);

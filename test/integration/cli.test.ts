@@ -72,6 +72,27 @@ describe('shifu-migrate CLI', () => {
     expect(run.stdout).toBe('demo: done\n');
   });
 
+  it('demo --reset on a server with neither database: nothing to roll back, then the whole demo', async () => {
+    const fresh = `${db.name}_new`;
+    const freshEnv = {
+      ...env,
+      SOURCE_DATABASE_URL: mysqlUrl(fresh).raw,
+      TARGET_DATABASE_URL: mysqlUrl(`${fresh}_saas`).raw,
+    };
+    try {
+      const run = await cli(['demo', '--reset', '--users', '40'], freshEnv);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(/Nothing to roll back/);
+      expect(run.stderr).not.toMatch(/Unknown database/);
+      expect(run.stdout).toBe('demo: done\n');
+    } finally {
+      const admin = await adminConnection();
+      await admin.query(`DROP DATABASE IF EXISTS \`${fresh}\``);
+      await admin.query(`DROP DATABASE IF EXISTS \`${fresh}_saas\``);
+      await admin.end();
+    }
+  });
+
   it('demo --reset with another size starts over: the previous target rows do not get in the way', async () => {
     const run = await cli(['demo', '--reset', '--users', '90'], env);
     expect(run.code, run.stderr).toBe(0);
