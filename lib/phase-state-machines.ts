@@ -15,7 +15,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE } from '../lambdas/core/metrics.ts';
+import { METRICS_NAMESPACE, metricDimensions } from '../lambdas/core/metrics.ts';
 import { type FunctionKey, ROLLBACK_PHASES, STATE_MACHINES } from '../lambdas/registry.ts';
 
 /** The ASL files, found from this module (not the working directory). */
@@ -158,7 +158,7 @@ export class PhaseStateMachines extends Construct {
       metric: new cloudwatch.Metric({
         namespace: METRICS_NAMESPACE,
         metricName: 'ChecksumMismatches',
-        dimensionsMap: { Phase: 'data' },
+        dimensionsMap: metricDimensions('data'),
         statistic: 'Sum',
         period: Duration.minutes(1),
       }),

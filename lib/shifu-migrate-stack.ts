@@ -16,7 +16,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
 import type { Config } from '../lambdas/core/config/schema.ts';
 import { InputError } from '../lambdas/core/errors.ts';
-import { METRICS_NAMESPACE, type MetricName } from '../lambdas/core/metrics.ts';
+import { METRICS_NAMESPACE, type MetricName, metricDimensions } from '../lambdas/core/metrics.ts';
 import { parseDatabaseUrl, redactUrl } from '../lambdas/core/sql/url.ts';
 import { ArchiveBucket } from './archive-bucket.ts';
 import { ARCHIVE_PREFIX, type DataApiDatabase, MigrationFunctions } from './migration-functions.ts';
@@ -141,7 +141,7 @@ export class ShifuMigrateStack extends Stack {
       new cloudwatch.Metric({
         namespace: METRICS_NAMESPACE,
         metricName,
-        dimensionsMap: { Phase: 'data' },
+        dimensionsMap: metricDimensions('data'),
         statistic,
         period: Duration.minutes(1),
       });

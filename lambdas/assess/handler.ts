@@ -1,12 +1,8 @@
-import { lambdaDeps } from '../core/deps.ts';
-import { type TaskDeps, taskHandler } from '../core/task.ts';
-import { runAssess } from './assess.ts';
-import { AssessInput } from './schema.ts';
+import { lambdaHandler } from '../core/lambda.ts';
+import { task } from './task.ts';
 
-const task = { name: 'assess', input: AssessInput, run: runAssess };
-
-/** The Lambda entry point: dependencies for the config version the event names, once per container and version. */
-export const handler = taskHandler(task, lambdaDeps);
-
-/** The same handler with dependencies given, for the local runtime. */
-export const createHandler = (deps: () => Promise<TaskDeps>) => taskHandler(task, () => deps());
+/**
+ * The Lambda entry point: dependencies for the config version the event names (once per container and version),
+ * Powertools' logs, metrics and traces around the task.
+ */
+export const handler = lambdaHandler(task);

@@ -1,7 +1,7 @@
 import { openArchive } from './archive/open.ts';
 import { ConfigSchema } from './config/schema.ts';
 import { InputError } from './errors.ts';
-import { emfMetrics } from './metrics.ts';
+import { powertoolsMetrics, traced } from './observability.ts';
 import { openSql } from './sql/open.ts';
 import { parseDatabaseUrl, withDatabase } from './sql/url.ts';
 import type { TaskDeps } from './task.ts';
@@ -18,7 +18,7 @@ function env(name: string): string {
 }
 
 async function build(archiveUrl: string, key: string): Promise<TaskDeps> {
-  const archive = openArchive(archiveUrl);
+  const archive = openArchive(archiveUrl, process.cwd(), traced);
   const body = await archive.get(key);
   if (body === undefined)
     throw new InputError(
@@ -45,15 +45,16 @@ async function build(archiveUrl: string, key: string): Promise<TaskDeps> {
     config,
     sourceUrl,
     targetUrl,
-    source: openSql(sourceUrl, { label: 'source', readOnly: true }),
-    target: openSql(targetUrl, { label: 'target' }),
+    source: openSql(sourceUrl, { label: 'source', readOnly: true, awsClient: traced }),
+    target: openSql(targetUrl, { label: 'target', awsClient: traced }),
     targetServer: openSql(withDatabase(targetUrl, 'information_schema'), {
       label: 'target',
       display: targetUrl.raw,
+      awsClient: traced,
     }),
     archive,
     signal: new AbortController().signal,
-    metrics: emfMetrics(),
+    metrics: powertoolsMetrics(),
     heartbeat: true,
   };
 }

@@ -1,6 +1,17 @@
 /** The CloudWatch namespace of every metric our functions emit; the stack's alarms and dashboard read it. */
 export const METRICS_NAMESPACE = 'ShifuMigrate';
 
+/**
+ * The service every metric, log line and trace names (Powertools' `service`): a dimension of every metric, so
+ * the stack's alarms and dashboard name it with the phase ({@link metricDimensions}).
+ */
+export const SERVICE_NAME = 'shifu-migrate';
+
+/** The dimensions of a phase's metrics, as the functions emit them and the alarms read them. */
+export function metricDimensions(phase: string): { service: string; Phase: string } {
+  return { service: SERVICE_NAME, Phase: phase };
+}
+
 /** The metrics, with their units: the stack builds its alarms and dashboard from this list. */
 export const METRICS = {
   RowsCopied: 'Count',
@@ -13,40 +24,9 @@ export const METRICS = {
 } as const;
 export type MetricName = keyof typeof METRICS;
 
-/** Where a task's metrics go: CloudWatch (EMF on stdout) on Lambda; locally nowhere, or a test's list. */
+/** Where a task's metrics go: CloudWatch on Lambda (Powertools Metrics); locally nowhere, or a test's list. */
 export interface MetricsSink {
   put(phase: string, values: Partial<Record<MetricName, number>>): void;
 }
 
 export const noMetrics: MetricsSink = { put() {} };
-
-/**
- * One CloudWatch Embedded Metric Format record per call, on stdout: Lambda's log agent turns it into metrics
- * without an API call on the copy path. One dimension, Phase.
- */
-export function emfMetrics(
-  write: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
-): MetricsSink {
-  return {
-    put(phase, values) {
-      const entries = Object.entries(values).filter(([, v]) => v !== undefined) as [MetricName, number][];
-      if (entries.length === 0) return;
-      write(
-        JSON.stringify({
-          _aws: {
-            Timestamp: Date.now(),
-            CloudWatchMetrics: [
-              {
-                Namespace: METRICS_NAMESPACE,
-                Dimensions: [['Phase']],
-                Metrics: entries.map(([name]) => ({ Name: name, Unit: METRICS[name] })),
-              },
-            ],
-          },
-          Phase: phase,
-          ...Object.fromEntries(entries),
-        }),
-      );
-    },
-  };
-}

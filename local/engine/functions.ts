@@ -3,12 +3,12 @@ import { LOCAL_CONFIG, type TaskDeps } from '../../lambdas/core/task.ts';
 import { FUNCTIONS, type FunctionKey } from '../../lambdas/registry.ts';
 import type { Invoke } from './run.ts';
 
-/** The handler module that serves each function locally (the same module the stack bundles). */
+/** The task module that serves each function locally: the same task the stack bundles, without Powertools. */
 const LOADERS = {
-  AssessFunctionArn: () => import('../../lambdas/assess/handler.ts'),
-  FoundationFunctionArn: () => import('../../lambdas/foundation/handler.ts'),
-  DataFunctionArn: () => import('../../lambdas/data/handler.ts'),
-  ControlFunctionArn: () => import('../../lambdas/control/handler.ts'),
+  AssessFunctionArn: () => import('../../lambdas/assess/task.ts'),
+  FoundationFunctionArn: () => import('../../lambdas/foundation/task.ts'),
+  DataFunctionArn: () => import('../../lambdas/data/task.ts'),
+  ControlFunctionArn: () => import('../../lambdas/control/task.ts'),
 } as const satisfies Record<FunctionKey, unknown>;
 
 /** What `definitionSubstitutions` gives locally: a Lambda ARN per function (nothing is called on AWS). */

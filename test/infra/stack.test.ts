@@ -340,7 +340,11 @@ describe('migration stack', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ChecksumMismatches',
       Namespace: 'ShifuMigrate',
-      Dimensions: [{ Name: 'Phase', Value: 'data' }],
+      // The order CDK writes; CloudWatch matches a metric's dimensions as a set.
+      Dimensions: [
+        { Name: 'Phase', Value: 'data' },
+        { Name: 'service', Value: 'shifu-migrate' },
+      ],
       Statistic: 'Sum',
       Threshold: 1,
     });

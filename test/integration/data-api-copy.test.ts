@@ -1,11 +1,13 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createFolderArchive } from '../../lambdas/core/archive/folder.ts';
 import { ConfigSchema } from '../../lambdas/core/config/schema.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
-import { emfMetrics } from '../../lambdas/core/metrics.ts';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lambdas/core/metrics.ts';
+import { powertoolsMetrics } from '../../lambdas/core/observability.ts';
 import { createDataApiClient } from '../../lambdas/core/sql/data-api.ts';
 import { scalarNumber } from '../../lambdas/core/sql/rows.ts';
 import { parseDatabaseUrl } from '../../lambdas/core/sql/url.ts';
@@ -91,19 +93,30 @@ describe('data phase through the RDS Data API', () => {
       target: tgt.client,
       targetServer: server.client,
       archive: createFolderArchive(mkdtempSync(join(tmpdir(), 'smt-dapi-'))),
-      // The Lambda's sink: CloudWatch Embedded Metric Format lines, here kept instead of printed.
-      metrics: emfMetrics((line) => emf.push(JSON.parse(line) as Record<string, unknown>)),
+      // The Lambda's sink: Powertools' CloudWatch Embedded Metric Format records, on stdout (kept below).
+      metrics: powertoolsMetrics(new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME })),
     };
-    for (const phase of ['foundation', 'data']) {
-      const { result } = runLocal({
-        definition: loadDefinition(phase, localSubstitutions()),
-        input: {},
-        invoke: localInvoker(deps),
-        archive: deps.archive,
-        timeScale: 0,
-      });
-      const outcome = await result;
-      expect(outcome, `${phase}: ${outcome.error} ${outcome.cause}`).toMatchObject({ status: 'SUCCEEDED' });
+    const write = process.stdout.write.bind(process.stdout);
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk, ...rest) => {
+      const text = String(chunk);
+      if (!text.startsWith('{"_aws"')) return write(chunk, ...(rest as []));
+      for (const line of text.split('\n')) if (line !== '') emf.push(JSON.parse(line));
+      return true;
+    });
+    try {
+      for (const phase of ['foundation', 'data']) {
+        const { result } = runLocal({
+          definition: loadDefinition(phase, localSubstitutions()),
+          input: {},
+          invoke: localInvoker(deps),
+          archive: deps.archive,
+          timeScale: 0,
+        });
+        const outcome = await result;
+        expect(outcome, `${phase}: ${outcome.error} ${outcome.cause}`).toMatchObject({ status: 'SUCCEEDED' });
+      }
+    } finally {
+      stdout.mockRestore();
     }
     // Every row arrived or was quarantined, through pages the Data API could return.
     const direct = mysqlClient('information_schema');
@@ -149,18 +162,19 @@ describe('data phase through the RDS Data API', () => {
     } finally {
       await check.close();
     }
-    // What CloudWatch would chart: one EMF record per chunk, adding up to the rows copied and quarantined.
+    // What CloudWatch would chart: one Powertools EMF record per chunk, adding up to the rows copied and quarantined.
     const sum = (name: string) => emf.reduce((s, r) => s + Number(r[name] ?? 0), 0);
     expect(sum('RowsCopied')).toBe(copiedRows);
     expect(sum('RowsQuarantined')).toBe(heldRows);
     expect(sum('ChecksumMismatches')).toBe(0);
     expect(emf[0]).toMatchObject({
       Phase: 'data',
+      service: SERVICE_NAME,
       _aws: {
         CloudWatchMetrics: [
           {
             Namespace: 'ShifuMigrate',
-            Dimensions: [['Phase']],
+            Dimensions: [['service', 'Phase']],
             Metrics: expect.arrayContaining([{ Name: 'RowsCopied', Unit: 'Count' }]),
           },
         ],

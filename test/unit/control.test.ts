@@ -9,7 +9,6 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { sfnExecutions, stateMachineArns } from '../../lambdas/control/executions.ts';
 import { RollbackRequest } from '../../lambdas/control/schema.ts';
 import { InputError } from '../../lambdas/core/errors.ts';
-import { emfMetrics } from '../../lambdas/core/metrics.ts';
 
 const sfn = mockClient(SFNClient);
 const data = 'arn:aws:states:eu-west-1:123456789012:stateMachine:PhasesdataABC';
@@ -67,33 +66,5 @@ describe('phase executions on Step Functions', () => {
     expect(RollbackRequest.parse({ phase: 'data' })).toEqual({ phase: 'data' });
     expect(RollbackRequest.safeParse({ phase: 'assess' }).success).toBe(false);
     expect(RollbackRequest.safeParse({ phsae: 'data' }).success).toBe(false);
-  });
-});
-
-describe('metrics', () => {
-  it('writes one CloudWatch Embedded Metric Format record per call, with units, under the Phase dimension', () => {
-    const lines: string[] = [];
-    emfMetrics((l) => lines.push(l)).put('data', { RowsCopied: 500, ChunkDuration: 42 });
-    emfMetrics((l) => lines.push(l)).put('data', {});
-    expect(lines).toHaveLength(1);
-    const record = JSON.parse(lines[0] ?? '{}');
-    expect(record).toEqual({
-      _aws: {
-        Timestamp: expect.any(Number),
-        CloudWatchMetrics: [
-          {
-            Namespace: 'ShifuMigrate',
-            Dimensions: [['Phase']],
-            Metrics: [
-              { Name: 'RowsCopied', Unit: 'Count' },
-              { Name: 'ChunkDuration', Unit: 'Milliseconds' },
-            ],
-          },
-        ],
-      },
-      Phase: 'data',
-      RowsCopied: 500,
-      ChunkDuration: 42,
-    });
   });
 });

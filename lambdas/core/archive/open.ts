@@ -12,12 +12,17 @@ const S3_URL = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/;
 
 /**
  * Opens the archive an `archive.url` names: `s3://bucket/prefix` (S3), a `file://` URL or a folder path.
- * The S3 client is created once per process (per Lambda container); its region comes from the environment.
+ * The S3 client is created once per process (per Lambda container; `awsClient` wraps it: X-Ray there); its region
+ * comes from the environment.
  */
-export function openArchive(url: string, cwd = process.cwd()): ArchiveStore {
+export function openArchive(
+  url: string,
+  cwd = process.cwd(),
+  awsClient: <T extends object>(client: T) => T = (client) => client,
+): ArchiveStore {
   const bucket = S3_URL.exec(url);
   if (bucket !== null) {
-    s3 ??= new S3Client({});
+    s3 ??= awsClient(new S3Client({}));
     return guarded(createS3Archive({ client: s3, bucket: bucket[1] ?? '', prefix: bucket[2] ?? '' }));
   }
   if (url.startsWith('file://')) return guarded(createFolderArchive(fileURLToPath(url)));

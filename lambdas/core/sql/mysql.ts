@@ -1,44 +1,15 @@
-import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import {
   DatabaseAccessDenied,
   DatabaseError,
   DatabaseUnreachable,
-  InvalidDatabaseUrl,
   TransientDatabaseError,
 } from '../errors.ts';
+import { DEFAULT_MAX_STATEMENT_BYTES, type MysqlClientOptions, mysqlTlsOptions } from './mysql-options.ts';
 import type { ExecResult, Row, SqlClient, SqlParam, SqlSession } from './port.ts';
 import { isTypedParam } from './port.ts';
 import type { MysqlUrl } from './url.ts';
 import { redactUrl } from './url.ts';
-
-/** Options of the mysql2 adapter. */
-export interface MysqlClientOptions {
-  /**
-   * Connections kept in the pool.
-   * @default 4
-   */
-  readonly connectionLimit?: number;
-  /**
-   * Largest multi-row statement writers should build, in bytes (stay under the server's max_allowed_packet).
-   * @default 4 MiB
-   */
-  readonly maxStatementBytes?: number;
-  /** Which database this is, for errors people read ("the source database refused the login"). */
-  readonly label?: 'source' | 'target';
-  /**
-   * The URL to name in errors (passwords hidden), when it is not the one connected to: a pool on
-   * information_schema stands for the configured database.
-   * @default the URL connected to
-   */
-  readonly display?: string;
-  /**
-   * Every connection is made read-only at the server (`SET SESSION TRANSACTION READ ONLY`): a write fails there,
-   * whatever the SQL. The source is opened so.
-   * @default false
-   */
-  readonly readOnly?: boolean;
-}
 
 // mysql2 error codes that mean "try again": the statement did not take effect, or the link broke.
 const TRANSIENT_CODES = new Set([
@@ -176,23 +147,6 @@ const SESSION_SETUP = [
 // MySQL 8 and MariaDB both refuse every write, DDL included, in a read-only session (ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION).
 const READ_ONLY = 'SET SESSION TRANSACTION READ ONLY';
 
-function tlsOptions(
-  tls: NonNullable<MysqlUrl['tls']>,
-  raw: string,
-): { ca?: Buffer; rejectUnauthorized: boolean } {
-  let ca: Buffer | undefined;
-  if (tls.caFile !== undefined) {
-    try {
-      ca = readFileSync(tls.caFile);
-    } catch (error) {
-      throw new InvalidDatabaseUrl(
-        `ssl-ca=${tls.caFile} in ${redactUrl(raw)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): name the CA bundle file`,
-      );
-    }
-  }
-  return { ...(ca === undefined ? {} : { ca }), rejectUnauthorized: tls.verify };
-}
-
 /** Opens a pooled mysql2 client. Connections are made lazily, on first use. */
 export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {}): SqlClient {
   const shown = redactUrl(options.display ?? url.raw);
@@ -202,7 +156,7 @@ export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {
     user: url.user,
     ...(url.password === undefined ? {} : { password: url.password }),
     database: url.database,
-    ...(url.tls === undefined ? {} : { ssl: tlsOptions(url.tls, url.raw) }),
+    ...(url.tls === undefined ? {} : { ssl: mysqlTlsOptions(url.tls, url.raw) }),
     connectionLimit: options.connectionLimit ?? 4,
     charset: 'utf8mb4_unicode_ci',
     timezone: 'Z',
@@ -281,7 +235,7 @@ export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {
   return {
     adapter: 'mysql',
     database: url.database,
-    maxStatementBytes: options.maxStatementBytes ?? 4 * 1024 * 1024,
+    maxStatementBytes: options.maxStatementBytes ?? DEFAULT_MAX_STATEMENT_BYTES,
     query: (sql, params) => withConnection((s) => s.query(sql, params)),
     preparesStatements: true,
     execute: (sql, params, options) => withConnection((s) => s.execute(sql, params, options)),
