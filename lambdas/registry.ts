@@ -1,51 +1,239 @@
+import type { Config } from './core/config/schema.ts';
+
 /**
- * Our Lambda functions: the `${…FunctionArn}` substitution each ASL file uses, the function's short name, and
- * its handler module (relative to this folder). The CDK stack deploys these; the local runtime serves them.
+ * What a function reaches; the stack grants exactly these, and the local runtime refuses the rest to each task.
+ * - `source`: the legacy database, read (Data API `ExecuteStatement` on its cluster, read on its secret);
+ * - `target`: the multi-tenant database, read and write (Data API with transactions, its secret);
+ * - `archive:get`, `archive:put`, `archive:list`: objects in the archive (never delete: it keeps the legacy data's
+ *   last copy); every function also reads its config version there;
+ * - `executions`: list and stop the phases' Step Functions executions.
+ */
+export type Reach = 'source' | 'target' | 'archive:get' | 'archive:put' | 'archive:list' | 'executions';
+
+/** The folders under `lambdas/` whose `task.ts` holds tasks and whose `handler.ts` holds Lambda entry points. */
+export type TaskModule = 'assess' | 'foundation' | 'data' | 'control';
+
+export interface FunctionSpec {
+  /** The function's short name: `shifu-migrate-<name>` locally, its construct id in the stack. */
+  readonly name: string;
+  /** `lambdas/<module>/task.ts` has its task (the local runtime's) and `lambdas/<module>/handler.ts` its entry. */
+  readonly module: TaskModule;
+  /** The export of `lambdas/<module>/handler.ts` that Lambda calls, and of `tasks` in `task.ts`. */
+  readonly handler: string;
+  /** The `step`s of the module's input this function runs; any other is refused as a wiring error. */
+  readonly steps: readonly string[];
+  readonly timeoutMinutes: number;
+  readonly memoryMb: number;
+  /**
+   * Reserved concurrency, for the functions whose copies run side by side against the databases: at most as many
+   * at once as the data state machine starts (tables at once × the config's `chunking.maxConcurrency`), so a
+   * redrive or a retry storm cannot put more load on them than the operator chose.
+   */
+  readonly reservedConcurrency?: (config: Config) => number;
+  readonly reaches: readonly Reach[];
+}
+
+/** Tables the data state machine copies at once (the `Copy Level` Map's MaxConcurrency; a test holds them equal). */
+export const TABLES_AT_ONCE = 2;
+
+const copies = (config: Config) => TABLES_AT_ONCE * config.chunking.maxConcurrency;
+
+/**
+ * One Lambda function per task a state machine calls, by the `${…FunctionArn}` substitution its ASL files use.
+ * The CDK stack deploys these with the grants, timeout and memory stated here; the local runtime serves them.
  */
 export const FUNCTIONS = {
-  AssessFunctionArn: {
-    name: 'assess',
-    entry: 'assess/handler.ts',
+  AssessPlanFunctionArn: {
+    name: 'assess-plan',
+    module: 'assess',
+    handler: 'plan',
+    steps: ['plan'],
     timeoutMinutes: 15,
     memoryMb: 1024,
-    uses: ['source', 'target', 'archive'],
+    reaches: ['source', 'target', 'archive:put'],
   },
-  FoundationFunctionArn: {
-    name: 'foundation',
-    entry: 'foundation/handler.ts',
-    // Its rollback drops tables, which on a large target takes minutes.
+  AssessTableFunctionArn: {
+    name: 'assess-table',
+    module: 'assess',
+    handler: 'table',
+    steps: ['table'],
+    timeoutMinutes: 15,
+    memoryMb: 1024,
+    reaches: ['source', 'archive:get', 'archive:put'],
+  },
+  AssessReportFunctionArn: {
+    name: 'assess-report',
+    module: 'assess',
+    handler: 'report',
+    steps: ['report'],
+    timeoutMinutes: 15,
+    memoryMb: 1024,
+    reaches: ['source', 'target', 'archive:get', 'archive:put', 'archive:list'],
+  },
+  FoundationStartFunctionArn: {
+    name: 'foundation-start',
+    module: 'foundation',
+    handler: 'start',
+    steps: ['start'],
+    timeoutMinutes: 5,
+    memoryMb: 512,
+    reaches: ['source', 'target'],
+  },
+  FoundationCreateFunctionArn: {
+    name: 'foundation-create',
+    module: 'foundation',
+    handler: 'create',
+    steps: ['tenants', 'table'],
     timeoutMinutes: 15,
     memoryMb: 512,
-    uses: ['source', 'target', 'archive'],
+    reaches: ['source', 'target'],
   },
-  DataFunctionArn: {
-    name: 'data',
-    entry: 'data/handler.ts',
+  FoundationVerifyFunctionArn: {
+    name: 'foundation-verify',
+    module: 'foundation',
+    handler: 'verify',
+    steps: ['verify'],
+    timeoutMinutes: 5,
+    memoryMb: 512,
+    reaches: ['source', 'target'],
+  },
+  FoundationRollbackFunctionArn: {
+    name: 'foundation-rollback',
+    module: 'foundation',
+    handler: 'rollback',
+    steps: ['rollback', 'rollback-runs', 'rollback-phase'],
+    // Dropping tables on a large target takes minutes.
     timeoutMinutes: 15,
-    memoryMb: 2048,
-    uses: ['source', 'target', 'archive'],
+    memoryMb: 512,
+    reaches: ['target'],
   },
-  /** The rollback's first steps: finds the phase in flight, stops it, waits for its chunks in flight. */
-  ControlFunctionArn: {
-    name: 'control',
-    entry: 'control/handler.ts',
+  DataStartFunctionArn: {
+    name: 'data-start',
+    module: 'data',
+    handler: 'start',
+    steps: ['start'],
+    timeoutMinutes: 15,
+    memoryMb: 1024,
+    reaches: ['source', 'target', 'archive:get', 'archive:put'],
+  },
+  DataPlanChunksFunctionArn: {
+    name: 'data-plan-chunks',
+    module: 'data',
+    handler: 'planChunks',
+    steps: ['plan-chunks'],
+    timeoutMinutes: 15,
+    memoryMb: 1024,
+    reaches: ['source', 'target', 'archive:get', 'archive:put'],
+  },
+  DataCopyChunkFunctionArn: {
+    name: 'data-copy-chunk',
+    module: 'data',
+    handler: 'copyChunk',
+    steps: ['copy-chunk'],
+    timeoutMinutes: 15,
+    // A page of rows in memory, and the statements built from it.
+    memoryMb: 2048,
+    reservedConcurrency: copies,
+    reaches: ['source', 'target', 'archive:get'],
+  },
+  DataValidateFunctionArn: {
+    name: 'data-validate',
+    module: 'data',
+    handler: 'validate',
+    steps: ['validate-chunk', 'validate-table'],
+    timeoutMinutes: 15,
+    // Validate Table copies a differing chunk again, exactly.
+    memoryMb: 2048,
+    reservedConcurrency: copies,
+    reaches: ['source', 'target', 'archive:get'],
+  },
+  DataExplainCopyFailureFunctionArn: {
+    name: 'data-explain-copy-failure',
+    module: 'data',
+    handler: 'explainCopyFailure',
+    steps: ['explain-copy-failure'],
+    timeoutMinutes: 5,
+    memoryMb: 512,
+    reaches: ['target', 'archive:get', 'archive:list'],
+  },
+  DataBuildIndexesFunctionArn: {
+    name: 'data-build-indexes',
+    module: 'data',
+    handler: 'buildIndexes',
+    steps: ['build-indexes'],
+    timeoutMinutes: 15,
+    memoryMb: 512,
+    reaches: ['target', 'archive:get'],
+  },
+  DataVerifyIsolationFunctionArn: {
+    name: 'data-verify-isolation',
+    module: 'data',
+    handler: 'verifyIsolation',
+    steps: ['verify-isolation'],
+    timeoutMinutes: 15,
+    memoryMb: 1024,
+    reaches: ['source', 'target', 'archive:get'],
+  },
+  DataFinishFunctionArn: {
+    name: 'data-finish',
+    module: 'data',
+    handler: 'finish',
+    steps: ['finish', 'interrupt'],
+    timeoutMinutes: 5,
+    memoryMb: 512,
+    reaches: ['source', 'target'],
+  },
+  DataRollbackFunctionArn: {
+    name: 'data-rollback',
+    module: 'data',
+    handler: 'rollback',
+    steps: ['rollback', 'rollback-phase'],
+    timeoutMinutes: 15,
+    memoryMb: 1024,
+    reaches: ['target', 'archive:get'],
+  },
+  /** The rollback's first steps: finds the phase in flight and stops it (the ledger, and its executions on AWS). */
+  RollbackStopFunctionArn: {
+    name: 'rollback-stop',
+    module: 'control',
+    handler: 'stop',
+    steps: ['stop'],
     timeoutMinutes: 2,
     memoryMb: 256,
-    uses: ['target'],
+    reaches: ['target', 'executions'],
   },
-} as const satisfies Record<
-  string,
-  {
-    name: string;
-    entry: string;
-    timeoutMinutes: number;
-    memoryMb: number;
-    /** What the function reaches: the stack grants exactly these. */
-    uses: readonly ('source' | 'target' | 'archive')[];
-  }
->;
+  RollbackInFlightFunctionArn: {
+    name: 'rollback-in-flight',
+    module: 'control',
+    handler: 'inFlight',
+    steps: ['in-flight'],
+    timeoutMinutes: 2,
+    memoryMb: 256,
+    reaches: ['target'],
+  },
+  RollbackLockFunctionArn: {
+    name: 'rollback-lock',
+    module: 'control',
+    handler: 'lock',
+    steps: ['lock'],
+    timeoutMinutes: 2,
+    memoryMb: 256,
+    reaches: ['target'],
+  },
+} as const satisfies Record<string, FunctionSpec>;
 
 export type FunctionKey = keyof typeof FUNCTIONS;
+
+/**
+ * A chunk marked `copying` longer ago than the timeout of the functions that copy (Copy Chunk, and Validate Table's
+ * re-copies) belongs to an invocation that has ended (on Lambda, it cannot run longer): the rollback stops waiting
+ * for it.
+ */
+export const IN_FLIGHT_LIMIT_SECONDS =
+  Math.max(
+    FUNCTIONS.DataCopyChunkFunctionArn.timeoutMinutes,
+    FUNCTIONS.DataValidateFunctionArn.timeoutMinutes,
+  ) * 60;
 
 /** The state machine files, by name (`statemachines/<name>.asl.json`). */
 export const STATE_MACHINES = ['assess', 'foundation', 'data', 'rollback'] as const;

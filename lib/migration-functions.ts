@@ -11,7 +11,7 @@ import * as secrets from 'aws-cdk-lib/aws-secretsmanager';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import type { Config } from '../lambdas/core/config/schema.ts';
-import { FUNCTIONS, type FunctionKey } from '../lambdas/registry.ts';
+import { FUNCTIONS, type FunctionKey, type FunctionSpec, type Reach } from '../lambdas/registry.ts';
 
 const LAMBDAS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'lambdas');
 
@@ -134,17 +134,30 @@ export class MigrationFunctions extends Construct {
       NODE_OPTIONS: '--enable-source-maps',
     };
     const functions: Partial<Record<FunctionKey, NodejsFunction>> = {};
-    for (const [key, spec] of Object.entries(FUNCTIONS) as [FunctionKey, (typeof FUNCTIONS)[FunctionKey]][]) {
+    const bucketArn = `<${Stack.of(this).getLogicalId(props.archive.node.defaultChild as CfnElement)}.Arn>`;
+    const secretsRead = new Map<string, secrets.ISecret>();
+    const secret = (arn: string) => {
+      let found = secretsRead.get(arn);
+      if (found === undefined) {
+        found = secrets.Secret.fromSecretCompleteArn(this, `Secret${secretsRead.size}`, arn);
+        secretsRead.set(arn, found);
+      }
+      return found;
+    };
+    for (const [key, spec] of Object.entries(FUNCTIONS) as [FunctionKey, FunctionSpec][]) {
       const logGroup = new logs.LogGroup(this, `${spec.name}Logs`, {
         retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       });
       const fn = new NodejsFunction(this, spec.name, {
-        entry: join(LAMBDAS_DIR, spec.entry),
-        handler: 'handler',
+        entry: join(LAMBDAS_DIR, spec.module, 'handler.ts'),
+        handler: spec.handler,
         runtime: lambda.Runtime.NODEJS_24_X,
         architecture: lambda.Architecture.ARM_64,
         memorySize: spec.memoryMb,
         timeout: Duration.minutes(spec.timeoutMinutes),
+        ...(spec.reservedConcurrency === undefined
+          ? {}
+          : { reservedConcurrentExecutions: spec.reservedConcurrency(props.config) }),
         logGroup,
         tracing: lambda.Tracing.ACTIVE,
         environment,
@@ -161,39 +174,50 @@ export class MigrationFunctions extends Construct {
             "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
         },
       });
-      // The grants that the config's URLs need, set with the variable that carries them.
-      const uses: readonly string[] = spec.uses;
-      const databases = (['source', 'target'] as const).flatMap((which) => {
+      // Exactly what the registry entry says the function reaches.
+      const reaches = new Set<Reach>(spec.reaches);
+      for (const which of ['source', 'target'] as const) {
         const database = props.databases[which];
-        return uses.includes(which) && database !== undefined ? [database] : [];
-      });
-      for (const [index, database] of databases.entries()) {
+        if (!reaches.has(which) || database === undefined) continue;
         iam.Grant.addToPrincipal({
           grantee: fn,
-          actions: [
-            'rds-data:ExecuteStatement',
-            'rds-data:BatchExecuteStatement',
-            'rds-data:BeginTransaction',
-            'rds-data:CommitTransaction',
-            'rds-data:RollbackTransaction',
-          ],
+          // The source is only read: one statement at a time, no transactions, no batches (its database user is
+          // what makes it read-only; the Data API cannot).
+          actions:
+            which === 'source'
+              ? ['rds-data:ExecuteStatement']
+              : [
+                  'rds-data:ExecuteStatement',
+                  'rds-data:BatchExecuteStatement',
+                  'rds-data:BeginTransaction',
+                  'rds-data:CommitTransaction',
+                  'rds-data:RollbackTransaction',
+                ],
           resourceArns: [database.clusterArn],
         });
-        secrets.Secret.fromSecretCompleteArn(
-          this,
-          `${spec.name}Secret${index}`,
-          database.secretArn,
-        ).grantRead(fn);
+        secret(database.secretArn).grantRead(fn);
       }
-      // Read and put, never delete: the archive keeps the legacy data's last copy (and its older versions).
-      if (uses.includes('archive')) {
-        props.archive.grantRead(fn);
-        props.archive.grantPut(fn);
-      } else {
-        // Every function reads its config from the archive; one that uses nothing else there reads only that.
-        fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [object] }));
-        props.archive.encryptionKey?.grantDecrypt(fn);
-      }
+      // Every function reads its config version; beyond that, get, put and list as stated, never delete (the
+      // archive keeps the legacy data's last copy, and its older versions).
+      const objects = props.archive.arnForObjects('*');
+      const objectActions = [
+        ...(reaches.has('archive:get') ? ['s3:GetObject'] : []),
+        ...(reaches.has('archive:put') ? ['s3:PutObject', 's3:AbortMultipartUpload'] : []),
+      ];
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['s3:GetObject'],
+          resources: [props.archive.arnForObjects(`${ARCHIVE_PREFIX}/config/*`)],
+        }),
+      );
+      if (objectActions.length > 0)
+        fn.addToRolePolicy(new iam.PolicyStatement({ actions: objectActions, resources: [objects] }));
+      if (reaches.has('archive:list'))
+        fn.addToRolePolicy(
+          new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [props.archive.bucketArn] }),
+        );
+      if (reaches.has('archive:put')) props.archive.encryptionKey?.grantEncryptDecrypt(fn);
+      else props.archive.encryptionKey?.grantDecrypt(fn);
       // The config object is there before any function runs.
       fn.node.addDependency(deployment);
       Validations.of(fn).acknowledge({
@@ -206,34 +230,24 @@ export class MigrationFunctions extends Construct {
         reason:
           'AWSLambdaBasicExecutionRole only lets the function write its own logs; CDK attaches it to every Lambda role.',
       });
-      const bucketArn = `<${Stack.of(this).getLogicalId(props.archive.node.defaultChild as CfnElement)}.Arn>`;
       const wildcards: [string, string][] = [
         ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource.'],
-      ];
-      if (!uses.includes('archive'))
-        wildcards.push([
+        [
           `Resource::${bucketArn}/${ARCHIVE_PREFIX}/config/*`,
           'GetObject on the config versions only: the function reads the version its execution names.',
+        ],
+      ];
+      if (objectActions.length > 0)
+        wildcards.push([
+          `Resource::${bucketArn}/*`,
+          `${objectActions.join(', ')} on the archive's objects, addressed by key (reports/…, runs/…, migration/…); no delete.`,
         ]);
-      if (uses.includes('archive')) {
-        wildcards.push(
-          [
-            `Resource::${bucketArn}/*`,
-            'The archive is addressed by key (reports/…, runs/…, migration/…): object actions need its objects.',
-          ],
-          ...[
-            's3:List*',
-            's3:GetObject*',
-            's3:GetBucket*',
-            's3:Abort*',
-            'kms:GenerateDataKey*',
-            'kms:ReEncrypt*',
-          ].map((action): [string, string] => [
+      if (props.archive.encryptionKey !== undefined)
+        for (const action of reaches.has('archive:put') ? ['kms:GenerateDataKey*', 'kms:ReEncrypt*'] : [])
+          wildcards.push([
             `Action::${action}`,
-            'grantRead and grantPut on the archive bucket (and its key) only, no delete: reading reports back, listing a run’s files, aborting a failed multipart upload.',
-          ]),
-        );
-      }
+            "Encrypting what the function puts in the archive with the archive's own key (grantEncryptDecrypt).",
+          ]);
       for (const [finding, reason] of wildcards) {
         Validations.of(fn).acknowledge({ id: `AwsSolutions::AwsSolutions-IAM5[${finding}]`, reason });
       }

@@ -16,7 +16,13 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { METRICS_NAMESPACE, metricDimensions } from '../lambdas/core/metrics.ts';
-import { type FunctionKey, ROLLBACK_PHASES, STATE_MACHINES } from '../lambdas/registry.ts';
+import {
+  FUNCTIONS,
+  type FunctionKey,
+  type FunctionSpec,
+  ROLLBACK_PHASES,
+  STATE_MACHINES,
+} from '../lambdas/registry.ts';
 
 /** The ASL files, found from this module (not the working directory). */
 export const STATEMACHINES_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'statemachines');
@@ -131,27 +137,28 @@ export class PhaseStateMachines extends Construct {
       alarms.push(...phaseAlarms);
     }
     const rollback = machines.rollback as sfn.StateMachine;
-    // The rollback's control function stops the phase executions in flight: it lists and stops executions of
-    // the phases it can undo, and of nothing else. (Set here: the machines exist only now, and they do not
-    // reference this function, so there is no cycle.)
-    const control = props.functions.ControlFunctionArn;
-    control.addEnvironment(
-      'SHIFU_MIGRATE_STATE_MACHINES',
-      Stack.of(this).toJsonString(
-        Object.fromEntries(ROLLBACK_PHASES.map((p) => [p, machines[p]?.stateMachineArn])),
-      ),
-    );
+    // The functions that reach `executions` (the rollback's stop) list and stop executions of the phases it can
+    // undo, and of nothing else. (Set here: the machines exist only now, and they do not reference these
+    // functions' environment, so there is no cycle.)
     const stack = Stack.of(this);
     const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
     const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
-    for (const phase of ROLLBACK_PHASES) {
-      const machine = machines[phase] as sfn.StateMachine;
-      machine.grant(control, 'states:ListExecutions');
-      machine.grantExecution(control, 'states:StopExecution');
-      Validations.of(control).acknowledge({
-        id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:${region}:${account}:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${Stack.of(this).getLogicalId(machine.node.defaultChild as CfnElement)}"}]}]}:*]`,
-        reason: `StopExecution on the executions of the ${phase} state machine only: their names are not known in advance.`,
-      });
+    for (const [key, spec] of Object.entries(FUNCTIONS) as [FunctionKey, FunctionSpec][]) {
+      if (!spec.reaches.includes('executions')) continue;
+      const control = props.functions[key];
+      control.addEnvironment(
+        'SHIFU_MIGRATE_STATE_MACHINES',
+        stack.toJsonString(Object.fromEntries(ROLLBACK_PHASES.map((p) => [p, machines[p]?.stateMachineArn]))),
+      );
+      for (const phase of ROLLBACK_PHASES) {
+        const machine = machines[phase] as sfn.StateMachine;
+        machine.grant(control, 'states:ListExecutions');
+        machine.grantExecution(control, 'states:StopExecution');
+        Validations.of(control).acknowledge({
+          id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:${region}:${account}:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${stack.getLogicalId(machine.node.defaultChild as CfnElement)}"}]}]}:*]`,
+          reason: `StopExecution on the executions of the ${phase} state machine only: their names are not known in advance.`,
+        });
+      }
     }
     // Metrics the functions emit (EMF): a chunk that still differs after its re-copy.
     const mismatches = new cloudwatch.Alarm(this, 'checksumMismatches', {

@@ -10,6 +10,7 @@ import {
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -18,6 +19,7 @@ import type { Config } from '../lambdas/core/config/schema.ts';
 import { InputError } from '../lambdas/core/errors.ts';
 import { METRICS_NAMESPACE, type MetricName, metricDimensions } from '../lambdas/core/metrics.ts';
 import { parseDatabaseUrl, redactUrl } from '../lambdas/core/sql/url.ts';
+import { FUNCTIONS, type FunctionKey } from '../lambdas/registry.ts';
 import { ArchiveBucket } from './archive-bucket.ts';
 import { ARCHIVE_PREFIX, type DataApiDatabase, MigrationFunctions } from './migration-functions.ts';
 import { PhaseStateMachines } from './phase-state-machines.ts';
@@ -179,10 +181,11 @@ export class ShifuMigrateStack extends Stack {
             width: 6,
           }),
       ),
-      ...Object.entries(this.functions.functions).map(
+      // One graph per function: a copy error, a validation error and a throttled copy are told apart.
+      ...(Object.entries(this.functions.functions) as [FunctionKey, NodejsFunction][]).map(
         ([key, fn]) =>
           new cloudwatch.GraphWidget({
-            title: `${key.replace('FunctionArn', '')} function`,
+            title: `${FUNCTIONS[key].name}: invocations, errors, throttles; duration p90`,
             left: [fn.metricInvocations(), fn.metricErrors(), fn.metricThrottles()],
             right: [fn.metricDuration({ statistic: 'p90' })],
             width: 8,

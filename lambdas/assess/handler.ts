@@ -1,8 +1,8 @@
 import { lambdaHandler } from '../core/lambda.ts';
+import { FUNCTIONS } from '../registry.ts';
 import { task } from './task.ts';
 
-/**
- * The Lambda entry point: dependencies for the config version the event names (once per container and version),
- * Powertools' logs, metrics and traces around the task.
- */
-export const handler = lambdaHandler(task);
+// The Lambda entry points of the assess functions, one export per function (its registry entry's `handler`).
+export const plan = lambdaHandler(task, FUNCTIONS.AssessPlanFunctionArn);
+export const table = lambdaHandler(task, FUNCTIONS.AssessTableFunctionArn);
+export const report = lambdaHandler(task, FUNCTIONS.AssessReportFunctionArn);

@@ -1,9 +1,8 @@
-import { type TaskDeps, taskHandler } from '../core/task.ts';
 import { runAssess } from './assess.ts';
 import { AssessInput } from './schema.ts';
 
-/** The assess task: its input schema and its logic, the same on Lambda and locally. */
+/**
+ * The assess phase's tasks: one input schema (a union on `step`) and one dispatch. Each function of the registry runs
+ * the steps its entry names (`lambdas/assess/handler.ts` on Lambda; the local runtime serves the same task).
+ */
 export const task = { name: 'assess', input: AssessInput, run: runAssess };
-
-/** The handler with dependencies given, for the local runtime (the Lambda entry point is in handler.ts). */
-export const createHandler = (deps: () => Promise<TaskDeps>) => taskHandler(task, () => deps());

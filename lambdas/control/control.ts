@@ -13,17 +13,11 @@ import {
 import type { SqlClient } from '../core/sql/port.ts';
 import { num, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { FUNCTIONS, ROLLBACK_PHASES } from '../registry.ts';
+import { IN_FLIGHT_LIMIT_SECONDS, ROLLBACK_PHASES } from '../registry.ts';
 import type { PhaseExecutions } from './executions.ts';
 import type { ControlInput, RollbackRequest } from './schema.ts';
 
 type RollbackPhase = (typeof ROLLBACK_PHASES)[number];
-
-/**
- * A chunk marked `copying` longer ago than the data function's timeout belongs to an invocation that has ended
- * (on Lambda, it cannot run longer): the rollback stops waiting for it.
- */
-export const IN_FLIGHT_LIMIT_SECONDS = FUNCTIONS.DataFunctionArn.timeoutMinutes * 60;
 
 export interface StopResult {
   /** The phase the rollback undoes; null when nothing is in flight or failed half-way and none was named. */

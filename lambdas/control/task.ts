@@ -1,4 +1,4 @@
-import { type TaskDeps, taskHandler } from '../core/task.ts';
+import type { TaskDeps } from '../core/task.ts';
 import { runControl } from './control.ts';
 import type { PhaseExecutions } from './executions.ts';
 import { ControlInput } from './schema.ts';
@@ -12,9 +12,5 @@ export function controlTask(executions: () => PhaseExecutions | undefined) {
   };
 }
 
-/** The handler with dependencies given, for the local runtime (the Lambda entry point is in handler.ts). */
-export const createHandler = (deps: () => Promise<TaskDeps>) =>
-  taskHandler(
-    controlTask(() => undefined),
-    () => deps(),
-  );
+/** The local runtime's: no Step Functions executions to stop. */
+export const task = controlTask(() => undefined);

@@ -1,12 +1,14 @@
 import type { z } from 'zod';
+import type { FunctionSpec } from '../registry.ts';
 import { lambdaDeps } from './deps.ts';
 import { observed } from './observability.ts';
-import { type TaskDefinition, taskHandler } from './task.ts';
+import { forFunction, type TaskDefinition, taskHandler } from './task.ts';
 
 /**
- * A task as a Lambda entry point: its dependencies for the config version the event names (once per container
- * and version), with Powertools' logs, metrics and traces around it.
+ * One function of the registry as a Lambda entry point: its module's task, limited to the function's steps, with
+ * dependencies for the config version the event names (once per container and version) and Powertools' logs,
+ * metrics and traces around it.
  */
-export function lambdaHandler<S extends z.ZodType, O>(task: TaskDefinition<S, O>) {
-  return observed(task.name, taskHandler(task, lambdaDeps));
+export function lambdaHandler<S extends z.ZodType, O>(task: TaskDefinition<S, O>, spec: FunctionSpec) {
+  return observed(spec.name, taskHandler(forFunction(task, spec), lambdaDeps));
 }

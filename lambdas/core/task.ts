@@ -70,6 +70,16 @@ export interface TaskDefinition<S extends z.ZodType, O> {
   readonly name: string;
   readonly input: S;
   readonly run: (input: z.output<S>, deps: TaskDeps) => Promise<O>;
+  /** The `step`s this function runs (its registry entry's); any other is refused. All, when omitted. */
+  readonly steps?: readonly string[];
+}
+
+/** A module's task as one function of the registry runs it: under the function's name, only its steps. */
+export function forFunction<S extends z.ZodType, O>(
+  task: TaskDefinition<S, O>,
+  spec: { readonly name: string; readonly steps: readonly string[] },
+): TaskDefinition<S, O> {
+  return { ...task, name: spec.name, steps: spec.steps };
 }
 
 /**
@@ -87,6 +97,12 @@ export function taskHandler<S extends z.ZodType, O>(
       throw new InvalidTaskInput(
         `${task.name} received an invalid event:`,
         parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`),
+      );
+    }
+    const step = (parsed.data as { step?: unknown }).step;
+    if (task.steps !== undefined && (typeof step !== 'string' || !task.steps.includes(step))) {
+      throw new InvalidTaskInput(
+        `${task.name} runs ${task.steps.join(', ')}, not step ${JSON.stringify(step)}: the state machine names the wrong function`,
       );
     }
     // Every payload names the config version its state machine was deployed with (`config`); locally, "local".

@@ -27,18 +27,45 @@ export function copyPath(deps: TaskDeps): 'server' | 'client' {
   return same ? 'server' : 'client';
 }
 
-async function recordChunk(
+/**
+ * Compares a chunk Copy Chunk has just copied (Validate Chunk, its own function): `validated` when both sides
+ * agree; otherwise left `copied`, with both checksums, for Validate Table to copy again and judge. A chunk already
+ * compared (checksums recorded), validated or changing is left as it is: the step is idempotent.
+ */
+export async function validateChunk(
   deps: TaskDeps,
   runId: string,
+  execution: string,
   table: string,
-  n: number,
-  rows: number,
-  check: { source: string; target: string; equal: boolean },
-): Promise<void> {
-  await deps.target.execute(
-    'UPDATE migration_chunks SET status = ?, rows_copied = ?, source_checksum = ?, target_checksum = ?, attempts = attempts + 1, isolated_at = NULL WHERE run_id = ? AND table_name = ? AND chunk_no = ?',
-    [check.equal ? 'validated' : 'copied', rows, check.source, check.target, runId, table, n],
+  mode: 'tenant' | 'global',
+  chunk: Chunk,
+): Promise<{ table: string; n: number; equal: boolean | null }> {
+  const [row] = await deps.target.query(
+    'SELECT status, source_checksum FROM migration_chunks WHERE run_id = ? AND table_name = ? AND chunk_no = ?',
+    [runId, table, chunk.n],
   );
+  const status = row === undefined ? null : strOrNull(row, 'status');
+  if (status === 'validated') return { table, n: chunk.n, equal: true };
+  if (status !== 'copied' || strOrNull(row ?? {}, 'source_checksum') !== null)
+    return { table, n: chunk.n, equal: null };
+  await assertRunOwner(deps.target, runId, execution);
+  const context = await runContext(deps, runId);
+  const job = copyJob(context, table);
+  const quarantine =
+    mode === 'tenant' ? await quarantinedKeys(deps, table, job, deps.target, { runId, n: chunk.n }) : [];
+  const check = await compareChunk(deps, runId, table, exactBounds(job, chunk), quarantine);
+  await deps.target.execute(
+    "UPDATE migration_chunks SET status = ?, source_checksum = ?, target_checksum = ?, isolated_at = NULL WHERE run_id = ? AND table_name = ? AND chunk_no = ? AND status = 'copied'",
+    [
+      check.equal ? 'validated' : 'copied',
+      formatChecksum(check.source),
+      formatChecksum(check.target),
+      runId,
+      table,
+      chunk.n,
+    ],
+  );
+  return { table, n: chunk.n, equal: check.equal };
 }
 
 /**
@@ -89,7 +116,7 @@ export async function copyChunk(
   }
 }
 
-/** The work of a claimed chunk: copied (one transaction on the client path), then compared and recorded. */
+/** The work of a claimed chunk: copied (one transaction on the client path) and recorded `copied`. */
 async function copyClaimed(
   deps: TaskDeps,
   runId: string,
@@ -111,23 +138,15 @@ async function copyClaimed(
         await deps.target.transaction((tx) =>
           copyClientSide(deps, tx, context, table, mode, bounds, job, exact),
         );
-  if (exact) {
-    // Validate Table judges a re-copy itself: the chunk only stops being in flight.
-    await deps.target.execute(
-      "UPDATE migration_chunks SET status = 'copied', rows_copied = ?, attempts = attempts + 1, isolated_at = NULL WHERE run_id = ? AND table_name = ? AND chunk_no = ?",
-      [result.rows, runId, table, chunk.n],
-    );
-    return { table, n: chunk.n, ...result, skipped: false, path };
-  }
-  // Compared at once: a chunk that differs is left 'copied' for Validate Table to copy again and judge.
-  const quarantine =
-    mode === 'tenant' ? await quarantinedKeys(deps, table, job, deps.target, { runId, n: chunk.n }) : [];
-  const check = await compareChunk(deps, runId, table, bounds, quarantine);
-  await recordChunk(deps, runId, table, chunk.n, result.rows, {
-    source: formatChecksum(check.source),
-    target: formatChecksum(check.target),
-    equal: check.equal,
-  });
+  // Validate Table judges a re-copy itself: the chunk only stops being in flight. A first copy is compared next,
+  // by Validate Chunk (its checksums cleared here say it has not been yet).
+  await deps.target.execute(
+    exact
+      ? "UPDATE migration_chunks SET status = 'copied', rows_copied = ?, attempts = attempts + 1, isolated_at = NULL WHERE run_id = ? AND table_name = ? AND chunk_no = ?"
+      : "UPDATE migration_chunks SET status = 'copied', rows_copied = ?, source_checksum = NULL, target_checksum = NULL, attempts = attempts + 1, isolated_at = NULL WHERE run_id = ? AND table_name = ? AND chunk_no = ?",
+    [result.rows, runId, table, chunk.n],
+  );
+  if (exact) return { table, n: chunk.n, ...result, skipped: false, path };
   deps.metrics.put('data', {
     RowsCopied: result.rows,
     RowsQuarantined: result.quarantined,

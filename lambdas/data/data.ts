@@ -1,7 +1,7 @@
 import { assertRunOwner } from '../core/ledger/phase-run.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { lookupColumns } from './context.ts';
-import { copyChunk } from './copy.ts';
+import { copyChunk, validateChunk } from './copy.ts';
 import { explainCopyFailure } from './explain.ts';
 import { finishData, interruptData } from './finish.ts';
 import { rebuildIndexes } from './indexes.ts';
@@ -20,6 +20,8 @@ export async function runData(input: DataInput, deps: TaskDeps): Promise<unknown
       return publishPlan(deps, input.runId, input.table, await planChunks(deps, input.runId, input.table));
     case 'copy-chunk':
       return copyChunk(deps, input.runId, input.execution, input.table, input.mode, input.chunk);
+    case 'validate-chunk':
+      return validateChunk(deps, input.runId, input.execution, input.table, input.mode, input.chunk);
     case 'build-indexes':
       await assertRunOwner(deps.target, input.runId, input.execution);
       return {

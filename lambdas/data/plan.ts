@@ -30,7 +30,8 @@ const MAX_REFERENCE_DEPTH = 64;
 
 /**
  * The most chunks one child execution of the copy's Distributed Map takes (ItemBatcher `MaxItemsPerBatchPath`):
- * each costs its child about 7 history events, 37 if every retry is spent, so a batch stays far inside the
+ * each costs its child about 12 history events (Copy Chunk, then Validate Chunk), 74 if every retry is spent, so a
+ * batch stays far inside the
  * 25,000-event limit (test/infra/budget.test.ts works it out from the ASL).
  */
 export const MAX_CHUNKS_PER_BATCH = 100;

@@ -6,7 +6,7 @@ import { keyComparison, parseKeyTuple } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { FUNCTIONS } from '../registry.ts';
+import { FUNCTIONS, IN_FLIGHT_LIMIT_SECONDS } from '../registry.ts';
 import { copyKey, exactKeyValues, runContext, tableInfo } from './context.ts';
 import { rebuildIndexes } from './indexes.ts';
 import { planLevels } from './plan.ts';
@@ -19,7 +19,7 @@ const PHASE = 'data' as const;
  * the timeout, and a rollback of any size finishes in bounded steps, each resumable from the ledger. Each step but
  * the last lasts at least this long, so an execution's time bounds its steps (test/infra/budget.test.ts).
  */
-export const ROLLBACK_STEP_MS = (FUNCTIONS.DataFunctionArn.timeoutMinutes * 60 * 1000 * 2) / 3;
+export const ROLLBACK_STEP_MS = (FUNCTIONS.DataRollbackFunctionArn.timeoutMinutes * 60 * 1000 * 2) / 3;
 
 /** What a data rollback has not removed yet: rows in migrated tables, and indexes it has not rebuilt. */
 export interface DataLeftovers {
@@ -195,7 +195,7 @@ async function copiesEnded(deps: TaskDeps, runs: readonly string[], deadline: nu
     const [inFlight] = await deps.target.query(
       `SELECT COUNT(*) AS n FROM migration_chunks WHERE run_id IN (${runs.map(() => '?').join(', ')}) AND status = 'copying'
           AND updated_at > CURRENT_TIMESTAMP(3) - INTERVAL ? SECOND`,
-      [...runs, FUNCTIONS.DataFunctionArn.timeoutMinutes * 60],
+      [...runs, IN_FLIGHT_LIMIT_SECONDS],
     );
     if (inFlight === undefined || num(inFlight, 'n') === 0) return true;
     if (Date.now() > deadline || deps.signal.aborted) return false;

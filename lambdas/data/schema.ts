@@ -25,6 +25,8 @@ export const DataInput = z.discriminatedUnion('step', [
   z.object({ step: z.literal('start'), execution }),
   z.object({ step: z.literal('plan-chunks'), runId, execution, table, mode }),
   z.object({ step: z.literal('copy-chunk'), runId, execution, table, mode, chunk: Chunk }),
+  /** The chunk Copy Chunk just copied, compared on both sides. */
+  z.object({ step: z.literal('validate-chunk'), runId, execution, table, mode, chunk: Chunk }),
   z.object({
     step: z.literal('build-indexes'),
     runId,

@@ -1,9 +1,8 @@
-import { type TaskDeps, taskHandler } from '../core/task.ts';
 import { runData } from './data.ts';
 import { DataInput } from './schema.ts';
 
-/** The data task: its input schema and its logic, the same on Lambda and locally. */
+/**
+ * The data phase's tasks: one input schema (a union on `step`) and one dispatch. Each function of the registry runs
+ * the steps its entry names (`lambdas/data/handler.ts` on Lambda; the local runtime serves the same task).
+ */
 export const task = { name: 'data', input: DataInput, run: runData };
-
-/** The handler with dependencies given, for the local runtime (the Lambda entry point is in handler.ts). */
-export const createHandler = (deps: () => Promise<TaskDeps>) => taskHandler(task, () => deps());

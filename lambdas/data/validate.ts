@@ -25,9 +25,9 @@ async function recordCheck(
 
 /**
  * Every chunk of a table compared on both sides: COUNT and a 64-bit checksum over every column and a NULL
- * bitmap, computed in SQL (quarantined rows left out of the source, tenant_bid out of the target). Copy Chunk
- * compares its chunk as soon as it is written; this step compares the chunks not yet validated (a mismatch, a
- * chunk copied before a crash).
+ * bitmap, computed in SQL (quarantined rows left out of the source, tenant_bid out of the target). Validate
+ * Chunk compares each chunk as soon as Copy Chunk has written it; this step compares the chunks not yet validated
+ * (a mismatch, a chunk copied before a crash).
  *
  * The source is live (AI-Shifu keeps serving while it migrates): a chunk that differs is copied again, exactly
  * (the target range made equal to the source range as it is now, deletes included). If it still differs, its

@@ -1,8 +1,9 @@
 import { lambdaHandler } from '../core/lambda.ts';
+import { FUNCTIONS } from '../registry.ts';
 import { task } from './task.ts';
 
-/**
- * The Lambda entry point: dependencies for the config version the event names (once per container and version),
- * Powertools' logs, metrics and traces around the task.
- */
-export const handler = lambdaHandler(task);
+// The Lambda entry points of the foundation functions, one export per function (its registry entry's `handler`).
+export const start = lambdaHandler(task, FUNCTIONS.FoundationStartFunctionArn);
+export const create = lambdaHandler(task, FUNCTIONS.FoundationCreateFunctionArn);
+export const verify = lambdaHandler(task, FUNCTIONS.FoundationVerifyFunctionArn);
+export const rollback = lambdaHandler(task, FUNCTIONS.FoundationRollbackFunctionArn);

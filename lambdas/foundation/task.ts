@@ -1,9 +1,8 @@
-import { type TaskDeps, taskHandler } from '../core/task.ts';
 import { runFoundation } from './foundation.ts';
 import { FoundationInput } from './schema.ts';
 
-/** The foundation task: its input schema and its logic, the same on Lambda and locally. */
+/**
+ * The foundation phase's tasks: one input schema (a union on `step`) and one dispatch. Each function of the registry runs
+ * the steps its entry names (`lambdas/foundation/handler.ts` on Lambda; the local runtime serves the same task).
+ */
 export const task = { name: 'foundation', input: FoundationInput, run: runFoundation };
-
-/** The handler with dependencies given, for the local runtime (the Lambda entry point is in handler.ts). */
-export const createHandler = (deps: () => Promise<TaskDeps>) => taskHandler(task, () => deps());

@@ -68,9 +68,16 @@ export function progressPrinter(out: Output, definition: LoadedDefinition): (eve
       case 'StateExited': {
         const started = resumedRun(event.state.name, event.state.output);
         if (started !== null) out.info(`${clock()}    ${started}`);
-        const output = event.state.output as { rows?: unknown; skipped?: unknown } | undefined;
-        if (event.state.name === 'Copy Chunk' && typeof output?.rows === 'number' && output.skipped !== true)
-          rows += output.rows;
+        // Copy Chunk puts its result at $.copied (Validate Chunk then takes the chunk from the state's input).
+        const copiedChunk = (
+          event.state.output as { copied?: { rows?: unknown; skipped?: unknown } } | undefined
+        )?.copied;
+        if (
+          event.state.name === 'Copy Chunk' &&
+          typeof copiedChunk?.rows === 'number' &&
+          copiedChunk.skipped !== true
+        )
+          rows += copiedChunk.rows;
         break;
       }
       case 'StateEntered':

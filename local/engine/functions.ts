@@ -1,15 +1,30 @@
 import type { Context } from 'aws-lambda';
-import { LOCAL_CONFIG, type TaskDeps } from '../../lambdas/core/task.ts';
-import { FUNCTIONS, type FunctionKey } from '../../lambdas/registry.ts';
+import type { z } from 'zod';
+import type { ArchiveStore } from '../../lambdas/core/archive/port.ts';
+import type { SqlClient } from '../../lambdas/core/sql/port.ts';
+import {
+  forFunction,
+  LOCAL_CONFIG,
+  type TaskDefinition,
+  type TaskDeps,
+  taskHandler,
+} from '../../lambdas/core/task.ts';
+import {
+  FUNCTIONS,
+  type FunctionKey,
+  type FunctionSpec,
+  type Reach,
+  type TaskModule,
+} from '../../lambdas/registry.ts';
 import type { Invoke } from './run.ts';
 
 /** The task module that serves each function locally: the same task the stack bundles, without Powertools. */
 const LOADERS = {
-  AssessFunctionArn: () => import('../../lambdas/assess/task.ts'),
-  FoundationFunctionArn: () => import('../../lambdas/foundation/task.ts'),
-  DataFunctionArn: () => import('../../lambdas/data/task.ts'),
-  ControlFunctionArn: () => import('../../lambdas/control/task.ts'),
-} as const satisfies Record<FunctionKey, unknown>;
+  assess: () => import('../../lambdas/assess/task.ts'),
+  foundation: () => import('../../lambdas/foundation/task.ts'),
+  data: () => import('../../lambdas/data/task.ts'),
+  control: () => import('../../lambdas/control/task.ts'),
+} as const satisfies Record<TaskModule, unknown>;
 
 /** What `definitionSubstitutions` gives locally: a Lambda ARN per function (nothing is called on AWS). */
 export function localSubstitutions(): Record<string, string> {
@@ -44,15 +59,80 @@ function lambdaContext(functionName: string, timeoutMs: number): Context {
 }
 
 /**
- * Serves Task states from the very handler modules the Lambdas deploy: each module's `createHandler`
- * wraps the same middy chain and logic, with these dependencies and the invocation's abort signal.
+ * A function reached something its registry entry does not grant: on AWS its IAM policy would refuse it. Locally
+ * the same refusal, so every local run and test holds the registry to what each function does.
+ */
+export class NotGranted extends Error {
+  override name = 'NotGranted';
+}
+
+function refuse(spec: FunctionSpec, reach: Reach, what: string): never {
+  throw new NotGranted(
+    `${spec.name} ${what}, but its registry entry (lambdas/registry.ts) does not grant ${JSON.stringify(reach)}: add it to its reaches, and the stack grants it`,
+  );
+}
+
+function guardedSql(client: SqlClient, spec: FunctionSpec, reach: 'source' | 'target'): SqlClient {
+  if (spec.reaches.includes(reach)) return client;
+  const no = (): never => refuse(spec, reach, `ran a statement on the ${reach} database`);
+  return {
+    ...client,
+    query: async () => no(),
+    execute: async () => no(),
+    batch: async () => no(),
+    transaction: async () => no(),
+    close: () => client.close(),
+  };
+}
+
+function guardedArchive(archive: ArchiveStore, spec: FunctionSpec): ArchiveStore {
+  const may = (reach: Reach, what: string) => {
+    if (!spec.reaches.includes(reach)) refuse(spec, reach, what);
+  };
+  return {
+    location: archive.location,
+    address: (key) => archive.address(key),
+    keyAt: (address) => archive.keyAt(address),
+    put: async (key, body, options) => {
+      may('archive:put', `put ${key} in the archive`);
+      return archive.put(key, body, options);
+    },
+    get: async (key) => {
+      may('archive:get', `read ${key} from the archive`);
+      return archive.get(key);
+    },
+    list: async (prefix) => {
+      may('archive:list', `listed ${prefix} in the archive`);
+      return archive.list(prefix);
+    },
+  };
+}
+
+/** A function's dependencies, reaching only what its registry entry grants. */
+export function grantedDeps(deps: TaskDeps, spec: FunctionSpec): TaskDeps {
+  return {
+    ...deps,
+    source: guardedSql(deps.source, spec, 'source'),
+    target: guardedSql(deps.target, spec, 'target'),
+    targetServer: guardedSql(deps.targetServer, spec, 'target'),
+    archive: guardedArchive(deps.archive, spec),
+  };
+}
+
+/**
+ * Serves Task states from the task modules the Lambdas deploy: each function runs its module's task, limited to
+ * its steps (as on Lambda), with these dependencies reaching only what the function is granted, and the
+ * invocation's abort signal.
  */
 export function localInvoker(base: Omit<TaskDeps, 'signal'>): Invoke {
   return async (functionKey, event, signal) => {
-    const fn = FUNCTIONS[functionKey as FunctionKey];
-    if (fn === undefined) throw new TypeError(`no local handler for ${functionKey}`);
-    const { createHandler } = await LOADERS[functionKey as FunctionKey]();
-    const handler = createHandler(async () => ({ ...base, signal }));
-    return handler(event, lambdaContext(`shifu-migrate-${fn.name}`, 15 * 60 * 1000));
+    const spec: FunctionSpec | undefined = FUNCTIONS[functionKey as FunctionKey];
+    if (spec === undefined) throw new TypeError(`no local handler for ${functionKey}`);
+    const { task } = await LOADERS[spec.module]();
+    // Each module's task takes its own input union; the function's steps say which part of it.
+    const handler = taskHandler(forFunction(task as TaskDefinition<z.ZodType, unknown>, spec), async () =>
+      grantedDeps({ ...base, signal }, spec),
+    );
+    return handler(event, lambdaContext(`shifu-migrate-${spec.name}`, spec.timeoutMinutes * 60 * 1000));
   };
 }

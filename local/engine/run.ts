@@ -86,7 +86,7 @@ export class MapIterationCancelled extends Error {
 }
 
 /**
- * Runs a state machine with aws-local-stepfunctions, closing its gaps (DESIGN.md §7): Task states run our
+ * Runs a state machine with aws-local-stepfunctions, closing its gaps (docs/architecture.md, "The local runtime"): Task states run our
  * handlers in process; Wait and Retry pauses are scaled down; and once a Map iteration fails, no sibling
  * iteration starts new work, in-flight siblings see their Map's signal aborted, and states outside the Map
  * (the rollback) start only after those siblings have stopped.

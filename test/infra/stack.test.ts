@@ -8,6 +8,7 @@ import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../../lambdas/core/config/schema.ts';
 import { InputError } from '../../lambdas/core/errors.ts';
+import { FUNCTIONS, type FunctionKey, type FunctionSpec, type Reach } from '../../lambdas/registry.ts';
 import { ShifuMigrateStack } from '../../lib/shifu-migrate-stack.ts';
 import { demoConfig } from '../../local/demo/config.ts';
 
@@ -40,28 +41,35 @@ const logicalId = (construct: { node: { defaultChild?: unknown } }) =>
   stack.getLogicalId(construct.node.defaultChild as never);
 
 describe('migration stack', () => {
-  it('deploys one Node 24 arm64 function per task with the config in its environment', () => {
-    for (const name of ['assess', 'foundation', 'data', 'control']) {
-      template.hasResourceProperties('AWS::Lambda::Function', {
+  it('deploys one Node 24 arm64 function per registry entry, with its handler, memory, timeout and concurrency', () => {
+    const fns = stack.functions.functions;
+    const resources = template.findResources('AWS::Lambda::Function');
+    for (const [key, spec] of Object.entries(FUNCTIONS) as [FunctionKey, FunctionSpec][]) {
+      const props = resources[logicalId(fns[key])]?.Properties;
+      expect(props, spec.name).toMatchObject({
         Runtime: 'nodejs24.x',
         Architectures: ['arm64'],
-        Handler: 'index.handler',
+        Handler: `index.${spec.handler}`,
+        MemorySize: spec.memoryMb,
+        Timeout: spec.timeoutMinutes * 60,
         TracingConfig: { Mode: 'Active' },
-        LoggingConfig: { LogGroup: Match.anyValue() },
+        LoggingConfig: { LogGroup: expect.anything() },
         Environment: {
-          Variables: Match.objectLike({
+          Variables: expect.objectContaining({
             NODE_OPTIONS: '--enable-source-maps',
-            SHIFU_MIGRATE_ARCHIVE: Match.anyValue(),
+            SHIFU_MIGRATE_ARCHIVE: expect.anything(),
             SHIFU_MIGRATE_CONFIG_KEY: stack.functions.configKey,
           }),
         },
       });
-      expect(
-        stack.functions.functions[
-          `${name[0]?.toUpperCase()}${name.slice(1)}FunctionArn` as 'AssessFunctionArn'
-        ],
-      ).toBeDefined();
+      expect(props.ReservedConcurrentExecutions, spec.name).toBe(spec.reservedConcurrency?.(config));
     }
+    // The copies' functions are held to the concurrency the data state machine starts: tables at once × chunks.
+    expect(resources[logicalId(fns.DataCopyChunkFunctionArn)]?.Properties.ReservedConcurrentExecutions).toBe(
+      2 * config.chunking.maxConcurrency,
+    );
+    // One function per registry entry, and CDK's custom-resource provider.
+    template.resourceCountIs('AWS::Lambda::Function', Object.keys(FUNCTIONS).length + 1);
     // The config is not in the environment (4 KB): it is a version in the archive, which every state machine names.
     const environment = JSON.stringify(template.findResources('AWS::Lambda::Function'));
     expect(environment).not.toContain('shifu_legacy');
@@ -132,7 +140,11 @@ describe('migration stack', () => {
     );
     const big = ConfigSchema.parse({ ...config, tables: { ...config.tables, ...tables } });
     expect(JSON.stringify(big).length).toBeGreaterThan(4 * 1024 * 3);
-    const bigApp = new App({ outdir: mkdtempSync(join(tmpdir(), 'smt-cdk-')) });
+    // No bundling: the functions are the same as above, only the config differs.
+    const bigApp = new App({
+      outdir: mkdtempSync(join(tmpdir(), 'smt-cdk-')),
+      context: { 'aws:cdk:bundling-stacks': [] },
+    });
     const bigStack = new ShifuMigrateStack(bigApp, 'ShifuMigrateBig', {
       config: big,
       env: { account: '123456789012', region: 'eu-west-1' },
@@ -147,78 +159,109 @@ describe('migration stack', () => {
     expect(bigStack.functions.configKey).not.toBe(stack.functions.configKey);
   });
 
-  it('grants the Data API on both clusters, their secrets, and the archive bucket to each function', () => {
-    const policies = Object.values(template.findResources('AWS::IAM::Policy')).map((p) => JSON.stringify(p));
-    const dataPolicy = policies.find(
-      (p) => p.includes('rds-data:ExecuteStatement') && p.includes(cluster('legacy')),
-    );
-    expect(dataPolicy).toBeDefined();
-    expect(dataPolicy).toContain(cluster('saas'));
-    expect(dataPolicy).toContain('secretsmanager:GetSecretValue');
-    expect(dataPolicy).toContain('s3:PutObject');
-    // The archive holds the legacy data's last copy: nothing may delete from it.
-    expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).not.toMatch(/s3:Delete/);
-    expect(policies.filter((p) => p.includes('rds-data:BeginTransaction'))).toHaveLength(4);
-    // The control function reads the ledger on the target and stops executions: nothing else.
-    const control = policies.find((p) => p.includes('states:StopExecution'));
-    expect(control).toBeDefined();
-    expect(control).toContain(cluster('saas'));
-    expect(control).toContain(secret('saas'));
-    expect(control).not.toContain(cluster('legacy'));
-    // In the archive, only the config versions, read.
-    expect(control?.match(/s3:[A-Za-z*]+/g)).toEqual(['s3:GetObject']);
-    expect(control).toContain('/migration/config/*');
-    expect(control).toContain('states:ListExecutions');
+  it('grants each function exactly what its registry entry says it reaches', () => {
+    const fns = stack.functions.functions;
+    const policies = Object.values(template.findResources('AWS::IAM::Policy'));
+    const statementsOf = (key: FunctionKey) => {
+      const role = stack.getLogicalId(fns[key].role?.node.defaultChild as never);
+      return policies
+        .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: role }]))
+        .flatMap(
+          (p) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[],
+        );
+    };
+    const bucket = logicalId(stack.archive.bucket);
+    for (const [key, spec] of Object.entries(FUNCTIONS) as [FunctionKey, FunctionSpec][]) {
+      const statements = statementsOf(key);
+      const on = (action: string) =>
+        JSON.stringify(
+          statements.filter((st) => [st.Action].flat().includes(action)).map((st) => st.Resource),
+        );
+      const actions = new Set(statements.flatMap((st) => [st.Action].flat()));
+      const has = (reach: Reach) => spec.reaches.includes(reach);
+      const why = `${spec.name} (${spec.reaches.join(', ')})`;
+      // Databases: the source read one statement at a time; the target with transactions.
+      expect(on('rds-data:ExecuteStatement').includes(cluster('legacy')), why).toBe(has('source'));
+      expect(on('rds-data:ExecuteStatement').includes(cluster('saas')), why).toBe(has('target'));
+      expect(on('rds-data:BeginTransaction').includes(cluster('legacy')), why).toBe(false);
+      expect(on('rds-data:BatchExecuteStatement').includes(cluster('legacy')), why).toBe(false);
+      expect(on('rds-data:BeginTransaction').includes(cluster('saas')), why).toBe(has('target'));
+      expect(on('secretsmanager:GetSecretValue').includes(secret('legacy')), why).toBe(has('source'));
+      expect(on('secretsmanager:GetSecretValue').includes(secret('saas')), why).toBe(has('target'));
+      // The archive: the config versions always; objects got, put and listed as stated; nothing deleted.
+      expect(on('s3:GetObject'), why).toContain('/migration/config/*');
+      expect(on('s3:GetObject').includes(`{"Fn::GetAtt":["${bucket}","Arn"]},"/*"`), why).toBe(
+        has('archive:get'),
+      );
+      expect(actions.has('s3:PutObject'), why).toBe(has('archive:put'));
+      expect(actions.has('s3:ListBucket'), why).toBe(has('archive:list'));
+      expect(
+        [...actions].filter((a) => /^s3:Delete|^s3:\*/.test(a)),
+        why,
+      ).toEqual([]);
+      expect(actions.has('kms:GenerateDataKey*'), why).toBe(has('archive:put'));
+      // Step Functions: only the rollback's stop lists and stops the phases' executions.
+      expect(actions.has('states:StopExecution'), why).toBe(has('executions'));
+      expect(actions.has('states:ListExecutions'), why).toBe(has('executions'));
+      // Nothing else: logs (the managed policy), X-Ray, and the above.
+      expect(
+        [...actions].filter((a) => !/^(rds-data|secretsmanager|s3|kms|states|xray):/.test(a)),
+        why,
+      ).toEqual([]);
+    }
+    // The issue's examples, spelled out: what validates cannot put objects; only the stop reaches Step Functions.
+    expect(JSON.stringify(statementsOf('DataValidateFunctionArn'))).not.toContain('s3:PutObject');
+    expect(JSON.stringify(statementsOf('DataCopyChunkFunctionArn'))).not.toContain('s3:PutObject');
+    expect(
+      (Object.keys(FUNCTIONS) as FunctionKey[]).filter((k) =>
+        JSON.stringify(statementsOf(k)).includes('states:StopExecution'),
+      ),
+    ).toEqual(['RollbackStopFunctionArn']);
     const machines = stack.phases.stateMachines;
-    expect(control).toContain(logicalId(machines.foundation));
-    expect(control).toContain(logicalId(machines.data));
-    expect(control).not.toContain(logicalId(machines.assess));
-    template.hasResourceProperties('AWS::Lambda::Function', {
-      Environment: {
-        Variables: Match.objectLike({
-          SHIFU_MIGRATE_STATE_MACHINES: {
-            'Fn::Join': [
-              '',
-              [
-                '{"foundation":"',
-                { Ref: logicalId(machines.foundation) },
-                '","data":"',
-                { Ref: logicalId(machines.data) },
-                '"}',
-              ],
-            ],
-          },
-        }),
-      },
+    const stop = JSON.stringify(statementsOf('RollbackStopFunctionArn'));
+    expect(stop).toContain(logicalId(machines.foundation));
+    expect(stop).toContain(logicalId(machines.data));
+    expect(stop).not.toContain(logicalId(machines.assess));
+    expect(
+      template.findResources('AWS::Lambda::Function')[logicalId(fns.RollbackStopFunctionArn)]?.Properties
+        .Environment.Variables.SHIFU_MIGRATE_STATE_MACHINES,
+    ).toEqual({
+      'Fn::Join': [
+        '',
+        [
+          '{"foundation":"',
+          { Ref: logicalId(machines.foundation) },
+          '","data":"',
+          { Ref: logicalId(machines.data) },
+          '"}',
+        ],
+      ],
     });
   });
 
   it('creates one state machine per ASL file calling the published version of the right functions', () => {
     const fns = stack.functions.functions;
     // The version, not $LATEST: an execution keeps calling the code it started with.
-    const arn = (key: keyof typeof fns) => ({
-      // CDK adds a hash of the code to a version's logical id when it synthesizes.
-      Ref: Match.stringLikeRegexp(
-        `^${stack.getLogicalId(fns[key].currentVersion.node.defaultChild as never)}`,
-      ),
-    });
     template.resourceCountIs('AWS::StepFunctions::StateMachine', 4);
+    const machines = template.findResources('AWS::StepFunctions::StateMachine');
+    for (const [name, machine] of Object.entries(stack.phases.stateMachines)) {
+      const file = readFileSync(
+        join(import.meta.dirname, '..', '..', 'statemachines', `${name}.asl.json`),
+        'utf8',
+      );
+      const named = [
+        ...new Set([...file.matchAll(/\$\{(\w+FunctionArn)\}/g)].map((m) => m[1] as FunctionKey)),
+      ];
+      const substitutions = machines[logicalId(machine)]?.Properties.DefinitionSubstitutions;
+      expect(Object.keys(substitutions).sort(), name).toEqual([...named, 'ConfigKey'].sort());
+      for (const key of named)
+        expect(substitutions[key].Ref, `${name} ${key}`).toMatch(
+          new RegExp(`^${stack.getLogicalId(fns[key].currentVersion.node.defaultChild as never)}`),
+        );
+    }
     template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-      DefinitionSubstitutions: Match.objectLike({ AssessFunctionArn: arn('AssessFunctionArn') }),
       TracingConfiguration: { Enabled: true },
       LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
-    });
-    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-      DefinitionSubstitutions: Match.objectLike({ FoundationFunctionArn: arn('FoundationFunctionArn') }),
-    });
-    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-      DefinitionSubstitutions: Match.objectLike({ DataFunctionArn: arn('DataFunctionArn') }),
-    });
-    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-      DefinitionSubstitutions: Match.objectLike({
-        FoundationFunctionArn: arn('FoundationFunctionArn'),
-        DataFunctionArn: arn('DataFunctionArn'),
-      }),
     });
     // Their logs go under /aws/vendedlogs/states/, where log delivery needs no resource policy per group.
     for (const group of Object.values(template.findResources('AWS::Logs::LogGroup')).filter((g) =>
@@ -245,14 +288,19 @@ describe('migration stack', () => {
     const fns = stack.functions.functions;
     const id = (key: keyof typeof fns) =>
       stack.getLogicalId(fns[key].currentVersion.node.defaultChild as never);
-    expect(policyOf('assess')).toContain(id('AssessFunctionArn'));
-    expect(policyOf('assess')).not.toContain(id('DataFunctionArn'));
-    expect(policyOf('data')).toContain(id('DataFunctionArn'));
-    expect(policyOf('data')).not.toContain(id('FoundationFunctionArn'));
-    expect(policyOf('rollback')).toContain(id('FoundationFunctionArn'));
-    expect(policyOf('rollback')).toContain(id('DataFunctionArn'));
-    expect(policyOf('rollback')).toContain(id('ControlFunctionArn'));
-    expect(policyOf('rollback')).not.toContain(id('AssessFunctionArn'));
+    for (const name of Object.keys(machines) as (keyof typeof machines)[]) {
+      const file = readFileSync(
+        join(import.meta.dirname, '..', '..', 'statemachines', `${name}.asl.json`),
+        'utf8',
+      );
+      for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
+        expect(policyOf(name).includes(id(key)), `${name} ${key}`).toBe(file.includes(`\${${key}}`));
+      }
+    }
+    expect(policyOf('data')).toContain(id('DataCopyChunkFunctionArn'));
+    expect(policyOf('data')).not.toContain(id('FoundationCreateFunctionArn'));
+    expect(policyOf('rollback')).toContain(id('RollbackStopFunctionArn'));
+    expect(policyOf('rollback')).toContain(id('DataRollbackFunctionArn'));
   });
 
   it("lets the data state machine run its Distributed Map: its own children, and its runs' objects in the archive", () => {
@@ -393,9 +441,16 @@ describe('migration stack', () => {
     });
   });
 
-  it('charts rows copied, chunk durations and mismatches, and prints each state machine ARN', () => {
+  it('charts rows copied, chunk durations, mismatches and every function, and prints each state machine ARN', () => {
     const dashboard = JSON.stringify(template.findResources('AWS::CloudWatch::Dashboard'));
     for (const metric of ['RowsCopied', 'ChunkDuration', 'ChecksumMismatches', 'ExecutionsFailed'])
+      expect(dashboard).toContain(metric);
+    // A graph per function: invocations, errors, throttles and duration.
+    for (const [key, spec] of Object.entries(FUNCTIONS) as [FunctionKey, FunctionSpec][]) {
+      expect(dashboard).toContain(`${spec.name}: invocations, errors, throttles; duration p90`);
+      expect(dashboard).toContain(logicalId(stack.functions.functions[key]));
+    }
+    for (const metric of ['Invocations', 'Errors', 'Throttles', 'Duration'])
       expect(dashboard).toContain(metric);
     for (const name of ['assess', 'foundation', 'data', 'rollback']) {
       template.hasOutput(`${name}StateMachineArn`, {
@@ -414,16 +469,29 @@ describe('migration stack', () => {
     const bundles = assets
       .map((d) => join(assembly.directory, d))
       .filter((d) => existsSync(join(d, 'index.mjs')));
+    // One bundle per module (lambdas/<module>/handler.ts): its functions share it, each with its own export.
     expect(bundles).toHaveLength(4);
+    const exported: string[] = [];
     for (const dir of bundles) {
       expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);
       // The AWS SDK is in the bundle (the version the tests ran), not taken from the Lambda runtime.
       const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
       expect(code).not.toMatch(/from\s*["']@aws-sdk\//);
       expect(code).toContain('x-amz-user-agent');
-      const module = (await import(pathToFileURL(join(dir, 'index.mjs')).href)) as { handler?: unknown };
-      expect(typeof module.handler).toBe('function');
+      const module = (await import(pathToFileURL(join(dir, 'index.mjs')).href)) as Record<string, unknown>;
+      exported.push(
+        Object.entries(module)
+          .filter(([, value]) => typeof value === 'function')
+          .map(([name]) => name)
+          .sort()
+          .join(' '),
+      );
     }
+    // Each bundle exports exactly the handlers of one module's functions.
+    const byModule = new Map<string, string[]>();
+    for (const spec of Object.values(FUNCTIONS) as FunctionSpec[])
+      byModule.set(spec.module, [...(byModule.get(spec.module) ?? []), spec.handler]);
+    expect(exported.sort()).toEqual([...byModule.values()].map((h) => h.sort().join(' ')).sort());
   });
 });
 

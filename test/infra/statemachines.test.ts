@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FUNCTIONS, type FunctionKey } from '../../lambdas/registry.ts';
+import { FUNCTIONS, type FunctionKey, TABLES_AT_ONCE } from '../../lambdas/registry.ts';
 import { loadDefinition, STATEMACHINES_DIR } from '../../local/engine/definition.ts';
 import { localSubstitutions } from '../../local/engine/functions.ts';
 
@@ -189,6 +189,22 @@ describe.each(machines)('state machine $name', ({ name, definition }) => {
     expect(state.TimeoutSeconds).toBe((fn?.timeoutMinutes ?? 0) * 60);
   });
 
+  it.each(tasks)('Task "$task" calls the one function whose registry entry runs its step', ({ state }) => {
+    const parameters = (state as { Parameters?: { FunctionName?: string; Payload?: { step?: string } } })
+      .Parameters;
+    const [key] =
+      Object.entries(localSubstitutions()).find(([, value]) => value === parameters?.FunctionName) ?? [];
+    const step = parameters?.Payload?.step ?? '';
+    expect(FUNCTIONS[key as FunctionKey]?.steps as readonly string[] | undefined).toContain(step);
+    // No two functions of one module run the same step.
+    const module = FUNCTIONS[key as FunctionKey]?.module;
+    expect(
+      Object.values(FUNCTIONS).filter(
+        (f) => f.module === module && (f.steps as readonly string[]).includes(step),
+      ),
+    ).toHaveLength(1);
+  });
+
   it.each(tasks)('Task "$task" catches every error into a path that ends in a Fail', ({ task, catchers }) => {
     const all = (catchers ?? []).find((c) => c.ErrorEquals.includes('States.ALL'));
     expect(all, 'a Catch for States.ALL').toBeDefined();
@@ -233,6 +249,34 @@ describe('phase machines: which failures roll back', () => {
       );
       expect(resumable?.Next).toBe('Leave Run Resumable');
       expect(errorPath(machine, 'Leave Run Resumable').at(-1)).toBe('Data Interrupted');
+    }
+  });
+});
+
+describe('the function registry', () => {
+  const texts = machines.map((m) => readFileSync(join(STATEMACHINES_DIR, m.file), 'utf8')).join('\n');
+  it('has every function called by some state machine, and every step of it', () => {
+    for (const [key, spec] of Object.entries(FUNCTIONS)) {
+      expect(texts, spec.name).toContain(`\${${key}}`);
+      for (const step of spec.steps) expect(texts, `${spec.name} ${step}`).toContain(`"step": "${step}"`);
+    }
+  });
+
+  it("bounds the copies' concurrency by the tables the data machine copies at once", () => {
+    const data = machines.find((m) => m.name === 'data')?.definition as unknown as {
+      States: Record<string, { ItemProcessor?: { States: Record<string, { MaxConcurrency?: number }> } }>;
+    };
+    const level = data.States['Copy Levels']?.ItemProcessor?.States['Copy Level'];
+    expect(level?.MaxConcurrency).toBe(TABLES_AT_ONCE);
+  });
+
+  it('is what docs/deployment.md says, function by function', () => {
+    const docs = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'deployment.md'), 'utf8');
+    for (const spec of Object.values(FUNCTIONS)) {
+      const row = docs.split('\n').find((line) => line.startsWith(`| \`${spec.name}\` |`));
+      expect(row, spec.name).toBe(
+        `| \`${spec.name}\` | ${spec.steps.join(', ')} | ${spec.memoryMb} MB | ${spec.timeoutMinutes} min | ${'reservedConcurrency' in spec ? '2 × `chunking.maxConcurrency`' : ''} | ${spec.reaches.join(', ')} |`,
+      );
     }
   });
 });

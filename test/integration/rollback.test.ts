@@ -288,7 +288,8 @@ describe('rollback of the phase in flight', () => {
         timeScale: 0,
         invoke: async (key, event, signal) => {
           const input = event as DataInput;
-          if (key !== 'DataFunctionArn' || input.step !== 'rollback-phase') return invoke(key, event, signal);
+          if (key !== 'DataRollbackFunctionArn' || input.step !== 'rollback-phase')
+            return invoke(key, event, signal);
           steps++;
           return rollbackData({ ...deps, signal }, { kind: 'phase', ...input }, 1);
         },

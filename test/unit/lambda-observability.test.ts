@@ -38,12 +38,12 @@ async function printed(
 function context(requestId: string): Context {
   return {
     callbackWaitsForEmptyEventLoop: false,
-    functionName: 'shifu-migrate-control',
+    functionName: 'shifu-migrate-rollback-in-flight',
     functionVersion: '3',
-    invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:shifu-migrate-control:3',
+    invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:shifu-migrate-rollback-in-flight:3',
     memoryLimitInMB: '256',
     awsRequestId: requestId,
-    logGroupName: '/aws/lambda/shifu-migrate-control',
+    logGroupName: '/aws/lambda/shifu-migrate-rollback-in-flight',
     logStreamName: 'stream',
     getRemainingTimeInMillis: () => 120_000,
     done: () => {},
@@ -78,7 +78,7 @@ afterEach(() => vi.restoreAllMocks());
 
 describe('a Lambda entry point, with Powertools', () => {
   it('logs JSON lines with the Lambda context and the event keys, and counts the cold start once', async () => {
-    const { handler } = await import('../../lambdas/control/handler.ts');
+    const { inFlight: handler } = await import('../../lambdas/control/handler.ts');
     const event = { step: 'in-flight', runs: [], config: VERSION };
     const first = await printed(() => handler(event, context('req-1')));
     expect(first.error).toBeUndefined();
@@ -88,9 +88,9 @@ describe('a Lambda entry point, with Powertools', () => {
       expect(line).toMatchObject({
         level: 'INFO',
         service: SERVICE_NAME,
-        task: 'control',
+        task: 'rollback-in-flight',
         step: 'in-flight',
-        function_name: 'shifu-migrate-control',
+        function_name: 'shifu-migrate-rollback-in-flight',
         function_request_id: 'req-1',
         cold_start: true,
       });
@@ -109,17 +109,15 @@ describe('a Lambda entry point, with Powertools', () => {
           ],
         }),
         service: SERVICE_NAME,
-        function_name: 'shifu-migrate-control',
+        function_name: 'shifu-migrate-rollback-in-flight',
         ColdStart: 1,
       }),
     ]);
 
-    // A second invocation: a warm container, and keys of the first invocation gone.
+    // A second invocation: a warm container, and keys of the first invocation gone. A step of another function
+    // (the state machine names the wrong one) is refused.
     const bad = await printed(() =>
-      handler(
-        { step: 'lock', phase: 'nonsense', runs: [], execution: 'x', config: VERSION },
-        context('req-2'),
-      ),
+      handler({ step: 'lock', phase: 'data', runs: [], execution: 'x', config: VERSION }, context('req-2')),
     );
     expect((bad.error as Error).name).toBe('InvalidTaskInput');
     const failed = bad.lines.filter((l) => 'message' in l);
@@ -132,7 +130,10 @@ describe('a Lambda entry point, with Powertools', () => {
       execution: 'x',
       function_request_id: 'req-2',
       cold_start: false,
-      error: expect.objectContaining({ name: 'InvalidTaskInput', message: expect.stringContaining('phase') }),
+      error: expect.objectContaining({
+        name: 'InvalidTaskInput',
+        message: expect.stringContaining('rollback-in-flight runs in-flight, not step "lock"'),
+      }),
     });
     expect(bad.lines.some((l) => '_aws' in l)).toBe(false);
   });

@@ -3,8 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createFolderArchive } from '../../lambdas/core/archive/folder.ts';
+import type { ArchiveStore } from '../../lambdas/core/archive/port.ts';
 import { TransientDatabaseError } from '../../lambdas/core/errors.ts';
+import type { SqlClient } from '../../lambdas/core/sql/port.ts';
+import type { TaskDeps } from '../../lambdas/core/task.ts';
+import type { FunctionSpec, Reach } from '../../lambdas/registry.ts';
 import { InvalidStateMachine, loadDefinition } from '../../local/engine/definition.ts';
+import { grantedDeps, localInvoker, NotGranted } from '../../local/engine/functions.ts';
 import { localExecutionId, runLocal } from '../../local/engine/run.ts';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'statemachines');
@@ -297,5 +302,69 @@ describe('local runtime: a Distributed Map', () => {
       invoke: async () => ({}),
     });
     expect(await result).toMatchObject({ status: 'FAILED', error: 'States.ItemReaderFailed' });
+  });
+});
+
+describe('functions reach only what the registry grants them', () => {
+  const spec = (reaches: Reach[]): FunctionSpec => ({
+    name: 'data-validate',
+    module: 'data',
+    handler: 'validate',
+    steps: ['validate-chunk'],
+    timeoutMinutes: 15,
+    memoryMb: 2048,
+    reaches,
+  });
+  const calls: string[] = [];
+  const sql = (which: string) =>
+    ({
+      query: async () => {
+        calls.push(`${which} query`);
+        return [];
+      },
+      close: async () => {},
+    }) as unknown as SqlClient;
+  const archive = {
+    location: 'folder',
+    address: (key: string) => ({ bucket: 'b', key }),
+    keyAt: () => undefined,
+    put: async (key: string) => {
+      calls.push(`put ${key}`);
+    },
+    get: async (key: string) => {
+      calls.push(`get ${key}`);
+      return undefined;
+    },
+    list: async () => [],
+  } as ArchiveStore;
+  const base = {
+    source: sql('source'),
+    target: sql('target'),
+    targetServer: sql('targetServer'),
+    archive,
+  } as unknown as TaskDeps;
+
+  it('refuses, naming the function and the grant, what its entry does not state', async () => {
+    const deps = grantedDeps(base, spec(['target', 'archive:get']));
+    await deps.target.query('SELECT 1');
+    await deps.archive.get('runs/x/schema.json');
+    expect(deps.archive.address('k')).toEqual({ bucket: 'b', key: 'k' });
+    await expect(deps.archive.put('runs/x', 'y')).rejects.toThrow(
+      /data-validate put runs\/x in the archive, but its registry entry \(lambdas\/registry\.ts\) does not grant "archive:put"/,
+    );
+    await expect(deps.source.query('SELECT 1')).rejects.toThrow(NotGranted);
+    await expect(deps.archive.list('runs/')).rejects.toThrow(/does not grant "archive:list"/);
+    expect(calls).toEqual(['target query', 'get runs/x/schema.json']);
+  });
+
+  it('refuses a step its function does not run: a state machine naming the wrong function', async () => {
+    const invoke = localInvoker({} as Omit<TaskDeps, 'signal'>);
+    await expect(
+      invoke(
+        'DataValidateFunctionArn',
+        { step: 'finish', runId: 'data-20261201T000000Z-abc123', execution: 'x', config: 'local' },
+        new AbortController().signal,
+      ),
+    ).rejects.toThrow(/data-validate runs validate-chunk, validate-table, not step "finish"/);
   });
 });

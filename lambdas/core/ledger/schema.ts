@@ -143,7 +143,7 @@ export const LEDGER_COLUMNS: readonly {
   { table: 'migration_quarantine', column: 'chunk_no', definition: 'INT NULL' },
 ];
 
-/** Tables of the multi-tenant model that foundation creates (DESIGN.md §4), apart from migrated tables. */
+/** Tables of the multi-tenant model that foundation creates (docs/architecture.md), apart from migrated tables. */
 export const TENANT_TABLES: readonly { readonly name: string; readonly body: string }[] = [
   {
     name: 'tenant_tenants',

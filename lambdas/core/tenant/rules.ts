@@ -3,7 +3,7 @@ import { tenantRules } from '../config/schema.ts';
 import type { SqlValue } from '../sql/port.ts';
 
 /**
- * Tenant rules (DESIGN.md §5) evaluated in JS, for rows the client-side copy holds. They must give what the
+ * Tenant rules (docs/configuration.md) evaluated in JS, for rows the client-side copy holds. They must give what the
  * SQL form (sql.ts) gives for the same row: comparisons are exact (no collation), e-mail domains are trimmed
  * of spaces and lower-cased the way `LOWER(TRIM(SUBSTRING_INDEX(TRIM(c), '@', -1)))` does. A test checks the
  * two agree on every demo row.

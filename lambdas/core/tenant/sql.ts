@@ -11,7 +11,7 @@ import type { TableInfo } from '../schema/types.ts';
 import type { SqlParam } from '../sql/port.ts';
 
 /**
- * Tenant rules (DESIGN.md §5) as SQL over the source database: one expression per table that yields the
+ * Tenant rules (docs/configuration.md) as SQL over the source database: one expression per table that yields the
  * tenant bid of a row, so counts and checks run on the server without moving rows.
  */
 export interface RuleContext {
