@@ -2,7 +2,8 @@ import type { Config } from './core/config/schema.ts';
 
 /**
  * What a function reaches; the stack grants exactly these, and the local runtime refuses the rest to each task.
- * - `source`: the legacy database, read (Data API `ExecuteStatement` on its cluster, read on its secret);
+ * - `source`: the legacy database, read (Data API statements and read-only transactions on its cluster, never
+ *   batches; read on its secret);
  * - `target`: the multi-tenant database, read and write (Data API with transactions, its secret);
  * - `archive:get`, `archive:put`, `archive:list`: objects in the archive (never delete: it keeps the legacy data's
  *   last copy); every function also reads its config version there;
@@ -50,7 +51,7 @@ export const FUNCTIONS = {
     steps: ['plan'],
     timeoutMinutes: 15,
     memoryMb: 1024,
-    reaches: ['source', 'target', 'archive:put'],
+    reaches: ['source', 'archive:put'],
   },
   AssessTableFunctionArn: {
     name: 'assess-table',
@@ -163,7 +164,7 @@ export const FUNCTIONS = {
     steps: ['build-indexes'],
     timeoutMinutes: 15,
     memoryMb: 512,
-    reaches: ['target', 'archive:get'],
+    reaches: ['target'],
   },
   DataVerifyIsolationFunctionArn: {
     name: 'data-verify-isolation',
@@ -172,7 +173,7 @@ export const FUNCTIONS = {
     steps: ['verify-isolation'],
     timeoutMinutes: 15,
     memoryMb: 1024,
-    reaches: ['source', 'target', 'archive:get'],
+    reaches: ['target', 'archive:get'],
   },
   DataFinishFunctionArn: {
     name: 'data-finish',
@@ -181,7 +182,7 @@ export const FUNCTIONS = {
     steps: ['finish', 'interrupt'],
     timeoutMinutes: 5,
     memoryMb: 512,
-    reaches: ['source', 'target'],
+    reaches: ['source', 'target', 'archive:get'],
   },
   DataRollbackFunctionArn: {
     name: 'data-rollback',

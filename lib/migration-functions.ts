@@ -181,11 +181,16 @@ export class MigrationFunctions extends Construct {
         if (!reaches.has(which) || database === undefined) continue;
         iam.Grant.addToPrincipal({
           grantee: fn,
-          // The source is only read: one statement at a time, no transactions, no batches (its database user is
-          // what makes it read-only; the Data API cannot).
+          // The source is only read: statements, and transactions for a row read in slices (one snapshot), no
+          // batches (its database user is what makes it read-only; the Data API cannot).
           actions:
             which === 'source'
-              ? ['rds-data:ExecuteStatement']
+              ? [
+                  'rds-data:ExecuteStatement',
+                  'rds-data:BeginTransaction',
+                  'rds-data:CommitTransaction',
+                  'rds-data:RollbackTransaction',
+                ]
               : [
                   'rds-data:ExecuteStatement',
                   'rds-data:BatchExecuteStatement',
@@ -200,6 +205,8 @@ export class MigrationFunctions extends Construct {
       // Every function reads its config version; beyond that, get, put and list as stated, never delete (the
       // archive keeps the legacy data's last copy, and its older versions).
       const objects = props.archive.arnForObjects('*');
+      // A function that gets objects may also list the bucket: without s3:ListBucket, S3 answers a missing key
+      // with 403 AccessDenied instead of 404, and a missing object could not be told from a refused one.
       const objectActions = [
         ...(reaches.has('archive:get') ? ['s3:GetObject'] : []),
         ...(reaches.has('archive:put') ? ['s3:PutObject', 's3:AbortMultipartUpload'] : []),
@@ -212,7 +219,7 @@ export class MigrationFunctions extends Construct {
       );
       if (objectActions.length > 0)
         fn.addToRolePolicy(new iam.PolicyStatement({ actions: objectActions, resources: [objects] }));
-      if (reaches.has('archive:list'))
+      if (reaches.has('archive:list') || reaches.has('archive:get'))
         fn.addToRolePolicy(
           new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [props.archive.bucketArn] }),
         );

@@ -1,3 +1,4 @@
+import type { ArchiveStore } from '../core/archive/port.ts';
 import type { Config } from '../core/config/schema.ts';
 import { tenantRules } from '../core/config/schema.ts';
 import { introspect } from '../core/schema/introspect.ts';
@@ -28,12 +29,31 @@ export interface RunContext {
 export const MAX_REMEMBERED_PARENTS = 100_000;
 
 const schemaKey = (runId: string) => `runs/${runId}/schema.json`;
-const cache = new Map<string, RunContext>();
+/**
+ * Run contexts in memory, per archive store: on Lambda one per container (its dependencies are built once per
+ * config version), locally one per function, so a local run reads the archive where a function on Lambda would.
+ */
+const caches = new WeakMap<ArchiveStore, Map<string, RunContext>>();
 /** Runs kept in memory: a warm Lambda container serves run after run, each with its remembered parents. */
 const CACHED_RUNS = 2;
 
+function cacheOf(deps: TaskDeps): Map<string, RunContext> {
+  let cache = caches.get(deps.archive);
+  if (cache === undefined) {
+    cache = new Map();
+    caches.set(deps.archive, cache);
+  }
+  return cache;
+}
+
+/** The run's source structure is not in the archive: its start ended before it wrote it. */
+export class RunContextMissing extends Error {
+  override name = 'RunContextMissing';
+}
+
 /** A run's context, kept in memory (the oldest run dropped beyond CACHED_RUNS). */
-function remember(runId: string, schema: SchemaInfo): RunContext {
+function remember(deps: TaskDeps, runId: string, schema: SchemaInfo): RunContext {
+  const cache = cacheOf(deps);
   const context: RunContext = {
     runId,
     schema,
@@ -53,17 +73,30 @@ function remember(runId: string, schema: SchemaInfo): RunContext {
 export async function saveRunContext(deps: TaskDeps, runId: string, read?: SchemaInfo): Promise<RunContext> {
   const schema = read ?? (await introspect(deps.source, deps.sourceUrl.database));
   await deps.archive.put(schemaKey(runId), JSON.stringify(schema), { contentType: 'application/json' });
-  return remember(runId, schema);
+  return remember(deps, runId, schema);
 }
 
-/** The run's schema, from memory (a warm container) or the archive. */
-export async function runContext(deps: TaskDeps, runId: string): Promise<RunContext> {
-  const cached = cache.get(runId);
+/**
+ * The run's schema, from memory (a warm container) or the archive. Missing there, it is read from the source and
+ * kept when `orRead` (the start of a resumed run, the CLI's verify); otherwise that is {@link RunContextMissing}:
+ * every step after the start finds what the start wrote.
+ */
+export async function runContext(
+  deps: TaskDeps,
+  runId: string,
+  options: { readonly orRead?: boolean } = {},
+): Promise<RunContext> {
+  const cached = cacheOf(deps).get(runId);
   if (cached !== undefined) return cached;
   const body = await deps.archive.get(schemaKey(runId));
-  if (body === undefined) return saveRunContext(deps, runId);
+  if (body === undefined) {
+    if (options.orRead === true) return saveRunContext(deps, runId);
+    throw new RunContextMissing(
+      `the source structure of ${runId} is not in ${deps.archive.location} (${schemaKey(runId)}): its start did not finish. Run data again to resume it, or roll it back`,
+    );
+  }
   const schema = JSON.parse(body.toString('utf8')) as SchemaInfo;
-  return remember(runId, schema);
+  return remember(deps, runId, schema);
 }
 
 export function tableInfo(context: RunContext, table: string): TableInfo {

@@ -2,6 +2,7 @@ import { qualified } from '../core/identifiers.ts';
 import { acquireLock, releaseLock } from '../core/ledger/lock.ts';
 import { beginOwnRollback, rollbackFailure } from '../core/ledger/phase-run.ts';
 import { findRuns, nowText, setRunStatus, targetHasTable } from '../core/ledger/runs.ts';
+import type { TableInfo } from '../core/schema/types.ts';
 import { keyComparison, parseKeyTuple } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import { num, str } from '../core/sql/rows.ts';
@@ -149,14 +150,20 @@ async function emptyTable(
   }
   let undone = 0;
   for (const runId of runs) {
-    const info = tableInfo(await runContext(deps, runId), table);
-    const key = copyKey(info);
+    // Read only for a run that has chunks of the table left: one whose start ended before it wrote its structure
+    // planned no chunks, and has nothing here to undo.
+    let found: { info: TableInfo; key: string[] } | undefined;
     for (;;) {
       const chunks = await deps.target.query(
         "SELECT chunk_no, key_from, key_to FROM migration_chunks WHERE run_id = ? AND table_name = ? AND status <> 'rolled_back' ORDER BY chunk_no LIMIT 500",
         [runId, table],
       );
       if (chunks.length === 0) break;
+      if (found === undefined) {
+        const info = tableInfo(await runContext(deps, runId), table);
+        found = { info, key: copyKey(info) };
+      }
+      const { info, key } = found;
       for (const chunk of chunks) {
         // Every step removes at least one chunk, so a rollback always gets further, however short its steps.
         if (deps.signal.aborted || (step.progressed > 0 && Date.now() > step.deadline))
@@ -206,16 +213,14 @@ async function copiesEnded(deps: TaskDeps, runs: readonly string[], deadline: nu
 /** The tables the runs planned, children before parents (the reverse of the copy's levels). */
 async function tablesChildrenFirst(deps: TaskDeps, runs: readonly string[]): Promise<string[]> {
   if (runs.length === 0) return [];
-  const planned = new Set(
-    (
-      await deps.target.query(
-        `SELECT DISTINCT table_name FROM migration_chunks WHERE run_id IN (${runs.map(() => '?').join(', ')})`,
-        [...runs],
-      )
-    ).map((r) => str(r, 'table_name')),
+  const rows = await deps.target.query(
+    `SELECT DISTINCT run_id, table_name FROM migration_chunks WHERE run_id IN (${runs.map(() => '?').join(', ')})`,
+    [...runs],
   );
+  const planned = new Set(rows.map((r) => str(r, 'table_name')));
   const ordered: string[] = [];
-  for (const runId of runs) {
+  // A run without chunks (its start ended before it planned any) has no structure to read, and nothing to order.
+  for (const runId of runs.filter((id) => rows.some((r) => str(r, 'run_id') === id))) {
     const context = await runContext(deps, runId);
     for (const p of planLevels(deps, context.schema.tables).flat().reverse())
       if (planned.has(p.table) && !ordered.includes(p.table)) ordered.push(p.table);

@@ -125,13 +125,23 @@ export function grantedDeps(deps: TaskDeps, spec: FunctionSpec): TaskDeps {
  * invocation's abort signal.
  */
 export function localInvoker(base: Omit<TaskDeps, 'signal'>): Invoke {
+  // One set of dependencies per function, as one warm container each on Lambda: what a function keeps in memory
+  // (a run's structure, remembered parents) is its own, and it reads the archive where it would there.
+  const containers = new Map<FunctionKey, TaskDeps>();
   return async (functionKey, event, signal) => {
     const spec: FunctionSpec | undefined = FUNCTIONS[functionKey as FunctionKey];
     if (spec === undefined) throw new TypeError(`no local handler for ${functionKey}`);
     const { task } = await LOADERS[spec.module]();
+    let container = containers.get(functionKey as FunctionKey);
+    if (container === undefined) {
+      container = grantedDeps({ ...base, signal: new AbortController().signal }, spec);
+      containers.set(functionKey as FunctionKey, container);
+    }
+    const deps = { ...container, signal };
     // Each module's task takes its own input union; the function's steps say which part of it.
-    const handler = taskHandler(forFunction(task as TaskDefinition<z.ZodType, unknown>, spec), async () =>
-      grantedDeps({ ...base, signal }, spec),
+    const handler = taskHandler(
+      forFunction(task as TaskDefinition<z.ZodType, unknown>, spec),
+      async () => deps,
     );
     return handler(event, lambdaContext(`shifu-migrate-${spec.name}`, spec.timeoutMinutes * 60 * 1000));
   };

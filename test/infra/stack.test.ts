@@ -180,10 +180,11 @@ describe('migration stack', () => {
       const actions = new Set(statements.flatMap((st) => [st.Action].flat()));
       const has = (reach: Reach) => spec.reaches.includes(reach);
       const why = `${spec.name} (${spec.reaches.join(', ')})`;
-      // Databases: the source read one statement at a time; the target with transactions.
+      // Databases: the source read, never in batches; the target written, with transactions.
       expect(on('rds-data:ExecuteStatement').includes(cluster('legacy')), why).toBe(has('source'));
       expect(on('rds-data:ExecuteStatement').includes(cluster('saas')), why).toBe(has('target'));
-      expect(on('rds-data:BeginTransaction').includes(cluster('legacy')), why).toBe(false);
+      // Transactions on the source too: a row too large for one Data API response is read in slices, in one.
+      expect(on('rds-data:BeginTransaction').includes(cluster('legacy')), why).toBe(has('source'));
       expect(on('rds-data:BatchExecuteStatement').includes(cluster('legacy')), why).toBe(false);
       expect(on('rds-data:BeginTransaction').includes(cluster('saas')), why).toBe(has('target'));
       expect(on('secretsmanager:GetSecretValue').includes(secret('legacy')), why).toBe(has('source'));
@@ -194,7 +195,8 @@ describe('migration stack', () => {
         has('archive:get'),
       );
       expect(actions.has('s3:PutObject'), why).toBe(has('archive:put'));
-      expect(actions.has('s3:ListBucket'), why).toBe(has('archive:list'));
+      // Listing, also for what gets objects: S3 then says 404 for a missing key, not 403.
+      expect(actions.has('s3:ListBucket'), why).toBe(has('archive:list') || has('archive:get'));
       expect(
         [...actions].filter((a) => /^s3:Delete|^s3:\*/.test(a)),
         why,

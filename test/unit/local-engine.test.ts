@@ -7,6 +7,7 @@ import type { ArchiveStore } from '../../lambdas/core/archive/port.ts';
 import { TransientDatabaseError } from '../../lambdas/core/errors.ts';
 import type { SqlClient } from '../../lambdas/core/sql/port.ts';
 import type { TaskDeps } from '../../lambdas/core/task.ts';
+import { RunContextMissing, runContext } from '../../lambdas/data/context.ts';
 import type { FunctionSpec, Reach } from '../../lambdas/registry.ts';
 import { InvalidStateMachine, loadDefinition } from '../../local/engine/definition.ts';
 import { grantedDeps, localInvoker, NotGranted } from '../../local/engine/functions.ts';
@@ -358,7 +359,7 @@ describe('functions reach only what the registry grants them', () => {
   });
 
   it('refuses a step its function does not run: a state machine naming the wrong function', async () => {
-    const invoke = localInvoker({} as Omit<TaskDeps, 'signal'>);
+    const invoke = localInvoker(base);
     await expect(
       invoke(
         'DataValidateFunctionArn',
@@ -366,5 +367,32 @@ describe('functions reach only what the registry grants them', () => {
         new AbortController().signal,
       ),
     ).rejects.toThrow(/data-validate runs validate-chunk, validate-table, not step "finish"/);
+  });
+});
+
+describe("a run's source structure", () => {
+  const spec = (reaches: Reach[]): FunctionSpec => ({
+    name: 'data-finish',
+    module: 'data',
+    handler: 'finish',
+    steps: ['finish'],
+    timeoutMinutes: 5,
+    memoryMb: 512,
+    reaches,
+  });
+  it('is read from the archive once per function, and its absence after the start is named', async () => {
+    const folder = createFolderArchive(mkdtempSync(join(tmpdir(), 'smt-ctx-')));
+    const runId = 'data-20261201T000000Z-abc123';
+    const deps = { archive: folder, sourceUrl: { database: 'shifu_legacy' } } as unknown as TaskDeps;
+    await expect(runContext(deps, runId)).rejects.toThrow(RunContextMissing);
+    await expect(runContext(deps, runId)).rejects.toThrow(
+      /the source structure of data-20261201T000000Z-abc123 is not in .* \(runs\/data-20261201T000000Z-abc123\/schema\.json\): its start did not finish/,
+    );
+    await folder.put(`runs/${runId}/schema.json`, JSON.stringify({ database: 'shifu_legacy', tables: [] }));
+    const first = await runContext(deps, runId);
+    expect(await runContext(deps, runId)).toBe(first);
+    // Another function (another container on Lambda) reads it for itself.
+    const other = { ...deps, archive: grantedDeps(deps, { ...spec(['archive:get']) }).archive };
+    expect(await runContext(other as TaskDeps, runId)).not.toBe(first);
   });
 });
