@@ -21,12 +21,18 @@ import {
   runRollbackCommand,
 } from './phases.ts';
 import { runSeedDemo } from './seed-demo.ts';
+import { parseDuration, parseRate, runSimulateTraffic } from './simulate-traffic.ts';
 
 const USAGE = `Usage: shifu-migrate <command> [options]
 
 Commands:
   demo [--users N] [--reset]        make the demo legacy database (or reuse it) and run every phase locally
   seed-demo [--users N] [--reset]   only create and fill the demo legacy database
+  simulate-traffic [--rate N/s] [--duration D] [--writes N] [--seed S]
+                                    write to the demo legacy database as the application does under load
+                                    (sign-ups, re-registrations, orders, payments, learning, course edits,
+                                    soft and hard deletes), deterministically from the seed, until D, N
+                                    writes or Ctrl-C; every write logged in .shifu-migrate/traffic/
   run <phase>                       run a phase: assess, foundation, data
   rollback [--phase <phase>]        stop and undo the phase in flight or failed half-way, or the phase
                                     named (foundation, data), by what the ledger recorded
@@ -47,6 +53,10 @@ Options:
   --reason TEXT   why the alarm is raised (kept in the ledger)
   --users N       demo size in users, about 50 rows each (default 2000)
   --reset         drop and recreate the demo database (only one seed-demo made)
+  --rate N/s      simulate-traffic: writes per second (default 50)
+  --duration D    simulate-traffic: how long, as 90s, 5m or 1h (default: until Ctrl-C)
+  --writes N      simulate-traffic: stop after N writes
+  --seed S        simulate-traffic: the seed of its choices (default 1)
   -h, --help      this text
 
 With aws.stateMachines in the config (the stack's outputs), run and rollback start the deployed state
@@ -67,6 +77,7 @@ const ALARM_ACTIONS = ['raise', 'clear'] as const;
 const COMMANDS = [
   'demo',
   'seed-demo',
+  'simulate-traffic',
   'run',
   'rollback',
   'alarm',
@@ -90,6 +101,10 @@ function parse(argv: readonly string[]) {
         reset: { type: 'boolean', default: false },
         phase: { type: 'string' },
         reason: { type: 'string' },
+        rate: { type: 'string' },
+        duration: { type: 'string' },
+        writes: { type: 'string' },
+        seed: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -106,6 +121,22 @@ function pollSeconds(raw: string | undefined): number {
       `SHIFU_MIGRATE_POLL_SECONDS must be a number of seconds from 0 to 60, got ${JSON.stringify(raw)}`,
     );
   return seconds;
+}
+
+function wholeNumber(
+  raw: string | undefined,
+  option: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max)
+    throw new InputError(
+      `${option} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`,
+    );
+  return n;
 }
 
 function usersOption(raw: string | undefined): number {
@@ -150,6 +181,20 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     const alarmName = command === 'alarm' ? parseAlarmName(extra.shift()) : undefined;
     if (values.reason !== undefined && alarmAction !== 'raise')
       throw new InputError('--reason goes with alarm raise');
+    for (const option of ['rate', 'duration', 'writes', 'seed'] as const)
+      if (values[option] !== undefined && command !== 'simulate-traffic')
+        throw new InputError(`--${option} goes with simulate-traffic, not ${command}`);
+    const traffic =
+      command === 'simulate-traffic'
+        ? {
+            rate: parseRate(values.rate),
+            seed: wholeNumber(values.seed, '--seed', 1, 0, 2 ** 32 - 1),
+            ...(values.duration === undefined ? {} : { durationMs: parseDuration(values.duration) ?? 0 }),
+            ...(values.writes === undefined
+              ? {}
+              : { writes: wholeNumber(values.writes, '--writes', 0, 1, 100_000_000) }),
+          }
+        : undefined;
     if (extra.length > 0)
       throw new InputError(`unexpected argument ${JSON.stringify(extra[0])} after ${command}`);
     const phase =
@@ -187,6 +232,20 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     }
     const cwd = context.cwd ?? process.cwd();
     const env = context.env ?? process.env;
+    if (traffic !== undefined) {
+      // Ctrl-C ends the write in flight, then the summary; a second Ctrl-C is Node's own.
+      const stop = new AbortController();
+      const onInterrupt = () => stop.abort();
+      process.once('SIGINT', onInterrupt);
+      try {
+        const outcome = await runSimulateTraffic(loaded, traffic, out, cwd, stop.signal);
+        if (out.json) out.resultJson(outcome.json);
+        else out.result(`simulate-traffic: ${Number(outcome.json.writes)} writes`);
+        return outcome.code;
+      } finally {
+        process.off('SIGINT', onInterrupt);
+      }
+    }
     const runner = runnerFor(loaded, pollSeconds(env.SHIFU_MIGRATE_POLL_SECONDS));
     if (command === 'status' || command === 'verify') {
       const outcome =
