@@ -1,10 +1,10 @@
-import { parseArgs } from 'node:util';
-import { DEFAULT_CONFIG_FILE, type LoadedConfig, loadConfig } from '../../lambdas/core/config/load.ts';
+import { type LoadedConfig, loadConfig } from '../../lambdas/core/config/load.ts';
 import { DatabaseUnreachable, InputError } from '../../lambdas/core/errors.ts';
 import { DEFAULT_POLL_SECONDS, machineOf, runOnAws } from '../aws-run.ts';
 import { demoConfig } from '../demo/config.ts';
 import { MAX_DEMO_USERS } from '../demo/seed.ts';
 import { parseAlarmName, runAlarmClear, runAlarmRaise } from './alarm.ts';
+import { parseCommandLine } from './commands.ts';
 import { runDemo } from './demo.ts';
 import { resolveDemoServer } from './demo-server.ts';
 import { runStatusCommand, runVerifyCommand } from './inspect.ts';
@@ -22,49 +22,6 @@ import {
 } from './phases.ts';
 import { runSeedDemo } from './seed-demo.ts';
 import { parseDuration, parseRate, runSimulateTraffic } from './simulate-traffic.ts';
-
-const USAGE = `Usage: shifu-migrate <command> [options]
-
-Commands:
-  demo [--users N] [--reset]        make the demo legacy database (or reuse it) and run every phase locally
-  seed-demo [--users N] [--reset]   only create and fill the demo legacy database
-  simulate-traffic [--rate N/s] [--duration D] [--writes N] [--seed S]
-                                    write to the demo legacy database as the application does under load
-                                    (sign-ups, re-registrations, orders, payments, learning, course edits,
-                                    soft and hard deletes), deterministically from the seed, until D, N
-                                    writes or Ctrl-C; every write logged in .shifu-migrate/traffic/
-  run <phase>                       run a phase: assess, foundation, data
-  rollback [--phase <phase>]        stop and undo the phase in flight or failed half-way, or the phase
-                                    named (foundation, data), by what the ledger recorded
-  alarm raise <name> [--reason T]   raise a local alarm: as on AWS, it starts the rollback; no phase
-                                    starts until it is cleared
-  alarm clear <name>                clear a raised alarm
-  status                            the ledger: runs, and per table rows, chunks, quarantine
-  verify                            read-only: rows, checksums and tenant isolation, source against target
-  follow <execution-arn>            AWS mode: follow an execution already started (from the console, the
-                                    API, an alarm, or a CLI that was closed) to its end
-  redrive <execution-arn>           AWS mode: redrive a failed, timed-out or aborted execution from where it
-                                    stopped (a Distributed Map reruns only its unsuccessful children), then follow it
-
-Options:
-  --config FILE   config file (default ${DEFAULT_CONFIG_FILE}; without one, the built-in demo config)
-  --json          print exactly one JSON object on stdout; logs go to stderr
-  --phase PHASE   the phase rollback undoes (default: the one in flight or failed half-way)
-  --reason TEXT   why the alarm is raised (kept in the ledger)
-  --users N       demo size in users, about 50 rows each (default 2000)
-  --reset         drop and recreate the demo database (only one seed-demo made)
-  --rate N/s      simulate-traffic: writes per second (default 50)
-  --duration D    simulate-traffic: how long, as 90s, 5m or 1h (default: until Ctrl-C)
-  --writes N      simulate-traffic: stop after N writes
-  --seed S        simulate-traffic: the seed of its choices (default 1)
-  -h, --help      this text
-
-With aws.stateMachines in the config (the stack's outputs), run and rollback start the deployed state
-machines and follow their execution history; status and verify read the same ledger.
-
-Environment: SOURCE_DATABASE_URL, TARGET_DATABASE_URL and ARCHIVE_URL override the config;
-SHIFU_MIGRATE_POLL_SECONDS is how often AWS mode reads the execution history (default 2).
-Exit codes: 0 success, 1 the work failed, 2 bad input or config.`;
 
 export interface CliContext {
   readonly env?: Readonly<Record<string, string | undefined>>;
@@ -87,31 +44,6 @@ const COMMANDS = [
   'redrive',
 ] as const;
 type Command = (typeof COMMANDS)[number];
-
-function parse(argv: readonly string[]) {
-  try {
-    return parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        users: { type: 'string' },
-        reset: { type: 'boolean', default: false },
-        phase: { type: 'string' },
-        reason: { type: 'string' },
-        rate: { type: 'string' },
-        duration: { type: 'string' },
-        writes: { type: 'string' },
-        seed: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    throw new InputError(`${(error as Error).message}\n\n${USAGE}`);
-  }
-}
 
 function pollSeconds(raw: string | undefined): number {
   if (raw === undefined || raw === '') return DEFAULT_POLL_SECONDS;
@@ -159,17 +91,15 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     ...(context.stderr === undefined ? {} : { stderr: context.stderr }),
   });
   try {
-    const { values, positionals } = parse(argv);
-    const [command, ...extra] = positionals;
-    if (values.help || command === undefined || command === 'help') {
-      out.result(USAGE);
-      return command === undefined && !values.help ? 2 : 0;
-    }
-    if (!COMMANDS.includes(command as Command)) {
-      throw new InputError(
-        `unknown command ${JSON.stringify(command)}: use one of ${COMMANDS.join(', ')}\n\n${USAGE}`,
-      );
-    }
+    const stdout = context.stdout ?? process.stdout;
+    const stderr = context.stderr ?? process.stderr;
+    const parsed = parseCommandLine(argv, {
+      stdout: (text) => stdout.write(text),
+      stderr: (text) => stderr.write(text),
+    });
+    if ('exit' in parsed) return parsed.exit;
+    const { values, positionals } = parsed;
+    const [command, ...extra] = positionals as [Command, ...string[]];
     const phaseArgument = command === 'run' ? extra.shift() : undefined;
     const executionArn = command === 'follow' || command === 'redrive' ? extra.shift() : undefined;
     if ((command === 'follow' || command === 'redrive') && executionArn === undefined)

@@ -121,6 +121,6 @@ describe('shifu-migrate CLI', () => {
   it('prints usage for --help and exits 0', async () => {
     const run = await cli(['--help']);
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/^Usage: shifu-migrate <command>/);
+    expect(run.stdout).toMatch(/^Usage: shifu-migrate \[options\] \[command\]/);
   });
 });

@@ -258,11 +258,17 @@ describe('CLI input errors', () => {
   });
 
   it.each([
-    [['migrate-everything'], /unknown command "migrate-everything": use one of demo, seed-demo/],
+    [['migrate-everything'], /unknown command 'migrate-everything'/],
+    [['statsu'], /unknown command 'statsu'\n\(Did you mean status\?\)/],
+    [['run'], /missing required argument 'phase'/],
+    [['run', 'data', '--phase', 'data'], /unknown option '--phase'/],
+    [['status', '--users', '5'], /unknown option '--users'/],
+    [['verify', '--reset'], /unknown option '--reset'/],
+    [['alarm', 'raise'], /missing required argument 'name'/],
     [['seed-demo', '--users', 'many'], /--users must be a whole number from 1 to 2000000, got "many"/],
     [['seed-demo', '--users', '0'], /--users must be a whole number/],
-    [['demo', '--fast'], /Unknown option '--fast'/],
-    [['demo', 'extra'], /unexpected argument "extra" after demo/],
+    [['demo', '--fast'], /unknown option '--fast'/],
+    [['demo', 'extra'], /too many arguments for 'demo'/],
   ])('exits 2 for %j', async (argv, message) => {
     const stderr = capture();
     const code = await main(argv, {
@@ -273,5 +279,42 @@ describe('CLI input errors', () => {
     });
     expect(code).toBe(2);
     expect(stderr.text()).toMatch(message);
+  });
+
+  it('prints its version, and help per command with examples, exit 0', async () => {
+    const version = capture();
+    expect(
+      await main(['--version'], {
+        cwd: workdir(),
+        env: {},
+        stdout: version.stream,
+        stderr: capture().stream,
+      }),
+    ).toBe(0);
+    expect(version.text().trim()).toBe(
+      (
+        JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as {
+          version: string;
+        }
+      ).version,
+    );
+    for (const argv of [
+      ['run', '--help'],
+      ['help', 'run'],
+    ]) {
+      const help = capture();
+      expect(
+        await main(argv, { cwd: workdir(), env: {}, stdout: help.stream, stderr: capture().stream }),
+      ).toBe(0);
+      expect(help.text()).toMatch(/^Usage: shifu-migrate run \[options\] <phase>/);
+      expect(help.text()).toMatch(/Examples:\n {2}\$ shifu-migrate run assess/);
+      expect(help.text()).toMatch(/--config <file>/);
+    }
+    // A command group without its command shows its help, and exits 2.
+    const alarm = capture();
+    expect(
+      await main(['alarm'], { cwd: workdir(), env: {}, stdout: capture().stream, stderr: alarm.stream }),
+    ).toBe(2);
+    expect(alarm.text()).toMatch(/Usage: shifu-migrate alarm/);
   });
 });
