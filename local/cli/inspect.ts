@@ -19,13 +19,15 @@ export async function runVerifyCommand(
   try {
     const result = await verifyTarget({ ...deps, signal: new AbortController().signal });
     if (result.runId === null) {
-      out.info('No data run to verify: run the data phase first.');
+      show(out, 'No data run to verify: run the data phase first.');
       return { code: 1, json: { status: 'NO_DATA', differences: 0, tables: [] } };
     }
-    out.info(
+    show(
+      out,
       `Verifying ${loaded.targetUrl.database} against ${loaded.sourceUrl.database} (data run ${result.runId})`,
     );
-    out.info(
+    show(
+      out,
       `  ${'table'.padEnd(24)} ${'source'.padStart(10)} ${'target'.padStart(10)} ${'quarant.'.padStart(8)}  chunks    checksum  isolation`,
     );
     for (const t of result.tables) {
@@ -35,11 +37,12 @@ export async function runVerifyCommand(
           : t.isolation.unknownTenant + t.isolation.ruleMismatch + t.isolation.parentMismatch === 0
             ? 'ok'
             : 'BROKEN';
-      out.info(
+      show(
+        out,
         `  ${t.table.padEnd(24)} ${count(t.sourceRows).padStart(10)} ${count(t.targetRows).padStart(10)} ${count(t.quarantined).padStart(8)}  ${`${t.chunks.validated}/${t.chunks.total}`.padEnd(8)}  ${(t.checksum.equal ? 'equal' : 'DIFFERS').padEnd(8)}  ${isolation}`,
       );
     }
-    out.info(result.differences === 0 ? 'No differences.' : `${result.differences} differences.`);
+    show(out, result.differences === 0 ? 'No differences.' : `${result.differences} differences.`);
     return {
       code: result.differences === 0 ? 0 : 1,
       json: { status: result.differences === 0 ? 'OK' : 'DIFFERENCES', ...result },
@@ -65,7 +68,7 @@ export async function runStatusCommand(
   const deps = openDeps(loaded, cwd);
   try {
     if (!(await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'migration_runs'))) {
-      out.info(`No ledger in ${loaded.targetUrl.database} yet: nothing has run (run foundation first).`);
+      show(out, `No ledger in ${loaded.targetUrl.database} yet: nothing has run (run foundation first).`);
       return { code: 0, json: { status: 'EMPTY', runs: [], tables: [], lock: null } };
     }
     const lock = (await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'migration_lock'))
@@ -152,31 +155,36 @@ export async function runStatusCommand(
     }
     const alarms = await raisedAlarms(deps, loaded.targetUrl.database);
     for (const alarm of alarms) {
-      out.info(
+      show(
+        out,
         `Alarm ${JSON.stringify(alarm.name)} is raised since ${alarm.changedAt} UTC${alarm.reason === '' ? '' : `: ${alarm.reason}`} (no phase starts until: alarm clear)`,
       );
     }
-    out.info(
+    show(
+      out,
       lock === null
         ? 'Run lock: free.'
         : lock.stale === null
           ? `Run lock: held by ${describeHolder(lock)}.`
           : `Run lock: left by ${describeHolder(lock)}, stale (${lock.stale}): the next start takes it over.`,
     );
-    out.info(`Runs (newest first) in ${loaded.targetUrl.database}:`);
+    show(out, `Runs (newest first) in ${loaded.targetUrl.database}:`);
     for (const run of runs) {
-      out.info(
+      show(
+        out,
         `  ${run.runId.padEnd(42)} ${run.status.padEnd(15)} ${run.startedAt}${run.error === null ? '' : `  ${run.error}: ${run.message ?? ''}`}`,
       );
-      if (run.state !== null) out.info(`      ${run.state}`);
-      for (const more of run.moreErrors) out.info(`      then ${more}`);
+      if (run.state !== null) show(out, `      ${run.state}`);
+      for (const more of run.moreErrors) show(out, `      then ${more}`);
     }
-    out.info(
+    show(
+      out,
       'Tables (rows: counted in the target table now; ~ an estimate; ledger: what the phase recorded):',
     );
     for (const t of tables) {
       const now = t.rows === null ? 'missing' : `${t.rowsExact ? '' : '~'}${count(t.rows)}`;
-      out.info(
+      show(
+        out,
         `  ${t.phase.padEnd(10)} ${t.table.padEnd(24)} ${t.status.padEnd(12)} ${now.padStart(10)} rows (ledger ${count(t.ledgerRows)})  chunks ${t.chunks.validated}/${t.chunks.total}${t.chunks.changing > 0 ? ` (${t.chunks.changing} changing)` : ''}${t.chunks.failed > 0 ? ` (${t.chunks.failed} failed)` : ''}  quarantined ${count(t.quarantined)}`,
       );
     }
@@ -184,4 +192,10 @@ export async function runStatusCommand(
   } finally {
     await deps.close();
   }
+}
+
+/** The report status and verify print: their result, on stdout (on stderr with --json, whose stdout is the object). */
+function show(out: Output, line: string): void {
+  if (out.json) out.info(line);
+  else out.result(line);
 }

@@ -93,6 +93,17 @@ describe('shifu-migrate CLI', () => {
     }
   });
 
+  it('status and verify print their report on stdout, so it can be piped', async () => {
+    const status = await cli(['status'], env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/Runs \(newest first\) in /);
+    expect(status.stdout).toMatch(/order_orders/);
+    expect(status.stdout).toMatch(/status: ok\n$/);
+    const verify = await cli(['verify'], env);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stdout).toMatch(/No differences\./);
+  });
+
   it('demo --reset with another size starts over: the previous target rows do not get in the way', async () => {
     const run = await cli(['demo', '--reset', '--users', '90'], env);
     expect(run.code, run.stderr).toBe(0);
