@@ -1,5 +1,6 @@
 import { type LoadedConfig, loadConfig } from '../../lambdas/core/config/load.ts';
 import { DatabaseUnreachable, InputError } from '../../lambdas/core/errors.ts';
+import { redactUrl } from '../../lambdas/core/sql/url.ts';
 import { DEFAULT_POLL_SECONDS, machineOf, runOnAws } from '../aws-run.ts';
 import { demoConfig } from '../demo/config.ts';
 import { MAX_DEMO_USERS } from '../demo/seed.ts';
@@ -145,7 +146,10 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
       ...(context.env === undefined ? {} : { env: context.env }),
       ...(context.cwd === undefined ? {} : { cwd: context.cwd }),
     });
-    if (loaded.origin.kind === 'file') out.info(`Config: ${loaded.origin.path}`);
+    // Which config and which databases, always: without a config file every command works on the demo databases.
+    out.info(
+      `Config: ${loaded.origin.kind === 'file' ? loaded.origin.path : `the built-in demo config (no ${values.config ?? 'shifu-migrate.config.json'} in ${context.cwd ?? process.cwd()})`}; source ${redactUrl(loaded.sourceUrl.raw)}, target ${redactUrl(loaded.targetUrl.raw)}`,
+    );
     const options = { users: usersOption(values.users), reset: values.reset };
     loaded = await resolveDemoServer(loaded, {
       env: context.env ?? process.env,

@@ -96,6 +96,10 @@ describe('shifu-migrate CLI', () => {
   it('status and verify print their report on stdout, so it can be piped', async () => {
     const status = await cli(['status'], env);
     expect(status.code, status.stderr).toBe(0);
+    // Every command says which config and which databases it works on.
+    expect(status.stderr).toMatch(
+      /^Config: the built-in demo config \(no shifu-migrate\.config\.json in .*\); source mysql:\/\/.*, target mysql:\/\//,
+    );
     expect(status.stdout).toMatch(/Runs \(newest first\) in /);
     expect(status.stdout).toMatch(/order_orders/);
     expect(status.stdout).toMatch(/status: ok\n$/);
