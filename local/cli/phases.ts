@@ -162,9 +162,22 @@ async function assessOutcome(
   for (const problem of report?.problems ?? []) {
     if (problem.severity === 'blocking') out.info(`  blocking: ${problem.message}`);
   }
+  // A warning repeated for several tables is one line naming them all: nothing hidden, nothing said ten times.
   const warnings = (report?.problems ?? []).filter((p) => p.severity === 'warning');
-  for (const problem of warnings.slice(0, 10)) out.info(`  warning: ${problem.message}`);
-  if (warnings.length > 10) out.info(`  … and ${warnings.length - 10} more warnings: see the report`);
+  const lines: string[] = [];
+  for (const [code, same] of Map.groupBy(warnings, (p) => p.code)) {
+    const tables = same.flatMap((p) => (p.table === undefined ? [] : [p.table]));
+    if (same.length >= 3 && tables.length === same.length)
+      lines.push(
+        `${code} in ${same.length} tables (${tables.join(', ')}); the first: ${same[0]?.message ?? ''}`,
+      );
+    else lines.push(...same.map((p) => p.message));
+  }
+  for (const line of lines.slice(0, 10)) out.info(`  warning: ${line}`);
+  if (lines.length > 10)
+    out.info(
+      `  … and ${lines.length - 10} more warnings: see ${join(archive.location, output.reportMarkdown)}`,
+    );
   out.info(`Report: ${join(archive.location, output.reportMarkdown)}`);
   return {
     code: output.ready ? 0 : 1,

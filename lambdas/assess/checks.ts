@@ -1,0 +1,152 @@
+import type { SchemaInfo } from '../core/schema/types.ts';
+import type { SqlSession } from '../core/sql/port.ts';
+import { num, str, strOrNull } from '../core/sql/rows.ts';
+import type { Problem } from './schema.ts';
+
+/** Character sets that hold every character the target's utf8mb4 columns do. */
+const FULL_UNICODE = /^utf8mb4/;
+
+/**
+ * The checks a DBA runs before a migration, as DMS's premigration assessment does, each with its fix: storage
+ * engines, character sets, triggers, routines and events, declared foreign keys, what the sync phase will need from
+ * the binary log, the server's packet size, SQL mode and time zone. Read-only; a server that will not say (a
+ * missing privilege) gives no finding for that check.
+ */
+export async function sourceChecks(source: SqlSession, schema: SchemaInfo): Promise<Problem[]> {
+  const problems: Problem[] = [];
+  const db = schema.database;
+  for (const table of schema.tables) {
+    if (table.engine !== null && table.engine.toUpperCase() !== 'INNODB')
+      problems.push({
+        severity: 'warning',
+        code: 'non-transactional-engine',
+        table: table.name,
+        message: `${table.name} uses the ${table.engine} engine: it has no transactions, so a chunk read while the application writes has no consistent snapshot, and the copy can only be made equal by a later pass. Convert it (ALTER TABLE \`${table.name}\` ENGINE=InnoDB) before the data phase, or migrate it while nothing writes to it`,
+      });
+    const narrow = [
+      ...(table.collation !== null && !FULL_UNICODE.test(table.collation)
+        ? [`table ${table.collation}`]
+        : []),
+      ...table.columns
+        .filter((c) => c.charset !== null && !FULL_UNICODE.test(c.charset) && c.charset !== 'binary')
+        .map((c) => `${c.name} ${c.charset}`),
+    ];
+    if (narrow.length > 0)
+      problems.push({
+        severity: 'warning',
+        code: 'not-utf8mb4',
+        table: table.name,
+        message: `${table.name} is not utf8mb4 (${narrow.slice(0, 5).join(', ')}${narrow.length > 5 ? `, and ${narrow.length - 5} more` : ''}): the target keeps the source's character sets, so text that only utf8mb4 holds (emoji, some CJK) cannot be written there either. Check what the application stores, and convert it (ALTER TABLE \`${table.name}\` CONVERT TO CHARACTER SET utf8mb4) if it needs more`,
+      });
+    if (table.foreignKeys.length > 0)
+      problems.push({
+        severity: 'warning',
+        code: 'declared-foreign-keys',
+        table: table.name,
+        message: `${table.name} declares ${table.foreignKeys.length} foreign key(s) (${table.foreignKeys.map((f) => f.name).join(', ')}): the target tables are created without them (the tenant model links rows by tenant_bid and business ids), and the copy orders tables by them. Add them to the target yourself after go-live if the application relies on them`,
+      });
+  }
+
+  const triggers = await query(
+    source,
+    'SELECT TRIGGER_NAME AS name, EVENT_OBJECT_TABLE AS tbl, EVENT_MANIPULATION AS event FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY TRIGGER_NAME',
+    [db],
+  );
+  for (const t of triggers)
+    problems.push({
+      severity: 'warning',
+      code: 'trigger',
+      table: str(t, 'tbl'),
+      message: `trigger ${str(t, 'name')} (${str(t, 'event')} on ${str(t, 'tbl')}) is not migrated, and does not fire when rows are copied: what it maintains must be copied as data, or the trigger recreated on the target`,
+    });
+  const routines = await query(
+    source,
+    'SELECT ROUTINE_TYPE AS kind, ROUTINE_NAME AS name FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_NAME',
+    [db],
+  );
+  for (const r of routines)
+    problems.push({
+      severity: 'info',
+      code: 'routine',
+      message: `${str(r, 'kind').toLowerCase()} ${str(r, 'name')} is not migrated: recreate it on the target if the application calls it`,
+    });
+  const events = await query(
+    source,
+    'SELECT EVENT_NAME AS name FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME',
+    [db],
+  );
+  for (const e of events)
+    problems.push({
+      severity: 'warning',
+      code: 'scheduled-event',
+      message: `scheduled event ${str(e, 'name')} keeps running on the source and is not migrated: recreate it on the target at go-live, and make sure it does not run on both`,
+    });
+
+  const [settings] = await query(
+    source,
+    'SELECT @@GLOBAL.log_bin AS log_bin, @@GLOBAL.binlog_format AS binlog_format, @@GLOBAL.binlog_row_image AS row_image, @@GLOBAL.max_allowed_packet AS packet, @@SESSION.sql_mode AS sql_mode, @@GLOBAL.time_zone AS time_zone, @@GLOBAL.system_time_zone AS system_time_zone',
+  );
+  if (settings !== undefined) {
+    const logBin = strOrNull(settings, 'log_bin');
+    const format = strOrNull(settings, 'binlog_format');
+    const image = strOrNull(settings, 'row_image');
+    if (logBin === '0' || logBin === 'OFF')
+      problems.push({
+        severity: 'info',
+        code: 'binlog-off',
+        message:
+          'the source writes no binary log: the sync phase then finds changes by the change columns and by comparing checksums, not from the log. Enable it (log_bin, binlog_format=ROW, binlog_row_image=FULL) for change capture',
+      });
+    else if (format !== null && format.toUpperCase() !== 'ROW')
+      problems.push({
+        severity: 'warning',
+        code: 'binlog-not-row',
+        message: `binlog_format is ${format}: change capture needs ROW (SET GLOBAL binlog_format = 'ROW', or the cluster parameter group)`,
+      });
+    else if (image !== null && image.toUpperCase() !== 'FULL')
+      problems.push({
+        severity: 'warning',
+        code: 'binlog-row-image',
+        message: `binlog_row_image is ${image}: change capture needs FULL (every column of a changed row)`,
+      });
+    const packet = num(settings, 'packet');
+    const largest = Math.max(
+      0,
+      ...schema.tables.map((t) => (t.rowsEstimate > 0 ? t.dataBytes / t.rowsEstimate : 0)),
+    );
+    if (packet < 16 * 1024 * 1024)
+      problems.push({
+        severity: 'warning',
+        code: 'max-allowed-packet',
+        message: `max_allowed_packet is ${Math.round(packet / 1024)} KB (the largest average row is about ${Math.round(largest / 1024)} KB): the copy sends rows in statements of up to 4 MB, so keep it at 16 MB or more on both servers (SET GLOBAL max_allowed_packet = 67108864)`,
+      });
+    const mode = strOrNull(settings, 'sql_mode') ?? '';
+    if (!/STRICT_(TRANS|ALL)_TABLES/.test(mode))
+      problems.push({
+        severity: 'warning',
+        code: 'sql-mode-not-strict',
+        message: `the source's sql_mode (${mode === '' ? 'empty' : mode}) is not strict: it may hold values a strict target refuses (zero dates, truncated text). The copy writes them as they are; look for them before the data phase`,
+      });
+    const zone = strOrNull(settings, 'time_zone') ?? '';
+    const system = strOrNull(settings, 'system_time_zone') ?? '';
+    if (
+      !['+00:00', 'UTC'].includes(zone) &&
+      !(zone === 'SYSTEM' && ['UTC', 'Etc/UTC', 'GMT'].includes(system))
+    )
+      problems.push({
+        severity: 'info',
+        code: 'time-zone',
+        message: `the source's time zone is ${zone}${zone === 'SYSTEM' ? ` (${system})` : ''}: DATETIME values are copied as they are written (no conversion); TIMESTAMP values are read and written in UTC. Keep the application's reading of them the same on the target`,
+      });
+  }
+  return problems;
+}
+
+/** A query that a missing privilege makes return nothing instead of failing the assessment. */
+async function query(source: SqlSession, sql: string, params: readonly string[] = []) {
+  try {
+    return await source.query(sql, params);
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sourceChecks } from '../../lambdas/assess/checks.ts';
+import { introspect } from '../../lambdas/core/schema/introspect.ts';
+import type { SqlClient } from '../../lambdas/core/sql/port.ts';
+import { adminConnection, mysqlClient, scratchDatabase } from '../support/mariadb.ts';
+
+describe('the checks a DBA runs before a migration', () => {
+  let db: Awaited<ReturnType<typeof scratchDatabase>>;
+  let client: SqlClient;
+
+  beforeAll(async () => {
+    db = await scratchDatabase('checks');
+    const admin = await adminConnection(db.name);
+    try {
+      for (const statement of [
+        'CREATE TABLE good (id BIGINT PRIMARY KEY, name VARCHAR(40)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4',
+        'CREATE TABLE old_engine (id BIGINT PRIMARY KEY, v INT) ENGINE=MyISAM DEFAULT CHARSET=utf8mb4',
+        'CREATE TABLE latin (id BIGINT PRIMARY KEY, name VARCHAR(40)) ENGINE=InnoDB DEFAULT CHARSET=latin1',
+        'CREATE TABLE parent (id BIGINT PRIMARY KEY) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4',
+        'CREATE TABLE child (id BIGINT PRIMARY KEY, parent_id BIGINT, CONSTRAINT fk_child_parent FOREIGN KEY (parent_id) REFERENCES parent (id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4',
+        'CREATE TRIGGER good_touch BEFORE UPDATE ON good FOR EACH ROW SET NEW.name = UPPER(NEW.name)',
+        'CREATE PROCEDURE cleanup() DELETE FROM good WHERE id < 0',
+        'CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM good WHERE id < 0',
+      ])
+        await admin.query(statement);
+    } finally {
+      await admin.end();
+    }
+    client = mysqlClient(db.name);
+  });
+  afterAll(async () => {
+    await client?.close();
+    await db?.drop();
+  });
+
+  it('flags a MyISAM table, a latin1 table, a trigger, a foreign key, a routine and an event, each with its fix', async () => {
+    const problems = await sourceChecks(client, await introspect(client, db.name));
+    const found = problems.map((p) => `${p.severity} ${p.code} ${p.table ?? ''}`.trim());
+    expect(found).toEqual(
+      expect.arrayContaining([
+        'warning non-transactional-engine old_engine',
+        'warning not-utf8mb4 latin',
+        'warning declared-foreign-keys child',
+        'warning trigger good',
+        'info routine',
+        'warning scheduled-event',
+      ]),
+    );
+    // The well-made tables are not flagged.
+    expect(problems.filter((p) => p.table === 'parent')).toEqual([]);
+    expect(problems.filter((p) => p.table === 'good' && p.code !== 'trigger')).toEqual([]);
+    expect(problems.find((p) => p.code === 'non-transactional-engine')?.message).toMatch(
+      /ALTER TABLE `old_engine` ENGINE=InnoDB/,
+    );
+    expect(problems.find((p) => p.code === 'not-utf8mb4')?.message).toMatch(
+      /table latin1_swedish_ci, name latin1/,
+    );
+    expect(problems.find((p) => p.code === 'declared-foreign-keys')?.message).toMatch(/fk_child_parent/);
+    expect(problems.find((p) => p.code === 'trigger')?.message).toMatch(/good_touch \(UPDATE on good\)/);
+  });
+});
