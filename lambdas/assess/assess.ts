@@ -108,13 +108,13 @@ export async function assessTable(deps: TaskDeps, runId: string, name: string): 
   } else if (
     (mode === 'tenant' || mode === 'global') &&
     key !== null &&
-    key.some((k) => /binary|blob/.test(info.columns.find((c) => c.name === k)?.dataType ?? ''))
+    key.some((k) => /binary|blob|^bit$/.test(info.columns.find((c) => c.name === k)?.dataType ?? ''))
   ) {
     problems.push({
       severity: 'blocking',
       code: 'binary-chunk-key',
       table: name,
-      message: `${name}'s key (${key?.join(', ')}) has binary columns: chunk bounds and quarantined keys are kept as JSON text, which binary values do not survive. Give the table a primary key or NOT NULL unique key of non-binary columns, or exclude it`,
+      message: `${name}'s key (${key?.join(', ')}) has ${key?.some((k) => info.columns.find((c) => c.name === k)?.dataType === 'bit') ? 'BIT' : 'binary'} columns: chunk bounds and quarantined keys are kept as JSON text, which binary values do not survive. Give the table a primary key or NOT NULL unique key of non-binary columns, or exclude it`,
     });
   } else if ((mode === 'tenant' || mode === 'global') && info.primaryKey === null) {
     factors.push({ factor: `No primary key: chunks use unique key (${key?.join(', ')})`, points: 1 });

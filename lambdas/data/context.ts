@@ -77,22 +77,24 @@ export async function saveRunContext(deps: TaskDeps, runId: string, read?: Schem
 }
 
 /**
- * The run's schema, from memory (a warm container) or the archive. Missing there, it is read from the source and
- * kept when `orRead` (the start of a resumed run, the CLI's verify); otherwise that is {@link RunContextMissing}:
- * every step after the start finds what the start wrote.
+ * The run's schema, from memory (a warm container) or the archive. Missing there, it is read from the source when
+ * `orRead` (the start of a resumed run keeps it in the archive; the CLI's verify, which writes nothing, does not);
+ * otherwise that is {@link RunContextMissing}: every step after the start finds what the start wrote.
  */
 export async function runContext(
   deps: TaskDeps,
   runId: string,
-  options: { readonly orRead?: boolean } = {},
+  options: { readonly orRead?: 'and-keep' | 'only' } = {},
 ): Promise<RunContext> {
   const cached = cacheOf(deps).get(runId);
   if (cached !== undefined) return cached;
   const body = await deps.archive.get(schemaKey(runId));
   if (body === undefined) {
-    if (options.orRead === true) return saveRunContext(deps, runId);
+    if (options.orRead === 'and-keep') return saveRunContext(deps, runId);
+    if (options.orRead === 'only')
+      return remember(deps, runId, await introspect(deps.source, deps.sourceUrl.database));
     throw new RunContextMissing(
-      `the source structure of ${runId} is not in ${deps.archive.location} (${schemaKey(runId)}): its start did not finish. Run data again to resume it, or roll it back`,
+      `the source structure of ${runId} is not in ${deps.archive.location} (${schemaKey(runId)}): the run was started with another archive.url, or its start did not finish`,
     );
   }
   const schema = JSON.parse(body.toString('utf8')) as SchemaInfo;
@@ -216,4 +218,21 @@ export interface CopyJob {
 export function copyJob(context: RunContext, table: string): CopyJob {
   const info = tableInfo(context, table);
   return { runId: context.runId, info, key: copyKey(info), columns: copyColumns(info) };
+}
+
+/**
+ * The structure a rollback deletes by: the run's, from the archive; when the archive does not hold it (the run was
+ * started with another archive.url, or the folder is gone), the target's own tables, which foundation made with the
+ * source's keys. Kept in memory only.
+ */
+export async function rollbackContext(deps: TaskDeps, runId: string): Promise<RunContext> {
+  try {
+    return await runContext(deps, runId);
+  } catch (error) {
+    if (!(error instanceof RunContextMissing)) throw error;
+    const key = `target:${runId}`;
+    return (
+      cacheOf(deps).get(key) ?? remember(deps, key, await introspect(deps.target, deps.targetUrl.database))
+    );
+  }
 }

@@ -202,7 +202,7 @@ export async function startData(deps: TaskDeps, execution: string): Promise<Data
     const context =
       start.resumed === null
         ? await saveRunContext(deps, runId, schema)
-        : await runContext(deps, runId, { orRead: true });
+        : await runContext(deps, runId, { orRead: 'and-keep' });
     const levels = planLevels(deps, context.schema.tables);
     const existing = await deps.targetServer.query(
       'SELECT TABLE_NAME AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND COLUMN_NAME = ?',

@@ -8,7 +8,7 @@ import type { SqlParam } from '../core/sql/port.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { FUNCTIONS, IN_FLIGHT_LIMIT_SECONDS } from '../registry.ts';
-import { copyKey, exactKeyValues, runContext, tableInfo } from './context.ts';
+import { copyKey, exactKeyValues, rollbackContext, tableInfo } from './context.ts';
 import { rebuildIndexes } from './indexes.ts';
 import { planLevels } from './plan.ts';
 
@@ -160,7 +160,7 @@ async function emptyTable(
       );
       if (chunks.length === 0) break;
       if (found === undefined) {
-        const info = tableInfo(await runContext(deps, runId), table);
+        const info = tableInfo(await rollbackContext(deps, runId), table);
         found = { info, key: copyKey(info) };
       }
       const { info, key } = found;
@@ -221,7 +221,7 @@ async function tablesChildrenFirst(deps: TaskDeps, runs: readonly string[]): Pro
   const ordered: string[] = [];
   // A run without chunks (its start ended before it planned any) has no structure to read, and nothing to order.
   for (const runId of runs.filter((id) => rows.some((r) => str(r, 'run_id') === id))) {
-    const context = await runContext(deps, runId);
+    const context = await rollbackContext(deps, runId);
     for (const p of planLevels(deps, context.schema.tables).flat().reverse())
       if (planned.has(p.table) && !ordered.includes(p.table)) ordered.push(p.table);
   }
@@ -299,8 +299,9 @@ export async function rollbackData(
       owner: execution,
     });
   let ended = false;
+  let runs: string[] = [];
   try {
-    const runs = (
+    runs = (
       await findRuns(deps.target, "phase = ? AND status NOT IN ('rolled_back', 'refused')", [PHASE], 10_000)
     ).map((r) => r.runId);
     for (const runId of runs)
@@ -407,13 +408,38 @@ export async function rollbackData(
       "UPDATE migration_progress SET status = IF(status = 'rolling_back', 'rolled_back', status), records_migrated = 0, empty_at_start = NULL, truncated_at = NULL WHERE phase = ?",
       [PHASE],
     );
-    await deps.target.execute(
-      "UPDATE tenant_migration_status SET status = 'pending' WHERE status = 'migrated'",
-    );
-    if (rollbackRunId !== null) await setRunStatus(deps.target, rollbackRunId, 'succeeded');
+    // A foundation rolled back since has taken the tenants' status table with it.
+    if (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'tenant_migration_status'))
+      await deps.target.execute(
+        "UPDATE tenant_migration_status SET status = 'pending' WHERE status = 'migrated'",
+      );
+    if (rollbackRunId !== null) {
+      await setRunStatus(deps.target, rollbackRunId, 'succeeded');
+      // Earlier rollbacks that died or failed before finishing: this one has done their work.
+      await deps.target.execute(
+        "UPDATE migration_runs SET status = 'failed', finished_at = COALESCE(finished_at, CURRENT_TIMESTAMP(3)) WHERE phase = 'rollback' AND run_id <> ? AND status IN ('running', 'interrupted', 'stopping')",
+        [rollbackRunId],
+      );
+    }
     return { done: true, rolledBack: true, undone, truncated, runs, rollbackRunId };
   } catch (error) {
     ended = true;
+    // Whatever stopped this step, the ledger says so: the runs it was undoing are left half rolled back, and the
+    // rollback that ran it failed (a retry, or the next rollback, takes them on again from there).
+    const said = {
+      name: (error as Error).name ?? 'Error',
+      message: String((error as Error).message ?? error),
+    };
+    for (const runId of runs)
+      await setRunStatus(deps.target, runId, 'rollback_failed', {
+        from: ['rolling_back'],
+        error: said,
+      }).catch(() => undefined);
+    if (request.kind === 'phase')
+      await setRunStatus(deps.target, request.rollbackRunId, 'failed', {
+        from: ['running'],
+        error: said,
+      }).catch(() => undefined);
     throw error;
   } finally {
     // Between steps the lock stays this execution's; at the end, success or failure, it is given up.

@@ -50,7 +50,7 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
       );
   if (latest === undefined) return { runId: null, differences: 0, tables: [] };
   const runId = str(latest, 'run_id');
-  const context = await runContext(deps, runId, { orRead: true });
+  const context = await runContext(deps, runId, { orRead: 'only' });
   const isolation = new Map((await checkIsolation(deps, runId)).map((f) => [f.table, f]));
   const tables: TableVerification[] = [];
   for (const { table, mode } of planLevels(deps, context.schema.tables).flat()) {

@@ -86,7 +86,9 @@ export async function runStatusCommand(
         live && (held === null || held.stale !== null)
           ? `stopped (${held?.stale ?? 'no lock held'}): ${r.status === 'running' ? resume : 'finish its rollback: npx shifu-migrate rollback'}`
           : r.status === 'interrupted'
-            ? `interrupted, nothing undone: ${resume}`
+            ? r.phase === 'rollback'
+              ? `interrupted before it finished (what it removed stays removed): ${resume}`
+              : `interrupted, nothing undone: ${resume}`
             : r.status === 'rollback_failed'
               ? 'its rollback stopped half-way: fix the cause, then npx shifu-migrate rollback'
               : null;

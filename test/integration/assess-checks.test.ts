@@ -1,8 +1,14 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sourceChecks } from '../../lambdas/assess/checks.ts';
+import type { AssessReport } from '../../lambdas/assess/schema.ts';
 import { introspect } from '../../lambdas/core/schema/introspect.ts';
 import type { SqlClient } from '../../lambdas/core/sql/port.ts';
-import { adminConnection, mysqlClient, scratchDatabase } from '../support/mariadb.ts';
+import { demoConfig } from '../../local/demo/config.ts';
+import { runCli } from '../support/cli.ts';
+import { adminConnection, mysqlClient, mysqlUrl, scratchDatabase } from '../support/mariadb.ts';
 
 describe('the checks a DBA runs before a migration', () => {
   let db: Awaited<ReturnType<typeof scratchDatabase>>;
@@ -57,5 +63,34 @@ describe('the checks a DBA runs before a migration', () => {
     );
     expect(problems.find((p) => p.code === 'declared-foreign-keys')?.message).toMatch(/fk_child_parent/);
     expect(problems.find((p) => p.code === 'trigger')?.message).toMatch(/good_touch \(UPDATE on good\)/);
+  });
+
+  it('blocks a table whose only key is BIT: its values do not survive the chunk list as JSON', async () => {
+    const admin = await adminConnection(db.name);
+    try {
+      await admin.query('CREATE TABLE t_bit (id BIT(16) PRIMARY KEY, v INT) ENGINE=InnoDB');
+      await admin.query('INSERT INTO t_bit VALUES (1, 1), (2, 2)');
+    } finally {
+      await admin.end();
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'smt-bit-'));
+    const tables = Object.fromEntries(
+      ['good', 'old_engine', 'latin', 'parent', 'child', 't_bit'].map((t) => [t, { global: true }]),
+    );
+    writeFileSync(
+      join(dir, 'shifu-migrate.config.json'),
+      JSON.stringify({
+        ...demoConfig(),
+        source: { url: mysqlUrl(db.name).raw },
+        target: { url: mysqlUrl(`${db.name}_t`).raw },
+        archive: { url: join(dir, 'archive') },
+        tables,
+      }),
+    );
+    const run = await runCli(['run', 'assess'], { cwd: dir });
+    expect(run.code).toBe(1);
+    expect((run.json.report as AssessReport).problems).toContainEqual(
+      expect.objectContaining({ severity: 'blocking', code: 'binary-chunk-key', table: 't_bit' }),
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -245,12 +245,34 @@ describe('rollback of the phase in flight', () => {
     const [dead] = await server.query(
       `SELECT status, error_name FROM ${qualified(target, 'migration_runs')} WHERE run_id = 'rollback-20261201T000000Z-aaaaaa'`,
     );
-    expect(dead).toEqual({ status: 'interrupted', error_name: 'RunAbandoned' });
+    // The dead rollback is closed by the one that finished its work: failed, with why it stopped.
+    expect(dead).toEqual({ status: 'failed', error_name: 'RunAbandoned' });
     // The second rollback, refused while the first was alive, is in the ledger too.
     const refused = await server.query(
       `SELECT error_name FROM ${qualified(target, 'migration_runs')} WHERE phase = 'rollback' AND status = 'refused'`,
     );
     expect(refused).toEqual([{ error_name: 'RunLocked' }]);
+  });
+
+  it('undoes a data run whose archive is gone (by the target tables), and a data phase after its foundation was undone', async () => {
+    const target = `${source.name}_noarch`;
+    const dir = workspace(target);
+    expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
+    // A row already there makes the rollback delete range by range (no TRUNCATE), which needs each table's key.
+    await server.execute(
+      `INSERT INTO ${qualified(target, 'learn_generated_blocks')} (id, tenant_bid, generated_block_bid, progress_bid, user_bid, role, created_at) VALUES (999999999, 'default', 'stray', 'p', 'u', 'user', NOW())`,
+    );
+    expect((await cli(['run', 'data'], dir)).code).toBe(0);
+    rmSync(join(dir, 'archive'), { recursive: true, force: true });
+    const undone = await cli(['rollback', '--phase', 'data'], dir);
+    expect(undone.code, undone.stderr).toBe(0);
+    expect(undone.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data' });
+    expect(Number(undone.json.undone)).toBeGreaterThan(0);
+    for (const table of TABLES) expect(await count(target, table), table).toBe(0);
+    expect((await cli(['rollback', '--phase', 'foundation'], dir)).code).toBe(0);
+    // The data phase named again, with foundation (and its tenant tables) gone: nothing left to undo, exit 0.
+    const again = await cli(['rollback', '--phase', 'data'], dir);
+    expect(again.code, again.stderr).toBe(0);
   });
 
   it('rolls back in bounded steps, going on from the ledger; tables built from empty are truncated', async () => {

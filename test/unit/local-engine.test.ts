@@ -386,7 +386,7 @@ describe("a run's source structure", () => {
     const deps = { archive: folder, sourceUrl: { database: 'shifu_legacy' } } as unknown as TaskDeps;
     await expect(runContext(deps, runId)).rejects.toThrow(RunContextMissing);
     await expect(runContext(deps, runId)).rejects.toThrow(
-      /the source structure of data-20261201T000000Z-abc123 is not in .* \(runs\/data-20261201T000000Z-abc123\/schema\.json\): its start did not finish/,
+      /the source structure of data-20261201T000000Z-abc123 is not in .* \(runs\/data-20261201T000000Z-abc123\/schema\.json\): the run was started with another archive\.url, or its start did not finish/,
     );
     await folder.put(`runs/${runId}/schema.json`, JSON.stringify({ database: 'shifu_legacy', tables: [] }));
     const first = await runContext(deps, runId);
