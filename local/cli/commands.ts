@@ -26,6 +26,7 @@ export interface ParsedCommand {
     duration?: string;
     writes?: string;
     seed?: string;
+    yes: boolean;
   };
 }
 
@@ -74,7 +75,11 @@ export function parseCommandLine(
   const pick = (name: string, args: string[], command: Command) => {
     const opts = { ...program.opts(), ...command.opts() } as Record<string, unknown>;
     const text = (key: string) => (typeof opts[key] === 'string' ? (opts[key] as string) : undefined);
-    const values: ParsedCommand['values'] = { json: opts.json === true, reset: opts.reset === true };
+    const values: ParsedCommand['values'] = {
+      json: opts.json === true,
+      reset: opts.reset === true,
+      yes: opts.yes === true,
+    };
     for (const key of ['config', 'users', 'phase', 'reason', 'rate', 'duration', 'writes', 'seed'] as const) {
       const value = text(key);
       if (value !== undefined) values[key] = value;
@@ -127,7 +132,8 @@ export function parseCommandLine(
       'stop and undo the phase in flight or failed half-way, or the phase named, by what the ledger recorded',
     )
     .option('--phase <phase>', 'the phase to undo whole: foundation or data (default: the one in flight)')
-    .addHelpText('after', examples('rollback', 'rollback --phase data'))
+    .option('--yes', 'do not ask (scripts); without it, a terminal shows what may be removed and asks')
+    .addHelpText('after', examples('rollback', 'rollback --phase data', 'rollback --phase data --yes'))
     .action((_opts, command: Command) => pick('rollback', [], command));
   const alarm = program
     .command('alarm')

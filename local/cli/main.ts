@@ -6,6 +6,7 @@ import { demoConfig } from '../demo/config.ts';
 import { MAX_DEMO_USERS } from '../demo/seed.ts';
 import { parseAlarmName, runAlarmClear, runAlarmRaise } from './alarm.ts';
 import { parseCommandLine } from './commands.ts';
+import { confirmRollback, type Terminal } from './confirm.ts';
 import { runDemo } from './demo.ts';
 import { resolveDemoServer } from './demo-server.ts';
 import { runStatusCommand, runVerifyCommand } from './inspect.ts';
@@ -29,6 +30,8 @@ export interface CliContext {
   readonly cwd?: string;
   readonly stdout?: NodeJS.WritableStream;
   readonly stderr?: NodeJS.WritableStream;
+  /** Where a question is answered (a rollback's confirmation); a TTY only on a terminal. */
+  readonly stdin?: Terminal;
 }
 
 const ALARM_ACTIONS = ['raise', 'clear'] as const;
@@ -215,6 +218,20 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
       if (out.json) out.resultJson(outcome.json);
       else out.result(`${command} ${machine.name}: ${outcome.code === 0 ? 'done' : 'failed'}`);
       return outcome.code;
+    }
+    if (command === 'rollback') {
+      const yes = await confirmRollback(loaded, phase, {
+        yes: values.yes,
+        stdin: context.stdin ?? (context.stdout === undefined ? process.stdin : undefined),
+        out,
+        prompt: stderr,
+      });
+      if (!yes) {
+        out.info('Not rolled back: nothing was changed.');
+        if (out.json) out.resultJson({ status: 'DECLINED', phase: phase ?? null });
+        else out.result('rollback: not confirmed');
+        return 1;
+      }
     }
     if (command === 'run' || command === 'rollback') {
       const outcome =

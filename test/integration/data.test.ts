@@ -277,7 +277,7 @@ describe('data phase', () => {
     } finally {
       await admin2.end();
     }
-    expect((await cli(['rollback', '--phase', 'data'], dir)).code).toBe(0);
+    expect((await cli(['rollback', '--yes', '--phase', 'data'], dir)).code).toBe(0);
     const failed = await cli(['run', 'data'], dir);
     expect(failed.code).toBe(1);
     expect(failed.json).toMatchObject({ status: 'FAILED', error: 'ChunkChecksumMismatch', rolledBack: true });
@@ -294,14 +294,14 @@ describe('data phase', () => {
     const dir = workspace(target);
     expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
     expect((await cli(['run', 'data'], dir)).code).toBe(0);
-    const refused = await cli(['rollback', '--phase', 'foundation'], dir);
+    const refused = await cli(['rollback', '--yes', '--phase', 'foundation'], dir);
     expect(refused.code).toBe(1);
     expect(refused.json).toMatchObject({ status: 'FAILED', error: 'TableHoldsData' });
     expect(String(refused.json.cause)).toMatch(/roll back the data phase first/);
-    const data = await cli(['rollback', '--phase', 'data'], dir);
+    const data = await cli(['rollback', '--yes', '--phase', 'data'], dir);
     expect(data.code, data.stderr).toBe(0);
     for (const t of TABLES) expect(await count(target, t), t).toBe(0);
-    expect((await cli(['rollback', '--phase', 'foundation'], dir)).code).toBe(0);
+    expect((await cli(['rollback', '--yes', '--phase', 'foundation'], dir)).code).toBe(0);
   });
 
   it('resumes from the chunk ledger after the process is killed mid-copy, ending with the source rows exactly', async () => {

@@ -169,7 +169,7 @@ describe('foundation', () => {
     expect(second.json).toMatchObject({ status: 'SUCCEEDED', created: 0 });
     expect(await snapshot(target)).toEqual(built);
 
-    const rollback = await cli(['rollback', '--phase', 'foundation'], environment);
+    const rollback = await cli(['rollback', '--yes', '--phase', 'foundation'], environment);
     expect(rollback.code, rollback.stderr).toBe(0);
     expect(rollback.json).toMatchObject({
       status: 'SUCCEEDED',
@@ -227,7 +227,7 @@ describe('foundation', () => {
         "INSERT INTO migration_ddl (run_id, phase, object_type, table_name, object_name, statement, created_at) VALUES (?, 'foundation', 'table', 'never_created', 'never_created', '', CURRENT_TIMESTAMP(3))",
         [str(run ?? { run_id: '' }, 'run_id')],
       );
-      const rolledBack = await cli(['rollback', '--phase', 'foundation'], environment);
+      const rolledBack = await cli(['rollback', '--yes', '--phase', 'foundation'], environment);
       expect(rolledBack.code, rolledBack.stderr).toBe(0);
       const left = await ledger.query(
         "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME NOT LIKE 'migration\\_%' AND TABLE_NAME <> 'seen'",
@@ -296,7 +296,7 @@ describe('foundation', () => {
     const after = await snapshot(target);
     expect(after).toContain('column study_records.tenant_bid varchar(32) NO');
     expect(after).toContain('index study_records.idx_tenant_record_bid.1 tenant_bid');
-    const rollback = await cli(['rollback', '--phase', 'foundation'], environment);
+    const rollback = await cli(['rollback', '--yes', '--phase', 'foundation'], environment);
     expect(rollback.code, rollback.stderr).toBe(0);
     expect(await snapshot(target)).toEqual(before);
   });

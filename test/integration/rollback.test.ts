@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lambdas/core/config/load.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
@@ -10,6 +11,7 @@ import type { SqlClient } from '../../lambdas/core/sql/port.ts';
 import { scalarNumber, str } from '../../lambdas/core/sql/rows.ts';
 import { rollbackData } from '../../lambdas/data/rollback.ts';
 import type { DataInput } from '../../lambdas/data/schema.ts';
+import { main } from '../../local/cli/main.ts';
 import { demoConfig } from '../../local/demo/config.ts';
 import { DEMO_TABLES } from '../../local/demo/schema.ts';
 import { seedDemo } from '../../local/demo/seed.ts';
@@ -160,7 +162,7 @@ describe('rollback of the phase in flight', () => {
     const target = `${source.name}_orphan`;
     const dir = workspace(target);
     expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
-    const nothing = await cli(['rollback'], dir);
+    const nothing = await cli(['rollback', '--yes'], dir);
     expect(nothing.code, nothing.stderr).toBe(0);
     expect(nothing.json).toMatchObject({ status: 'SUCCEEDED', phase: null, runs: [] });
 
@@ -176,7 +178,7 @@ describe('rollback of the phase in flight', () => {
 
     // Its chunk in flight stays `copying`, but its process is gone: the rollback does not wait for it.
     const started = Date.now();
-    const rollback = await cli(['rollback'], dir);
+    const rollback = await cli(['rollback', '--yes'], dir);
     expect(rollback.code, rollback.stderr).toBe(0);
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(rollback.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data' });
@@ -187,7 +189,7 @@ describe('rollback of the phase in flight', () => {
     );
     expect(runs.map((r) => str(r, 'status'))).toEqual(['rolled_back']);
     // Foundation succeeded and nothing else is in flight: a second rollback leaves it alone.
-    const again = await cli(['rollback'], dir);
+    const again = await cli(['rollback', '--yes'], dir);
     expect(again.json).toMatchObject({ phase: null });
     expect(await count(target, 'tenant_tenants')).toBeGreaterThan(0);
   });
@@ -209,7 +211,7 @@ describe('rollback of the phase in flight', () => {
        VALUES ('target', 'rollback-20261201T000000Z-aaaaaa', 'data', 'rollback', ?, CURRENT_TIMESTAMP(3), CURRENT_TIMESTAMP(3))`,
       [`local:${hostname()}:${process.pid}:alive`],
     );
-    const second = await cli(['rollback'], dir);
+    const second = await cli(['rollback', '--yes'], dir);
     expect(second.code).toBe(1);
     expect(second.json).toMatchObject({ status: 'FAILED', error: 'RunLocked', rolledBack: false });
     expect(String(second.json.cause)).toMatch(
@@ -231,7 +233,7 @@ describe('rollback of the phase in flight', () => {
     await server.execute(`UPDATE ${qualified(target, 'migration_lock')} SET owner = ?`, [
       `local:${hostname()}:999999999:gone`,
     ]);
-    const finished = await cli(['rollback'], dir);
+    const finished = await cli(['rollback', '--yes'], dir);
     expect(finished.code, finished.stderr).toBe(0);
     expect(finished.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data', rolledBack: true });
     expect(finished.json.stoppedRuns).toEqual([run?.run_id]);
@@ -254,6 +256,51 @@ describe('rollback of the phase in flight', () => {
     expect(refused).toEqual([{ error_name: 'RunLocked' }]);
   });
 
+  it('asks before removing anything: refused without a terminal and without --yes, shown and asked on one', async () => {
+    const target = `${source.name}_ask`;
+    const dir = workspace(target);
+    for (const phase of ['foundation', 'data']) expect((await cli(['run', phase], dir)).code).toBe(0);
+    const before = await count(target, 'user_users');
+    const ask = async (answer: string | undefined) => {
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let out = '';
+      let err = '';
+      stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+      });
+      const stdin = Object.assign(new PassThrough(), { isTTY: answer !== undefined });
+      if (answer !== undefined) stdin.end(`${answer}\n`);
+      const code = await main(['rollback', '--phase', 'data', '--json'], {
+        cwd: dir,
+        env: {},
+        stdout,
+        stderr,
+        stdin,
+      });
+      return { code, json: JSON.parse(out) as Record<string, unknown>, stderr: err };
+    };
+    const refused = await ask(undefined);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/run it on a terminal to see what and confirm, or pass --yes/);
+    expect(await count(target, 'user_users')).toBe(before);
+    const declined = await ask('n');
+    expect(declined.code).toBe(1);
+    expect(declined.json).toMatchObject({ status: 'DECLINED', phase: 'data' });
+    expect(declined.stderr).toMatch(/Runs not rolled back in .*: data-\S+ \(succeeded\)/);
+    expect(declined.stderr).toMatch(
+      /empties the ranges the data runs copied: about [\d,]+ rows now in 10 tables/,
+    );
+    expect(declined.stderr).toMatch(/Roll back data on .*\? \[y\/N\]/);
+    expect(await count(target, 'user_users')).toBe(before);
+    const confirmed = await ask('y');
+    expect(confirmed.code, confirmed.stderr).toBe(0);
+    for (const table of TABLES) expect(await count(target, table), table).toBe(0);
+  });
+
   it('undoes a data run whose archive is gone (by the target tables), and a data phase after its foundation was undone', async () => {
     const target = `${source.name}_noarch`;
     const dir = workspace(target);
@@ -264,14 +311,14 @@ describe('rollback of the phase in flight', () => {
     );
     expect((await cli(['run', 'data'], dir)).code).toBe(0);
     rmSync(join(dir, 'archive'), { recursive: true, force: true });
-    const undone = await cli(['rollback', '--phase', 'data'], dir);
+    const undone = await cli(['rollback', '--yes', '--phase', 'data'], dir);
     expect(undone.code, undone.stderr).toBe(0);
     expect(undone.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data' });
     expect(Number(undone.json.undone)).toBeGreaterThan(0);
     for (const table of TABLES) expect(await count(target, table), table).toBe(0);
-    expect((await cli(['rollback', '--phase', 'foundation'], dir)).code).toBe(0);
+    expect((await cli(['rollback', '--yes', '--phase', 'foundation'], dir)).code).toBe(0);
     // The data phase named again, with foundation (and its tenant tables) gone: nothing left to undo, exit 0.
-    const again = await cli(['rollback', '--phase', 'data'], dir);
+    const again = await cli(['rollback', '--yes', '--phase', 'data'], dir);
     expect(again.code, again.stderr).toBe(0);
   });
 

@@ -316,7 +316,7 @@ describe('outcomes that tell the truth', () => {
     await server.execute(
       `RENAME TABLE ${qualified(target, 'blocks_moved')} TO ${qualified(target, 'learn_generated_blocks')}`,
     );
-    const finished = await cli(['rollback'], dir);
+    const finished = await cli(['rollback', '--yes'], dir);
     expect(finished.code, finished.stderr).toBe(0);
     expect(finished.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data', rolledBack: true });
     for (const t of TABLES) expect(await count(target, t), t).toBe(0);
@@ -345,7 +345,12 @@ describe('the source is never written', () => {
       'SELECT TABLE_NAME AS t, TABLE_ROWS AS r FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME',
       [source.name],
     );
-    for (const args of [['run', 'foundation'], ['run', 'data'], ['rollback'], ['alarm', 'raise', 'x']]) {
+    for (const args of [
+      ['run', 'foundation'],
+      ['run', 'data'],
+      ['rollback', '--yes'],
+      ['alarm', 'raise', 'x'],
+    ]) {
       const refused = await cli(args, dir);
       expect(refused.code, args.join(' ')).toBe(2);
       expect(refused.json).toMatchObject({ status: 'INVALID_INPUT', error: 'SourceIsTarget' });

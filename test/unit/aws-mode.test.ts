@@ -244,10 +244,10 @@ describe('the CLI on AWS', () => {
         status: 'SUCCEEDED',
         output: JSON.stringify({ phase: null, runs: [], stoppedExecutions: [], alarm: null }),
       });
-    const named = await cli(['rollback', '--phase', 'data'], dir);
+    const named = await cli(['rollback', '--yes', '--phase', 'data'], dir);
     expect(named.code, named.stderr).toBe(0);
     expect(named.json).toMatchObject({ phase: 'data', undone: 42 });
-    const found = await cli(['rollback'], dir);
+    const found = await cli(['rollback', '--yes'], dir);
     expect(found.code).toBe(0);
     expect(found.json).toMatchObject({ phase: null });
     expect(found.stderr).toMatch(/Nothing to roll back/);
