@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { openSql } from '../../lambdas/core/sql/open.ts';
 import { withDatabase } from '../../lambdas/core/sql/url.ts';
@@ -60,5 +61,20 @@ export async function runDemo(
   out.info(
     `Demo complete: ${LOCAL_PHASES.join(', ')} ran against ${url.database} → ${loaded.targetUrl.database}.`,
   );
+  const assessed = phases.assess as { reportMarkdown?: unknown } | undefined;
+  const next = [
+    'npx shifu-migrate verify                 compare the target with the source again (read-only)',
+    'npx shifu-migrate status                 the ledger: runs, tables, chunks, quarantine',
+    ...(typeof assessed?.reportMarkdown === 'string'
+      ? [`${join(loaded.config.archive.url, assessed.reportMarkdown)}   the assessment, for people`]
+      : []),
+    'npx shifu-migrate simulate-traffic --duration 30s   write to the demo legacy database as the application does',
+    'npx shifu-migrate run data               then copy again: it repairs what changed',
+    'npx shifu-migrate rollback --phase data  undo the copy (asks first); then --phase foundation',
+    'your own databases: write shifu-migrate.config.json (docs/configuration.md; schema/shifu-migrate.config.schema.json)',
+    `cleaning up: DROP DATABASE ${loaded.targetUrl.database}; DROP DATABASE ${url.database}; rm -r .shifu-migrate`,
+  ];
+  out.info('Next:');
+  for (const line of next) out.info(`  ${line}`);
   return { code: 0, json: { status: 'SUCCEEDED', seeded, phases } };
 }

@@ -69,6 +69,10 @@ describe('shifu-migrate CLI', () => {
     expect(run.stderr).toMatch(/Assessment assess-\S+: READY; 10 tables/);
     expect(run.stderr).toMatch(/Foundation ready \(foundation-\S+\): 10 tables and 4 tenants on the target/);
     expect(run.stderr.indexOf('Assessment')).toBeLessThan(run.stderr.indexOf('Foundation ready'));
+    // It ends with what to do next: look again, see the report, write your own config, clean up.
+    expect(run.stderr).toMatch(/Next:\n {2}npx shifu-migrate verify /);
+    expect(run.stderr).toMatch(/reports\/assess\/assess-\S+\/report\.md {3}the assessment/);
+    expect(run.stderr).toMatch(/cleaning up: DROP DATABASE /);
     expect(run.stdout).toBe('demo: done\n');
   });
 
