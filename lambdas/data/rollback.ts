@@ -1,6 +1,6 @@
 import { qualified } from '../core/identifiers.ts';
-import { acquireLock, releaseLock } from '../core/ledger/lock.ts';
-import { beginOwnRollback, rollbackFailure } from '../core/ledger/phase-run.ts';
+import { releaseLock } from '../core/ledger/lock.ts';
+import { enterRollback, rollbackFailure } from '../core/ledger/phase-run.ts';
 import { findRuns, nowText, setRunStatus, targetHasTable } from '../core/ledger/runs.ts';
 import type { TableInfo } from '../core/schema/types.ts';
 import { keyComparison, parseKeyTuple } from '../core/sql/keyset.ts';
@@ -288,16 +288,12 @@ export async function rollbackData(
   if (!(await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_chunks'))) return nothing;
   const { execution } = request;
   const budget: StepBudget = { deadline: Date.now() + stepMs, progressed: 0 };
-  if (request.kind === 'own')
-    await beginOwnRollback(deps.target, PHASE, request.runId as string, execution, request.error);
-  // The rollback state machine took the lock in Take Lock; a later step (or a retry) takes it again.
-  else
-    await acquireLock(deps.target, {
-      runId: request.rollbackRunId,
-      phase: PHASE,
-      kind: 'rollback',
-      owner: execution,
-    });
+  await enterRollback(
+    deps.target,
+    PHASE,
+    execution,
+    request.kind === 'own' ? { kind: 'own', runId: request.runId as string, error: request.error } : request,
+  );
   let ended = false;
   let runs: string[] = [];
   try {

@@ -1,10 +1,10 @@
 import { ident, qualified } from '../core/identifiers.ts';
 import { createRecorded, markRolledBack, openObjects, undoStatement } from '../core/ledger/ddl.ts';
-import { acquireLock, releaseLock } from '../core/ledger/lock.ts';
+import { releaseLock } from '../core/ledger/lock.ts';
 import {
   assertRunOwner,
-  beginOwnRollback,
   beginRun,
+  enterRollback,
   failStart,
   rollbackFailure,
 } from '../core/ledger/phase-run.ts';
@@ -313,16 +313,12 @@ export async function rollbackFoundation(
   if (!(await ledgerExists(deps))) return { rolledBack: false, undone: 0, runs: [], rollbackRunId: null };
   const { execution } = request;
   const rollbackRunId = request.kind === 'own' ? null : request.rollbackRunId;
-  if (request.kind === 'own')
-    await beginOwnRollback(deps.target, PHASE, request.runId as string, execution, request.error);
-  // The rollback state machine took the lock in Take Lock; a retry after an error that may pass takes it again.
-  else
-    await acquireLock(deps.target, {
-      runId: request.rollbackRunId,
-      phase: PHASE,
-      kind: 'rollback',
-      owner: execution,
-    });
+  await enterRollback(
+    deps.target,
+    PHASE,
+    execution,
+    request.kind === 'own' ? { kind: 'own', runId: request.runId as string, error: request.error } : request,
+  );
   try {
     const runs =
       request.kind === 'own'

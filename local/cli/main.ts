@@ -76,14 +76,7 @@ function wholeNumber(
 }
 
 function usersOption(raw: string | undefined): number {
-  if (raw === undefined) return 2000;
-  const users = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(users) || users < 1 || users > MAX_DEMO_USERS) {
-    throw new InputError(
-      `--users must be a whole number from 1 to ${MAX_DEMO_USERS}, got ${JSON.stringify(raw)}`,
-    );
-  }
-  return users;
+  return wholeNumber(raw, '--users', 2000, 1, MAX_DEMO_USERS);
 }
 
 /** Runs one CLI invocation and returns its exit code. */

@@ -93,17 +93,9 @@ const DISTRIBUTED_FIELDS = [
   'ToleratedFailureCountPath',
   'Label',
 ];
-/** What the local runtime runs of a Distributed Map (anything else there is refused). */
-const DISTRIBUTED_SUPPORTED = new Set([
-  'Type',
+/** Fields a Distributed Map shares with the Task that stands for it locally: copied to it as they are. */
+const PASSED_TO_TASK = [
   'Comment',
-  'ItemReader',
-  'ItemBatcher',
-  'ItemProcessor',
-  'ResultWriter',
-  'Label',
-  'MaxConcurrency',
-  'MaxConcurrencyPath',
   'InputPath',
   'OutputPath',
   'ResultPath',
@@ -112,6 +104,18 @@ const DISTRIBUTED_SUPPORTED = new Set([
   'Catch',
   'Next',
   'End',
+];
+/** What the local runtime runs of a Distributed Map (anything else there is refused). */
+const DISTRIBUTED_SUPPORTED = new Set([
+  ...PASSED_TO_TASK,
+  'Type',
+  'ItemReader',
+  'ItemBatcher',
+  'ItemProcessor',
+  'ResultWriter',
+  'Label',
+  'MaxConcurrency',
+  'MaxConcurrencyPath',
 ]);
 /** Longer than any execution (about 23 days; a timer holds at most 2^31 ms): a map run ends when its children do. */
 const MAP_RUN_TIMEOUT_SECONDS = 2_000_000;
@@ -193,18 +197,7 @@ function distributedTask(
     },
     TimeoutSeconds: MAP_RUN_TIMEOUT_SECONDS,
   };
-  for (const field of [
-    'Comment',
-    'InputPath',
-    'OutputPath',
-    'ResultPath',
-    'ResultSelector',
-    'Retry',
-    'Catch',
-    'Next',
-    'End',
-  ])
-    if (field in state) task[field] = state[field] as Json;
+  for (const field of PASSED_TO_TASK) if (field in state) task[field] = state[field] as Json;
   return {
     task,
     batched: batcher !== undefined,

@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lambdas/core/config/load.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
@@ -11,7 +10,6 @@ import type { SqlClient } from '../../lambdas/core/sql/port.ts';
 import { scalarNumber, str } from '../../lambdas/core/sql/rows.ts';
 import { rollbackData } from '../../lambdas/data/rollback.ts';
 import type { DataInput } from '../../lambdas/data/schema.ts';
-import { main } from '../../local/cli/main.ts';
 import { demoConfig } from '../../local/demo/config.ts';
 import { DEMO_TABLES } from '../../local/demo/schema.ts';
 import { seedDemo } from '../../local/demo/seed.ts';
@@ -261,28 +259,8 @@ describe('rollback of the phase in flight', () => {
     const dir = workspace(target);
     for (const phase of ['foundation', 'data']) expect((await cli(['run', phase], dir)).code).toBe(0);
     const before = await count(target, 'user_users');
-    const ask = async (answer: string | undefined) => {
-      const stdout = new PassThrough();
-      const stderr = new PassThrough();
-      let out = '';
-      let err = '';
-      stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-      });
-      stderr.on('data', (d: Buffer) => {
-        err += d.toString();
-      });
-      const stdin = Object.assign(new PassThrough(), { isTTY: answer !== undefined });
-      if (answer !== undefined) stdin.end(`${answer}\n`);
-      const code = await main(['rollback', '--phase', 'data', '--json'], {
-        cwd: dir,
-        env: {},
-        stdout,
-        stderr,
-        stdin,
-      });
-      return { code, json: JSON.parse(out) as Record<string, unknown>, stderr: err };
-    };
+    const ask = (answer: string | undefined) =>
+      runCli(['rollback', '--phase', 'data'], { cwd: dir, ...(answer === undefined ? {} : { answer }) });
     const refused = await ask(undefined);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/run it on a terminal to see what and confirm, or pass --yes/);

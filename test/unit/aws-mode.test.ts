@@ -95,6 +95,16 @@ beforeEach(() => {
   nextId = 1;
 });
 
+/** DescribeExecution answering that the execution succeeded with `output`. */
+function describesSucceeded(executionArn: string, output: unknown): void {
+  sfn.on(DescribeExecutionCommand).resolves({
+    executionArn,
+    status: 'SUCCEEDED',
+    output: JSON.stringify(output),
+    startDate: new Date(),
+    stopDate: new Date(),
+  });
+}
 describe('the CLI on AWS', () => {
   it('starts the deployed phase, follows every page of its history, and exits 0 with its output', async () => {
     const dir = workspace();
@@ -128,13 +138,7 @@ describe('the CLI on AWS', () => {
       2,
     );
     const output = { runId: 'foundation-20261124T100000Z-abcdef', tables: 1, tenants: 3, created: 7 };
-    sfn.on(DescribeExecutionCommand).resolves({
-      executionArn: executionArn('foundation'),
-      status: 'SUCCEEDED',
-      output: JSON.stringify(output),
-      startDate: new Date(),
-      stopDate: new Date(),
-    });
+    describesSucceeded(executionArn('foundation'), output);
 
     const run = await cli(['run', 'foundation'], dir);
     expect(run.code, run.stderr).toBe(0);
@@ -297,13 +301,7 @@ describe('the CLI on AWS', () => {
       quarantined: 0,
       changing: 0,
     };
-    sfn.on(DescribeExecutionCommand).resolves({
-      executionArn: arn,
-      status: 'SUCCEEDED',
-      output: JSON.stringify(output),
-      startDate: new Date(),
-      stopDate: new Date(),
-    });
+    describesSucceeded(arn, output);
     const followed = await cli(['follow', arn], dir);
     expect(followed.code, followed.stderr).toBe(0);
     expect(followed.stderr).toMatch(/Following data on AWS/);
@@ -339,13 +337,7 @@ describe('the CLI on AWS', () => {
     nextId = 1;
     scriptHistory([[event('ExecutionStarted'), event('ExecutionRedriven'), event('ExecutionSucceeded')]], 50);
     sfn.on(RedriveExecutionCommand).resolves({ redriveDate: new Date() });
-    sfn.on(DescribeExecutionCommand).resolves({
-      executionArn: arn,
-      status: 'SUCCEEDED',
-      output: JSON.stringify(output),
-      startDate: new Date(),
-      stopDate: new Date(),
-    });
+    describesSucceeded(arn, output);
     const redriven = await cli(['redrive', arn], dir);
     expect(redriven.code, redriven.stderr).toBe(0);
     expect(sfn.commandCalls(RedriveExecutionCommand).map((c) => c.args[0].input)).toEqual([

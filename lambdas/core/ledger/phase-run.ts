@@ -195,6 +195,22 @@ export async function beginOwnRollback(
   throw new LockLost(`run ${runId}: the lock could not be taken for its rollback`);
 }
 
+/**
+ * The start of every rollback step: a phase's own Catch takes its run over ({@link beginOwnRollback}); the rollback
+ * state machine took the lock in Take Lock, and each later step (or a retry) takes it again as its rollback run.
+ */
+export async function enterRollback(
+  target: SqlSession,
+  phase: Phase,
+  execution: string,
+  request:
+    | { readonly kind: 'own'; readonly runId: string; readonly error: Parameters<typeof beginOwnRollback>[4] }
+    | { readonly kind: 'phase' | 'runs'; readonly rollbackRunId: string },
+): Promise<void> {
+  if (request.kind === 'own') await beginOwnRollback(target, phase, request.runId, execution, request.error);
+  else await acquireLock(target, { runId: request.rollbackRunId, phase, kind: 'rollback', owner: execution });
+}
+
 /** A rollback that could not remove everything: the message says what is left and how to finish it. */
 export class RollbackIncomplete extends Error {
   override name = 'RollbackIncomplete';

@@ -148,7 +148,12 @@ const SESSION_SETUP = [
 const READ_ONLY = 'SET SESSION TRANSACTION READ ONLY';
 
 /** Opens a pooled mysql2 client. Connections are made lazily, on first use. */
-export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {}): SqlClient {
+export function createMysqlClient(
+  url: MysqlUrl,
+  options: MysqlClientOptions = {},
+  /** The URL's TLS options, when the caller has read them already. */
+  tls = url.tls === undefined ? undefined : mysqlTlsOptions(url.tls, url.raw),
+): SqlClient {
   const shown = redactUrl(options.display ?? url.raw);
   const pool = mysql.createPool({
     host: url.host,
@@ -156,7 +161,7 @@ export function createMysqlClient(url: MysqlUrl, options: MysqlClientOptions = {
     user: url.user,
     ...(url.password === undefined ? {} : { password: url.password }),
     database: url.database,
-    ...(url.tls === undefined ? {} : { ssl: mysqlTlsOptions(url.tls, url.raw) }),
+    ...(tls === undefined ? {} : { ssl: tls }),
     connectionLimit: options.connectionLimit ?? 4,
     charset: 'utf8mb4_unicode_ci',
     timezone: 'Z',

@@ -38,11 +38,11 @@ let mysqlAdapter: Promise<typeof import('./mysql.ts')> | undefined;
  * through the Data API never evaluates the driver. The URL's TLS files are read now, so a wrong one fails here.
  */
 function lazyMysqlClient(url: MysqlUrl, options: MysqlClientOptions): SqlClient {
-  if (url.tls !== undefined) mysqlTlsOptions(url.tls, url.raw);
+  const tls = url.tls === undefined ? undefined : mysqlTlsOptions(url.tls, url.raw);
   let opened: Promise<SqlClient> | undefined;
   const client = (): Promise<SqlClient> => {
     mysqlAdapter ??= import('./mysql.ts');
-    opened ??= mysqlAdapter.then((m) => m.createMysqlClient(url, options));
+    opened ??= mysqlAdapter.then((m) => m.createMysqlClient(url, options, tls));
     return opened;
   };
   return {
