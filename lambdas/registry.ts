@@ -7,12 +7,20 @@ import type { Config } from './core/config/schema.ts';
  * - `target`: the multi-tenant database, read and write (Data API with transactions, its secret);
  * - `archive:get`, `archive:put`, `archive:list`: objects in the archive (never delete: it keeps the legacy data's
  *   last copy); every function also reads its config version there;
- * - `executions`: list and stop the phases' Step Functions executions.
+ * - `executions`: list and stop the phases' Step Functions executions;
+ * - `schedule`: read and update the sync schedule (enable it, disable it; EventBridge Scheduler).
  */
-export type Reach = 'source' | 'target' | 'archive:get' | 'archive:put' | 'archive:list' | 'executions';
+export type Reach =
+  | 'source'
+  | 'target'
+  | 'archive:get'
+  | 'archive:put'
+  | 'archive:list'
+  | 'executions'
+  | 'schedule';
 
 /** The folders under `lambdas/` whose `task.ts` holds tasks and whose `handler.ts` holds Lambda entry points. */
-export type TaskModule = 'assess' | 'foundation' | 'data' | 'control';
+export type TaskModule = 'assess' | 'foundation' | 'data' | 'sync' | 'control';
 
 export interface FunctionSpec {
   /** The function's short name: `shifu-migrate-<name>` locally, its construct id in the stack. */
@@ -182,7 +190,7 @@ export const FUNCTIONS = {
     steps: ['finish', 'interrupt'],
     timeoutMinutes: 5,
     memoryMb: 512,
-    reaches: ['source', 'target', 'archive:get'],
+    reaches: ['source', 'target', 'archive:get', 'schedule'],
   },
   DataRollbackFunctionArn: {
     name: 'data-rollback',
@@ -191,7 +199,54 @@ export const FUNCTIONS = {
     steps: ['rollback', 'rollback-phase'],
     timeoutMinutes: 15,
     memoryMb: 1024,
-    reaches: ['target', 'archive:get'],
+    reaches: ['target', 'archive:get', 'schedule'],
+  },
+  SyncStartFunctionArn: {
+    name: 'sync-start',
+    module: 'sync',
+    handler: 'start',
+    steps: ['start'],
+    timeoutMinutes: 5,
+    memoryMb: 512,
+    reaches: ['source', 'target', 'archive:get', 'archive:put'],
+  },
+  SyncCatchUpFunctionArn: {
+    name: 'sync-catch-up',
+    module: 'sync',
+    handler: 'catchUp',
+    steps: ['catch-up'],
+    timeoutMinutes: 15,
+    memoryMb: 1024,
+    reaches: ['source', 'target', 'archive:get'],
+  },
+  SyncPlanChunksFunctionArn: {
+    name: 'sync-plan-chunks',
+    module: 'sync',
+    handler: 'planChunks',
+    steps: ['plan-chunks'],
+    timeoutMinutes: 5,
+    memoryMb: 512,
+    reaches: ['target', 'archive:get', 'archive:put'],
+  },
+  SyncReconcileChunkFunctionArn: {
+    name: 'sync-reconcile-chunk',
+    module: 'sync',
+    handler: 'reconcileChunk',
+    steps: ['reconcile-chunk'],
+    timeoutMinutes: 15,
+    // A chunk's row hashes of both sides, and the rows it repairs.
+    memoryMb: 1024,
+    reservedConcurrency: copies,
+    reaches: ['source', 'target', 'archive:get'],
+  },
+  SyncFinishFunctionArn: {
+    name: 'sync-finish',
+    module: 'sync',
+    handler: 'finish',
+    steps: ['finish', 'interrupt', 'fail', 'explain-copy-failure'],
+    timeoutMinutes: 5,
+    memoryMb: 512,
+    reaches: ['source', 'target', 'archive:get', 'archive:list'],
   },
   /** The rollback's first steps: finds the phase in flight and stops it (the ledger, and its executions on AWS). */
   RollbackStopFunctionArn: {
@@ -237,7 +292,10 @@ export const IN_FLIGHT_LIMIT_SECONDS =
   ) * 60;
 
 /** The state machine files, by name (`statemachines/<name>.asl.json`). */
-export const STATE_MACHINES = ['assess', 'foundation', 'data', 'rollback'] as const;
+export const STATE_MACHINES = ['assess', 'foundation', 'data', 'sync', 'rollback'] as const;
 
 /** Phases whose failure alarms start the rollback state machine with that phase. */
 export const ROLLBACK_PHASES = ['foundation', 'data'] as const;
+
+/** Phases whose executions the rollback stops: those it undoes, and a sync pass in flight (nothing to undo). */
+export const STOPPED_BY_ROLLBACK = [...ROLLBACK_PHASES, 'sync'] as const;

@@ -15,6 +15,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import type { SyncConfig } from '../lambdas/core/config/schema.ts';
 import { METRICS_NAMESPACE, metricDimensions } from '../lambdas/core/metrics.ts';
 import {
   FUNCTIONS,
@@ -22,7 +23,9 @@ import {
   type FunctionSpec,
   ROLLBACK_PHASES,
   STATE_MACHINES,
+  STOPPED_BY_ROLLBACK,
 } from '../lambdas/registry.ts';
+import { SyncSchedule } from './sync-schedule.ts';
 
 /** The ASL files, found from this module (not the working directory). */
 export const STATEMACHINES_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'statemachines');
@@ -40,6 +43,8 @@ export interface PhaseStateMachinesProps {
   readonly notify: sns.ITopic;
   /** The key that encrypts the queue of alarm events that could not start the rollback. */
   readonly key: kms.IKey;
+  /** The sync phase's settings: the schedule's rate and the lag alarm's bound. */
+  readonly sync: SyncConfig;
   /** The operator's own CloudWatch alarms (ARNs) that start the rollback when they enter ALARM. */
   readonly rollbackOnAlarms?: readonly string[];
   /**
@@ -58,6 +63,8 @@ export interface PhaseStateMachinesProps {
 export class PhaseStateMachines extends Construct {
   readonly stateMachines: Readonly<Record<(typeof STATE_MACHINES)[number], sfn.StateMachine>>;
   readonly alarms: readonly cloudwatch.Alarm[];
+  /** The schedule that starts sync passes, and the lag alarm. */
+  readonly sync: SyncSchedule;
   /** Alarm events that could not start the rollback state machine (retries spent), kept 14 days. */
   readonly rollbackNotStarted: sqs.Queue;
 
@@ -148,9 +155,11 @@ export class PhaseStateMachines extends Construct {
       const control = props.functions[key];
       control.addEnvironment(
         'SHIFU_MIGRATE_STATE_MACHINES',
-        stack.toJsonString(Object.fromEntries(ROLLBACK_PHASES.map((p) => [p, machines[p]?.stateMachineArn]))),
+        stack.toJsonString(
+          Object.fromEntries(STOPPED_BY_ROLLBACK.map((p) => [p, machines[p]?.stateMachineArn])),
+        ),
       );
-      for (const phase of ROLLBACK_PHASES) {
+      for (const phase of STOPPED_BY_ROLLBACK) {
         const machine = machines[phase] as sfn.StateMachine;
         machine.grant(control, 'states:ListExecutions');
         machine.grantExecution(control, 'states:StopExecution');
@@ -176,10 +185,20 @@ export class PhaseStateMachines extends Construct {
       alarmDescription: 'A data chunk still differs from the source after a re-copy (the phase fails on it).',
     });
     alarms.push(mismatches);
+    this.sync = new SyncSchedule(this, 'Sync', {
+      stateMachine: machines.sync as sfn.StateMachine,
+      sync: props.sync,
+      toggledBy: (Object.entries(FUNCTIONS) as [FunctionKey, FunctionSpec][])
+        .filter(([, spec]) => spec.reaches.includes('schedule'))
+        .map(([key]) => props.functions[key]),
+      key: props.key,
+      notify: props.notify,
+    });
     // Every alarm that means "undo": failures of a phase that writes, checksum mismatches, the operator's own.
     const rollbackAlarms = [
       ...alarms.filter((a) => ROLLBACK_PHASES.some((p) => a.node.id.startsWith(p))).map((a) => a.alarmArn),
       mismatches.alarmArn,
+      ...(props.sync.lagStartsRollback ? [this.sync.lagAlarm.alarmArn] : []),
       ...(props.rollbackOnAlarms ?? []),
     ];
     new events.Rule(this, 'RollbackOnAlarm', {
@@ -221,7 +240,7 @@ export class PhaseStateMachines extends Construct {
       alarm.addOkAction(new cloudwatchActions.SnsAction(props.notify));
     }
     this.stateMachines = machines as Record<(typeof STATE_MACHINES)[number], sfn.StateMachine>;
-    this.alarms = alarms;
+    this.alarms = [...alarms, ...this.sync.alarms];
   }
 
   /**

@@ -129,6 +129,7 @@ export class ShifuMigrateStack extends Stack {
       configKey: this.functions.configKey,
       notify: this.alarmTopic,
       key: this.key,
+      sync: props.config.sync,
       rollbackOnAlarms: props.config.aws?.rollbackOnAlarms ?? [],
       ...(props.logRetention === undefined ? {} : { logRetention: props.logRetention }),
     });
@@ -139,11 +140,11 @@ export class ShifuMigrateStack extends Stack {
         description: `aws.stateMachines.${name} in the shifu-migrate config`,
       });
     }
-    const metric = (metricName: MetricName, statistic: string) =>
+    const metric = (metricName: MetricName, statistic: string, phase = 'data') =>
       new cloudwatch.Metric({
         namespace: METRICS_NAMESPACE,
         metricName,
-        dimensionsMap: metricDimensions('data'),
+        dimensionsMap: metricDimensions(phase),
         statistic,
         period: Duration.minutes(1),
       });
@@ -166,6 +167,22 @@ export class ShifuMigrateStack extends Stack {
       new cloudwatch.GraphWidget({
         title: 'Checksum mismatches',
         left: [metric('ChecksumMismatches', 'Sum'), metric('ChunksRecopied', 'Sum')],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Sync lag (s, largest table per pass)',
+        left: [metric('SyncLagSeconds', 'Maximum', 'sync')],
+        leftAnnotations: [{ value: props.config.sync.maxLagSeconds, label: 'sync.maxLagSeconds' }],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Sync: rows written and deleted, chunks repaired, tenant conflicts',
+        left: [
+          metric('SyncRowsApplied', 'Sum', 'sync'),
+          metric('SyncRowsDeleted', 'Sum', 'sync'),
+          metric('SyncChunksRepaired', 'Sum', 'sync'),
+        ],
+        right: [metric('TenantConflicts', 'Maximum', 'sync')],
         width: 8,
       }),
       ...Object.entries(this.phases.stateMachines).map(

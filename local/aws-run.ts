@@ -179,7 +179,10 @@ export function machineOf(
       `${JSON.stringify(executionArn)} is not an execution ARN: arn:aws:states:<region>:<account>:execution:<state machine>:<name> (the CLI prints it as it starts one; the console shows it)`,
     );
   for (const [name, arn] of Object.entries(arns ?? {}))
-    if (arn === `arn:${arn.split(':')[1]}:states:${match[1]}:${match[2]}:stateMachine:${match[3]}`)
+    if (
+      arn !== undefined &&
+      arn === `arn:${arn.split(':')[1]}:states:${match[1]}:${match[2]}:stateMachine:${match[3]}`
+    )
       return { name, stateMachineArn: arn };
   throw new InputError(
     `${executionArn} is an execution of ${match[3]}, which is none of aws.stateMachines in the config (${Object.keys(arns ?? {}).join(', ') || 'none set'})`,

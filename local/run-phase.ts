@@ -6,6 +6,7 @@ import type { LoadedConfig } from '../lambdas/core/config/load.ts';
 import { keepAlive, releaseLock } from '../lambdas/core/ledger/lock.ts';
 import { findRuns, setRunStatus } from '../lambdas/core/ledger/runs.ts';
 import { type MetricsSink, noMetrics } from '../lambdas/core/metrics.ts';
+import type { SyncSchedule } from '../lambdas/core/schedule.ts';
 import { openSql } from '../lambdas/core/sql/open.ts';
 import type { SqlClient } from '../lambdas/core/sql/port.ts';
 import { withDatabase } from '../lambdas/core/sql/url.ts';
@@ -30,8 +31,15 @@ export interface RunPhaseOptions {
   /** Called with the loaded definition once, before the run: returns the event listener (progress display). */
   readonly watch?: (definition: LoadedDefinition) => (event: ExecutionEvent) => void;
   readonly timeScale?: number;
+  /**
+   * The first Ctrl-C is the caller's (`sync --every` finishes the pass in flight, then stops); the second stops the
+   * execution, as the first does otherwise.
+   */
+  readonly graceful?: boolean;
   /** Where the functions' metrics go (a test's list); locally they go nowhere by default. */
   readonly metrics?: MetricsSink;
+  /** A sync schedule to enable and disable (a test's stand-in: locally there is none, `sync --every` is the loop). */
+  readonly syncSchedule?: SyncSchedule;
 }
 
 /** The data state machine's `Copy Level` MaxConcurrency: tables of one level copied at the same time. */
@@ -42,6 +50,7 @@ export function openDeps(
   loaded: LoadedConfig,
   cwd: string,
   metrics: MetricsSink = noMetrics,
+  syncSchedule?: SyncSchedule,
 ): Omit<TaskDeps, 'signal'> & { close(): Promise<void> } {
   // In one process every chunk copy in flight shares these pools: up to TABLES_AT_ONCE tables of a level, each
   // with maxConcurrency chunks, each holding a target connection for its transaction; two more for the ledger.
@@ -62,6 +71,7 @@ export function openDeps(
     targetServer,
     archive: openArchive(loaded.config.archive.url, cwd),
     metrics,
+    ...(syncSchedule === undefined ? {} : { syncSchedule }),
     async close() {
       await Promise.all([source.close(), target.close(), targetServer.close()]);
     },
@@ -108,7 +118,7 @@ function forLog(event: ExecutionEvent): unknown {
 
 /** Runs one state machine locally, with our handlers, keeping its event log under `.shifu-migrate/executions/`. */
 export async function runPhase(options: RunPhaseOptions): Promise<PhaseRun> {
-  const deps = openDeps(options.loaded, options.cwd, options.metrics);
+  const deps = openDeps(options.loaded, options.cwd, options.metrics, options.syncSchedule);
   const logDir = join(options.cwd, '.shifu-migrate', 'executions');
   mkdirSync(logDir, { recursive: true });
   const eventLog = join(
@@ -136,7 +146,12 @@ export async function runPhase(options: RunPhaseOptions): Promise<PhaseRun> {
     // Ctrl-C: no new work starts, work in flight stops (its transaction rolls back), and the run is left
     // interrupted, resumable, with the lock given up; a second Ctrl-C ends the process at once.
     let interrupted = false;
+    let spared = options.graceful !== true;
     const onInterrupt = (): void => {
+      if (!spared) {
+        spared = true;
+        return;
+      }
       if (interrupted) process.exit(130);
       interrupted = true;
       execution.abort();

@@ -6,6 +6,7 @@ import {
   newRunId,
   nowText,
   recordError,
+  setRunStatus,
   startRun,
   targetHasTable,
   UNFINISHED,
@@ -77,9 +78,14 @@ export async function stopPhase(
     ledger && (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_lock'))
       ? await readLock(deps.target)
       : null;
+  // A sync pass in flight is stopped, not waited for: it has nothing to undo, and its repairs in flight commit
+  // before its run is marked (fenceRun), so none lands after the rollback begins.
+  const syncPass =
+    holder !== null && holder.stale === null && holder.kind === 'run' && holder.phase === 'sync';
   if (
     holder !== null &&
     holder.stale === null &&
+    !syncPass &&
     (holder.kind === 'rollback' || !runs.includes(holder.runId))
   ) {
     const refusal = new RunLocked(
@@ -104,8 +110,18 @@ export async function stopPhase(
     );
     await recordError(deps.target, run.runId, { name: 'RunStopped', message: cause });
   }
+  if (syncPass) {
+    await deps.target.execute(
+      "UPDATE migration_runs SET status = 'stopping' WHERE run_id = ? AND status = 'running'",
+      [holder.runId],
+    );
+    await recordError(deps.target, holder.runId, { name: 'RunStopped', message: cause });
+  }
   const stoppedExecutions: string[] = [];
-  for (const arn of running.get(phase) ?? []) {
+  for (const arn of [
+    ...(running.get(phase) ?? []),
+    ...(syncPass ? ((await executions?.running('sync')) ?? []) : []),
+  ]) {
     await executions?.stop(arn, `rollback of ${phase}${alarm === null ? '' : ` started by alarm ${alarm}`}`);
     stoppedExecutions.push(arn);
   }
@@ -156,11 +172,16 @@ export async function lockForRollback(
         ).map((r) => r.runId),
   );
   try {
+    // Sync passes this rollback stopped: nothing to undo, so they end here (failed, with why).
+    const syncStopped = new Set(
+      (await findRuns(deps.target, "phase = 'sync' AND status = 'stopping'")).map((r) => r.runId),
+    );
     const { tookOver } = await acquireLock(
       deps.target,
       { runId: rollbackRunId, phase, kind: 'rollback', owner: execution },
-      (holder) => holder.kind === 'run' && stopping.has(holder.runId),
+      (holder) => holder.kind === 'run' && (stopping.has(holder.runId) || syncStopped.has(holder.runId)),
     );
+    for (const runId of syncStopped) await setRunStatus(deps.target, runId, 'failed', { from: ['stopping'] });
     // A rollback (or run) that died holding the lock: its run says so instead of `running` for ever.
     if (tookOver !== null && tookOver.stale !== null) await abandonRun(deps.target, tookOver, execution);
   } catch (error) {

@@ -6,9 +6,9 @@ import {
 } from '@aws-sdk/client-sfn';
 import { STATE_MACHINE_ARN } from '../core/config/schema.ts';
 import { InputError } from '../core/errors.ts';
-import { ROLLBACK_PHASES } from '../registry.ts';
+import { STOPPED_BY_ROLLBACK } from '../registry.ts';
 
-type RollbackPhase = (typeof ROLLBACK_PHASES)[number];
+type RollbackPhase = (typeof STOPPED_BY_ROLLBACK)[number];
 
 /** The phase executions the rollback stops: Step Functions on AWS; locally the ledger alone stops a run. */
 export interface PhaseExecutions {
@@ -19,7 +19,7 @@ export interface PhaseExecutions {
 }
 
 /**
- * Reads `SHIFU_MIGRATE_STATE_MACHINES` (the stack sets it): `{"foundation": "<arn>", "data": "<arn>"}`.
+ * Reads `SHIFU_MIGRATE_STATE_MACHINES` (the stack sets it): `{"foundation": "<arn>", "data": "<arn>", "sync": "<arn>"}`.
  * Unset means none: the function runs without Step Functions (locally, or in a test).
  */
 export function stateMachineArns(raw: string | undefined): Partial<Record<RollbackPhase, string>> {
@@ -31,7 +31,7 @@ export function stateMachineArns(raw: string | undefined): Partial<Record<Rollba
     throw new InputError('environment variable SHIFU_MIGRATE_STATE_MACHINES is not valid JSON');
   }
   const arns: Partial<Record<RollbackPhase, string>> = {};
-  for (const phase of ROLLBACK_PHASES) {
+  for (const phase of STOPPED_BY_ROLLBACK) {
     const arn = (parsed as Record<string, unknown>)[phase];
     if (arn === undefined) continue;
     if (typeof arn !== 'string' || !STATE_MACHINE_ARN.test(arn))

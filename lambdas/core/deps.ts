@@ -1,7 +1,9 @@
+import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { openArchive } from './archive/open.ts';
 import { ConfigSchema } from './config/schema.ts';
 import { InputError } from './errors.ts';
 import { powertoolsMetrics, traced } from './observability.ts';
+import { eventBridgeSchedule, scheduleName } from './schedule.ts';
 import { openSql } from './sql/open.ts';
 import { parseDatabaseUrl, withDatabase } from './sql/url.ts';
 import type { TaskDeps } from './task.ts';
@@ -41,6 +43,8 @@ async function build(archiveUrl: string, key: string): Promise<TaskDeps> {
   const config = parsed.data;
   const sourceUrl = parseDatabaseUrl(config.source.url);
   const targetUrl = parseDatabaseUrl(config.target.url);
+  // Only the functions granted the schedule have it in their environment (data's finish and rollback).
+  const schedule = scheduleName(process.env.SHIFU_MIGRATE_SYNC_SCHEDULE);
   return {
     config,
     sourceUrl,
@@ -56,6 +60,9 @@ async function build(archiveUrl: string, key: string): Promise<TaskDeps> {
     signal: new AbortController().signal,
     metrics: powertoolsMetrics(),
     heartbeat: true,
+    ...(schedule === undefined
+      ? {}
+      : { syncSchedule: eventBridgeSchedule(traced(new SchedulerClient({})), schedule) }),
   };
 }
 

@@ -21,6 +21,14 @@ export const METRICS = {
   ChunksRecopied: 'Count',
   /** Chunks that still differ after a re-copy: the phase fails on each. */
   ChecksumMismatches: 'Count',
+  /** Sync: the largest table lag of a pass (seconds from the oldest change it may not have applied). */
+  SyncLagSeconds: 'Seconds',
+  SyncRowsApplied: 'Count',
+  SyncRowsDeleted: 'Count',
+  /** Sync: chunks whose checksums differed and were repaired row by row. */
+  SyncChunksRepaired: 'Count',
+  /** Sync: rows whose tenant would change, open (not moved). */
+  TenantConflicts: 'Count',
 } as const;
 export type MetricName = keyof typeof METRICS;
 

@@ -3,7 +3,7 @@ import { formatPath } from './config/load.ts';
 import { type Config, tenantRules } from './config/schema.ts';
 import { InputError } from './errors.ts';
 import { isSafeIdentifier } from './identifiers.ts';
-import type { SchemaInfo } from './schema/types.ts';
+import type { ColumnInfo, SchemaInfo, TableInfo } from './schema/types.ts';
 import type { SqlClient } from './sql/port.ts';
 import { num, strOrNull } from './sql/rows.ts';
 
@@ -127,6 +127,22 @@ export function configProblems(config: Config, schema: SchemaInfo): ConfigProble
         });
       }
     });
+    if (rules.changeColumn !== undefined) {
+      const column = info.columns.find((c) => c.name === rules.changeColumn);
+      const path = formatPath(['tables', table, 'changeColumn']);
+      if (column === undefined)
+        problems.push({
+          table,
+          path,
+          message: `${table} has no column ${JSON.stringify(rules.changeColumn)}: name its DATETIME or TIMESTAMP column the application sets on every write (${columnList(info.columns)})`,
+        });
+      else if (!CHANGE_TYPES.has(column.dataType))
+        problems.push({
+          table,
+          path,
+          message: `${table}.${column.name} is ${column.columnType}, not a DATETIME or TIMESTAMP: sync reads rows changed since a time by it`,
+        });
+    }
     const unsafe = [info.name, ...info.columns.map((c) => c.name)].filter((n) => !isSafeIdentifier(n));
     if (unsafe.length > 0) {
       problems.push({
@@ -137,6 +153,22 @@ export function configProblems(config: Config, schema: SchemaInfo): ConfigProble
     }
   }
   return problems;
+}
+
+/** Types a change column may have: sync compares them with a time read from the source's clock. */
+const CHANGE_TYPES = new Set(['datetime', 'timestamp']);
+
+/**
+ * The column sync catches up by: the config's `changeColumn`, else the table's DATETIME or TIMESTAMP column declared
+ * `ON UPDATE CURRENT_TIMESTAMP` (the first, if several); null when it has none (reconciliation only).
+ */
+export function changeColumn(config: Config, info: TableInfo): ColumnInfo | null {
+  const named = config.tables[info.name]?.changeColumn;
+  if (named !== undefined) return info.columns.find((c) => c.name === named) ?? null;
+  return (
+    info.columns.find((c) => CHANGE_TYPES.has(c.dataType) && /on update current_timestamp/i.test(c.extra)) ??
+    null
+  );
 }
 
 function columnList(columns: readonly { readonly name: string }[]): string {

@@ -7,6 +7,7 @@ import type { Config } from './config/schema.ts';
 import { InputError } from './errors.ts';
 import { heartbeat, keepAlive } from './ledger/lock.ts';
 import type { MetricsSink } from './metrics.ts';
+import type { SyncSchedule } from './schedule.ts';
 import type { SqlClient } from './sql/port.ts';
 import type { DatabaseUrl } from './sql/url.ts';
 
@@ -35,6 +36,8 @@ export interface TaskDeps {
    * @default false
    */
   readonly heartbeat?: boolean;
+  /** The sync schedule (on AWS, when the stack made one): data's finish enables it, data's rollback disables it. */
+  readonly syncSchedule?: SyncSchedule;
 }
 
 /**

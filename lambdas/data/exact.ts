@@ -30,7 +30,7 @@ export function rowKeyText(
 }
 
 /** `WHERE <key> IN (…)` for a list of key tuples (a row constructor for a composite key). */
-function keyIn(key: readonly string[], tuples: readonly (readonly SqlParam[])[], alias?: string) {
+export function keyIn(key: readonly string[], tuples: readonly (readonly SqlParam[])[], alias?: string) {
   const col = (k: string) => `${alias === undefined ? '' : `${alias}.`}${ident(k, 'key column')}`;
   const left = key.length === 1 ? col(key[0] ?? '') : `(${key.map(col).join(', ')})`;
   const one = key.length === 1 ? '?' : `(${key.map(() => '?').join(', ')})`;

@@ -105,6 +105,8 @@ export async function explainCopyFailure(
     results: { bucket: string; prefix: string };
     error?: { Error: string; Cause?: string | undefined } | undefined;
   },
+  /** Whose map run: data's copy, or sync's reconciliation. */
+  phase: 'data' | 'sync' = 'data',
 ): Promise<never> {
   await assertRunOwner(deps.target, request.runId, request.execution);
   const prefix = deps.archive.keyAt({ bucket: request.results.bucket, key: request.results.prefix });
@@ -114,6 +116,6 @@ export async function explainCopyFailure(
     .sort((a, b) => String(a.StopDate ?? '').localeCompare(String(b.StopDate ?? '')))[0];
   if (first?.Error !== undefined) throw new ChildExecutionFailed(first.Error, messageOf(first.Cause));
   throw new MapRunFailed(
-    `${request.table}: the copy's map run failed (${request.error?.Cause ?? request.error?.Error ?? 'no cause given'}) and no child's result says why: the run is left resumable. Look at the map run in the Step Functions console, then run data again to resume, or roll back`,
+    `${request.table}: the ${phase === 'data' ? 'copy' : 'reconciliation'}'s map run failed (${request.error?.Cause ?? request.error?.Error ?? 'no cause given'}) and no child's result says why: the run is left resumable. Look at the map run in the Step Functions console, then ${phase === 'data' ? 'run data again to resume, or roll back' : 'run sync again'}`,
   );
 }

@@ -1,15 +1,23 @@
 import { releaseLock } from '../core/ledger/lock.ts';
 import { nowText, setRunStatus, succeedRun } from '../core/ledger/runs.ts';
+import { setSyncSchedule } from '../core/schedule.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { quarantinedKeys } from './compare.ts';
 import { copyJob, runContext } from './context.ts';
 import { dropStaleQuarantine } from './exact.ts';
 
-/** The run succeeded: tenants are migrated, and the sync watermark starts where this copy began. */
+/**
+ * The run succeeded: tenants are migrated, and each table's sync watermark is the source's clock as this copy
+ * began (a change after it may have missed the copy; sync reads from there, minus its overlap).
+ */
 export async function finishData(deps: TaskDeps, runId: string, execution: string) {
-  const [run] = await deps.target.query('SELECT started_at FROM migration_runs WHERE run_id = ?', [runId]);
-  const startedAt = run === undefined ? nowText() : str(run, 'started_at');
+  // The source's clock as the copy began (a run recorded by an older version: the ledger's clock then).
+  const [run] = await deps.target.query(
+    'SELECT COALESCE(source_clock, started_at) AS began FROM migration_runs WHERE run_id = ?',
+    [runId],
+  );
+  const startedAt = run === undefined ? nowText() : str(run, 'began');
   const totals = await deps.target.query(
     `SELECT table_name, SUM(rows_copied) AS n, COUNT(*) AS chunks, COALESCE(SUM(status = 'changing'), 0) AS changing
        FROM migration_chunks WHERE run_id = ? GROUP BY table_name`,
@@ -45,8 +53,12 @@ export async function finishData(deps: TaskDeps, runId: string, execution: strin
     "UPDATE tenant_migration_status SET status = 'migrated' WHERE status IN ('pending', 'rolled_back')",
   );
   await succeedRun(deps.target, runId);
+  // From now on sync keeps this copy in step: on AWS its schedule starts passes.
+  const syncSchedule = await setSyncSchedule(deps.syncSchedule, 'ENABLED');
   await releaseLock(deps.target, execution, runId);
   return {
+    /** The sync schedule: enabled (or unchanged), none locally, or failed with why. */
+    syncSchedule,
     runId,
     tables: totals.length,
     chunks: totals.reduce((s, r) => s + num(r, 'chunks'), 0),

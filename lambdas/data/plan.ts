@@ -6,6 +6,7 @@ import { nowText } from '../core/ledger/runs.ts';
 import { assertConfigFits, assertSourceIsNotTarget } from '../core/preflight.ts';
 import { introspect } from '../core/schema/introspect.ts';
 import type { TableInfo } from '../core/schema/types.ts';
+import { sourceClock } from '../core/sql/clock.ts';
 import { keyComparison } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import { num, str } from '../core/sql/rows.ts';
@@ -196,6 +197,8 @@ export async function startData(deps: TaskDeps, execution: string): Promise<Data
   const start = await beginRun(deps.target, PHASE, execution, {
     resumable: true,
     configHash: rulesFingerprint(deps.config),
+    // Where sync's watermark starts: every change after this moment may be missing from the copy.
+    sourceClock: await sourceClock(deps.source),
   });
   const { runId } = start;
   try {

@@ -2,6 +2,7 @@ import { qualified } from '../core/identifiers.ts';
 import { releaseLock } from '../core/ledger/lock.ts';
 import { enterRollback, rollbackFailure } from '../core/ledger/phase-run.ts';
 import { findRuns, nowText, setRunStatus, targetHasTable } from '../core/ledger/runs.ts';
+import { setSyncSchedule } from '../core/schedule.ts';
 import type { TableInfo } from '../core/schema/types.ts';
 import { keyComparison, parseKeyTuple } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
@@ -239,6 +240,8 @@ export interface RollbackStep {
   readonly truncated: string[];
   readonly runs: string[];
   readonly rollbackRunId: string | null;
+  /** What became of the sync schedule (disabled as the rollback began): see setSyncSchedule. */
+  readonly syncSchedule?: string;
 }
 
 /**
@@ -294,6 +297,9 @@ export async function rollbackData(
     execution,
     request.kind === 'own' ? { kind: 'own', runId: request.runId as string, error: request.error } : request,
   );
+  // No sync pass is started on a copy being undone (one already started is refused by the lock, then finds no
+  // copy to follow).
+  const syncSchedule = await setSyncSchedule(deps.syncSchedule, 'DISABLED');
   let ended = false;
   let runs: string[] = [];
   try {
@@ -358,6 +364,14 @@ export async function rollbackData(
           ]),
       // The watermarks said where sync would start from the copy: with the copy gone, so are they.
       ['sync watermarks', () => deps.target.execute('DELETE FROM migration_sync_watermarks')],
+      // Tenant conflicts name rows of the copy: gone with it (a ledger from before sync has none).
+      [
+        'sync conflicts',
+        async () => {
+          if (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_sync_conflicts'))
+            await deps.target.execute('DELETE FROM migration_sync_conflicts');
+        },
+      ],
       // Table by table: a table that is missing does not keep the others' indexes from coming back.
       ...runs.flatMap((runId) =>
         order
@@ -417,7 +431,7 @@ export async function rollbackData(
         [rollbackRunId],
       );
     }
-    return { done: true, rolledBack: true, undone, truncated, runs, rollbackRunId };
+    return { done: true, rolledBack: true, undone, truncated, runs, rollbackRunId, syncSchedule };
   } catch (error) {
     ended = true;
     // Whatever stopped this step, the ledger says so: the runs it was undoing are left half rolled back, and the

@@ -3,8 +3,10 @@ import { qualified } from '../core/identifiers.ts';
 import { targetHasTable } from '../core/ledger/runs.ts';
 import { num, scalarNumber, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
+import { openConflictKeys } from '../sync/conflicts.ts';
 import { quarantinedKeys } from './compare.ts';
 import { copyColumns, copyKey, runContext, tableInfo } from './context.ts';
+import { keyIn } from './exact.ts';
 import { checkIsolation } from './isolation.ts';
 import { planLevels } from './plan.ts';
 
@@ -14,6 +16,8 @@ export interface TableVerification {
   readonly sourceRows: number;
   readonly targetRows: number;
   readonly quarantined: number;
+  /** Rows in an open tenant conflict (sync left them as the target has them): out of both checksums. */
+  readonly conflicts: number;
   readonly chunks: {
     readonly total: number;
     readonly validated: number;
@@ -59,6 +63,8 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
     const columns = copyColumns(info);
     const exclude =
       mode === 'tenant' ? (await quarantinedKeys(deps, table, { info, key })).map((q) => q.values) : [];
+    // Rows sync left in an open tenant conflict are out of both sides: reported, not compared.
+    const conflicts = (await openConflictKeys(deps, deps.target, { info, key })).map((q) => q.values);
     const whole = { after: null, upTo: null };
     const [source, target] = await Promise.all([
       rangeChecksum(deps.source, {
@@ -67,13 +73,31 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
         columns,
         key,
         range: whole,
-        exclude,
+        exclude: [...exclude, ...conflicts],
       }),
-      rangeChecksum(deps.target, { database: deps.targetUrl.database, table, columns, key, range: whole }),
+      rangeChecksum(deps.target, {
+        database: deps.targetUrl.database,
+        table,
+        columns,
+        key,
+        range: whole,
+        exclude: conflicts,
+      }),
     ]);
     const sourceRows = scalarNumber(
       await deps.source.query(`SELECT COUNT(*) AS n FROM ${qualified(deps.sourceUrl.database, table)}`),
     );
+    // Conflicted keys the source still has (the others are rows it deleted since).
+    let sourceConflicts = 0;
+    for (let i = 0; i < conflicts.length; i += 1_000) {
+      const where = keyIn(key, conflicts.slice(i, i + 1_000));
+      sourceConflicts += scalarNumber(
+        await deps.source.query(
+          `SELECT COUNT(*) AS n FROM ${qualified(deps.sourceUrl.database, table)} WHERE ${where.sql}`,
+          where.params,
+        ),
+      );
+    }
     const chunkRows = await deps.target.query(
       "SELECT COUNT(*) AS total, COALESCE(SUM(status = 'validated'), 0) AS validated, COALESCE(SUM(status = 'mismatch'), 0) AS failed, COALESCE(SUM(status = 'changing'), 0) AS changing FROM migration_chunks WHERE run_id = ? AND table_name = ?",
       [runId, table],
@@ -89,7 +113,8 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
       sourceRows,
       targetRows: target.rows,
       // Source rows held in the quarantine (an entry whose row the source has since deleted holds nothing).
-      quarantined: sourceRows - source.rows,
+      quarantined: sourceRows - source.rows - sourceConflicts,
+      conflicts: conflicts.length,
       chunks: {
         total: chunks === undefined ? 0 : num(chunks, 'total'),
         validated: chunks === undefined ? 0 : num(chunks, 'validated'),

@@ -26,6 +26,8 @@ export interface ParsedCommand {
     duration?: string;
     writes?: string;
     seed?: string;
+    every?: string;
+    passes?: string;
     yes: boolean;
   };
 }
@@ -80,7 +82,18 @@ export function parseCommandLine(
       reset: opts.reset === true,
       yes: opts.yes === true,
     };
-    for (const key of ['config', 'users', 'phase', 'reason', 'rate', 'duration', 'writes', 'seed'] as const) {
+    for (const key of [
+      'config',
+      'users',
+      'phase',
+      'reason',
+      'rate',
+      'duration',
+      'writes',
+      'seed',
+      'every',
+      'passes',
+    ] as const) {
       const value = text(key);
       if (value !== undefined) values[key] = value;
     }
@@ -122,16 +135,31 @@ export function parseCommandLine(
     .action((_opts, command: Command) => pick('simulate-traffic', [], command));
   program
     .command('run')
-    .description('run a phase: assess, foundation, data')
-    .argument('<phase>', 'assess, foundation or data')
-    .addHelpText('after', examples('run assess', 'run data --json', 'run foundation --config prod.json'))
+    .description('run a phase: assess, foundation, data, or one sync pass')
+    .argument('<phase>', 'assess, foundation, data or sync')
+    .addHelpText(
+      'after',
+      examples('run assess', 'run data --json', 'run sync', 'run foundation --config prod.json'),
+    )
     .action((phase: string, _opts, command: Command) => pick('run', [phase], command));
+  program
+    .command('sync')
+    .description(
+      'keep the target in step with the live legacy database: a sync pass, again and again, until Ctrl-C',
+    )
+    .option('--every <time>', 'time between passes, as 30s, 5m or 1h (default: the config’s sync.every)')
+    .option('--passes <n>', 'stop after n passes')
+    .addHelpText('after', examples('sync --every 5m', 'sync --every 30s --passes 3'))
+    .action((_opts, command: Command) => pick('sync', [], command));
   program
     .command('rollback')
     .description(
       'stop and undo the phase in flight or failed half-way, or the phase named, by what the ledger recorded',
     )
-    .option('--phase <phase>', 'the phase to undo whole: foundation or data (default: the one in flight)')
+    .option(
+      '--phase <phase>',
+      'the phase to undo whole: foundation or data (default: the one in flight); sync needs none',
+    )
     .option('--yes', 'do not ask (scripts); without it, a terminal shows what may be removed and asks')
     .addHelpText('after', examples('rollback', 'rollback --phase data', 'rollback --phase data --yes'))
     .action((_opts, command: Command) => pick('rollback', [], command));

@@ -2,8 +2,9 @@ import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
 import { describeHolder, readLock } from '../../lambdas/core/ledger/lock.ts';
 import { findRuns, targetHasTable } from '../../lambdas/core/ledger/runs.ts';
-import { num, scalarNumber, str } from '../../lambdas/core/sql/rows.ts';
+import { num, scalarNumber, str, strOrNull } from '../../lambdas/core/sql/rows.ts';
 import { verifyTarget } from '../../lambdas/data/verify.ts';
+import { tablePass } from '../../lambdas/sync/finish.ts';
 import { openDeps } from '../run-phase.ts';
 import { count, type Output } from './output.ts';
 import type { PhaseOutcome } from './phases.ts';
@@ -28,7 +29,7 @@ export async function runVerifyCommand(
     );
     show(
       out,
-      `  ${'table'.padEnd(24)} ${'source'.padStart(10)} ${'target'.padStart(10)} ${'quarant.'.padStart(8)}  chunks    checksum  isolation`,
+      `  ${'table'.padEnd(24)} ${'source'.padStart(10)} ${'target'.padStart(10)} ${'quarant.'.padStart(8)} ${'conflict'.padStart(8)}  chunks    checksum  isolation`,
     );
     for (const t of result.tables) {
       const isolation =
@@ -39,10 +40,16 @@ export async function runVerifyCommand(
             : 'BROKEN';
       show(
         out,
-        `  ${t.table.padEnd(24)} ${count(t.sourceRows).padStart(10)} ${count(t.targetRows).padStart(10)} ${count(t.quarantined).padStart(8)}  ${`${t.chunks.validated}/${t.chunks.total}`.padEnd(8)}  ${(t.checksum.equal ? 'equal' : 'DIFFERS').padEnd(8)}  ${isolation}`,
+        `  ${t.table.padEnd(24)} ${count(t.sourceRows).padStart(10)} ${count(t.targetRows).padStart(10)} ${count(t.quarantined).padStart(8)} ${count(t.conflicts).padStart(8)}  ${`${t.chunks.validated}/${t.chunks.total}`.padEnd(8)}  ${(t.checksum.equal ? 'equal' : 'DIFFERS').padEnd(8)}  ${isolation}`,
       );
     }
     show(out, result.differences === 0 ? 'No differences.' : `${result.differences} differences.`);
+    const conflicts = result.tables.reduce((n, t) => n + t.conflicts, 0);
+    if (conflicts > 0)
+      show(
+        out,
+        `${count(conflicts)} rows are in an open tenant conflict (the rules now give them another tenant; sync left them as the target has them): compared on neither side, listed by npx shifu-migrate status.`,
+      );
     return {
       code: result.differences === 0 ? 0 : 1,
       json: { status: result.differences === 0 ? 'OK' : 'DIFFERENCES', ...result },
@@ -81,7 +88,9 @@ export async function runStatusCommand(
       const resume =
         r.phase === 'rollback'
           ? 'finish it: npx shifu-migrate rollback'
-          : `run it again to resume (npx shifu-migrate run ${r.phase}), or roll it back (npx shifu-migrate rollback)`;
+          : r.phase === 'sync'
+            ? 'the next pass resumes it (npx shifu-migrate run sync); nothing to roll back'
+            : `run it again to resume (npx shifu-migrate run ${r.phase}), or roll it back (npx shifu-migrate rollback)`;
       const state =
         live && (held === null || held.stale !== null)
           ? `stopped (${held?.stale ?? 'no lock held'}): ${r.status === 'running' ? resume : 'finish its rollback: npx shifu-migrate rollback'}`
@@ -190,7 +199,35 @@ export async function runStatusCommand(
         `  ${t.phase.padEnd(10)} ${t.table.padEnd(24)} ${t.status.padEnd(12)} ${now.padStart(10)} rows (ledger ${count(t.ledgerRows)})  chunks ${t.chunks.validated}/${t.chunks.total}${t.chunks.changing > 0 ? ` (${t.chunks.changing} changing)` : ''}${t.chunks.failed > 0 ? ` (${t.chunks.failed} failed)` : ''}  quarantined ${count(t.quarantined)}`,
       );
     }
-    return { code: 0, json: { status: 'OK', alarms, lock, runs, tables } };
+    const sync = await syncStatus(deps, loaded);
+    if (sync !== null) {
+      show(
+        out,
+        `Sync (last pass per table; lag bound sync.maxLagSeconds ${loaded.config.sync.maxLagSeconds} s):`,
+      );
+      for (const t of sync.tables)
+        show(
+          out,
+          `  ${t.table.padEnd(24)} lag ${t.lagSeconds === null ? 'unknown' : `${t.lagSeconds} s`}${t.overBound ? ' (OVER BOUND)' : ''}  ${t.changeColumn === null ? 'reconcile only' : `by ${t.changeColumn}`}  last pass ${t.lastPassAt ?? 'never'}: ${count(t.rowsApplied)} written, ${count(t.rowsDeleted)} deleted, ${t.chunksRepaired}/${t.chunksChecked} chunks repaired`,
+        );
+      if (sync.openConflicts > 0) {
+        show(
+          out,
+          `Tenant conflicts open: ${count(sync.openConflicts)} (rows the rules now give another tenant, left as the target has them):`,
+        );
+        for (const c of sync.conflicts)
+          show(
+            out,
+            `  ${c.table} ${c.rowKey}: target ${c.targetTenant}, rules now ${c.sourceTenant ?? 'no tenant'} (since ${c.firstSeenAt})`,
+          );
+        if (sync.openConflicts > sync.conflicts.length)
+          show(
+            out,
+            `  … and ${count(sync.openConflicts - sync.conflicts.length)} more: SELECT * FROM migration_sync_conflicts WHERE resolved_at IS NULL`,
+          );
+      }
+    }
+    return { code: 0, json: { status: 'OK', alarms, lock, runs, tables, sync } };
   } finally {
     await deps.close();
   }
@@ -200,4 +237,50 @@ export async function runStatusCommand(
 function show(out: Output, line: string): void {
   if (out.json) out.info(line);
   else out.result(line);
+}
+
+/** Conflicts listed by status; the rest are counted. */
+const CONFLICTS_SHOWN = 10;
+
+/** Sync's per-table state: the last finished pass of each table, and the tenant conflicts left open. */
+async function syncStatus(deps: ReturnType<typeof openDeps>, loaded: LoadedConfig) {
+  if (!(await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'migration_sync_passes')))
+    return null;
+  const rows = await deps.target.query(
+    `SELECT p.* FROM migration_sync_passes p
+       JOIN (SELECT table_name, MAX(finished_at) AS last FROM migration_sync_passes WHERE finished_at IS NOT NULL GROUP BY table_name) l
+         ON l.table_name = p.table_name AND l.last = p.finished_at
+      ORDER BY p.table_name`,
+  );
+  if (rows.length === 0) return null;
+  const bound = loaded.config.sync.maxLagSeconds;
+  const tables = rows.map((r) => {
+    const pass = tablePass(r);
+    return {
+      ...pass,
+      runId: str(r, 'run_id'),
+      appliedThrough: strOrNull(r, 'applied_through'),
+      lastPassAt: strOrNull(r, 'finished_at'),
+      overBound: pass.lagSeconds !== null && pass.lagSeconds > bound,
+    };
+  });
+  const open = await deps.target.query(
+    `SELECT table_name, row_key, target_tenant, source_tenant, first_seen_at, last_seen_at FROM migration_sync_conflicts
+      WHERE resolved_at IS NULL ORDER BY first_seen_at, table_name LIMIT ${CONFLICTS_SHOWN}`,
+  );
+  const [total] = await deps.target.query(
+    'SELECT COUNT(*) AS n FROM migration_sync_conflicts WHERE resolved_at IS NULL',
+  );
+  return {
+    tables,
+    openConflicts: total === undefined ? 0 : num(total, 'n'),
+    conflicts: open.map((c) => ({
+      table: str(c, 'table_name'),
+      rowKey: str(c, 'row_key'),
+      targetTenant: str(c, 'target_tenant'),
+      sourceTenant: strOrNull(c, 'source_tenant'),
+      firstSeenAt: str(c, 'first_seen_at'),
+      lastSeenAt: str(c, 'last_seen_at'),
+    })),
+  };
 }

@@ -24,6 +24,7 @@ import {
 } from './phases.ts';
 import { runSeedDemo } from './seed-demo.ts';
 import { parseDuration, parseRate, runSimulateTraffic } from './simulate-traffic.ts';
+import { parseEvery, runSyncLoop } from './sync-loop.ts';
 
 export interface CliContext {
   readonly env?: Readonly<Record<string, string | undefined>>;
@@ -40,6 +41,7 @@ const COMMANDS = [
   'seed-demo',
   'simulate-traffic',
   'run',
+  'sync',
   'rollback',
   'alarm',
   'status',
@@ -124,6 +126,18 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
         : undefined;
     if (extra.length > 0)
       throw new InputError(`unexpected argument ${JSON.stringify(extra[0])} after ${command}`);
+    for (const option of ['every', 'passes'] as const)
+      if (values[option] !== undefined && command !== 'sync')
+        throw new InputError(`--${option} goes with sync, not ${command}`);
+    if (command === 'rollback' && values.phase === 'sync') {
+      // Nothing of a sync pass needs undoing: each repair is one transaction, and the next pass repairs the rest.
+      const said =
+        'rollback --phase sync is not needed: a sync pass only makes target rows equal to the source, each repair in one transaction, so a failed or stopped pass leaves the target as consistent as before it, and the next pass (npx shifu-migrate run sync) repairs what it did not reach. To take the migrated rows out of the target, sync included: npx shifu-migrate rollback --phase data.';
+      out.info(said);
+      if (out.json) out.resultJson({ status: 'NOT_NEEDED', phase: 'sync', message: said });
+      else out.result('rollback sync: not needed');
+      return 0;
+    }
     const phase =
       command === 'run'
         ? parsePhase(phaseArgument, LOCAL_PHASES, 'phase to run')
@@ -225,6 +239,26 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
         else out.result('rollback: not confirmed');
         return 1;
       }
+    }
+    if (command === 'sync') {
+      const outcome = await runSyncLoop(
+        loaded,
+        {
+          everyMs: parseEvery(values.every ?? loaded.config.sync.every),
+          ...(values.passes === undefined
+            ? {}
+            : { passes: wholeNumber(values.passes, '--passes', 1, 1, 1_000_000) }),
+        },
+        out,
+        cwd,
+        runner,
+      );
+      if (out.json) out.resultJson(outcome.json);
+      else
+        out.result(
+          `sync: ${Number(outcome.json.passes)} passes, ${outcome.code === 0 ? 'the last one done' : 'the last one failed'}`,
+        );
+      return outcome.code;
     }
     if (command === 'run' || command === 'rollback') {
       const outcome =

@@ -87,6 +87,12 @@ export async function explainRun(
       ...more,
     });
     const more = record.moreErrors.length > 0 ? ` Also: ${record.moreErrors.join(' | ')}` : '';
+    // A sync pass undoes nothing, nor needs to: each repair was one transaction, the next pass repairs the rest.
+    if (phase === 'sync' && (record.status === 'failed' || record.status === 'interrupted'))
+      return told([
+        `Sync pass ${record.runId} ${record.status === 'failed' ? 'failed' : 'was interrupted'}: ${shorten(first)}`,
+        `Nothing to undo: every repair it made was one transaction, so the target is as consistent as before it. ${record.status === 'failed' ? 'Fix the cause, then run the next pass' : 'The next pass resumes it'}: npx shifu-migrate run sync`,
+      ]);
     switch (record.status) {
       case 'refused':
         return told([`Refused before it did any work (${record.runId}): ${shorten(first)}`]);

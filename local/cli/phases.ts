@@ -3,6 +3,7 @@ import type { AssessOutput, AssessReport } from '../../lambdas/assess/schema.ts'
 import { openArchive } from '../../lambdas/core/archive/open.ts';
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { InputError } from '../../lambdas/core/errors.ts';
+import type { SyncSummary } from '../../lambdas/sync/finish.ts';
 import { DEFAULT_POLL_SECONDS, runOnAws } from '../aws-run.ts';
 import { type PhaseRun, type RunPhaseOptions, runPhase } from '../run-phase.ts';
 import { explainRun, INPUT_ERRORS } from './outcome.ts';
@@ -11,7 +12,7 @@ import { assertMayWrite } from './preflight.ts';
 import { progressPrinter } from './progress.ts';
 
 /** Phases that run locally today, in the order a migration takes them. */
-export const LOCAL_PHASES = ['assess', 'foundation', 'data'] as const;
+export const LOCAL_PHASES = ['assess', 'foundation', 'data', 'sync'] as const;
 export type LocalPhase = (typeof LOCAL_PHASES)[number];
 /** Phases the rollback state machine can undo. */
 export { ROLLBACK_PHASES } from '../../lambdas/registry.ts';
@@ -86,6 +87,7 @@ export async function runPhaseCommand(
   run_: Runner = runPhase,
   /** Set when the CLI follows (or redrives) an execution that exists instead of starting one. */
   attached?: string,
+  extra: Pick<RunPhaseOptions, 'graceful'> = {},
 ): Promise<PhaseOutcome> {
   const aws = isAwsMode(loaded);
   // Assess only reads; a phase that writes refuses a target that is the source, and waits until every raised
@@ -104,6 +106,7 @@ export async function runPhaseCommand(
     input: {},
     cwd,
     watch: (d) => progressPrinter(out, d),
+    ...extra,
   });
   if (run.status !== 'SUCCEEDED') return failure(loaded, cwd, run, out, phase);
   if (phase === 'assess') return assessOutcome(loaded, run, out, cwd);
@@ -130,6 +133,7 @@ export async function runPhaseCommand(
       json: { status: run.status, executionId: run.executionId, ...data, eventLog: run.eventLog },
     };
   }
+  if (phase === 'sync') return syncOutcome(loaded, run, out);
   const output = run.output as { runId: string; tables: number; tenants: number; created: number };
   out.info(
     `Foundation ready (${output.runId}): ${output.tables} tables and ${output.tenants} tenants on the target; ` +
@@ -261,5 +265,28 @@ export async function runRollbackCommand(
   return {
     code: 0,
     json: { status: run.status, executionId: run.executionId, ...output, eventLog: run.eventLog },
+  };
+}
+
+/** One sync pass, told: what it applied and deleted, what it compared, the lag, conflicts left open. */
+function syncOutcome(loaded: LoadedConfig, run: PhaseRun, out: Output): PhaseOutcome {
+  const pass = run.output as SyncSummary;
+  const lag = pass.maxLagSeconds;
+  out.info(
+    `Sync pass ${pass.runId}: ${pass.tables.length} tables; ${count(pass.rowsApplied)} rows written and ${count(pass.rowsDeleted)} deleted on the target; ` +
+      `${count(pass.chunksChecked)} chunks compared, ${count(pass.chunksRepaired)} repaired${pass.chunksChanging > 0 ? ` (${count(pass.chunksChanging)} written again meanwhile: the next pass looks again)` : ''}; ` +
+      `largest lag ${lag === null ? 'unknown' : `${lag} s`}${lag !== null && lag > loaded.config.sync.maxLagSeconds ? ` (over sync.maxLagSeconds ${loaded.config.sync.maxLagSeconds})` : ''}.`,
+  );
+  for (const t of pass.tables.filter((t) => t.rowsApplied + t.rowsDeleted + t.conflicts > 0))
+    out.info(
+      `  ${t.table}: ${count(t.rowsApplied)} written, ${count(t.rowsDeleted)} deleted${t.conflicts > 0 ? `, ${count(t.conflicts)} tenant conflicts` : ''}; lag ${t.lagSeconds === null ? 'unknown' : `${t.lagSeconds} s`}`,
+    );
+  if (pass.openConflicts > 0)
+    out.info(
+      `${count(pass.openConflicts)} rows would change tenant and were left as the target has them (migration_sync_conflicts; npx shifu-migrate status lists them): fix the rows or the rules; sync settles each once source and target agree.`,
+    );
+  return {
+    code: 0,
+    json: { status: run.status, executionId: run.executionId, ...pass, eventLog: run.eventLog },
   };
 }

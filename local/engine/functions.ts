@@ -23,6 +23,7 @@ const LOADERS = {
   assess: () => import('../../lambdas/assess/task.ts'),
   foundation: () => import('../../lambdas/foundation/task.ts'),
   data: () => import('../../lambdas/data/task.ts'),
+  sync: () => import('../../lambdas/sync/task.ts'),
   control: () => import('../../lambdas/control/task.ts'),
 } as const satisfies Record<TaskModule, unknown>;
 
@@ -110,8 +111,10 @@ function guardedArchive(archive: ArchiveStore, spec: FunctionSpec): ArchiveStore
 
 /** A function's dependencies, reaching only what its registry entry grants. */
 export function grantedDeps(deps: TaskDeps, spec: FunctionSpec): TaskDeps {
+  const { syncSchedule, ...rest } = deps;
   return {
-    ...deps,
+    ...rest,
+    ...(syncSchedule !== undefined && spec.reaches.includes('schedule') ? { syncSchedule } : {}),
     source: guardedSql(deps.source, spec, 'source'),
     target: guardedSql(deps.target, spec, 'target'),
     targetServer: guardedSql(deps.targetServer, spec, 'target'),

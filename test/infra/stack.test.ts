@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { App, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../../lambdas/core/config/schema.ts';
@@ -205,9 +206,14 @@ describe('migration stack', () => {
       // Step Functions: only the rollback's stop lists and stops the phases' executions.
       expect(actions.has('states:StopExecution'), why).toBe(has('executions'));
       expect(actions.has('states:ListExecutions'), why).toBe(has('executions'));
+      // The sync schedule: read, updated, its role passed to Scheduler.
+      expect(actions.has('scheduler:UpdateSchedule'), why).toBe(has('schedule'));
+      expect(actions.has('iam:PassRole'), why).toBe(has('schedule'));
       // Nothing else: logs (the managed policy), X-Ray, and the above.
       expect(
-        [...actions].filter((a) => !/^(rds-data|secretsmanager|s3|kms|states|xray):/.test(a)),
+        [...actions].filter(
+          (a) => !/^(rds-data|secretsmanager|s3|kms|states|xray|scheduler):|^iam:PassRole$/.test(a),
+        ),
         why,
       ).toEqual([]);
     }
@@ -223,6 +229,8 @@ describe('migration stack', () => {
     const stop = JSON.stringify(statementsOf('RollbackStopFunctionArn'));
     expect(stop).toContain(logicalId(machines.foundation));
     expect(stop).toContain(logicalId(machines.data));
+    // A sync pass in flight is stopped by a rollback too.
+    expect(stop).toContain(logicalId(machines.sync));
     expect(stop).not.toContain(logicalId(machines.assess));
     expect(
       template.findResources('AWS::Lambda::Function')[logicalId(fns.RollbackStopFunctionArn)]?.Properties
@@ -235,6 +243,8 @@ describe('migration stack', () => {
           { Ref: logicalId(machines.foundation) },
           '","data":"',
           { Ref: logicalId(machines.data) },
+          '","sync":"',
+          { Ref: logicalId(machines.sync) },
           '"}',
         ],
       ],
@@ -244,7 +254,7 @@ describe('migration stack', () => {
   it('creates one state machine per ASL file calling the published version of the right functions', () => {
     const fns = stack.functions.functions;
     // The version, not $LATEST: an execution keeps calling the code it started with.
-    template.resourceCountIs('AWS::StepFunctions::StateMachine', 4);
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 5);
     const machines = template.findResources('AWS::StepFunctions::StateMachine');
     for (const [name, machine] of Object.entries(stack.phases.stateMachines)) {
       const file = readFileSync(
@@ -270,13 +280,13 @@ describe('migration stack', () => {
       JSON.stringify(g).includes('vendedlogs'),
     ))
       expect(group.Properties.LogGroupName).toMatch(
-        /^\/aws\/vendedlogs\/states\/ShifuMigrateTest-(assess|foundation|data|rollback)$/,
+        /^\/aws\/vendedlogs\/states\/ShifuMigrateTest-(assess|foundation|data|sync|rollback)$/,
       );
     expect(
       Object.values(template.findResources('AWS::Logs::LogGroup')).filter((g) =>
         JSON.stringify(g).includes('vendedlogs'),
       ),
-    ).toHaveLength(4);
+    ).toHaveLength(5);
   });
 
   it('lets each state machine invoke only the functions its definition names', () => {
@@ -330,10 +340,10 @@ describe('migration stack', () => {
     const dependsOn = template.findResources('AWS::StepFunctions::StateMachine')[dataId]
       ?.DependsOn as string[];
     expect(dependsOn.some((d) => d.startsWith('PhasesdataMapRuns'))).toBe(false);
-    // The other machines have no Distributed Map and get none of this.
+    // Sync's reconciliation has its own (the same grants, on its own executions); the others have none.
     expect(
       policies.filter(([id]) => /MapRuns/.test(id)).map(([id]) => id.replace(/[0-9A-F]{8}$/, '')),
-    ).toEqual(['PhasesdataMapRuns']);
+    ).toEqual(['PhasesdataMapRuns', 'PhasessyncMapRuns']);
   });
 
   it('keeps the archive encrypted with its own rotated key, private, versioned, TLS-only and retained', () => {
@@ -398,7 +408,8 @@ describe('migration stack', () => {
       Statistic: 'Sum',
       Threshold: 1,
     });
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 14);
+    // 5 machines × 3, the mismatches, the rollback queue, the sync schedule's queue, the lag.
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 19);
     // Every alarm tells the operators (e-mail subscriptions from aws.alarmEmails), going off and coming back.
     const topic = logicalId(stack.alarmTopic);
     for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
@@ -454,11 +465,76 @@ describe('migration stack', () => {
     }
     for (const metric of ['Invocations', 'Errors', 'Throttles', 'Duration'])
       expect(dashboard).toContain(metric);
-    for (const name of ['assess', 'foundation', 'data', 'rollback']) {
+    for (const metric of ['SyncLagSeconds', 'SyncRowsApplied', 'TenantConflicts'])
+      expect(dashboard).toContain(metric);
+    for (const name of ['assess', 'foundation', 'data', 'sync', 'rollback']) {
       template.hasOutput(`${name}StateMachineArn`, {
         Value: { Ref: logicalId(stack.phases.stateMachines[name as 'assess']) },
       });
     }
+  });
+
+  it('schedules sync passes disabled, with their own role, retries and dead-letter queue; data finish and rollback toggle it', () => {
+    const sync = stack.phases.sync;
+    const machine = logicalId(stack.phases.stateMachines.sync);
+    template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      State: 'DISABLED',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      Target: {
+        Arn: { Ref: machine },
+        RoleArn: { 'Fn::GetAtt': [logicalId(sync.role), 'Arn'] },
+        RetryPolicy: { MaximumEventAgeInSeconds: 300, MaximumRetryAttempts: 2 },
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(sync.deadLetters), 'Arn'] } },
+        Input: JSON.stringify({ startedBy: 'schedule' }),
+      },
+    });
+    // Its role: trusted by Scheduler for this account, may start the sync machine and nothing else of Step Functions.
+    const role = template.findResources('AWS::IAM::Role')[logicalId(sync.role)];
+    expect(JSON.stringify(role?.Properties.AssumeRolePolicyDocument)).toContain('scheduler.amazonaws.com');
+    expect(JSON.stringify(role?.Properties.AssumeRolePolicyDocument)).toContain('aws:SourceAccount');
+    const rolePolicies = Object.values(template.findResources('AWS::IAM::Policy')).filter((p) =>
+      JSON.stringify(p.Properties.Roles).includes(logicalId(sync.role)),
+    );
+    const startOn = rolePolicies
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[])
+      .filter((st) => JSON.stringify(st.Action).includes('states:'));
+    expect(startOn).toEqual([
+      expect.objectContaining({ Action: 'states:StartExecution', Resource: { Ref: machine } }),
+    ]);
+    // Exactly the functions whose registry entry reaches the schedule get its name, and may read and update it
+    // and pass its role to Scheduler only.
+    const toggling = (Object.entries(FUNCTIONS) as [FunctionKey, FunctionSpec][]).filter(([, spec]) =>
+      (spec.reaches as readonly string[]).includes('schedule'),
+    );
+    expect(toggling.map(([, spec]) => spec.name).sort()).toEqual(['data-finish', 'data-rollback']);
+    const functions = template.findResources('AWS::Lambda::Function');
+    for (const [key, fn] of Object.entries(stack.functions.functions) as [FunctionKey, NodejsFunction][]) {
+      const env = JSON.stringify(functions[logicalId(fn)]?.Properties.Environment ?? {});
+      const granted = toggling.some(([k]) => k === key);
+      expect(env.includes('SHIFU_MIGRATE_SYNC_SCHEDULE'), FUNCTIONS[key].name).toBe(granted);
+      const policy = JSON.stringify(
+        Object.values(template.findResources('AWS::IAM::Policy')).filter((p) =>
+          JSON.stringify(p.Properties.Roles).includes(
+            stack.getLogicalId(fn.role?.node.defaultChild as never),
+          ),
+        ),
+      );
+      expect(policy.includes('scheduler:UpdateSchedule'), FUNCTIONS[key].name).toBe(granted);
+      if (granted) {
+        expect(policy).toContain('"iam:PassedToService":"scheduler.amazonaws.com"');
+        expect(policy).toContain(logicalId(sync.schedule));
+      }
+    }
+    // The lag alarm: the largest table lag of a pass over sync.maxLagSeconds.
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'SyncLagSeconds',
+      Namespace: 'ShifuMigrate',
+      Statistic: 'Maximum',
+      Threshold: 900,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
   });
 
   it('passes cdk-nag AwsSolutions with every acknowledgement giving its reason', () => {
@@ -472,7 +548,7 @@ describe('migration stack', () => {
       .map((d) => join(assembly.directory, d))
       .filter((d) => existsSync(join(d, 'index.mjs')));
     // One bundle per module (lambdas/<module>/handler.ts): its functions share it, each with its own export.
-    expect(bundles).toHaveLength(4);
+    expect(bundles).toHaveLength(5);
     const exported: string[] = [];
     for (const dir of bundles) {
       expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);

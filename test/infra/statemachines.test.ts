@@ -35,10 +35,12 @@ type Machine = {
  * How each machine handles failure (DESIGN.md §2): a phase that changes anything rolls back before it fails;
  * assess is read-only; rollback is itself the way back.
  */
-const ROLE: Record<string, 'rolls back' | 'read-only' | 'is the rollback'> = {
+const ROLE: Record<string, 'rolls back' | 'read-only' | 'is the rollback' | 'repairs in transactions'> = {
   assess: 'read-only',
   data: 'rolls back',
   foundation: 'rolls back',
+  // Each repair is one transaction: a failed pass leaves the target as consistent as before it, nothing to undo.
+  sync: 'repairs in transactions',
   rollback: 'is the rollback',
 };
 

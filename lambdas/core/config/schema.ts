@@ -144,6 +144,10 @@ export const TableRules = z
     exclude: z.string().min(1).optional().meta({
       description: 'Leave this table out of the migration; the text says why (it goes into the reports).',
     }),
+    changeColumn: identifier('column').optional().meta({
+      description:
+        'The DATETIME or TIMESTAMP column the application sets on every insert and update: sync catches up on rows changed since its last pass by it. Default: the table’s column declared ON UPDATE CURRENT_TIMESTAMP, if any (the assessment names it). Without one, only checksum reconciliation keeps the table in step.',
+    }),
   })
   .meta({ description: 'Exactly one of global, tenant or exclude.' });
 
@@ -176,6 +180,39 @@ export const Chunking = z.strictObject({
   }),
 });
 
+export const Sync = z.strictObject({
+  every: z
+    .string()
+    .regex(/^[1-9]\d{0,3}(m|h)$/, {
+      error: 'a whole number of minutes or hours, such as 5m or 1h (the schedule has no finer unit)',
+    })
+    .default('5m')
+    .meta({
+      description:
+        'How often a sync pass starts: the EventBridge Scheduler rate on AWS, and the default of `sync --every` locally.',
+    }),
+  overlapSeconds: z.int().min(1).max(86_400).default(120).meta({
+    description:
+      'Catch-up reads rows changed since the last pass’s watermark minus this much: a transaction that committed after the watermark was read, with a change time before it, is still seen. Longer than the application’s longest write transaction.',
+  }),
+  slices: z.int().min(1).max(1_000).default(1).meta({
+    description:
+      'Checksum reconciliation covers 1/slices of each table’s chunks per pass, in rotation: 1 compares every chunk every pass; 12 compares each chunk every 12th pass.',
+  }),
+  onTenantChange: z.enum(['report', 'fail']).default('report').meta({
+    description:
+      'A source row whose tenant would change under the rules (a user’s e-mail moved to another tenant’s domain) is never moved silently: report = recorded in migration_sync_conflicts and left as the target has it; fail = the pass fails naming it.',
+  }),
+  lagStartsRollback: z.boolean().default(false).meta({
+    description:
+      'On AWS, the lag alarm (a table’s lag over maxLagSeconds) also starts the rollback state machine, as a failed phase does; by default it only notifies.',
+  }),
+  maxLagSeconds: z.int().min(1).max(604_800).default(900).meta({
+    description:
+      'The bound on a table’s sync lag: above it the lag alarm enters ALARM (on AWS), and status marks the table.',
+  }),
+});
+
 /** A Step Functions state machine ARN (also what the control function's environment must hold). */
 export const STATE_MACHINE_ARN = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/;
 const stateMachineArn = z.string().regex(STATE_MACHINE_ARN, {
@@ -197,6 +234,7 @@ export const Aws = z.strictObject({
       assess: stateMachineArn,
       foundation: stateMachineArn,
       data: stateMachineArn,
+      sync: stateMachineArn.optional(),
       rollback: stateMachineArn,
     })
     .optional()
@@ -268,6 +306,14 @@ export const ConfigSchema = z
       recheckDelaySeconds: 5,
       copyPath: 'auto',
     }),
+    sync: Sync.default({
+      every: '5m',
+      overlapSeconds: 120,
+      slices: 1,
+      onTenantChange: 'report',
+      lagStartsRollback: false,
+      maxLagSeconds: 900,
+    }).meta({ description: 'The sync phase: keeping the target in step with the live legacy database.' }),
     aws: Aws.optional().meta({
       description: 'The deployed stack: AWS mode of the CLI, and alarms that roll back.',
     }),
@@ -361,6 +407,7 @@ export type TenantRuleConfig = z.output<typeof TenantRule>;
 export type ReferenceRuleConfig = z.output<typeof ReferenceRule>;
 export type WhenNotUniqueConfig = z.output<typeof WhenNotUnique>;
 export type TableRulesConfig = z.output<typeof TableRules>;
+export type SyncConfig = z.output<typeof Sync>;
 
 /** The tenant rules of a table as a list (a single rule is a list of one). */
 export function tenantRules(rules: TableRulesConfig): TenantRuleConfig[] {

@@ -34,7 +34,12 @@ export async function beginRun(
   target: SqlSession,
   phase: Phase,
   execution: string,
-  options: { resumable: boolean; configHash?: string },
+  options: {
+    resumable: boolean;
+    configHash?: string;
+    /** The source server's clock (UTC) as the run begins, kept for a new run (a resumed one keeps its own). */
+    sourceClock?: string;
+  },
 ): Promise<RunStart> {
   await ensureLedger(target);
   await assertNoRollback(target, phase);
@@ -66,9 +71,10 @@ export async function beginRun(
     if (tookOver !== null && tookOver.runId !== runId) await abandonRun(target, tookOver, execution);
     if (open === undefined) {
       await startRun(target, phase, runId, execution);
-      if (options.configHash !== undefined)
-        await target.execute('UPDATE migration_runs SET config_hash = ? WHERE run_id = ?', [
-          options.configHash,
+      if (options.configHash !== undefined || options.sourceClock !== undefined)
+        await target.execute('UPDATE migration_runs SET config_hash = ?, source_clock = ? WHERE run_id = ?', [
+          options.configHash ?? null,
+          options.sourceClock ?? null,
           runId,
         ]);
     } else {
@@ -147,6 +153,24 @@ export async function assertRunOwner(target: SqlSession, runId: string, executio
       `run ${runId} is now worked on by ${owner ?? 'nobody'} (this execution's lock was taken over as stale): this execution stops`,
     );
   }
+}
+
+/**
+ * Inside a transaction that writes for `runId`, before its writes: throws unless the run is `running` and
+ * `execution` holds the lock for it, and keeps that row share-locked until the transaction ends. A rollback marks
+ * the run `stopping` with an UPDATE of that row, which waits for every such transaction in flight to commit; one
+ * that starts after it sees `stopping` and writes nothing. So no write lands after the rollback has begun undoing.
+ */
+export async function fenceRun(tx: SqlSession, runId: string, execution: string): Promise<void> {
+  const [row] = await tx.query(
+    `SELECT r.status FROM migration_runs r
+       JOIN migration_lock l ON l.name = 'target' AND l.run_id = r.run_id AND l.owner = ?
+      WHERE r.run_id = ? LOCK IN SHARE MODE`,
+    [execution, runId],
+  );
+  if (row !== undefined && str(row, 'status') === 'running') return;
+  await assertRunOwner(tx, runId, execution);
+  throw new RunStopped(`run ${runId} is no longer running: no new work starts`);
 }
 
 /**

@@ -1,0 +1,185 @@
+import { ident, qualified } from '../core/identifiers.ts';
+import { assertRunOwner, fenceRun } from '../core/ledger/phase-run.ts';
+import { nowText } from '../core/ledger/runs.ts';
+import { changeColumn } from '../core/preflight.ts';
+import { assertFrameReadable, inColumnFrame, sourceClock } from '../core/sql/clock.ts';
+import { keyComparison } from '../core/sql/keyset.ts';
+import type { SqlParam } from '../core/sql/port.ts';
+import { num, str, strOrNull } from '../core/sql/rows.ts';
+import { type TaskDeps, throwIfStopping } from '../core/task.ts';
+import type { QuarantinedKey } from '../data/compare.ts';
+import { type CopyJob, copyJob, exactKeyValues, type RunContext, runContext } from '../data/context.ts';
+import { ChunkCancelled } from '../data/errors.ts';
+import { keyIn } from '../data/exact.ts';
+import { secondsBetween } from './clock-math.ts';
+import { openConflictKeys } from './conflicts.ts';
+import { SyncNotReady } from './errors.ts';
+import { addCounts, differingKeys, noRepairs, type RepairCounts, repairKeys } from './repair.ts';
+
+/** Changed keys read per page: each page is compared and repaired as one transaction. */
+const PAGE_KEYS = 2_000;
+
+/** JSON of key values, bigints as digits. */
+const bigints = (_: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
+
+/** The rows of these keys that differ, repaired in one transaction with the pass's counters. */
+async function repairDiffering(
+  deps: TaskDeps,
+  runId: string,
+  execution: string,
+  context: RunContext,
+  job: CopyJob,
+  mode: 'tenant' | 'global',
+  keys: readonly (readonly SqlParam[])[],
+  /** Open conflicts among `keys`: settled where the sides agree. */
+  settleEqual?: readonly QuarantinedKey[],
+): Promise<RepairCounts> {
+  const differ = await differingKeys(deps, job, (alias) => keyIn(job.key, keys, alias));
+  if (settleEqual !== undefined) {
+    // Conflicted rows on which source and target agree now (both gone, or equal): nothing left to decide.
+    const differing = new Set(differ.map((k) => JSON.stringify(k, bigints)));
+    const agreed = keys.filter((k) => !differing.has(JSON.stringify(k, bigints)));
+    const texts = settleEqual
+      .filter((c) => agreed.some((k) => JSON.stringify(k, bigints) === JSON.stringify(c.values, bigints)))
+      .map((c) => c.text);
+    if (texts.length > 0)
+      await deps.target.execute(
+        `UPDATE migration_sync_conflicts SET resolved_at = ? WHERE table_name = ? AND resolved_at IS NULL AND row_key IN (${texts.map(() => '?').join(', ')})`,
+        [nowText(), job.info.name, ...texts],
+      );
+  }
+  if (differ.length === 0) return noRepairs();
+  return deps.target.transaction(async (tx) => {
+    await fenceRun(tx, runId, execution);
+    const c = await repairKeys(deps, tx, context, job, mode, differ);
+    await tx.execute(
+      'UPDATE migration_sync_passes SET rows_applied = rows_applied + ?, rows_deleted = rows_deleted + ?, rows_quarantined = rows_quarantined + ? WHERE run_id = ? AND table_name = ?',
+      [c.applied, c.deleted, c.quarantined, runId, job.info.name],
+    );
+    return c;
+  });
+}
+
+export interface CatchUpResult {
+  readonly table: string;
+  readonly changeColumn: string | null;
+  readonly rowsLookedAt: number;
+  readonly rowsApplied: number;
+  readonly rowsDeleted: number;
+  readonly conflicts: number;
+  readonly lagSeconds: number | null;
+}
+
+/** Where a table's catch-up starts: its watermark, else the source's clock as the followed copy began. */
+async function watermarkOf(deps: TaskDeps, table: string): Promise<string> {
+  const [mark] = await deps.target.query(
+    'SELECT watermark FROM migration_sync_watermarks WHERE table_name = ?',
+    [table],
+  );
+  if (mark !== undefined && str(mark, 'watermark') !== '') return str(mark, 'watermark');
+  const [data] = await deps.target.query(
+    "SELECT COALESCE(source_clock, started_at) AS began FROM migration_runs WHERE phase = 'data' AND status = 'succeeded' ORDER BY started_at DESC LIMIT 1",
+  );
+  if (data === undefined)
+    throw new SyncNotReady(`${table} has no sync watermark and no data run copied it: run data first`);
+  return str(data, 'began');
+}
+
+/**
+ * Watermark catch-up of one table: the keys of rows whose change column is at or after the watermark minus
+ * `sync.overlapSeconds` (the watermark and the column compared on the source, in the column's own time frame), in
+ * key order, a page at a time; each page's rows that differ are repaired in one transaction. Then the watermark
+ * moves to the source's clock as the pass began, and the lag is measured: rows changed since this catch-up began
+ * reading are the ones it may have missed.
+ */
+export async function catchUp(
+  deps: TaskDeps,
+  runId: string,
+  execution: string,
+  table: string,
+  mode: 'tenant' | 'global',
+): Promise<CatchUpResult> {
+  await assertRunOwner(deps.target, runId, execution);
+  const context = await runContext(deps, runId);
+  const job = copyJob(context, table);
+  const { info, key } = job;
+  const column = changeColumn(deps.config, info);
+  if (column === null)
+    return {
+      table,
+      changeColumn: null,
+      rowsLookedAt: 0,
+      rowsApplied: 0,
+      rowsDeleted: 0,
+      conflicts: 0,
+      lagSeconds: null,
+    };
+  await assertFrameReadable(deps.source, column);
+  const [run] = await deps.target.query('SELECT source_clock FROM migration_runs WHERE run_id = ?', [runId]);
+  const passClock = run === undefined ? null : strOrNull(run, 'source_clock');
+  const from = await watermarkOf(deps, table);
+  const readAt = await sourceClock(deps.source);
+  const source = qualified(deps.sourceUrl.database, table);
+  const changed = `a.${ident(column.name)} >= ${inColumnFrame(column)} - INTERVAL ? SECOND`;
+  const order = key.map((k) => `a.${ident(k)}`).join(', ');
+  let counts = noRepairs();
+  let lookedAt = 0;
+  let after: SqlParam[] | null = null;
+  for (;;) {
+    throwIfStopping(
+      deps.signal,
+      () => new ChunkCancelled(`${table}: catch-up stopped, the pass is stopping`),
+    );
+    const next = after === null ? null : keyComparison(key, '>', after, 'a');
+    const page = await deps.source.query(
+      `SELECT ${order} FROM ${source} a WHERE ${changed}${next === null ? '' : ` AND ${next.sql}`} ORDER BY ${order} LIMIT ?`,
+      [from, deps.config.sync.overlapSeconds, ...(next?.params ?? []), PAGE_KEYS],
+    );
+    if (page.length === 0) break;
+    lookedAt += page.length;
+    const keys = page.map((r) =>
+      exactKeyValues(
+        info,
+        key,
+        key.map((k) => r[k] ?? null),
+      ),
+    );
+    counts = addCounts(counts, await repairDiffering(deps, runId, execution, context, job, mode, keys));
+    after = keys.at(-1) ?? null;
+    if (page.length < PAGE_KEYS) break;
+  }
+  // Rows in an open tenant conflict are looked at again every pass, changed or not: the rules may have been fixed.
+  const open = await openConflictKeys(deps, deps.target, job);
+  for (let i = 0; i < open.length; i += PAGE_KEYS) {
+    const part = open.slice(i, i + PAGE_KEYS);
+    const keys = part.map((c) => c.values);
+    counts = addCounts(counts, await repairDiffering(deps, runId, execution, context, job, mode, keys, part));
+  }
+  const [pending] = await deps.source.query(
+    `SELECT COUNT(*) AS n FROM ${source} a WHERE a.${ident(column.name)} >= ${inColumnFrame(column)}`,
+    // Whole seconds: a DATETIME written in the second catch-up began may hold that second, rounded either way.
+    [readAt.slice(0, 19)],
+  );
+  const pendingRows = pending === undefined ? 0 : num(pending, 'n');
+  const lagSeconds = pendingRows === 0 ? 0 : secondsBetween(readAt, await sourceClock(deps.source));
+  // The next pass reads from where this one began (minus the overlap): nothing changed after it is skipped.
+  const watermark = passClock ?? readAt;
+  await deps.target.execute(
+    `INSERT INTO migration_sync_watermarks (table_name, watermark, last_run_id, last_run_at) VALUES (?, ?, ?, ?)
+     ON DUPLICATE KEY UPDATE watermark = GREATEST(watermark, VALUES(watermark)), last_run_id = VALUES(last_run_id), last_run_at = VALUES(last_run_at)`,
+    [table, watermark, runId, nowText()],
+  );
+  await deps.target.execute(
+    'UPDATE migration_sync_passes SET change_column = ?, caught_up_at = ?, rows_looked_at = ?, applied_through = ?, lag_seconds = ?, pending_rows = ? WHERE run_id = ? AND table_name = ?',
+    [column.name, nowText(), lookedAt, readAt, lagSeconds, pendingRows, runId, table],
+  );
+  return {
+    table,
+    changeColumn: column.name,
+    rowsLookedAt: lookedAt,
+    rowsApplied: counts.applied,
+    rowsDeleted: counts.deleted,
+    conflicts: counts.conflicts,
+    lagSeconds,
+  };
+}

@@ -1,0 +1,388 @@
+import { rowHashExpression } from '../core/checksum.ts';
+import type { ReferenceRuleConfig } from '../core/config/schema.ts';
+import { ident, qualified } from '../core/identifiers.ts';
+import { nowText } from '../core/ledger/runs.ts';
+import { insertRows } from '../core/sql/insert.ts';
+import type { Row, SqlParam, SqlSession } from '../core/sql/port.ts';
+import { str } from '../core/sql/rows.ts';
+import type { TaskDeps } from '../core/task.ts';
+import { asText, rowTenant, unmappedReason } from '../core/tenant/rules.ts';
+import {
+  type CopyJob,
+  exactKeyValues,
+  lookupColumns,
+  onUnmapped,
+  type RunContext,
+  referenceRules,
+} from '../data/context.ts';
+import { UnmappedRows } from '../data/errors.ts';
+import { keyIn, rowKeyText } from '../data/exact.ts';
+import { parentTenants } from '../data/parents.ts';
+import { TenantChangeConflict } from './errors.ts';
+
+/**
+ * Key-by-key repair, pt-table-sync's method across a transformed target: the rows of a set of keys are hashed on
+ * both sides, and each that differs is made what the source says now, with its tenant by the same rules as `data`:
+ * inserted when the target lacks it, updated when it differs, deleted when the source no longer has it. A row whose
+ * tenant would change is never moved: it is a conflict (migration_sync_conflicts), left as the target has it, or
+ * the pass fails (`sync.onTenantChange`). Rows of a tenant the target owns (switched) are never touched.
+ */
+
+/** Keys per statement: a few hundred rows of the widest table stay far inside a response's 1 MiB. */
+const KEYS_PER_READ = 200;
+
+/** One row's hash per key text, on one side. */
+type Hashes = Map<string, { readonly key: SqlParam[]; readonly hash: string }>;
+
+async function rowHashes(
+  session: SqlSession,
+  database: string,
+  job: CopyJob,
+  where: { sql: string; params: SqlParam[] },
+): Promise<Hashes> {
+  const { info, key, columns } = job;
+  const rows = await session.query(
+    `SELECT ${key.map((k) => `a.${ident(k)}`).join(', ')}, ${rowHashExpression(columns, 'a')} AS row_hash
+       FROM ${qualified(database, info.name)} a WHERE ${where.sql}`,
+    where.params,
+  );
+  return new Map(
+    rows.map((row) => [
+      rowKeyText(info, key, row),
+      {
+        key: exactKeyValues(
+          info,
+          key,
+          key.map((k) => row[k] ?? null),
+        ),
+        hash: str(row, 'row_hash'),
+      },
+    ]),
+  );
+}
+
+/**
+ * Keys whose rows differ between the sides, within `where` (a key range, or a list of keys): compared by row hash,
+ * read on both sides at once. With `leaveOut` (reconciliation), a quarantined row (absent from the target on
+ * purpose) and a row in an open tenant conflict (left as it is on purpose) do not count; without it (catch-up saw
+ * them change), they do: the rules may map them now.
+ */
+export async function differingKeys(
+  deps: TaskDeps,
+  job: CopyJob,
+  where: (alias: string) => { sql: string; params: SqlParam[] },
+  leaveOut?: { readonly held: ReadonlySet<string>; readonly conflicts: ReadonlySet<string> },
+): Promise<SqlParam[][]> {
+  const [source, target] = await Promise.all([
+    rowHashes(deps.source, deps.sourceUrl.database, job, where('a')),
+    rowHashes(deps.target, deps.targetUrl.database, job, where('a')),
+  ]);
+  const differ: SqlParam[][] = [];
+  for (const [k, s] of source) {
+    const t = target.get(k);
+    if (leaveOut?.conflicts.has(k) || (t === undefined && leaveOut?.held.has(k))) continue;
+    if (t?.hash !== s.hash) differ.push(s.key);
+  }
+  for (const [k, t] of target) if (!source.has(k) && !leaveOut?.conflicts.has(k)) differ.push(t.key);
+  return differ;
+}
+
+export interface RepairCounts {
+  /** Rows inserted or updated. */
+  applied: number;
+  deleted: number;
+  quarantined: number;
+  /** Rows whose tenant would change: left as they are. */
+  conflicts: number;
+  /** Rows of a tenant the target owns now: left to reverse sync. */
+  owned: number;
+}
+
+export const noRepairs = (): RepairCounts => ({
+  applied: 0,
+  deleted: 0,
+  quarantined: 0,
+  conflicts: 0,
+  owned: 0,
+});
+
+export function addCounts(a: RepairCounts, b: RepairCounts): RepairCounts {
+  return {
+    applied: a.applied + b.applied,
+    deleted: a.deleted + b.deleted,
+    quarantined: a.quarantined + b.quarantined,
+    conflicts: a.conflicts + b.conflicts,
+    owned: a.owned + b.owned,
+  };
+}
+
+/** Tenants whose writes the multi-tenant side owns (switched by the application phase): sync leaves them be. */
+export async function tenantsOwnedByTarget(session: SqlSession): Promise<Set<string>> {
+  const rows = await session.query(
+    "SELECT tenant_bid FROM tenant_migration_status WHERE status = 'switched'",
+  );
+  return new Set(rows.map((r) => str(r, 'tenant_bid')));
+}
+
+/**
+ * For a table other tables look rows up in (by `lookupColumns`): a function giving, for a source row, the tenants of
+ * the target's other rows that share one of its lookup values.
+ */
+async function siblingTenants(
+  deps: TaskDeps,
+  tx: SqlSession,
+  job: CopyJob,
+  rows: readonly Row[],
+): Promise<(row: Row, rowKey: string) => string[]> {
+  const { info, key } = job;
+  const columns = lookupColumns(deps.config, info.name);
+  const found = new Map<string, { rowKey: string; tenant: string }[]>();
+  for (const column of columns) {
+    const values = [
+      ...new Set(
+        rows.map((r) => asText(r[column] ?? null)).filter((v): v is string => v !== null && v !== ''),
+      ),
+    ];
+    if (values.length === 0) continue;
+    const present = await tx.query(
+      `SELECT a.${ident(column)} AS v, a.tenant_bid, ${key.map((k) => `a.${ident(k)}`).join(', ')} FROM ${qualified(deps.targetUrl.database, info.name)} a WHERE a.${ident(column)} IN (${values.map(() => '?').join(', ')})`,
+      values,
+    );
+    for (const p of present) {
+      const at = `${column}\u0000${asText(p.v ?? null) ?? ''}`;
+      const list = found.get(at) ?? [];
+      list.push({ rowKey: rowKeyText(info, key, p), tenant: str(p, 'tenant_bid') });
+      found.set(at, list);
+    }
+  }
+  return (row, rowKey) =>
+    columns.flatMap((column) =>
+      (found.get(`${column}\u0000${asText(row[column] ?? null) ?? ''}`) ?? [])
+        .filter((s) => s.rowKey !== rowKey)
+        .map((s) => s.tenant),
+    );
+}
+
+function rowDataText(job: CopyJob, row: Row): string {
+  return JSON.stringify(
+    Object.fromEntries(
+      job.columns.map((c) => {
+        const v = row[c.name] ?? null;
+        return [c.name, Buffer.isBuffer(v) ? { $base64: v.toString('base64') } : v];
+      }),
+    ),
+  );
+}
+
+/**
+ * Makes the target rows of `keys` what the source holds now, inside the caller's transaction `tx` (a repair lands
+ * whole or not at all). `runId` is the sync run, recorded with conflicts and quarantined rows.
+ */
+export async function repairKeys(
+  deps: TaskDeps,
+  tx: SqlSession,
+  context: RunContext,
+  job: CopyJob,
+  mode: 'tenant' | 'global',
+  keys: readonly (readonly SqlParam[])[],
+): Promise<RepairCounts> {
+  const counts = noRepairs();
+  if (keys.length === 0) return counts;
+  const owned = mode === 'tenant' ? await tenantsOwnedByTarget(tx) : new Set<string>();
+  for (let i = 0; i < keys.length; i += KEYS_PER_READ) {
+    const slice = keys.slice(i, i + KEYS_PER_READ);
+    const part = await repairSlice(deps, tx, context, job, mode, slice, owned);
+    Object.assign(counts, addCounts(counts, part));
+  }
+  return counts;
+}
+
+async function repairSlice(
+  deps: TaskDeps,
+  tx: SqlSession,
+  context: RunContext,
+  job: CopyJob,
+  mode: 'tenant' | 'global',
+  keys: readonly (readonly SqlParam[])[],
+  owned: ReadonlySet<string>,
+): Promise<RepairCounts> {
+  const { info, key, columns } = job;
+  const counts = noRepairs();
+  const names = columns.map((c) => c.name);
+  const table = info.name;
+  const targetTable = qualified(deps.targetUrl.database, table);
+  const where = keyIn(key, keys, 'a');
+  const sourceRows = await deps.source.query(
+    `SELECT ${names.map((n) => `a.${ident(n)}`).join(', ')} FROM ${qualified(deps.sourceUrl.database, table)} a WHERE ${where.sql}`,
+    where.params,
+  );
+  // The target's rows of these keys, locked until the repair commits: their tenant decides what may be written.
+  const targetRows = await tx.query(
+    `SELECT ${key.map((k) => `a.${ident(k)}`).join(', ')}${mode === 'tenant' ? ', a.tenant_bid' : ''} FROM ${targetTable} a WHERE ${where.sql} FOR UPDATE`,
+    where.params,
+  );
+  const targetTenant = new Map(
+    targetRows.map((r) => [rowKeyText(info, key, r), mode === 'tenant' ? str(r, 'tenant_bid') : '']),
+  );
+  const sourceKeys = new Set(sourceRows.map((r) => rowKeyText(info, key, r)));
+  const writes: SqlParam[][] = [];
+  const settled: string[] = [];
+  const held: SqlParam[][] = [];
+  const conflicts: SqlParam[][] = [];
+  const now = nowText();
+  if (mode === 'global') {
+    for (const row of sourceRows) writes.push(names.map((n) => row[n] ?? null));
+  } else {
+    const lookups = new Map<ReferenceRuleConfig, Map<string, string>>();
+    for (const rule of referenceRules(deps.config, table)) {
+      const values = [
+        ...new Set(
+          sourceRows
+            .map((r) => asText(r[rule.column] ?? null))
+            .filter((v): v is string => v !== null && v !== ''),
+        ),
+      ];
+      lookups.set(rule, await parentTenants(deps, tx, context, rule, values));
+    }
+    const policy = onUnmapped(deps.config, table);
+    const candidates: { row: Row; rowKey: string; tenant: string }[] = [];
+    for (const row of sourceRows) {
+      const rowKey = rowKeyText(info, key, row);
+      let tenant = rowTenant(deps.config, table, row, (rule, v) => lookups.get(rule)?.get(v));
+      if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
+      const existing = targetTenant.get(rowKey);
+      if ((existing !== undefined && owned.has(existing)) || (tenant !== null && owned.has(tenant))) {
+        counts.owned += 1;
+        continue;
+      }
+      if (existing !== undefined && tenant !== existing) {
+        if (deps.config.sync.onTenantChange === 'fail')
+          throw new TenantChangeConflict(
+            `${table} row ${rowKey} belongs to tenant ${existing} on the target, and the rules now give it ${tenant ?? 'no tenant'}: sync.onTenantChange is "fail". Decide which tenant owns it (fix the source row or the rules), or set sync.onTenantChange to "report" to record such rows and go on`,
+          );
+        conflicts.push([table, rowKey, existing, tenant, context.runId, now, now]);
+        continue;
+      }
+      if (tenant === null) {
+        if (policy === 'fail')
+          throw new UnmappedRows(
+            `${table} row ${rowKey} gets no tenant from the rules and onUnmapped is "fail"`,
+          );
+        held.push([
+          context.runId,
+          table,
+          rowKey,
+          unmappedReason(deps.config, table, row),
+          rowDataText(job, row),
+        ]);
+        continue;
+      }
+      candidates.push({ row, rowKey, tenant });
+    }
+    // Rows that share a value other tables look their tenant up by (a user_bid) share a tenant: a row that would
+    // bring another tenant (a re-registration under another tenant's domain) would move every row that follows
+    // that value. It is a conflict, left out, and its siblings stay as they are.
+    const siblings = await siblingTenants(
+      deps,
+      tx,
+      job,
+      candidates.map((c) => c.row),
+    );
+    for (const { row, rowKey, tenant } of candidates) {
+      const other = siblings(row, rowKey).find((t) => t !== tenant);
+      if (other !== undefined) {
+        if (deps.config.sync.onTenantChange === 'fail')
+          throw new TenantChangeConflict(
+            `${table} row ${rowKey} gets tenant ${tenant} from the rules, but the rows sharing its ${lookupColumns(deps.config, table).join(', ')} are in tenant ${other} on the target (tables that follow it would move): sync.onTenantChange is "fail". Fix the source row or the rules, or set sync.onTenantChange to "report"`,
+          );
+        conflicts.push([table, rowKey, other, tenant, context.runId, now, now]);
+        continue;
+      }
+      const values = names.map((n) => row[n] ?? null);
+      values.push(tenant);
+      writes.push(values);
+      settled.push(rowKey);
+    }
+  }
+  if (writes.length > 0) {
+    await insertRows(tx, {
+      table,
+      columns: mode === 'tenant' ? [...names, 'tenant_bid'] : names,
+      rows: writes,
+      onDuplicate: 'update',
+      maxStatementBytes: deps.target.maxStatementBytes,
+      prepared: deps.target.preparesStatements,
+    });
+    counts.applied += writes.length;
+  }
+  // Rows the source no longer has: deleted, unless a tenant the target owns holds them.
+  const gone = targetRows
+    .map((r) => ({ text: rowKeyText(info, key, r), tenant: mode === 'tenant' ? str(r, 'tenant_bid') : '' }))
+    .filter((r) => !sourceKeys.has(r.text));
+  const deletable = gone.filter((r) => !owned.has(r.tenant));
+  counts.owned += gone.length - deletable.length;
+  if (deletable.length > 0) {
+    const byText = new Map(targetRows.map((r) => [rowKeyText(info, key, r), r]));
+    const tuples = deletable.map((r) =>
+      exactKeyValues(
+        info,
+        key,
+        key.map((k) => byText.get(r.text)?.[k] ?? null),
+      ),
+    );
+    const del = keyIn(key, tuples);
+    const result = await tx.execute(`DELETE FROM ${targetTable} WHERE ${del.sql}`, del.params);
+    counts.deleted += result.affectedRows;
+    settled.push(...deletable.map((r) => r.text));
+  }
+  if (held.length > 0) {
+    await insertRows(tx, {
+      table: 'migration_quarantine',
+      columns: ['run_id', 'table_name', 'row_key', 'reason', 'row_data'],
+      rows: held,
+      onDuplicate: 'update',
+      updateColumns: ['run_id', 'reason', 'row_data'],
+      maxStatementBytes: deps.target.maxStatementBytes,
+      prepared: deps.target.preparesStatements,
+    });
+    counts.quarantined += held.length;
+  }
+  if (conflicts.length > 0) {
+    await insertRows(tx, {
+      table: 'migration_sync_conflicts',
+      columns: [
+        'table_name',
+        'row_key',
+        'target_tenant',
+        'source_tenant',
+        'run_id',
+        'first_seen_at',
+        'last_seen_at',
+      ],
+      rows: conflicts,
+      onDuplicate: 'update',
+      updateColumns: ['target_tenant', 'source_tenant', 'run_id', 'last_seen_at', 'resolved_at'],
+      maxStatementBytes: deps.target.maxStatementBytes,
+      prepared: false,
+    });
+    counts.conflicts += conflicts.length;
+  }
+  // Keys the source no longer has at all leave the quarantine; rows written or deleted settle their conflicts.
+  const vanished = keys
+    .map((k) => rowKeyText(info, key, Object.fromEntries(key.map((c, i) => [c, k[i] ?? null]))))
+    .filter((text) => !sourceKeys.has(text));
+  const leaving = [...new Set([...settled, ...vanished])];
+  for (let i = 0; i < leaving.length; i += 500) {
+    const part = leaving.slice(i, i + 500);
+    const marks = part.map(() => '?').join(', ');
+    await tx.execute(`DELETE FROM migration_quarantine WHERE table_name = ? AND row_key IN (${marks})`, [
+      table,
+      ...part,
+    ]);
+    await tx.execute(
+      `UPDATE migration_sync_conflicts SET resolved_at = ? WHERE table_name = ? AND resolved_at IS NULL AND row_key IN (${marks})`,
+      [now, table, ...part],
+    );
+  }
+  return counts;
+}
