@@ -16,7 +16,7 @@ import {
 } from './context.ts';
 import { ChunkCancelled, UnmappedRows } from './errors.ts';
 import { deleteMissingFromSource, dropStaleQuarantine, releaseFromQuarantine, rowKeyText } from './exact.ts';
-import { parentTenants } from './parents.ts';
+import { parentsOnTheWay, parentTenants } from './parents.ts';
 
 /**
  * The client-side copy path: rows read in keyset pages, the tenant rules applied in JS (parents' tenants looked
@@ -109,19 +109,31 @@ export async function copyClientSide(
     }
     // Reference rule → value → tenant: found without building a key text per row.
     const lookups = new Map<ReferenceRuleConfig, Map<string, string>>();
+    const onTheWay = new Map<ReferenceRuleConfig, Set<string>>();
     for (const rule of references) {
       const values = [
         ...new Set(
           page.map((r) => asText(r[rule.column] ?? null)).filter((v): v is string => v !== null && v !== ''),
         ),
       ];
-      lookups.set(rule, await parentTenants(deps, target, context, rule, values));
+      const found = await parentTenants(deps, target, context, rule, values);
+      lookups.set(rule, found);
+      const missing = values.filter((v) => !found.has(v));
+      if (missing.length > 0) onTheWay.set(rule, await parentsOnTheWay(deps, target, context, rule, missing));
     }
     const copied: SqlParam[][] = [];
     const copiedKeys: string[] = [];
     const held: SqlParam[][] = [];
     for (const row of page) {
-      let tenant = rowTenant(deps.config, table, row, (rule, v) => lookups.get(rule)?.get(v));
+      // A parent written on the source after its table was copied is not on the target: the row is not copied
+      // under a tenant its parent would not give it; it waits (its chunk is left to sync, which copies it after).
+      let waits = false;
+      let tenant = rowTenant(deps.config, table, row, (rule, v) => {
+        const found = lookups.get(rule)?.get(v);
+        if (found === undefined && onTheWay.get(rule)?.has(v)) waits = true;
+        return found;
+      });
+      if (waits && tenant === null) continue;
       if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
       if (tenant === null) {
         const rowKey = rowKeyText(info, key, row);

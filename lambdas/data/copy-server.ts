@@ -3,11 +3,20 @@ import type { Config } from '../core/config/schema.ts';
 import { tenantRules } from '../core/config/schema.ts';
 import { ident, identList, qualified } from '../core/identifiers.ts';
 import type { ColumnInfo, TableInfo } from '../core/schema/types.ts';
+import type { SqlParam } from '../core/sql/port.ts';
 import { scalarNumber, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { finalTenantExpression, type SqlFragment, tenantExpression } from '../core/tenant/sql.ts';
 import { quarantinedKeys } from './compare.ts';
-import { type CopyJob, type KeyBounds, onUnmapped, type RunContext, targetRuleContext } from './context.ts';
+import {
+  type CopyJob,
+  copyKey,
+  type KeyBounds,
+  onUnmapped,
+  type RunContext,
+  referenceRules,
+  targetRuleContext,
+} from './context.ts';
 import { UnmappedRows } from './errors.ts';
 import { dropStaleQuarantine } from './exact.ts';
 
@@ -57,6 +66,29 @@ function rowDataSql(columns: readonly ColumnInfo[], alias: string): string {
     .join(', ')})`;
 }
 
+/**
+ * A row of `table` (alias `a`) that waits for its parent: a reference rule's value has a parent row on the source
+ * (one not held in the quarantine) but none on the target yet (written on the source after its table was copied).
+ * Only asked of rows the rules do not map; such a row is not copied (nor quarantined, nor given the default tenant):
+ * its chunk is left to sync, which copies it once its parent is there. The same as the client path's
+ * parentsOnTheWay.
+ */
+function waitingSql(deps: TaskDeps, context: RunContext, table: string): { sql: string; params: SqlParam[] } {
+  const parts: string[] = [];
+  const params: SqlParam[] = [];
+  for (const rule of referenceRules(deps.config, table)) {
+    const parent = context.tables.get(rule.references.table);
+    if (parent === undefined) continue;
+    const col = `a.${ident(rule.column)}`;
+    const ref = ident(rule.references.column);
+    parts.push(
+      `(${col} IS NOT NULL AND ${col} <> '' AND NOT EXISTS (SELECT 1 FROM ${qualified(deps.targetUrl.database, parent.name)} t WHERE t.${ref} = ${col}) AND EXISTS (SELECT 1 FROM ${qualified(deps.sourceUrl.database, parent.name)} p WHERE p.${ref} = ${col} AND NOT EXISTS (SELECT 1 FROM ${qualified(deps.targetUrl.database, 'migration_quarantine')} q WHERE q.table_name = ? AND CAST(q.row_key AS BINARY) = CAST(${rowKeySql(parent, copyKey(parent), 'p')} AS BINARY))))`,
+    );
+    params.push(parent.name);
+  }
+  return parts.length === 0 ? { sql: 'FALSE', params } : { sql: `(${parts.join(' OR ')})`, params };
+}
+
 export async function copyServerSide(
   deps: TaskDeps,
   context: RunContext,
@@ -81,18 +113,21 @@ export async function copyServerSide(
     return { rows: await countRange(deps, table, key, chunk), quarantined: 0 };
   }
   const ctx = targetRuleContext(deps, context, { joins: 'unique' });
+  const waiting = waitingSql(deps, context, table);
   // Unique parents are joined (LEFT JOIN, 1:1), the rest looked up per row.
   const from = (f: SqlFragment) => `${source} a${(f.joins ?? []).map((j) => ` ${j}`).join('')}`;
   const policy = onUnmapped(deps.config, table);
   const tenant =
     policy === 'default' ? finalTenantExpression(ctx, table, 'a') : tenantExpression(ctx, table, 'a');
+  // The rules' own answer (no default filled in): a row they do not map may be waiting for its parent.
+  const unmapped = tenantExpression(ctx, table, 'a');
   let quarantined = 0;
   if (policy !== 'default') {
     const raw = tenantExpression(ctx, table, 'a');
     if (policy === 'fail') {
       const [first] = await deps.target.query(
-        `SELECT ${rowKeySql(info, key, 'a')} AS k FROM ${from(raw)} WHERE ${range.sql} AND (${raw.sql}) IS NULL LIMIT 1`,
-        [...range.params, ...raw.params],
+        `SELECT ${rowKeySql(info, key, 'a')} AS k FROM ${from(raw)} WHERE ${range.sql} AND (${raw.sql}) IS NULL AND NOT ${waiting.sql} LIMIT 1`,
+        [...range.params, ...raw.params, ...waiting.params],
       );
       if (first !== undefined) {
         throw new UnmappedRows(
@@ -121,18 +156,22 @@ export async function copyServerSide(
       const result = await deps.target.execute(
         `INSERT INTO ${qualified(deps.targetUrl.database, 'migration_quarantine')} (run_id, table_name, row_key, reason, row_data, chunk_no)
          SELECT ?, ?, ${rowKeySql(info, key, 'a')}, ${reasonSql(deps.config, table, 'a')}, ${rowDataSql(columns, 'a')}, ?
-           FROM ${from(raw)} WHERE ${range.sql} AND (${raw.sql}) IS NULL
+           FROM ${from(raw)} WHERE ${range.sql} AND (${raw.sql}) IS NULL AND NOT ${waiting.sql}
          ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), reason = VALUES(reason), row_data = VALUES(row_data), chunk_no = VALUES(chunk_no)`,
-        [context.runId, table, chunk.n, ...range.params, ...raw.params],
+        [context.runId, table, chunk.n, ...range.params, ...raw.params, ...waiting.params],
       );
       quarantined = result.affectedRows;
     }
   }
   await deps.target.execute(
     `INSERT INTO ${target} (${identList([...names, 'tenant_bid'])})
-     SELECT ${list}, ${tenant.sql} AS tenant_bid FROM ${from(tenant)} WHERE ${range.sql}${policy === 'default' ? '' : ' HAVING tenant_bid IS NOT NULL'}
+     SELECT ${list}, ${tenant.sql} AS tenant_bid FROM ${from(tenant)} WHERE ${range.sql}${policy === 'default' ? ` AND NOT ((${unmapped.sql}) IS NULL AND ${waiting.sql})` : ' HAVING tenant_bid IS NOT NULL'}
      ON DUPLICATE KEY UPDATE ${update([...names, 'tenant_bid'])}`,
-    [...tenant.params, ...range.params],
+    [
+      ...tenant.params,
+      ...range.params,
+      ...(policy === 'default' ? [...unmapped.params, ...waiting.params] : []),
+    ],
   );
   if (exact) {
     await deleteGoneServerSide(deps, table, key, chunk);

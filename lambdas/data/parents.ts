@@ -5,8 +5,10 @@ import type { TableInfo } from '../core/schema/types.ts';
 import type { SqlSession } from '../core/sql/port.ts';
 import { str, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
+import { asText } from '../core/tenant/rules.ts';
 import { pickOrder } from '../core/tenant/sql.ts';
-import { MAX_REMEMBERED_PARENTS, type RunContext } from './context.ts';
+import { copyKey, MAX_REMEMBERED_PARENTS, type RunContext } from './context.ts';
+import { rowKeyText } from './exact.ts';
 
 /**
  * The tenants of referenced rows already in the target, for the distinct values of one page: from what this run
@@ -90,4 +92,47 @@ async function lookUpParentTenants(
     }
   }
   return found;
+}
+
+/** Parent values looked for per statement. */
+const PARENT_VALUES_PER_READ = 500;
+
+/**
+ * Of these values of a reference rule, not found on the target: those whose parent rows the source has, other than
+ * rows held in the quarantine (a parent no rule maps never arrives: its children are unmapped, not waiting).
+ */
+export async function parentsOnTheWay(
+  deps: TaskDeps,
+  tx: SqlSession,
+  context: RunContext,
+  rule: ReferenceRuleConfig,
+  values: readonly string[],
+): Promise<Set<string>> {
+  const waiting = new Set<string>();
+  const parent = context.tables.get(rule.references.table);
+  if (values.length === 0 || parent === undefined) return waiting;
+  const key = copyKey(parent);
+  const column = rule.references.column;
+  for (let i = 0; i < values.length; i += PARENT_VALUES_PER_READ) {
+    const slice = values.slice(i, i + PARENT_VALUES_PER_READ);
+    const rows = await deps.source.query(
+      `SELECT p.${ident(column)} AS v, ${key.map((k) => `p.${ident(k)}`).join(', ')} FROM ${qualified(deps.sourceUrl.database, parent.name)} p WHERE p.${ident(column)} IN (${slice.map(() => '?').join(', ')})`,
+      slice,
+    );
+    if (rows.length === 0) continue;
+    const texts = rows.map((r) => rowKeyText(parent, key, r));
+    const held = new Set(
+      (
+        await tx.query(
+          `SELECT row_key FROM migration_quarantine WHERE table_name = ? AND row_key IN (${texts.map(() => '?').join(', ')})`,
+          [parent.name, ...texts],
+        )
+      ).map((r) => str(r, 'row_key')),
+    );
+    rows.forEach((r, n) => {
+      const v = asText(r.v ?? null);
+      if (v !== null && !held.has(texts[n] ?? '')) waiting.add(v);
+    });
+  }
+  return waiting;
 }

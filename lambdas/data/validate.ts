@@ -7,6 +7,7 @@ import { copyChunk } from './copy.ts';
 import { ChunkCancelled, ChunkChecksumMismatch } from './errors.ts';
 import { confirmDefects, diffRows, type RowDiff } from './recheck.ts';
 import type { Chunk } from './schema.ts';
+import { rowsWaitingForParents } from './waiting.ts';
 
 async function recordCheck(
   deps: TaskDeps,
@@ -91,9 +92,15 @@ export async function validateTable(
       const second = await diffRows(deps, job, bounds);
       // Rows whose source looked the same at both looks and still differ: the source standing still, or flipping
       // back and forth; the read-back test tells them apart.
-      const stable = [...second]
-        .filter(([k, now]) => first.get(k)?.source === now.source)
-        .map(([, now]) => now);
+      const unchanged = [...second].filter(([k, now]) => first.get(k)?.source === now.source);
+      // Rows waiting for a parent written after its table was copied: missing on purpose, sync copies them.
+      const waiting = await rowsWaitingForParents(
+        deps,
+        await runContext(deps, runId),
+        job,
+        unchanged.filter(([, now]) => now.target === null).map(([, now]) => now.key),
+      );
+      const stable = unchanged.filter(([k]) => !waiting.has(k)).map(([, now]) => now);
       const defects = stable.length === 0 ? [] : await confirmDefects(deps, job, bounds, stable, recopy);
       const result = await compareChunk(deps, runId, table, bounds, await quarantine(chunk.n));
       if (defects.length > 0) {

@@ -53,8 +53,8 @@ async function repairDiffering(
     await fenceRun(tx, runId, execution);
     const c = await repairKeys(deps, tx, context, job, mode, differ);
     await tx.execute(
-      'UPDATE migration_sync_passes SET rows_applied = rows_applied + ?, rows_deleted = rows_deleted + ?, rows_quarantined = rows_quarantined + ? WHERE run_id = ? AND table_name = ?',
-      [c.applied, c.deleted, c.quarantined, runId, job.info.name],
+      'UPDATE migration_sync_passes SET rows_applied = rows_applied + ?, rows_deleted = rows_deleted + ?, rows_quarantined = rows_quarantined + ?, rows_waiting = rows_waiting + ? WHERE run_id = ? AND table_name = ?',
+      [c.applied, c.deleted, c.quarantined, c.waiting, runId, job.info.name],
     );
     return c;
   });
@@ -161,9 +161,13 @@ export async function catchUp(
     [readAt.slice(0, 19)],
   );
   const pendingRows = pending === undefined ? 0 : num(pending, 'n');
-  const lagSeconds = pendingRows === 0 ? 0 : secondsBetween(readAt, await sourceClock(deps.source));
+  const now = await sourceClock(deps.source);
+  // Rows that wait for a parent are changes not applied, as old as the watermark at most.
+  const lagSeconds =
+    counts.waiting > 0 ? secondsBetween(from, now) : pendingRows === 0 ? 0 : secondsBetween(readAt, now);
   // The next pass reads from where this one began (minus the overlap): nothing changed after it is skipped.
-  const watermark = passClock ?? readAt;
+  // A row left waiting for its parent keeps the watermark where it was, so the next pass reads it again.
+  const watermark = counts.waiting > 0 ? from : (passClock ?? readAt);
   await deps.target.execute(
     `INSERT INTO migration_sync_watermarks (table_name, watermark, last_run_id, last_run_at) VALUES (?, ?, ?, ?)
      ON DUPLICATE KEY UPDATE watermark = GREATEST(watermark, VALUES(watermark)), last_run_id = VALUES(last_run_id), last_run_at = VALUES(last_run_at)`,

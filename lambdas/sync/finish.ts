@@ -48,6 +48,7 @@ export function tablePass(row: Record<string, unknown>): TablePass {
     rowsApplied: num(r, 'rows_applied'),
     rowsDeleted: num(r, 'rows_deleted'),
     rowsQuarantined: num(r, 'rows_quarantined'),
+    rowsWaiting: num(r, 'rows_waiting'),
     conflicts: num(r, 'conflicts'),
     chunksChecked: num(r, 'chunks_checked'),
     chunksRepaired: num(r, 'chunks_repaired'),

@@ -178,8 +178,8 @@ export async function reconcileChunk(
     await fenceRun(tx, runId, execution);
     const c = await repairKeys(deps, tx, context, job, mode, differ);
     await tx.execute(
-      'UPDATE migration_sync_passes SET rows_applied = rows_applied + ?, rows_deleted = rows_deleted + ?, rows_quarantined = rows_quarantined + ? WHERE run_id = ? AND table_name = ?',
-      [c.applied, c.deleted, c.quarantined, runId, table],
+      'UPDATE migration_sync_passes SET rows_applied = rows_applied + ?, rows_deleted = rows_deleted + ?, rows_quarantined = rows_quarantined + ?, rows_waiting = rows_waiting + ? WHERE run_id = ? AND table_name = ?',
+      [c.applied, c.deleted, c.quarantined, c.waiting, runId, table],
     );
     return c;
   });

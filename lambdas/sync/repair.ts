@@ -17,7 +17,7 @@ import {
 } from '../data/context.ts';
 import { UnmappedRows } from '../data/errors.ts';
 import { keyIn, rowKeyText } from '../data/exact.ts';
-import { parentTenants } from '../data/parents.ts';
+import { parentsOnTheWay, parentTenants } from '../data/parents.ts';
 import { TenantChangeConflict } from './errors.ts';
 
 /**
@@ -96,6 +96,8 @@ export interface RepairCounts {
   conflicts: number;
   /** Rows of a tenant the target owns now: left to reverse sync. */
   owned: number;
+  /** Rows whose parent the source has but the target not yet (written after its table's turn): the next pass. */
+  waiting: number;
 }
 
 export const noRepairs = (): RepairCounts => ({
@@ -104,6 +106,7 @@ export const noRepairs = (): RepairCounts => ({
   quarantined: 0,
   conflicts: 0,
   owned: 0,
+  waiting: 0,
 });
 
 export function addCounts(a: RepairCounts, b: RepairCounts): RepairCounts {
@@ -113,6 +116,7 @@ export function addCounts(a: RepairCounts, b: RepairCounts): RepairCounts {
     quarantined: a.quarantined + b.quarantined,
     conflicts: a.conflicts + b.conflicts,
     owned: a.owned + b.owned,
+    waiting: a.waiting + b.waiting,
   };
 }
 
@@ -234,6 +238,7 @@ async function repairSlice(
     for (const row of sourceRows) writes.push(names.map((n) => row[n] ?? null));
   } else {
     const lookups = new Map<ReferenceRuleConfig, Map<string, string>>();
+    const onTheWay = new Map<ReferenceRuleConfig, Set<string>>();
     for (const rule of referenceRules(deps.config, table)) {
       const values = [
         ...new Set(
@@ -242,13 +247,35 @@ async function repairSlice(
             .filter((v): v is string => v !== null && v !== ''),
         ),
       ];
-      lookups.set(rule, await parentTenants(deps, tx, context, rule, values));
+      const found = await parentTenants(deps, tx, context, rule, values);
+      lookups.set(rule, found);
+      onTheWay.set(
+        rule,
+        await parentsOnTheWay(
+          deps,
+          tx,
+          context,
+          rule,
+          values.filter((v) => !found.has(v)),
+        ),
+      );
     }
     const policy = onUnmapped(deps.config, table);
     const candidates: { row: Row; rowKey: string; tenant: string }[] = [];
     for (const row of sourceRows) {
       const rowKey = rowKeyText(info, key, row);
-      let tenant = rowTenant(deps.config, table, row, (rule, v) => lookups.get(rule)?.get(v));
+      // A parent row written after its table's turn in this pass is not on the target yet: the row waits for the
+      // next pass rather than take a tenant its parent would not give it.
+      let waits = false;
+      let tenant = rowTenant(deps.config, table, row, (rule, v) => {
+        const found = lookups.get(rule)?.get(v);
+        if (found === undefined && onTheWay.get(rule)?.has(v)) waits = true;
+        return found;
+      });
+      if (waits && tenant === null) {
+        counts.waiting += 1;
+        continue;
+      }
       if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
       const existing = targetTenant.get(rowKey);
       if ((existing !== undefined && owned.has(existing)) || (tenant !== null && owned.has(tenant))) {

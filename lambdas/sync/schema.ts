@@ -40,6 +40,8 @@ export interface TablePass {
   readonly rowsApplied: number;
   readonly rowsDeleted: number;
   readonly rowsQuarantined: number;
+  /** Rows whose parent had not reached the target yet: left for the next pass. */
+  readonly rowsWaiting: number;
   readonly conflicts: number;
   readonly chunksChecked: number;
   readonly chunksRepaired: number;

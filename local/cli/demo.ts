@@ -1,11 +1,20 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { openSql } from '../../lambdas/core/sql/open.ts';
 import { withDatabase } from '../../lambdas/core/sql/url.ts';
 import { DEMO_MARKER } from '../demo/schema.ts';
 import type { SeedResult } from '../demo/seed.ts';
-import type { Output } from './output.ts';
-import { LOCAL_PHASES, type PhaseOutcome, runPhaseCommand, runRollbackCommand } from './phases.ts';
+import { simulateTraffic, type TrafficResult } from '../demo/traffic.ts';
+import { runVerifyCommand } from './inspect.ts';
+import { count, type Output } from './output.ts';
+import {
+  LOCAL_PHASES,
+  type LocalPhase,
+  type PhaseOutcome,
+  runPhaseCommand,
+  runRollbackCommand,
+} from './phases.ts';
 import { runSeedDemo } from './seed-demo.ts';
 
 /**
@@ -48,14 +57,38 @@ export async function runDemo(
     seeded = await runSeedDemo(loaded, options, out);
   }
   const phases: Record<string, unknown> = {};
-  for (const phase of LOCAL_PHASES) {
+  const run = async (phase: LocalPhase): Promise<boolean> => {
     out.info('');
     const outcome = await runPhaseCommand(loaded, phase, out, cwd);
     phases[phase] = outcome.json;
-    if (outcome.code !== 0) {
-      out.info(`The demo stopped at ${phase}.`);
-      return { code: 1, json: { status: 'FAILED', stoppedAt: phase, seeded, phases } };
-    }
+    if (outcome.code !== 0) out.info(`The demo stopped at ${phase}.`);
+    return outcome.code === 0;
+  };
+  const stopped = (at: string) => ({
+    code: 1 as const,
+    json: { status: 'FAILED', stoppedAt: at, seeded, phases },
+  });
+  for (const phase of ['assess', 'foundation'] as const) if (!(await run(phase))) return stopped(phase);
+  // AI-Shifu stays live while it migrates: the application's writes go on through the copy and the sync pass.
+  out.info('');
+  const traffic = startTraffic(loaded, cwd, out);
+  let trafficResult: TrafficResult | undefined;
+  try {
+    if (!(await run('data'))) return stopped('data');
+    if (!(await run('sync'))) return stopped('sync');
+  } finally {
+    trafficResult = await traffic.stop();
+  }
+  out.info(
+    `Simulated traffic wrote ${count(trafficResult.writes)} times (${count(trafficResult.rows)} rows) during data and sync; it has stopped. The last pass brings the target level:`,
+  );
+  if (!(await run('sync'))) return stopped('sync');
+  out.info('');
+  const verified = await runVerifyCommand(loaded, out, cwd, true);
+  phases.verify = verified.json;
+  if (verified.code !== 0) {
+    out.info('The demo stopped at verify: the target differs from the source (above).');
+    return stopped('verify');
   }
   out.info('');
   out.info(
@@ -69,7 +102,7 @@ export async function runDemo(
       ? [`${join(loaded.config.archive.url, assessed.reportMarkdown)}   the assessment, for people`]
       : []),
     'npx shifu-migrate simulate-traffic --duration 30s   write to the demo legacy database as the application does',
-    'npx shifu-migrate run data               then copy again: it repairs what changed',
+    'npx shifu-migrate sync --every 30s       keep the target in step meanwhile (Ctrl-C stops after the pass in flight)',
     'npx shifu-migrate rollback --phase data  undo the copy (asks first); then --phase foundation',
     'your own databases: write shifu-migrate.config.json (docs/configuration.md; schema/shifu-migrate.config.schema.json)',
     `cleaning up: DROP DATABASE ${loaded.targetUrl.database}; DROP DATABASE ${url.database}; rm -r .shifu-migrate`,
@@ -78,3 +111,36 @@ export async function runDemo(
   for (const line of next) out.info(`  ${line}`);
   return { code: 0, json: { status: 'SUCCEEDED', seeded, phases } };
 }
+
+/** Traffic at a steady rate in this process, its writes logged like simulate-traffic's, until `stop()`. */
+function startTraffic(loaded: LoadedConfig, cwd: string, out: Output) {
+  const rate = DEMO_TRAFFIC_RATE;
+  const db = openSql(loaded.sourceUrl, { label: 'source' });
+  const dir = join(cwd, '.shifu-migrate', 'traffic');
+  mkdirSync(dir, { recursive: true });
+  const log = join(dir, `traffic-${new Date().toISOString().replace(/[:.]/g, '')}-demo.jsonl`);
+  out.info(
+    `Simulated traffic: ${rate} writes/s to ${loaded.sourceUrl.database} during data and sync (log: ${log}).`,
+  );
+  const abort = new AbortController();
+  const running = simulateTraffic(db, {
+    rate,
+    seed: 1,
+    signal: abort.signal,
+    onWrite: (write) =>
+      appendFileSync(log, `${JSON.stringify({ ...write, at: new Date().toISOString() })}\n`),
+  });
+  return {
+    async stop(): Promise<TrafficResult> {
+      abort.abort();
+      try {
+        return await running;
+      } finally {
+        await db.close();
+      }
+    },
+  };
+}
+
+/** The demo's traffic: enough to change rows in every table while it copies, little enough to stay quick. */
+const DEMO_TRAFFIC_RATE = 40;

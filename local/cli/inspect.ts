@@ -15,7 +15,10 @@ export async function runVerifyCommand(
   loaded: LoadedConfig,
   out: Output,
   cwd: string,
+  /** Inside another command (the demo): its lines are that command's log, its result is that command's. */
+  asLog = false,
 ): Promise<PhaseOutcome> {
+  const show = (o: Output, line: string) => (asLog ? o.info(line) : showResult(o, line));
   const deps = openDeps(loaded, cwd);
   try {
     const result = await verifyTarget({ ...deps, signal: new AbortController().signal });
@@ -72,6 +75,7 @@ export async function runStatusCommand(
   out: Output,
   cwd: string,
 ): Promise<PhaseOutcome> {
+  const show = showResult;
   const deps = openDeps(loaded, cwd);
   try {
     if (!(await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'migration_runs'))) {
@@ -234,7 +238,7 @@ export async function runStatusCommand(
 }
 
 /** The report status and verify print: their result, on stdout (on stderr with --json, whose stdout is the object). */
-function show(out: Output, line: string): void {
+function showResult(out: Output, line: string): void {
   if (out.json) out.info(line);
   else out.result(line);
 }

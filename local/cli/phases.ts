@@ -118,16 +118,24 @@ export async function runPhaseCommand(
       rows: number;
       quarantined: number;
       changing: number;
+      syncSchedule?: string;
     };
     out.info(
       `Data copied (${data.runId}): ${count(data.rows)} rows of ${data.tables} tables in ${count(data.chunks)} chunks, every chunk ${data.changing > 0 ? 'compared' : 'validated'} ` +
-        `(count and checksum) as it was copied, tenant isolation verified; ${count(data.quarantined)} rows in migration_quarantine. ` +
-        'The target is not watched after that: npx shifu-migrate verify compares it with the source again at any time.',
+        `(count and checksum) as it was copied, tenant isolation verified; ${count(data.quarantined)} rows in migration_quarantine.`,
     );
     if (data.changing > 0)
       out.info(
-        `${count(data.changing)} chunks held rows the source was still writing when they were compared: they are marked changing, and the sync phase (or another run data once writes stop) brings them level.`,
+        `${count(data.changing)} chunks held rows the source was still writing when they were compared: they are marked changing, and sync brings them level.`,
       );
+    const schedule = data.syncSchedule ?? 'none';
+    out.info(
+      schedule === 'none'
+        ? `The source goes on changing: sync keeps the target in step (npx shifu-migrate run sync for one pass, sync --every ${loaded.config.sync.every} to go on); verify compares the two at any time.`
+        : schedule.startsWith('failed')
+          ? `The sync schedule could not be enabled (${schedule.slice('failed: '.length)}): no pass starts by itself until it is; start passes by hand (npx shifu-migrate run sync) or enable the schedule in the EventBridge Scheduler console.`
+          : `The sync schedule is enabled (${schedule === 'unchanged' ? 'it was already' : 'now'}): a sync pass every ${loaded.config.sync.every} keeps the target in step.`,
+    );
     return {
       code: 0,
       json: { status: run.status, executionId: run.executionId, ...data, eventLog: run.eventLog },
@@ -277,9 +285,9 @@ function syncOutcome(loaded: LoadedConfig, run: PhaseRun, out: Output): PhaseOut
       `${count(pass.chunksChecked)} chunks compared, ${count(pass.chunksRepaired)} repaired${pass.chunksChanging > 0 ? ` (${count(pass.chunksChanging)} written again meanwhile: the next pass looks again)` : ''}; ` +
       `largest lag ${lag === null ? 'unknown' : `${lag} s`}${lag !== null && lag > loaded.config.sync.maxLagSeconds ? ` (over sync.maxLagSeconds ${loaded.config.sync.maxLagSeconds})` : ''}.`,
   );
-  for (const t of pass.tables.filter((t) => t.rowsApplied + t.rowsDeleted + t.conflicts > 0))
+  for (const t of pass.tables.filter((t) => t.rowsApplied + t.rowsDeleted + t.conflicts + t.rowsWaiting > 0))
     out.info(
-      `  ${t.table}: ${count(t.rowsApplied)} written, ${count(t.rowsDeleted)} deleted${t.conflicts > 0 ? `, ${count(t.conflicts)} tenant conflicts` : ''}; lag ${t.lagSeconds === null ? 'unknown' : `${t.lagSeconds} s`}`,
+      `  ${t.table}: ${count(t.rowsApplied)} written, ${count(t.rowsDeleted)} deleted${t.conflicts > 0 ? `, ${count(t.conflicts)} tenant conflicts` : ''}${t.rowsWaiting > 0 ? `, ${count(t.rowsWaiting)} waiting for their parent row (the next pass)` : ''}; lag ${t.lagSeconds === null ? 'unknown' : `${t.lagSeconds} s`}`,
     );
   if (pass.openConflicts > 0)
     out.info(

@@ -101,6 +101,7 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   rows_applied BIGINT NOT NULL DEFAULT 0,
   rows_deleted BIGINT NOT NULL DEFAULT 0,
   rows_quarantined BIGINT NOT NULL DEFAULT 0,
+  rows_waiting BIGINT NOT NULL DEFAULT 0,
   conflicts INT NOT NULL DEFAULT 0,
   slice_no INT NULL,
   chunks_planned INT NOT NULL DEFAULT 0,
@@ -195,6 +196,7 @@ export const LEDGER_COLUMNS: readonly {
   { table: 'migration_quarantine', column: 'chunk_no', definition: 'INT NULL' },
   { table: 'migration_runs', column: 'source_clock', definition: 'VARCHAR(32) NULL' },
   { table: 'migration_sync_watermarks', column: 'next_slice', definition: 'INT NOT NULL DEFAULT 0' },
+  { table: 'migration_sync_passes', column: 'rows_waiting', definition: 'BIGINT NOT NULL DEFAULT 0' },
 ];
 
 /** Tables of the multi-tenant model that foundation creates (docs/architecture.md), apart from migrated tables. */
