@@ -10,7 +10,7 @@ import type { Row } from '../core/sql/port.ts';
 import { num, scalarNumber, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { type RuleContext, referenceChain, tenantExpression } from '../core/tenant/sql.ts';
-import { sourceChecks } from './checks.ts';
+import { sourceChecks, syncChecks } from './checks.ts';
 import { duplicateKeyTenants } from './duplicates.ts';
 import { renderMarkdown } from './report.ts';
 import type {
@@ -353,6 +353,7 @@ export async function writeReport(deps: TaskDeps, runId: string): Promise<Assess
   }
 
   problems.push(...(await sourceChecks(deps.source, schema)));
+  problems.push(...syncChecks(deps.config, schema));
   const writes = await sourceWritePrivileges(deps);
   if (writes.length > 0)
     problems.push({

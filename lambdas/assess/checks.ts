@@ -1,3 +1,5 @@
+import type { Config } from '../core/config/schema.ts';
+import { changeColumn } from '../core/preflight.ts';
 import type { SchemaInfo } from '../core/schema/types.ts';
 import type { SqlSession } from '../core/sql/port.ts';
 import { num, str, strOrNull } from '../core/sql/rows.ts';
@@ -149,4 +151,42 @@ async function query(source: SqlSession, sql: string, params: readonly string[] 
   } catch {
     return [];
   }
+}
+
+/**
+ * What the sync phase will find per migrated table: the change column its catch-up reads changed rows by (the
+ * config's `changeColumn`, else the column declared ON UPDATE CURRENT_TIMESTAMP), and whether an index leads with
+ * it. Without one, only checksum reconciliation finds changes; without the index, each catch-up reads the table.
+ */
+export function syncChecks(config: Config, schema: SchemaInfo): Problem[] {
+  const problems: Problem[] = [];
+  for (const table of schema.tables) {
+    const rules = config.tables[table.name];
+    if (rules === undefined || rules.exclude !== undefined) continue;
+    const column = changeColumn(config, table);
+    if (column === null) {
+      problems.push({
+        severity: 'info',
+        code: 'no-change-column',
+        table: table.name,
+        message: `${table.name} has no change column (no DATETIME/TIMESTAMP column ON UPDATE CURRENT_TIMESTAMP, and none named in tables.${table.name}.changeColumn): sync keeps it in step by checksum reconciliation alone, which finds a change only when its chunk is compared (every pass with sync.slices 1)`,
+      });
+      continue;
+    }
+    if (!table.indexes.some((i) => i.columns[0] === column.name))
+      problems.push({
+        severity: 'info',
+        code: 'change-column-not-indexed',
+        table: table.name,
+        message: `${table.name}: sync catches up by ${column.name}, which no index leads with, so each pass reads the whole table to find what changed. On a large table add one (ALTER TABLE \`${table.name}\` ADD INDEX (\`${column.name}\`)) before the sync phase`,
+      });
+    else
+      problems.push({
+        severity: 'info',
+        code: 'change-column',
+        table: table.name,
+        message: `${table.name}: sync catches up by ${column.name} (indexed)`,
+      });
+  }
+  return problems;
 }

@@ -2,8 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sourceChecks } from '../../lambdas/assess/checks.ts';
+import { sourceChecks, syncChecks } from '../../lambdas/assess/checks.ts';
 import type { AssessReport } from '../../lambdas/assess/schema.ts';
+import { ConfigSchema } from '../../lambdas/core/config/schema.ts';
 import { introspect } from '../../lambdas/core/schema/introspect.ts';
 import type { SqlClient } from '../../lambdas/core/sql/port.ts';
 import { demoConfig } from '../../local/demo/config.ts';
@@ -63,6 +64,41 @@ describe('the checks a DBA runs before a migration', () => {
     );
     expect(problems.find((p) => p.code === 'declared-foreign-keys')?.message).toMatch(/fk_child_parent/);
     expect(problems.find((p) => p.code === 'trigger')?.message).toMatch(/good_touch \(UPDATE on good\)/);
+  });
+
+  it('names the change column sync catches up by, whether an index leads with it, and tables without one', async () => {
+    const admin = await adminConnection(db.name);
+    try {
+      await admin.query(
+        'CREATE TABLE touched (id BIGINT PRIMARY KEY, v INT, updated_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, KEY idx_updated (updated_at))',
+      );
+      await admin.query(
+        'CREATE TABLE touched_unindexed (id BIGINT PRIMARY KEY, modified TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3))',
+      );
+      await admin.query('CREATE TABLE named (id BIGINT PRIMARY KEY, changed_on DATETIME NULL)');
+    } finally {
+      await admin.end();
+    }
+    const schema = await introspect(client, db.name);
+    const config = {
+      ...demoConfig(),
+      tables: {
+        touched: { global: true as const },
+        touched_unindexed: { global: true as const },
+        named: { global: true as const, changeColumn: 'changed_on' },
+        good: { global: true as const },
+        parent: { exclude: 'not this one' },
+      },
+    };
+    const found = syncChecks(ConfigSchema.parse(config), schema).map((p) => `${p.code} ${p.table}`);
+    expect(found.sort()).toEqual(
+      [
+        'change-column touched',
+        'change-column-not-indexed touched_unindexed',
+        'change-column-not-indexed named',
+        'no-change-column good',
+      ].sort(),
+    );
   });
 
   it('blocks a table whose only key is BIT: its values do not survive the chunk list as JSON', async () => {

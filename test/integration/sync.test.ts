@@ -1,10 +1,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lambdas/core/config/load.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
 import { acquireLock, releaseLock } from '../../lambdas/core/ledger/lock.ts';
+import { fenceRun } from '../../lambdas/core/ledger/phase-run.ts';
+import { startRun } from '../../lambdas/core/ledger/runs.ts';
 import type { SyncSchedule } from '../../lambdas/core/schedule.ts';
 import type { SqlClient } from '../../lambdas/core/sql/port.ts';
 import { num, scalarNumber, str, strOrNull } from '../../lambdas/core/sql/rows.ts';
@@ -286,6 +289,50 @@ describe('sync phase', () => {
     expect(rollback.json.status).toBe('NOT_NEEDED');
     expect(rollback.stderr).toContain('rollback --phase sync is not needed');
   }, 120_000);
+
+  it('a rollback stops a pass in flight: its repairs already begun commit first, none starts after', async () => {
+    const ledger = mysqlClient(target);
+    try {
+      const owner = 'arn:aws:states:us-east-1:000000000000:execution:sync:scheduled-2';
+      const runId = 'sync-20261201T000001Z-abcdef';
+      await startRun(ledger, 'sync', runId, owner);
+      await acquireLock(ledger, { runId, phase: 'sync', kind: 'run', owner });
+      // A repair in flight holds the run's row: the rollback's stop waits for it to commit.
+      let stopped = false;
+      const rollback = (async () => {
+        const result = await cli(['rollback', '--phase', 'data', '--yes'], dir);
+        stopped = true;
+        return result;
+      })();
+      await ledger.transaction(async (tx) => {
+        await fenceRun(tx, runId, owner);
+        await sleep(1_500);
+        expect(stopped).toBe(false);
+        // Its stop is waiting on this transaction: the run is still running as others see it.
+        const [during] = await server.query(
+          `SELECT status FROM ${qualified(target, 'migration_runs')} WHERE run_id = ?`,
+          [runId],
+        );
+        expect(during).toEqual({ status: 'running' });
+      });
+      const undone = await rollback;
+      expect(undone.code, undone.stderr).toBe(0);
+      // The pass is over (nothing of it to undo), and a repair that starts now writes nothing.
+      const [run] = await ledger.query('SELECT status, error_name FROM migration_runs WHERE run_id = ?', [
+        runId,
+      ]);
+      expect(run).toEqual({ status: 'failed', error_name: 'RunStopped' });
+      await expect(ledger.transaction((tx) => fenceRun(tx, runId, owner))).rejects.toThrow(/no new work|not/);
+      for (const table of TABLES)
+        expect(
+          scalarNumber(await server.query(`SELECT COUNT(*) AS n FROM ${qualified(target, table)}`)),
+        ).toBe(0);
+    } finally {
+      await ledger.close();
+    }
+    // Copied again for the tests after this one.
+    expect((await cli(['run', 'data'], dir)).code).toBe(0);
+  }, 180_000);
 
   it('sync --every runs pass after pass (--passes bounds it), and bad --every is exit 2', async () => {
     await server.execute(
