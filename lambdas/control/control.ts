@@ -1,4 +1,11 @@
-import { acquireLock, describeHolder, localProcessGone, RunLocked, readLock } from '../core/ledger/lock.ts';
+import {
+  acquireLock,
+  describeHolder,
+  localProcessGone,
+  RunLocked,
+  readLock,
+  releaseLock,
+} from '../core/ledger/lock.ts';
 import { abandonRun } from '../core/ledger/phase-run.ts';
 import {
   ensureLedger,
@@ -30,6 +37,8 @@ export interface StopResult {
   /** Step Functions executions stopped (AWS only). */
   readonly stoppedExecutions: string[];
   readonly alarm: string | null;
+  /** The sync pass in flight this rollback stopped (nothing of it to undo), if any. */
+  readonly stoppedSync: string | null;
 }
 
 /**
@@ -72,8 +81,6 @@ export async function stopPhase(
         ? (latest ?? ROLLBACK_PHASES.find((p) => (running.get(p) ?? []).length > 0) ?? null)
         : null;
   const scope = request.phase === undefined ? 'runs' : 'phase';
-  if (phase === null) return { phase, scope, runs: [], stoppedExecutions: [], alarm };
-  const runs = candidates.filter((r) => r.phase === phase).map((r) => r.runId);
   const holder =
     ledger && (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_lock'))
       ? await readLock(deps.target)
@@ -82,6 +89,27 @@ export async function stopPhase(
   // before its run is marked (fenceRun), so none lands after the rollback begins.
   const syncPass =
     holder !== null && holder.stale === null && holder.kind === 'run' && holder.phase === 'sync';
+  const stopCause = `stopped by the rollback${alarm === null ? '' : ` (alarm ${alarm})`} at ${nowText()}`;
+  if (phase === null) {
+    // Nothing of any phase to undo, but an alarm (or the operator) stops the sync pass in flight: it ends here
+    // (nothing to undo), and the lock is free for the next pass once the cause is dealt with.
+    if (!syncPass) return { phase, scope, runs: [], stoppedExecutions: [], alarm, stoppedSync: null };
+    await setRunStatus(deps.target, holder.runId, 'failed', {
+      from: ['running'],
+      error: { name: 'RunStopped', message: stopCause },
+    });
+    await releaseLock(deps.target, holder.owner, holder.runId);
+    const stoppedExecutions: string[] = [];
+    for (const arn of (await executions?.running('sync')) ?? []) {
+      await executions?.stop(
+        arn,
+        `sync pass stopped by the rollback${alarm === null ? '' : ` (alarm ${alarm})`}`,
+      );
+      stoppedExecutions.push(arn);
+    }
+    return { phase, scope, runs: [], stoppedExecutions, alarm, stoppedSync: holder.runId };
+  }
+  const runs = candidates.filter((r) => r.phase === phase).map((r) => r.runId);
   if (
     holder !== null &&
     holder.stale === null &&
@@ -102,7 +130,7 @@ export async function stopPhase(
     await recordError(deps.target, refused, { name: refusal.name, message: refusal.message });
     throw refusal;
   }
-  const cause = `stopped by the rollback${alarm === null ? '' : ` (alarm ${alarm})`} at ${nowText()}`;
+  const cause = stopCause;
   for (const run of candidates.filter((r) => r.phase === phase && r.status === 'running')) {
     await deps.target.execute(
       "UPDATE migration_runs SET status = 'stopping' WHERE run_id = ? AND status = 'running'",
@@ -125,7 +153,7 @@ export async function stopPhase(
     await executions?.stop(arn, `rollback of ${phase}${alarm === null ? '' : ` started by alarm ${alarm}`}`);
     stoppedExecutions.push(arn);
   }
-  return { phase, scope, runs, stoppedExecutions, alarm };
+  return { phase, scope, runs, stoppedExecutions, alarm, stoppedSync: syncPass ? holder.runId : null };
 }
 
 /**

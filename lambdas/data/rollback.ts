@@ -359,7 +359,12 @@ export async function rollbackData(
         : [
             [
               'quarantine',
-              () => deps.target.execute(`DELETE FROM migration_quarantine WHERE run_id IN (${marks})`, runs),
+              // Sync's passes held rows of the same copy: gone with it.
+              () =>
+                deps.target.execute(
+                  `DELETE FROM migration_quarantine WHERE run_id IN (${marks}) OR run_id LIKE 'sync-%'`,
+                  runs,
+                ),
             ] as [string, () => Promise<unknown>],
           ]),
       // The watermarks said where sync would start from the copy: with the copy gone, so are they.

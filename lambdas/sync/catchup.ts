@@ -7,7 +7,6 @@ import { keyComparison } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import { num, str, strOrNull } from '../core/sql/rows.ts';
 import { type TaskDeps, throwIfStopping } from '../core/task.ts';
-import type { QuarantinedKey } from '../data/compare.ts';
 import { type CopyJob, copyJob, exactKeyValues, type RunContext, runContext } from '../data/context.ts';
 import { ChunkCancelled } from '../data/errors.ts';
 import { keyIn } from '../data/exact.ts';
@@ -19,10 +18,10 @@ import { addCounts, differingKeys, noRepairs, type RepairCounts, repairKeys } fr
 /** Changed keys read per page: each page is compared and repaired as one transaction. */
 const PAGE_KEYS = 2_000;
 
-/** JSON of key values, bigints as digits. */
-const bigints = (_: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
-
-/** The rows of these keys that differ, repaired in one transaction with the pass's counters. */
+/**
+ * The rows of these keys, repaired in one transaction with the pass's counters: those that differ, or with `all`
+ * every one (rows in an open conflict: the rules decide again, content equal or not).
+ */
 async function repairDiffering(
   deps: TaskDeps,
   runId: string,
@@ -31,23 +30,9 @@ async function repairDiffering(
   job: CopyJob,
   mode: 'tenant' | 'global',
   keys: readonly (readonly SqlParam[])[],
-  /** Open conflicts among `keys`: settled where the sides agree. */
-  settleEqual?: readonly QuarantinedKey[],
+  all = false,
 ): Promise<RepairCounts> {
-  const differ = await differingKeys(deps, job, (alias) => keyIn(job.key, keys, alias));
-  if (settleEqual !== undefined) {
-    // Conflicted rows on which source and target agree now (both gone, or equal): nothing left to decide.
-    const differing = new Set(differ.map((k) => JSON.stringify(k, bigints)));
-    const agreed = keys.filter((k) => !differing.has(JSON.stringify(k, bigints)));
-    const texts = settleEqual
-      .filter((c) => agreed.some((k) => JSON.stringify(k, bigints) === JSON.stringify(c.values, bigints)))
-      .map((c) => c.text);
-    if (texts.length > 0)
-      await deps.target.execute(
-        `UPDATE migration_sync_conflicts SET resolved_at = ? WHERE table_name = ? AND resolved_at IS NULL AND row_key IN (${texts.map(() => '?').join(', ')})`,
-        [nowText(), job.info.name, ...texts],
-      );
-  }
+  const differ = all ? keys : await differingKeys(deps, job, (alias) => keyIn(job.key, keys, alias));
   if (differ.length === 0) return noRepairs();
   return deps.target.transaction(async (tx) => {
     await fenceRun(tx, runId, execution);
@@ -151,9 +136,8 @@ export async function catchUp(
   // Rows in an open tenant conflict are looked at again every pass, changed or not: the rules may have been fixed.
   const open = await openConflictKeys(deps, deps.target, job);
   for (let i = 0; i < open.length; i += PAGE_KEYS) {
-    const part = open.slice(i, i + PAGE_KEYS);
-    const keys = part.map((c) => c.values);
-    counts = addCounts(counts, await repairDiffering(deps, runId, execution, context, job, mode, keys, part));
+    const keys = open.slice(i, i + PAGE_KEYS).map((c) => c.values);
+    counts = addCounts(counts, await repairDiffering(deps, runId, execution, context, job, mode, keys, true));
   }
   const [pending] = await deps.source.query(
     `SELECT COUNT(*) AS n FROM ${source} a WHERE a.${ident(column.name)} >= ${inColumnFrame(column)}`,

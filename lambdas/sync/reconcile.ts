@@ -163,7 +163,7 @@ export async function reconcileChunk(
       await tx.execute(
         `UPDATE migration_sync_passes SET chunks_checked = chunks_checked + 1, chunks_repaired = chunks_repaired + ?, chunks_changing = chunks_changing + ?
           WHERE run_id = ? AND table_name = ?`,
-        [status === 'equal' ? 0 : 1, status === 'changing' || status === 'conflict' ? 1 : 0, runId, table],
+        [status === 'repaired' ? 1 : 0, status === 'changing' || status === 'conflict' ? 1 : 0, runId, table],
       );
     });
   if (first.equal) {

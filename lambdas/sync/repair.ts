@@ -9,6 +9,7 @@ import type { TaskDeps } from '../core/task.ts';
 import { asText, rowTenant, unmappedReason } from '../core/tenant/rules.ts';
 import {
   type CopyJob,
+  copyKey,
   exactKeyValues,
   lookupColumns,
   onUnmapped,
@@ -167,6 +168,54 @@ async function siblingTenants(
     );
 }
 
+/**
+ * Rows of other tables, already on the target, that follow these arriving rows' lookup values (a reference rule to
+ * this table) and hold another tenant than the arriving row's: conflict rows (table, key, their tenant, the new one).
+ */
+async function childConflicts(
+  deps: TaskDeps,
+  tx: SqlSession,
+  context: RunContext,
+  table: string,
+  arriving: readonly { row: Row; tenant: string }[],
+  now: string,
+): Promise<SqlParam[][]> {
+  const found: SqlParam[][] = [];
+  if (arriving.length === 0) return found;
+  for (const child of Object.keys(deps.config.tables)) {
+    const info = context.tables.get(child);
+    if (info === undefined || deps.config.tables[child]?.exclude !== undefined) continue;
+    for (const rule of referenceRules(deps.config, child).filter((r) => r.references.table === table)) {
+      const tenantOf = new Map<string, string>();
+      for (const { row, tenant } of arriving) {
+        const v = asText(row[rule.references.column] ?? null);
+        if (v !== null && v !== '') tenantOf.set(v, tenant);
+      }
+      const values = [...tenantOf.keys()];
+      const key = copyKey(info);
+      for (let i = 0; i < values.length; i += KEYS_PER_READ) {
+        const slice = values.slice(i, i + KEYS_PER_READ);
+        const rows = await tx.query(
+          `SELECT a.${ident(rule.column)} AS v, a.tenant_bid, ${key.map((k) => `a.${ident(k)}`).join(', ')} FROM ${qualified(deps.targetUrl.database, child)} a WHERE a.${ident(rule.column)} IN (${slice.map(() => '?').join(', ')})`,
+          slice,
+        );
+        for (const r of rows) {
+          const wanted = tenantOf.get(asText(r.v ?? null) ?? '');
+          const held = str(r, 'tenant_bid');
+          if (wanted === undefined || wanted === held) continue;
+          const rowKey = rowKeyText(info, key, r);
+          if (deps.config.sync.onTenantChange === 'fail')
+            throw new TenantChangeConflict(
+              `${child} row ${rowKey} is in tenant ${held} on the target, and the ${table} row its ${rule.column} points at arrives now in tenant ${wanted}: sync.onTenantChange is "fail". Decide which tenant owns it, or set sync.onTenantChange to "report"`,
+            );
+          found.push([child, rowKey, held, wanted, context.runId, now, now]);
+        }
+      }
+    }
+  }
+  return found;
+}
+
 function rowDataText(job: CopyJob, row: Row): string {
   return JSON.stringify(
     Object.fromEntries(
@@ -262,6 +311,7 @@ async function repairSlice(
     }
     const policy = onUnmapped(deps.config, table);
     const candidates: { row: Row; rowKey: string; tenant: string }[] = [];
+    const arriving: { row: Row; tenant: string }[] = [];
     for (const row of sourceRows) {
       const rowKey = rowKeyText(info, key, row);
       // A parent row written after its table's turn in this pass is not on the target yet: the row waits for the
@@ -329,19 +379,13 @@ async function repairSlice(
       values.push(tenant);
       writes.push(values);
       settled.push(rowKey);
+      if (siblings(row, rowKey).length === 0 && !targetTenant.has(rowKey)) arriving.push({ row, tenant });
     }
+    // A lookup value that arrives now (a user signed up after rows pointing at them were written, which took the
+    // default tenant): those rows' tenant would change. Never moved silently: conflicts, as any other.
+    conflicts.push(...(await childConflicts(deps, tx, context, table, arriving, now)));
   }
-  if (writes.length > 0) {
-    await insertRows(tx, {
-      table,
-      columns: mode === 'tenant' ? [...names, 'tenant_bid'] : names,
-      rows: writes,
-      onDuplicate: 'update',
-      maxStatementBytes: deps.target.maxStatementBytes,
-      prepared: deps.target.preparesStatements,
-    });
-    counts.applied += writes.length;
-  }
+  // Deletes first: a key the collation holds equal to a new one (b → B) is gone before the new row is written.
   // Rows the source no longer has: deleted, unless a tenant the target owns holds them.
   const gone = targetRows
     .map((r) => ({ text: rowKeyText(info, key, r), tenant: mode === 'tenant' ? str(r, 'tenant_bid') : '' }))
@@ -361,6 +405,17 @@ async function repairSlice(
     const result = await tx.execute(`DELETE FROM ${targetTable} WHERE ${del.sql}`, del.params);
     counts.deleted += result.affectedRows;
     settled.push(...deletable.map((r) => r.text));
+  }
+  if (writes.length > 0) {
+    await insertRows(tx, {
+      table,
+      columns: mode === 'tenant' ? [...names, 'tenant_bid'] : names,
+      rows: writes,
+      onDuplicate: 'update',
+      maxStatementBytes: deps.target.maxStatementBytes,
+      prepared: deps.target.preparesStatements,
+    });
+    counts.applied += writes.length;
   }
   if (held.length > 0) {
     await insertRows(tx, {

@@ -1,9 +1,10 @@
+import { describeHolder } from '../core/ledger/lock.ts';
 import { beginRun, failStart } from '../core/ledger/phase-run.ts';
 import { ensureLedger, findRuns } from '../core/ledger/runs.ts';
 import { assertConfigFits, assertSourceIsNotTarget, changeColumn } from '../core/preflight.ts';
 import { introspect } from '../core/schema/introspect.ts';
 import { sourceClock } from '../core/sql/clock.ts';
-import { str } from '../core/sql/rows.ts';
+import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { copyColumns, type RunContext, runContext, saveRunContext, tableInfo } from '../data/context.ts';
 import { largestFirst, planLevels } from '../data/plan.ts';
@@ -13,7 +14,13 @@ import { SourceSchemaChanged, SyncNotReady } from './errors.ts';
 /** What Start Sync gives the state machine. */
 export interface SyncStart {
   readonly runId: string;
-  readonly resumed: boolean;
+  /** Set when this start resumes a pass (interrupted, or its process gone): how far it was, whose lock it took. */
+  readonly resumed: {
+    readonly chunksDone: number;
+    readonly chunksTotal: number;
+    readonly tablesPlanned: number;
+    readonly tookOverFrom: string | null;
+  } | null;
   /** The data run whose copy this pass keeps in step (its chunk plans are the reconciliation's chunks). */
   readonly dataRunId: string;
   readonly levels: PlannedTable[][];
@@ -99,9 +106,28 @@ export async function startSync(deps: TaskDeps, execution: string): Promise<Sync
     const [run] = await deps.target.query('SELECT source_clock FROM migration_runs WHERE run_id = ?', [
       runId,
     ]);
+    const [done] =
+      start.resumed === null
+        ? []
+        : await deps.target.query(
+            `SELECT COUNT(*) AS total, COALESCE(SUM(status <> 'planned'), 0) AS done, COUNT(DISTINCT table_name) AS tables
+               FROM migration_sync_chunks WHERE run_id = ?`,
+            [runId],
+          );
     return {
       runId,
-      resumed: start.resumed !== null,
+      resumed:
+        start.resumed === null
+          ? null
+          : {
+              chunksDone: done === undefined ? 0 : num(done, 'done'),
+              chunksTotal: done === undefined ? 0 : num(done, 'total'),
+              tablesPlanned: done === undefined ? 0 : num(done, 'tables'),
+              tookOverFrom:
+                start.tookOver === null
+                  ? null
+                  : `${describeHolder(start.tookOver)}: ${start.tookOver.stale ?? 'handed over'}`,
+            },
       dataRunId,
       levels,
       tables: largestFirst(deps, context.schema.tables).length,

@@ -250,11 +250,17 @@ const CONFLICTS_SHOWN = 10;
 async function syncStatus(deps: ReturnType<typeof openDeps>, loaded: LoadedConfig) {
   if (!(await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'migration_sync_passes')))
     return null;
+  // Only passes over the copy that stands: after a rollback of data, what earlier passes did is history.
+  const [copy] = await deps.target.query(
+    "SELECT started_at FROM migration_runs WHERE phase = 'data' AND status = 'succeeded' ORDER BY started_at DESC LIMIT 1",
+  );
+  if (copy === undefined) return null;
   const rows = await deps.target.query(
     `SELECT p.* FROM migration_sync_passes p
-       JOIN (SELECT table_name, MAX(finished_at) AS last FROM migration_sync_passes WHERE finished_at IS NOT NULL GROUP BY table_name) l
+       JOIN (SELECT table_name, MAX(finished_at) AS last FROM migration_sync_passes WHERE finished_at IS NOT NULL AND finished_at >= ? GROUP BY table_name) l
          ON l.table_name = p.table_name AND l.last = p.finished_at
       ORDER BY p.table_name`,
+    [str(copy, 'started_at')],
   );
   if (rows.length === 0) return null;
   const bound = loaded.config.sync.maxLagSeconds;

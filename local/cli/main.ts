@@ -244,7 +244,10 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
       const outcome = await runSyncLoop(
         loaded,
         {
-          everyMs: parseEvery(values.every ?? loaded.config.sync.every),
+          everyMs:
+            values.every === undefined
+              ? parseEvery(loaded.config.sync.every, 'sync.every')
+              : parseEvery(values.every),
           ...(values.passes === undefined
             ? {}
             : { passes: wholeNumber(values.passes, '--passes', 1, 1, 1_000_000) }),

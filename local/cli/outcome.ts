@@ -91,7 +91,7 @@ export async function explainRun(
     if (phase === 'sync' && (record.status === 'failed' || record.status === 'interrupted'))
       return told([
         `Sync pass ${record.runId} ${record.status === 'failed' ? 'failed' : 'was interrupted'}: ${shorten(first)}`,
-        `Nothing to undo: every repair it made was one transaction, so the target is as consistent as before it. ${record.status === 'failed' ? 'Fix the cause, then run the next pass' : 'The next pass resumes it'}: npx shifu-migrate run sync`,
+        `Nothing to undo: every repair it made was one transaction, so the target is as consistent as before it. ${record.error?.name === 'RunStopped' ? 'A rollback stopped it; once the cause is dealt with (and data copied again, if it was rolled back), the next pass starts afresh' : record.status === 'failed' ? 'Fix the cause, then run the next pass' : 'The next pass resumes it'}: npx shifu-migrate run sync`,
       ]);
     switch (record.status) {
       case 'refused':

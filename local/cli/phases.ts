@@ -252,8 +252,13 @@ export async function runRollbackCommand(
     undone?: number;
     truncated?: string[];
     stoppedRuns?: string[];
+    stoppedSync?: string | null;
   };
   if (output.phase === null) {
+    if (output.stoppedSync !== undefined && output.stoppedSync !== null)
+      out.info(
+        `Stopped the sync pass in flight (${output.stoppedSync}): it ends failed, RunStopped; nothing of it needs undoing (each repair is one transaction). The next pass (npx shifu-migrate run sync, or the schedule) starts afresh.`,
+      );
     out.info(
       'Nothing to roll back: no phase is in flight or failed half-way. To undo a finished phase, name it: rollback --phase data (or foundation).',
     );

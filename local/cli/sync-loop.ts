@@ -5,11 +5,20 @@ import type { Output } from './output.ts';
 import { type PhaseOutcome, type Runner, runPhaseCommand } from './phases.ts';
 
 /** `--every` as milliseconds: 30s, 5m, 1h (locally a pass may come as often as every second). */
-export function parseEvery(raw: string): number {
+/** A day: passes further apart leave the target a day behind, and timers do not wait beyond 24.8 days anyway. */
+const MAX_EVERY_MS = 24 * 3_600_000;
+
+export function parseEvery(raw: string, option = '--every'): number {
   const match = /^([1-9]\d{0,5})(s|m|h)$/.exec(raw);
-  if (match === null)
-    throw new InputError(`--every must be a time such as 30s, 5m or 1h, got ${JSON.stringify(raw)}`);
-  return Number(match[1]) * { s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as 's' | 'm' | 'h'];
+  const ms =
+    match === null
+      ? Number.NaN
+      : Number(match[1]) * { s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as 's' | 'm' | 'h'];
+  if (!(ms <= MAX_EVERY_MS))
+    throw new InputError(
+      `${option} must be a time from 1s to 24h, such as 30s, 5m or 1h, got ${JSON.stringify(raw)}`,
+    );
+  return ms;
 }
 
 function describe(ms: number): string {

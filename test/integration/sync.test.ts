@@ -24,10 +24,15 @@ let server: SqlClient;
 const targets: string[] = [];
 
 /** A working folder with a config file: the demo rules, small chunks (several per table), this test's databases. */
-function workspace(target: string, sync: Record<string, unknown> = {}): string {
+function workspace(
+  target: string,
+  sync: Record<string, unknown> = {},
+  tables: Record<string, unknown> = {},
+): string {
   targets.push(target);
   const dir = mkdtempSync(join(tmpdir(), 'smt-sync-'));
-  const config = demoConfig();
+  const demo = demoConfig();
+  const config = { ...demo, tables: { ...demo.tables, ...tables } };
   writeFileSync(
     join(dir, 'shifu-migrate.config.json'),
     JSON.stringify({
@@ -238,6 +243,35 @@ describe('sync phase', () => {
     expect(await differences(target, await quarantined(target))).toEqual([]);
   }, 180_000);
 
+  it('records rows that took the default tenant before their parent existed, once it arrives (not moved silently)', async () => {
+    await server.execute(
+      `INSERT INTO ${src('user_auth_credentials')} (credential_bid, user_bid, provider, identifier, raw_profile) VALUES ('orphan-cred', 'orphan-user', 'email', 'x', '{}')`,
+    );
+    const first = await cli(['run', 'sync'], dir);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).not.toContain('Resuming');
+    const [orphan] = await server.query(
+      `SELECT id, tenant_bid FROM ${qualified(target, 'user_auth_credentials')} WHERE credential_bid = 'orphan-cred'`,
+    );
+    expect(str(orphan ?? {}, 'tenant_bid')).toBe('default');
+    await server.execute(
+      `INSERT INTO ${src('user_users')} (user_bid, username, email) VALUES ('orphan-user', 'late', 'late@acme.com')`,
+    );
+    const second = await cli(['run', 'sync'], dir);
+    expect(second.code, second.stderr).toBe(0);
+    expect(await openConflicts(target)).toContainEqual({
+      table_name: 'user_auth_credentials',
+      row_key: `[${num(orphan ?? {}, 'id')}]`,
+      target_tenant: 'default',
+      source_tenant: 'acme',
+    });
+    // Both gone from the source: nothing left to decide.
+    await server.execute(`DELETE FROM ${src('user_auth_credentials')} WHERE credential_bid = 'orphan-cred'`);
+    await server.execute(`DELETE FROM ${src('user_users')} WHERE user_bid = 'orphan-user'`);
+    expect((await cli(['run', 'sync'], dir)).code).toBe(0);
+    expect(await openConflicts(target)).toEqual([]);
+  }, 180_000);
+
   it('fails the pass on a tenant change with onTenantChange fail: the run failed, the lock free, the next pass runs', async () => {
     const strict = workspace(target, { onTenantChange: 'fail' });
     const [user] = await server.query(
@@ -283,6 +317,24 @@ describe('sync phase', () => {
       await releaseLock(target_, owner);
     } finally {
       await target_.close();
+    }
+    // An alarm (a rollback with nothing of a phase to undo) stops a pass in flight: it ends, the lock is free.
+    const again = mysqlClient(target);
+    try {
+      const owner = 'arn:aws:states:us-east-1:000000000000:execution:sync:scheduled-3';
+      const runId = 'sync-20261201T000002Z-abcdef';
+      await startRun(again, 'sync', runId, owner);
+      await acquireLock(again, { runId, phase: 'sync', kind: 'run', owner });
+      const alarm = await cli(['alarm', 'raise', 'sync-test', '--reason', 'test'], dir);
+      expect(alarm.code, alarm.stderr).toBe(0);
+      expect(alarm.stderr).toContain(`Stopped the sync pass in flight (${runId})`);
+      expect(
+        await again.query('SELECT status, error_name FROM migration_runs WHERE run_id = ?', [runId]),
+      ).toEqual([{ status: 'failed', error_name: 'RunStopped' }]);
+      expect(await again.query('SELECT * FROM migration_lock')).toEqual([]);
+      expect((await cli(['alarm', 'clear', 'sync-test'], dir)).code).toBe(0);
+    } finally {
+      await again.close();
     }
     const rollback = await cli(['rollback', '--phase', 'sync'], dir);
     expect(rollback.code).toBe(0);
@@ -345,7 +397,9 @@ describe('sync phase', () => {
     expect(await differences(target, await quarantined(target))).toEqual([]);
     const bad = await cli(['sync', '--every', '5 minutes'], dir);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('--every must be a time such as 30s, 5m or 1h');
+    expect(bad.stderr).toContain('--every must be a time from 1s to 24h');
+    // Beyond a timer's reach it would run passes back to back.
+    expect((await cli(['sync', '--every', '999h', '--passes', '2'], dir)).code).toBe(2);
     const misplaced = await cli(['status', '--every', '1m'], dir);
     expect(misplaced.code).toBe(2);
   }, 120_000);
@@ -420,5 +474,32 @@ describe('the sync schedule', () => {
     expect(rollback.status).toBe('SUCCEEDED');
     expect(calls).toEqual(['ENABLED', 'DISABLED']);
     expect(state).toBe('DISABLED');
+  }, 180_000);
+});
+
+describe('keys the collation holds equal', () => {
+  it('a key whose case changes (b → B) ends as the source has it, the row not lost', async () => {
+    const target = `smt_sync_k_${process.pid}`;
+    await server.execute(
+      `CREATE TABLE ${src('kv_keys')} (k VARCHAR(10) NOT NULL PRIMARY KEY, v VARCHAR(10) NOT NULL, updated_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci`,
+    );
+    try {
+      await server.execute(`INSERT INTO ${src('kv_keys')} (k, v) VALUES ('b', '2'), ('abc', '1')`);
+      const dir = workspace(target, {}, { kv_keys: { global: true } });
+      for (const phase of ['foundation', 'data', 'sync'])
+        expect((await cli(['run', phase], dir)).code).toBe(0);
+      await server.execute(`UPDATE ${src('kv_keys')} SET k = 'B', v = '22' WHERE k = 'b'`);
+      await server.execute(`UPDATE ${src('kv_keys')} SET k = 'ABC' WHERE k = 'abc'`);
+      const pass = await cli(['run', 'sync'], dir);
+      expect(pass.code, pass.stderr).toBe(0);
+      const rows = await server.query(`SELECT k, v FROM ${qualified(target, 'kv_keys')} ORDER BY k`);
+      expect(rows).toEqual([
+        { k: 'ABC', v: '1' },
+        { k: 'B', v: '22' },
+      ]);
+      expect((await cli(['verify'], dir)).code).toBe(0);
+    } finally {
+      await server.execute(`DROP TABLE IF EXISTS ${src('kv_keys')}`);
+    }
   }, 180_000);
 });

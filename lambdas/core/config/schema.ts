@@ -183,8 +183,12 @@ export const Chunking = z.strictObject({
 export const Sync = z.strictObject({
   every: z
     .string()
-    .regex(/^[1-9]\d{0,3}(m|h)$/, {
-      error: 'a whole number of minutes or hours, such as 5m or 1h (the schedule has no finer unit)',
+    .regex(/^([1-9]\d{0,3}m|([1-9]|1\d|2[0-4])h)$/, {
+      error:
+        'a whole number of minutes or hours from 1m to 24h, such as 5m or 1h (the schedule has no finer unit)',
+    })
+    .refine((every) => !every.endsWith('m') || Number(every.slice(0, -1)) <= 1_440, {
+      error: 'at most 24h (1440m): passes further apart leave the target a day behind',
     })
     .default('5m')
     .meta({
