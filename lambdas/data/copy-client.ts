@@ -130,10 +130,12 @@ export async function copyClientSide(
       let waits = false;
       let tenant = rowTenant(deps.config, table, row, (rule, v) => {
         const found = lookups.get(rule)?.get(v);
-        if (found === undefined && onTheWay.get(rule)?.has(v)) waits = true;
         return found;
       });
-      if (waits && tenant === null) continue;
+      // Any reference rule's parent on its way, whichever rule maps the row (the server path asks the same).
+      for (const [rule, values] of onTheWay)
+        if (values.has(asText(row[rule.column] ?? null) ?? '')) waits = true;
+      if (waits) continue;
       if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
       if (tenant === null) {
         const rowKey = rowKeyText(info, key, row);

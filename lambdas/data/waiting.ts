@@ -2,7 +2,7 @@ import type { ReferenceRuleConfig } from '../core/config/schema.ts';
 import { ident, qualified } from '../core/identifiers.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { asText, rowTenant } from '../core/tenant/rules.ts';
+import { asText } from '../core/tenant/rules.ts';
 import type { CopyJob, RunContext } from './context.ts';
 import { referenceRules } from './context.ts';
 import { keyIn, rowKeyText } from './exact.ts';
@@ -29,7 +29,6 @@ export async function rowsWaitingForParents(
       `SELECT ${columns.map((c) => `a.${ident(c.name)}`).join(', ')} FROM ${qualified(deps.sourceUrl.database, info.name)} a WHERE ${where.sql}`,
       where.params,
     );
-    const lookups = new Map<ReferenceRuleConfig, Map<string, string>>();
     const onTheWay = new Map<ReferenceRuleConfig, Set<string>>();
     for (const rule of rules) {
       const values = [
@@ -38,7 +37,6 @@ export async function rowsWaitingForParents(
         ),
       ];
       const found = await parentTenants(deps, deps.target, context, rule, values);
-      lookups.set(rule, found);
       onTheWay.set(
         rule,
         await parentsOnTheWay(
@@ -51,13 +49,11 @@ export async function rowsWaitingForParents(
       );
     }
     for (const row of rows) {
-      let waits = false;
-      const tenant = rowTenant(deps.config, info.name, row, (rule, v) => {
-        const found = lookups.get(rule)?.get(v);
-        if (found === undefined && onTheWay.get(rule)?.has(v)) waits = true;
-        return found;
-      });
-      if (waits && tenant === null) waiting.add(rowKeyText(info, key, row));
+      // Any reference rule's parent on its way, whichever rule maps the row (the server path asks the same).
+      const waits = [...onTheWay].some(([rule, values]) =>
+        values.has(asText(row[rule.column] ?? null) ?? ''),
+      );
+      if (waits) waiting.add(rowKeyText(info, key, row));
     }
   }
   return waiting;
