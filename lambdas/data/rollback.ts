@@ -375,6 +375,8 @@ export async function rollbackData(
         async () => {
           if (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_sync_conflicts'))
             await deps.target.execute('DELETE FROM migration_sync_conflicts');
+          if (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_sync_waiting'))
+            await deps.target.execute('DELETE FROM migration_sync_waiting');
         },
       ],
       // Table by table: a table that is missing does not keep the others' indexes from coming back.

@@ -11,7 +11,7 @@ import { type CopyJob, copyJob, exactKeyValues, type RunContext, runContext } fr
 import { ChunkCancelled } from '../data/errors.ts';
 import { keyIn } from '../data/exact.ts';
 import { secondsBetween } from './clock-math.ts';
-import { openConflictKeys } from './conflicts.ts';
+import { openConflictKeys, waitingKeys } from './conflicts.ts';
 import { SyncNotReady } from './errors.ts';
 import { addCounts, differingKeys, noRepairs, type RepairCounts, repairKeys } from './repair.ts';
 
@@ -134,7 +134,11 @@ export async function catchUp(
     if (page.length < PAGE_KEYS) break;
   }
   // Rows in an open tenant conflict are looked at again every pass, changed or not: the rules may have been fixed.
-  const open = await openConflictKeys(deps, deps.target, job);
+  // So are rows an earlier pass left waiting for their parent: their change may be older than this watermark.
+  const open = [
+    ...(await openConflictKeys(deps, deps.target, job)),
+    ...(await waitingKeys(deps.target, job)),
+  ];
   for (let i = 0; i < open.length; i += PAGE_KEYS) {
     const keys = open.slice(i, i + PAGE_KEYS).map((c) => c.values);
     counts = addCounts(counts, await repairDiffering(deps, runId, execution, context, job, mode, keys, true));
@@ -146,12 +150,16 @@ export async function catchUp(
   );
   const pendingRows = pending === undefined ? 0 : num(pending, 'n');
   const now = await sourceClock(deps.source);
-  // Rows that wait for a parent are changes not applied, as old as the watermark at most.
+  // A row that waits for its parent was written after its parent, after the parent table's turn in this pass: no
+  // older than the pass.
   const lagSeconds =
-    counts.waiting > 0 ? secondsBetween(from, now) : pendingRows === 0 ? 0 : secondsBetween(readAt, now);
-  // The next pass reads from where this one began (minus the overlap): nothing changed after it is skipped.
-  // A row left waiting for its parent keeps the watermark where it was, so the next pass reads it again.
-  const watermark = counts.waiting > 0 ? from : (passClock ?? readAt);
+    counts.waiting > 0
+      ? secondsBetween(passClock ?? readAt, now)
+      : pendingRows === 0
+        ? 0
+        : secondsBetween(readAt, now);
+  // The next pass reads from where this one began (rows left waiting are tried again by key, whatever their time).
+  const watermark = passClock ?? readAt;
   await deps.target.execute(
     `INSERT INTO migration_sync_watermarks (table_name, watermark, last_run_id, last_run_at) VALUES (?, ?, ?, ?)
      ON DUPLICATE KEY UPDATE watermark = GREATEST(watermark, VALUES(watermark)), last_run_id = VALUES(last_run_id), last_run_at = VALUES(last_run_at)`,

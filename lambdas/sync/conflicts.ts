@@ -28,3 +28,17 @@ export async function openConflictKeys(
     return { text, values: exactKeyValues(job.info, job.key, parseKeyTuple(text)) };
   });
 }
+
+/** Rows left waiting for their parent by an earlier pass: catch-up tries them again, changed or not. */
+export async function waitingKeys(
+  session: SqlSession,
+  job: Pick<CopyJob, 'info' | 'key'>,
+): Promise<QuarantinedKey[]> {
+  const rows = await session.query('SELECT row_key FROM migration_sync_waiting WHERE table_name = ?', [
+    job.info.name,
+  ]);
+  return rows.map((r) => {
+    const text = str(r, 'row_key');
+    return { text, values: exactKeyValues(job.info, job.key, parseKeyTuple(text)) };
+  });
+}

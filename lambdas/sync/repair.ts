@@ -282,6 +282,8 @@ async function repairSlice(
   const settled: string[] = [];
   const held: SqlParam[][] = [];
   const conflicts: SqlParam[][] = [];
+  /** Rows left for their parent: every catch-up looks at them again, whatever their change time. */
+  const waiting: SqlParam[][] = [];
   const now = nowText();
   if (mode === 'global') {
     for (const row of sourceRows) writes.push(names.map((n) => row[n] ?? null));
@@ -326,6 +328,7 @@ async function repairSlice(
         if (values.has(asText(row[rule.column] ?? null) ?? '')) waits = true;
       if (waits) {
         counts.waiting += 1;
+        waiting.push([table, rowKey, context.runId, now]);
         continue;
       }
       if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
@@ -431,6 +434,16 @@ async function repairSlice(
     });
     counts.quarantined += held.length;
   }
+  if (waiting.length > 0)
+    await insertRows(tx, {
+      table: 'migration_sync_waiting',
+      columns: ['table_name', 'row_key', 'run_id', 'since'],
+      rows: waiting,
+      onDuplicate: 'update',
+      updateColumns: ['run_id'],
+      maxStatementBytes: deps.target.maxStatementBytes,
+      prepared: false,
+    });
   if (conflicts.length > 0) {
     await insertRows(tx, {
       table: 'migration_sync_conflicts',
@@ -467,6 +480,10 @@ async function repairSlice(
       `UPDATE migration_sync_conflicts SET resolved_at = ? WHERE table_name = ? AND resolved_at IS NULL AND row_key IN (${marks})`,
       [now, table, ...part],
     );
+    await tx.execute(`DELETE FROM migration_sync_waiting WHERE table_name = ? AND row_key IN (${marks})`, [
+      table,
+      ...part,
+    ]);
   }
   return counts;
 }

@@ -130,6 +130,14 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   PRIMARY KEY (run_id, table_name, chunk_no)`,
   },
   {
+    name: 'migration_sync_waiting',
+    body: `table_name VARCHAR(64) NOT NULL,
+  row_key VARCHAR(255) NOT NULL,
+  run_id VARCHAR(64) NOT NULL,
+  since DATETIME(3) NOT NULL,
+  PRIMARY KEY (table_name, row_key)`,
+  },
+  {
     name: 'migration_sync_conflicts',
     body: `table_name VARCHAR(64) NOT NULL,
   row_key VARCHAR(255) NOT NULL,
