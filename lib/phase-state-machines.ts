@@ -12,7 +12,7 @@ import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
-import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { SyncConfig } from '../lambdas/core/config/schema.ts';
@@ -25,6 +25,7 @@ import {
   STATE_MACHINES,
   STOPPED_BY_ROLLBACK,
 } from '../lambdas/registry.ts';
+import { deadLetterQueue } from './dead-letter-queue.ts';
 import { SyncSchedule } from './sync-schedule.ts';
 
 /** The ASL files, found from this module (not the working directory). */
@@ -70,17 +71,14 @@ export class PhaseStateMachines extends Construct {
 
   constructor(scope: Construct, id: string, props: PhaseStateMachinesProps) {
     super(scope, id);
-    this.rollbackNotStarted = new sqs.Queue(this, 'RollbackNotStarted', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: props.key,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+    const undelivered = deadLetterQueue(this, 'RollbackNotStarted', {
+      key: props.key,
+      of: 'the rollback rule',
+      alarmId: 'rollbackNotStarted',
+      description:
+        'An alarm entered ALARM but the rollback state machine could not be started (retried for two hours): start it by hand (npx shifu-migrate rollback); the event is in the queue Phases/RollbackNotStarted.',
     });
-    for (const id of ['AwsSolutions::AwsSolutions-SQS3', 'Serverless::Serverless-SQSRedrivePolicy'])
-      Validations.of(this.rollbackNotStarted).acknowledge({
-        id,
-        reason: 'This queue is the dead-letter queue of the rollback rule: it has none of its own.',
-      });
+    this.rollbackNotStarted = undelivered.queue;
     const machines: Partial<Record<(typeof STATE_MACHINES)[number], sfn.StateMachine>> = {};
     const alarms: cloudwatch.Alarm[] = [];
     for (const name of STATE_MACHINES) {
@@ -222,18 +220,7 @@ export class PhaseStateMachines extends Construct {
         }),
       ],
     });
-    const undeliveredAlarm = new cloudwatch.Alarm(this, 'rollbackNotStarted', {
-      metric: this.rollbackNotStarted.metricApproximateNumberOfMessagesVisible({
-        period: Duration.minutes(1),
-      }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      alarmDescription:
-        'An alarm entered ALARM but the rollback state machine could not be started (retried for two hours): start it by hand (npx shifu-migrate rollback); the event is in the queue Phases/RollbackNotStarted.',
-    });
-    alarms.push(undeliveredAlarm);
+    alarms.push(undelivered.alarm);
     // Every alarm tells the operators, on ALARM and when it is OK again.
     for (const alarm of alarms) {
       alarm.addAlarmAction(new cloudwatchActions.SnsAction(props.notify));

@@ -7,11 +7,12 @@ import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
-import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { SyncConfig } from '../lambdas/core/config/schema.ts';
 import { METRICS_NAMESPACE, metricDimensions } from '../lambdas/core/metrics.ts';
+import { deadLetterQueue } from './dead-letter-queue.ts';
 
 export interface SyncScheduleProps {
   /** The sync state machine: one pass per execution. */
@@ -49,17 +50,14 @@ export class SyncSchedule extends Construct {
     super(scope, id);
     const stack = Stack.of(this);
     const every = everyDuration(props.sync.every);
-    this.deadLetters = new sqs.Queue(this, 'PassesNotStarted', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: props.key,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+    const undelivered = deadLetterQueue(this, 'PassesNotStarted', {
+      key: props.key,
+      of: 'the sync schedule',
+      alarmId: 'passesNotStarted',
+      description:
+        'The sync schedule could not start a pass (retries spent): the target falls behind until one runs (npx shifu-migrate run sync). The events are in the queue Sync/PassesNotStarted.',
     });
-    for (const check of ['AwsSolutions::AwsSolutions-SQS3', 'Serverless::Serverless-SQSRedrivePolicy'])
-      Validations.of(this.deadLetters).acknowledge({
-        id: check,
-        reason: 'This queue is the dead-letter queue of the sync schedule: it has none of its own.',
-      });
+    this.deadLetters = undelivered.queue;
     // Its own role: Scheduler may start executions of the sync state machine, nothing else, for this account's
     // schedules only.
     this.role = new iam.Role(this, 'Role', {
@@ -111,15 +109,6 @@ export class SyncSchedule extends Construct {
         }),
       );
     }
-    const notStarted = new cloudwatch.Alarm(this, 'passesNotStarted', {
-      metric: this.deadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      alarmDescription:
-        'The sync schedule could not start a pass (retries spent): the target falls behind until one runs (npx shifu-migrate run sync). The events are in the queue Sync/PassesNotStarted.',
-    });
     this.lagAlarm = new cloudwatch.Alarm(this, 'syncLag', {
       metric: new cloudwatch.Metric({
         namespace: METRICS_NAMESPACE,
@@ -135,7 +124,7 @@ export class SyncSchedule extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       alarmDescription: `A table of the target is more than ${props.sync.maxLagSeconds} s behind the legacy database (sync.maxLagSeconds).`,
     });
-    this.alarms = [notStarted, this.lagAlarm];
+    this.alarms = [undelivered.alarm, this.lagAlarm];
     for (const alarm of this.alarms) {
       alarm.addAlarmAction(new cloudwatchActions.SnsAction(props.notify));
       alarm.addOkAction(new cloudwatchActions.SnsAction(props.notify));

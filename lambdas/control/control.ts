@@ -130,20 +130,17 @@ export async function stopPhase(
     await recordError(deps.target, refused, { name: refusal.name, message: refusal.message });
     throw refusal;
   }
-  const cause = stopCause;
-  for (const run of candidates.filter((r) => r.phase === phase && r.status === 'running')) {
+  // Its running runs, and the sync pass in flight, start no new work from now on.
+  const stopping = [
+    ...candidates.filter((r) => r.phase === phase && r.status === 'running').map((r) => r.runId),
+    ...(syncPass ? [holder.runId] : []),
+  ];
+  for (const runId of stopping) {
     await deps.target.execute(
       "UPDATE migration_runs SET status = 'stopping' WHERE run_id = ? AND status = 'running'",
-      [run.runId],
+      [runId],
     );
-    await recordError(deps.target, run.runId, { name: 'RunStopped', message: cause });
-  }
-  if (syncPass) {
-    await deps.target.execute(
-      "UPDATE migration_runs SET status = 'stopping' WHERE run_id = ? AND status = 'running'",
-      [holder.runId],
-    );
-    await recordError(deps.target, holder.runId, { name: 'RunStopped', message: cause });
+    await recordError(deps.target, runId, { name: 'RunStopped', message: stopCause });
   }
   const stoppedExecutions: string[] = [];
   for (const arn of [

@@ -1,10 +1,9 @@
-import type { ReferenceRuleConfig } from '../core/config/schema.ts';
 import type { ColumnInfo } from '../core/schema/types.ts';
 import { insertRows } from '../core/sql/insert.ts';
 import { readKeyset } from '../core/sql/keyset.ts';
 import type { Row, SqlParam, SqlSession } from '../core/sql/port.ts';
 import { type TaskDeps, throwIfStopping } from '../core/task.ts';
-import { asText, rowTenant, unmappedReason } from '../core/tenant/rules.ts';
+import { rowTenant, unmappedReason } from '../core/tenant/rules.ts';
 import { quarantinedKeys } from './compare.ts';
 import {
   type CopyJob,
@@ -16,7 +15,7 @@ import {
 } from './context.ts';
 import { ChunkCancelled, UnmappedRows } from './errors.ts';
 import { deleteMissingFromSource, dropStaleQuarantine, releaseFromQuarantine, rowKeyText } from './exact.ts';
-import { parentsOnTheWay, parentTenants } from './parents.ts';
+import { referenceLookups } from './parents.ts';
 
 /**
  * The client-side copy path: rows read in keyset pages, the tenant rules applied in JS (parents' tenants looked
@@ -29,7 +28,8 @@ import { parentsOnTheWay, parentTenants } from './parents.ts';
  */
 const MAX_PAGE_ROWS = 2_000;
 
-function rowDataText(columns: readonly ColumnInfo[], row: Row): string {
+/** A row as the quarantine keeps it: JSON of every column, binary values as `{ $base64 }`. */
+export function rowDataText(columns: readonly ColumnInfo[], row: Row): string {
   return JSON.stringify(
     Object.fromEntries(
       columns.map((c) => {
@@ -108,34 +108,15 @@ export async function copyClientSide(
       continue;
     }
     // Reference rule → value → tenant: found without building a key text per row.
-    const lookups = new Map<ReferenceRuleConfig, Map<string, string>>();
-    const onTheWay = new Map<ReferenceRuleConfig, Set<string>>();
-    for (const rule of references) {
-      const values = [
-        ...new Set(
-          page.map((r) => asText(r[rule.column] ?? null)).filter((v): v is string => v !== null && v !== ''),
-        ),
-      ];
-      const found = await parentTenants(deps, target, context, rule, values);
-      lookups.set(rule, found);
-      const missing = values.filter((v) => !found.has(v));
-      if (missing.length > 0) onTheWay.set(rule, await parentsOnTheWay(deps, target, context, rule, missing));
-    }
+    const parents = await referenceLookups(deps, target, context, references, page);
     const copied: SqlParam[][] = [];
     const copiedKeys: string[] = [];
     const held: SqlParam[][] = [];
     for (const row of page) {
       // A parent written on the source after its table was copied is not on the target: the row is not copied
       // under a tenant its parent would not give it; it waits (its chunk is left to sync, which copies it after).
-      let waits = false;
-      let tenant = rowTenant(deps.config, table, row, (rule, v) => {
-        const found = lookups.get(rule)?.get(v);
-        return found;
-      });
-      // Any reference rule's parent on its way, whichever rule maps the row (the server path asks the same).
-      for (const [rule, values] of onTheWay)
-        if (values.has(asText(row[rule.column] ?? null) ?? '')) waits = true;
-      if (waits) continue;
+      if (parents.waits(row)) continue;
+      let tenant = rowTenant(deps.config, table, row, parents.lookup);
       if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
       if (tenant === null) {
         const rowKey = rowKeyText(info, key, row);

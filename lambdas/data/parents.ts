@@ -2,10 +2,10 @@ import type { ReferenceRuleConfig } from '../core/config/schema.ts';
 import { ident, qualified } from '../core/identifiers.ts';
 import { isUniqueColumn } from '../core/schema/keys.ts';
 import type { TableInfo } from '../core/schema/types.ts';
-import type { SqlSession } from '../core/sql/port.ts';
+import type { Row, SqlSession } from '../core/sql/port.ts';
 import { str, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { asText } from '../core/tenant/rules.ts';
+import { asText, type ReferenceLookup } from '../core/tenant/rules.ts';
 import { pickOrder } from '../core/tenant/sql.ts';
 import { copyKey, MAX_REMEMBERED_PARENTS, type RunContext } from './context.ts';
 import { rowKeyText } from './exact.ts';
@@ -135,4 +135,47 @@ export async function parentsOnTheWay(
     });
   }
   return waiting;
+}
+
+/** What the reference rules of a table find for a set of its rows: each row's parents' tenants, and whether it waits. */
+export interface ReferenceLookups {
+  /** The tenant of the parent a rule's value points at on the target (rowTenant's lookup). */
+  readonly lookup: ReferenceLookup;
+  /**
+   * Whether any reference rule's parent is on its way (on the source, not yet on the target), whichever rule maps
+   * the row: the row waits. The server-side copy asks the same in SQL (copy-server.ts waitingSql).
+   */
+  waits(row: Row): boolean;
+}
+
+/**
+ * Looks up, for these rows of a table, the parents of each of its reference rules on the target (parentTenants), and
+ * of those not there, the ones on their way (parentsOnTheWay): the one place the copy paths, sync's repairs and the
+ * validation's recheck ask it.
+ */
+export async function referenceLookups(
+  deps: TaskDeps,
+  session: SqlSession,
+  context: RunContext,
+  rules: readonly ReferenceRuleConfig[],
+  rows: readonly Row[],
+): Promise<ReferenceLookups> {
+  const found = new Map<ReferenceRuleConfig, Map<string, string>>();
+  const onTheWay = new Map<ReferenceRuleConfig, Set<string>>();
+  for (const rule of rules) {
+    const values = [
+      ...new Set(
+        rows.map((r) => asText(r[rule.column] ?? null)).filter((v): v is string => v !== null && v !== ''),
+      ),
+    ];
+    const tenants = await parentTenants(deps, session, context, rule, values);
+    found.set(rule, tenants);
+    const missing = values.filter((v) => !tenants.has(v));
+    if (missing.length > 0) onTheWay.set(rule, await parentsOnTheWay(deps, session, context, rule, missing));
+  }
+  return {
+    lookup: (rule, value) => found.get(rule)?.get(value),
+    waits: (row) =>
+      [...onTheWay].some(([rule, values]) => values.has(asText(row[rule.column] ?? null) ?? '')),
+  };
 }

@@ -5,7 +5,7 @@ import { str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { quarantinedKeys } from './compare.ts';
 import { type CopyJob, exactKeyValues, type KeyBounds } from './context.ts';
-import { rowKeyText } from './exact.ts';
+import { keyIn, rowKeyText } from './exact.ts';
 
 /**
  * Row-level looks at a chunk that still differs after an exact re-copy, on a source that is being written: which
@@ -23,12 +23,32 @@ export interface DifferingRow {
 /** Rows that differ, by key text (rowKeyText). */
 export type RowDiff = Map<string, DifferingRow>;
 
-/** `<key> IN (…)` for key tuples (a row constructor for a composite key). */
-function keyIn(key: readonly string[], tuples: readonly (readonly SqlParam[])[], alias: string) {
-  const col = (k: string) => `${alias}.${ident(k, 'key column')}`;
-  const left = key.length === 1 ? col(key[0] ?? '') : `(${key.map(col).join(', ')})`;
-  const one = key.length === 1 ? '?' : `(${key.map(() => '?').join(', ')})`;
-  return { sql: `${left} IN (${tuples.map(() => one).join(', ')})`, params: tuples.flat() };
+/** One row's hash per key text, on one side: rows of `where` (a condition on alias `a`). */
+export async function rowHashes(
+  session: SqlSession,
+  database: string,
+  job: Pick<CopyJob, 'info' | 'key' | 'columns'>,
+  where: { sql: string; params: SqlParam[] },
+): Promise<Map<string, { readonly key: SqlParam[]; readonly hash: string }>> {
+  const { info, key, columns } = job;
+  const rows = await session.query(
+    `SELECT ${key.map((k) => `a.${ident(k)}`).join(', ')}, ${rowHashExpression(columns, 'a')} AS row_hash
+       FROM ${qualified(database, info.name)} a WHERE ${where.sql}`,
+    where.params,
+  );
+  return new Map(
+    rows.map((row) => [
+      rowKeyText(info, key, row),
+      {
+        key: exactKeyValues(
+          info,
+          key,
+          key.map((k) => row[k] ?? null),
+        ),
+        hash: str(row, 'row_hash'),
+      },
+    ]),
+  );
 }
 
 /**
@@ -41,36 +61,16 @@ export async function diffRows(
   chunk: KeyBounds,
   only?: readonly (readonly SqlParam[])[],
 ): Promise<RowDiff> {
-  const { info, key, columns } = job;
+  const { info, key } = job;
   const held = new Set(
     (await quarantinedKeys(deps, info.name, job, deps.target, { runId: job.runId, n: chunk.n })).map(
       (q) => q.text,
     ),
   );
   const where = only === undefined ? rangeCondition(key, chunk, 'a') : keyIn(key, only, 'a');
-  const read = async (session: SqlSession, database: string) => {
-    const rows = await session.query(
-      `SELECT ${key.map((k) => `a.${ident(k)}`).join(', ')}, ${rowHashExpression(columns, 'a')} AS row_hash
-         FROM ${qualified(database, info.name)} a WHERE ${where.sql}`,
-      where.params,
-    );
-    return new Map(
-      rows.map((row) => [
-        rowKeyText(info, key, row),
-        {
-          key: exactKeyValues(
-            info,
-            key,
-            key.map((k) => row[k] ?? null),
-          ),
-          hash: str(row, 'row_hash'),
-        },
-      ]),
-    );
-  };
   const [source, target] = await Promise.all([
-    read(deps.source, deps.sourceUrl.database),
-    read(deps.target, deps.targetUrl.database),
+    rowHashes(deps.source, deps.sourceUrl.database, job, where),
+    rowHashes(deps.target, deps.targetUrl.database, job, where),
   ]);
   const diff: RowDiff = new Map();
   for (const [k, s] of source) {

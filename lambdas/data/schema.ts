@@ -18,6 +18,21 @@ const truncatedBefore = z.array(z.string()).optional();
 export const caught = z.object({ Error: z.string(), Cause: z.string().optional() }).optional();
 
 /**
+ * A Distributed Map's run failed (data's copy, sync's reconciliation): the step that ends with the error of the child
+ * that failed, for the phase's own run ids.
+ */
+export function explainCopyFailure<R extends z.ZodString>(runIdOf: R) {
+  return z.object({
+    step: z.literal('explain-copy-failure'),
+    runId: runIdOf,
+    execution,
+    table,
+    results: z.object({ bucket: z.string().min(1), prefix: z.string() }),
+    error: caught,
+  });
+}
+
+/**
  * Every step names the execution it works for (`$$.Execution.Id`): a task works only while that execution holds
  * the run lock for its run.
  */
@@ -36,14 +51,7 @@ export const DataInput = z.discriminatedUnion('step', [
     for: z.literal('lookups').optional(),
   }),
   /** The copy's map run failed: ends with the error that stopped it (a child's own, the run's stop). */
-  z.object({
-    step: z.literal('explain-copy-failure'),
-    runId,
-    execution,
-    table,
-    results: z.object({ bucket: z.string().min(1), prefix: z.string() }),
-    error: caught,
-  }),
+  explainCopyFailure(runId),
   z.object({ step: z.literal('validate-table'), runId, execution, table, mode }),
   z.object({ step: z.literal('verify-isolation'), runId, execution, table }),
   z.object({ step: z.literal('finish'), runId, execution }),

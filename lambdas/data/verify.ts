@@ -56,6 +56,12 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
   const runId = str(latest, 'run_id');
   const context = await runContext(deps, runId, { orRead: 'only' });
   const isolation = new Map((await checkIsolation(deps, runId)).map((f) => [f.table, f]));
+  // A ledger made before sync existed has no conflicts (verify reads without creating anything).
+  const syncLedger = await targetHasTable(
+    deps.targetServer,
+    deps.targetUrl.database,
+    'migration_sync_conflicts',
+  );
   const tables: TableVerification[] = [];
   for (const { table, mode } of planLevels(deps, context.schema.tables).flat()) {
     const info = tableInfo(context, table);
@@ -64,7 +70,9 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
     const exclude =
       mode === 'tenant' ? (await quarantinedKeys(deps, table, { info, key })).map((q) => q.values) : [];
     // Rows sync left in an open tenant conflict are out of both sides: reported, not compared.
-    const conflicts = (await openConflictKeys(deps, deps.target, { info, key })).map((q) => q.values);
+    const conflicts = syncLedger
+      ? (await openConflictKeys(deps.target, { info, key })).map((q) => q.values)
+      : [];
     const whole = { after: null, upTo: null };
     const [source, target] = await Promise.all([
       rangeChecksum(deps.source, {

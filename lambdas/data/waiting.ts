@@ -1,12 +1,10 @@
-import type { ReferenceRuleConfig } from '../core/config/schema.ts';
 import { ident, qualified } from '../core/identifiers.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { asText } from '../core/tenant/rules.ts';
 import type { CopyJob, RunContext } from './context.ts';
 import { referenceRules } from './context.ts';
 import { keyIn, rowKeyText } from './exact.ts';
-import { parentsOnTheWay, parentTenants } from './parents.ts';
+import { referenceLookups } from './parents.ts';
 
 /**
  * Of these keys, the source rows that wait for their parent (the rules do not map them, and a reference rule's
@@ -29,32 +27,8 @@ export async function rowsWaitingForParents(
       `SELECT ${columns.map((c) => `a.${ident(c.name)}`).join(', ')} FROM ${qualified(deps.sourceUrl.database, info.name)} a WHERE ${where.sql}`,
       where.params,
     );
-    const onTheWay = new Map<ReferenceRuleConfig, Set<string>>();
-    for (const rule of rules) {
-      const values = [
-        ...new Set(
-          rows.map((r) => asText(r[rule.column] ?? null)).filter((v): v is string => v !== null && v !== ''),
-        ),
-      ];
-      const found = await parentTenants(deps, deps.target, context, rule, values);
-      onTheWay.set(
-        rule,
-        await parentsOnTheWay(
-          deps,
-          deps.target,
-          context,
-          rule,
-          values.filter((v) => !found.has(v)),
-        ),
-      );
-    }
-    for (const row of rows) {
-      // Any reference rule's parent on its way, whichever rule maps the row (the server path asks the same).
-      const waits = [...onTheWay].some(([rule, values]) =>
-        values.has(asText(row[rule.column] ?? null) ?? ''),
-      );
-      if (waits) waiting.add(rowKeyText(info, key, row));
-    }
+    const parents = await referenceLookups(deps, deps.target, context, rules, rows);
+    for (const row of rows) if (parents.waits(row)) waiting.add(rowKeyText(info, key, row));
   }
   return waiting;
 }

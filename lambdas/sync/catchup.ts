@@ -1,5 +1,5 @@
 import { ident, qualified } from '../core/identifiers.ts';
-import { assertRunOwner, fenceRun } from '../core/ledger/phase-run.ts';
+import { assertRunOwner } from '../core/ledger/phase-run.ts';
 import { nowText } from '../core/ledger/runs.ts';
 import { changeColumn } from '../core/preflight.ts';
 import { assertFrameReadable, inColumnFrame, sourceClock } from '../core/sql/clock.ts';
@@ -13,7 +13,7 @@ import { keyIn } from '../data/exact.ts';
 import { secondsBetween } from './clock-math.ts';
 import { openConflictKeys, waitingKeys } from './conflicts.ts';
 import { SyncNotReady } from './errors.ts';
-import { addCounts, differingKeys, noRepairs, type RepairCounts, repairKeys } from './repair.ts';
+import { addCounts, differingKeys, noRepairs, type RepairCounts, repairInPass } from './repair.ts';
 
 /** Changed keys read per page: each page is compared and repaired as one transaction. */
 const PAGE_KEYS = 2_000;
@@ -32,17 +32,9 @@ async function repairDiffering(
   keys: readonly (readonly SqlParam[])[],
   all = false,
 ): Promise<RepairCounts> {
-  const differ = all ? keys : await differingKeys(deps, job, (alias) => keyIn(job.key, keys, alias));
+  const differ = all ? keys : await differingKeys(deps, job, keyIn(job.key, keys, 'a'));
   if (differ.length === 0) return noRepairs();
-  return deps.target.transaction(async (tx) => {
-    await fenceRun(tx, runId, execution);
-    const c = await repairKeys(deps, tx, context, job, mode, differ);
-    await tx.execute(
-      'UPDATE migration_sync_passes SET rows_applied = rows_applied + ?, rows_deleted = rows_deleted + ?, rows_quarantined = rows_quarantined + ?, rows_waiting = rows_waiting + ? WHERE run_id = ? AND table_name = ?',
-      [c.applied, c.deleted, c.quarantined, c.waiting, runId, job.info.name],
-    );
-    return c;
-  });
+  return repairInPass(deps, { runId, execution }, context, job, mode, differ);
 }
 
 export interface CatchUpResult {
@@ -135,10 +127,7 @@ export async function catchUp(
   }
   // Rows in an open tenant conflict are looked at again every pass, changed or not: the rules may have been fixed.
   // So are rows an earlier pass left waiting for their parent: their change may be older than this watermark.
-  const open = [
-    ...(await openConflictKeys(deps, deps.target, job)),
-    ...(await waitingKeys(deps.target, job)),
-  ];
+  const open = [...(await openConflictKeys(deps.target, job)), ...(await waitingKeys(deps.target, job))];
   for (let i = 0; i < open.length; i += PAGE_KEYS) {
     const keys = open.slice(i, i + PAGE_KEYS).map((c) => c.values);
     counts = addCounts(counts, await repairDiffering(deps, runId, execution, context, job, mode, keys, true));

@@ -1,5 +1,5 @@
 import { rangeChecksum, rangeCondition } from '../core/checksum.ts';
-import { assertRunOwner, fenceRun } from '../core/ledger/phase-run.ts';
+import { assertRunOwner } from '../core/ledger/phase-run.ts';
 import { str } from '../core/sql/rows.ts';
 import { type TaskDeps, throwIfStopping } from '../core/task.ts';
 import { mayBeInRange, type QuarantinedKey, quarantinedKeys } from '../data/compare.ts';
@@ -15,7 +15,7 @@ import { ChunkCancelled } from '../data/errors.ts';
 import { isWholePlan, type PublishedPlan, publishPlan } from '../data/plan.ts';
 import type { Chunk } from '../data/schema.ts';
 import { openConflictKeys } from './conflicts.ts';
-import { differingKeys, repairKeys } from './repair.ts';
+import { differingKeys, repairInPass } from './repair.ts';
 import { followedDataRun } from './start.ts';
 
 /**
@@ -144,7 +144,7 @@ export async function reconcileChunk(
   const bounds = exactBounds(job, chunk);
   const compare = async () => {
     const held = mode === 'tenant' ? await quarantinedKeys(deps, table, job) : [];
-    const conflicts = await openConflictKeys(deps, deps.target, job);
+    const conflicts = await openConflictKeys(deps.target, job);
     return { held, conflicts, ...(await compareLeavingOut(deps, job, bounds, held, conflicts)) };
   };
   const first = await compare();
@@ -170,19 +170,11 @@ export async function reconcileChunk(
     await mark('equal', 0, 0, 0);
     return { table, n: chunk.n, status: 'equal', applied: 0, deleted: 0 };
   }
-  const differ = await differingKeys(deps, job, (alias) => rangeCondition(job.key, bounds, alias), {
+  const differ = await differingKeys(deps, job, rangeCondition(job.key, bounds, 'a'), {
     held: new Set(first.held.map((q) => q.text)),
     conflicts: new Set(first.conflicts.map((q) => q.text)),
   });
-  const counts = await deps.target.transaction(async (tx) => {
-    await fenceRun(tx, runId, execution);
-    const c = await repairKeys(deps, tx, context, job, mode, differ);
-    await tx.execute(
-      'UPDATE migration_sync_passes SET rows_applied = rows_applied + ?, rows_deleted = rows_deleted + ?, rows_quarantined = rows_quarantined + ?, rows_waiting = rows_waiting + ? WHERE run_id = ? AND table_name = ?',
-      [c.applied, c.deleted, c.quarantined, c.waiting, runId, table],
-    );
-    return c;
-  });
+  const counts = await repairInPass(deps, { runId, execution }, context, job, mode, differ);
   const again = await compare();
   const status = again.equal ? 'repaired' : counts.conflicts > 0 ? 'conflict' : 'changing';
   await mark(status, counts.applied, counts.deleted, counts.conflicts);

@@ -1,6 +1,5 @@
-import { rowHashExpression } from '../core/checksum.ts';
-import type { ReferenceRuleConfig } from '../core/config/schema.ts';
 import { ident, qualified } from '../core/identifiers.ts';
+import { fenceRun } from '../core/ledger/phase-run.ts';
 import { nowText } from '../core/ledger/runs.ts';
 import { insertRows } from '../core/sql/insert.ts';
 import type { Row, SqlParam, SqlSession } from '../core/sql/port.ts';
@@ -16,9 +15,11 @@ import {
   type RunContext,
   referenceRules,
 } from '../data/context.ts';
+import { rowDataText } from '../data/copy-client.ts';
 import { UnmappedRows } from '../data/errors.ts';
 import { keyIn, rowKeyText } from '../data/exact.ts';
-import { parentsOnTheWay, parentTenants } from '../data/parents.ts';
+import { referenceLookups } from '../data/parents.ts';
+import { rowHashes } from '../data/recheck.ts';
 import { TenantChangeConflict } from './errors.ts';
 
 /**
@@ -32,36 +33,6 @@ import { TenantChangeConflict } from './errors.ts';
 /** Keys per statement: a few hundred rows of the widest table stay far inside a response's 1 MiB. */
 const KEYS_PER_READ = 200;
 
-/** One row's hash per key text, on one side. */
-type Hashes = Map<string, { readonly key: SqlParam[]; readonly hash: string }>;
-
-async function rowHashes(
-  session: SqlSession,
-  database: string,
-  job: CopyJob,
-  where: { sql: string; params: SqlParam[] },
-): Promise<Hashes> {
-  const { info, key, columns } = job;
-  const rows = await session.query(
-    `SELECT ${key.map((k) => `a.${ident(k)}`).join(', ')}, ${rowHashExpression(columns, 'a')} AS row_hash
-       FROM ${qualified(database, info.name)} a WHERE ${where.sql}`,
-    where.params,
-  );
-  return new Map(
-    rows.map((row) => [
-      rowKeyText(info, key, row),
-      {
-        key: exactKeyValues(
-          info,
-          key,
-          key.map((k) => row[k] ?? null),
-        ),
-        hash: str(row, 'row_hash'),
-      },
-    ]),
-  );
-}
-
 /**
  * Keys whose rows differ between the sides, within `where` (a key range, or a list of keys): compared by row hash,
  * read on both sides at once. With `leaveOut` (reconciliation), a quarantined row (absent from the target on
@@ -71,12 +42,13 @@ async function rowHashes(
 export async function differingKeys(
   deps: TaskDeps,
   job: CopyJob,
-  where: (alias: string) => { sql: string; params: SqlParam[] },
+  /** A condition on alias `a`: a key range, or a list of keys. */
+  where: { sql: string; params: SqlParam[] },
   leaveOut?: { readonly held: ReadonlySet<string>; readonly conflicts: ReadonlySet<string> },
 ): Promise<SqlParam[][]> {
   const [source, target] = await Promise.all([
-    rowHashes(deps.source, deps.sourceUrl.database, job, where('a')),
-    rowHashes(deps.target, deps.targetUrl.database, job, where('a')),
+    rowHashes(deps.source, deps.sourceUrl.database, job, where),
+    rowHashes(deps.target, deps.targetUrl.database, job, where),
   ]);
   const differ: SqlParam[][] = [];
   for (const [k, s] of source) {
@@ -216,17 +188,6 @@ async function childConflicts(
   return found;
 }
 
-function rowDataText(job: CopyJob, row: Row): string {
-  return JSON.stringify(
-    Object.fromEntries(
-      job.columns.map((c) => {
-        const v = row[c.name] ?? null;
-        return [c.name, Buffer.isBuffer(v) ? { $base64: v.toString('base64') } : v];
-      }),
-    ),
-  );
-}
-
 /**
  * Makes the target rows of `keys` what the source holds now, inside the caller's transaction `tx` (a repair lands
  * whole or not at all). `runId` is the sync run, recorded with conflicts and quarantined rows.
@@ -248,6 +209,30 @@ export async function repairKeys(
     Object.assign(counts, addCounts(counts, part));
   }
   return counts;
+}
+
+/**
+ * One repair of a pass: in its own transaction, fenced by the run (a rollback's stop waits for it, and none starts
+ * after), the rows of `keys` repaired and the pass's counters of the table moved with them (a retry counts nothing
+ * twice: what committed is not repaired again).
+ */
+export async function repairInPass(
+  deps: TaskDeps,
+  pass: { readonly runId: string; readonly execution: string },
+  context: RunContext,
+  job: CopyJob,
+  mode: 'tenant' | 'global',
+  keys: readonly (readonly SqlParam[])[],
+): Promise<RepairCounts> {
+  return deps.target.transaction(async (tx) => {
+    await fenceRun(tx, pass.runId, pass.execution);
+    const c = await repairKeys(deps, tx, context, job, mode, keys);
+    await tx.execute(
+      'UPDATE migration_sync_passes SET rows_applied = rows_applied + ?, rows_deleted = rows_deleted + ?, rows_quarantined = rows_quarantined + ?, rows_waiting = rows_waiting + ? WHERE run_id = ? AND table_name = ?',
+      [c.applied, c.deleted, c.quarantined, c.waiting, pass.runId, job.info.name],
+    );
+    return c;
+  });
 }
 
 async function repairSlice(
@@ -288,29 +273,7 @@ async function repairSlice(
   if (mode === 'global') {
     for (const row of sourceRows) writes.push(names.map((n) => row[n] ?? null));
   } else {
-    const lookups = new Map<ReferenceRuleConfig, Map<string, string>>();
-    const onTheWay = new Map<ReferenceRuleConfig, Set<string>>();
-    for (const rule of referenceRules(deps.config, table)) {
-      const values = [
-        ...new Set(
-          sourceRows
-            .map((r) => asText(r[rule.column] ?? null))
-            .filter((v): v is string => v !== null && v !== ''),
-        ),
-      ];
-      const found = await parentTenants(deps, tx, context, rule, values);
-      lookups.set(rule, found);
-      onTheWay.set(
-        rule,
-        await parentsOnTheWay(
-          deps,
-          tx,
-          context,
-          rule,
-          values.filter((v) => !found.has(v)),
-        ),
-      );
-    }
+    const parents = await referenceLookups(deps, tx, context, referenceRules(deps.config, table), sourceRows);
     const policy = onUnmapped(deps.config, table);
     const candidates: { row: Row; rowKey: string; tenant: string }[] = [];
     const arriving: { row: Row; tenant: string }[] = [];
@@ -318,19 +281,12 @@ async function repairSlice(
       const rowKey = rowKeyText(info, key, row);
       // A parent row written after its table's turn in this pass is not on the target yet: the row waits for the
       // next pass rather than take a tenant its parent would not give it.
-      let waits = false;
-      let tenant = rowTenant(deps.config, table, row, (rule, v) => {
-        const found = lookups.get(rule)?.get(v);
-        return found;
-      });
-      // Any reference rule's parent on its way, whichever rule maps the row (the server path asks the same).
-      for (const [rule, values] of onTheWay)
-        if (values.has(asText(row[rule.column] ?? null) ?? '')) waits = true;
-      if (waits) {
+      if (parents.waits(row)) {
         counts.waiting += 1;
         waiting.push([table, rowKey, context.runId, now]);
         continue;
       }
+      let tenant = rowTenant(deps.config, table, row, parents.lookup);
       if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
       const existing = targetTenant.get(rowKey);
       if ((existing !== undefined && owned.has(existing)) || (tenant !== null && owned.has(tenant))) {
@@ -355,7 +311,7 @@ async function repairSlice(
           table,
           rowKey,
           unmappedReason(deps.config, table, row),
-          rowDataText(job, row),
+          rowDataText(job.columns, row),
         ]);
         continue;
       }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Chunk, caught } from '../data/schema.ts';
+import { Chunk, caught, explainCopyFailure } from '../data/schema.ts';
 import { execution } from '../foundation/schema.ts';
 
 export const runId = z.string().regex(/^sync-[0-9TZ]+-[0-9a-f]+$/);
@@ -17,14 +17,7 @@ export const SyncInput = z.discriminatedUnion('step', [
   z.object({ step: z.literal('reconcile-chunk'), runId, execution, table, mode, chunk: Chunk }),
   z.object({ step: z.literal('finish'), runId, execution }),
   /** The reconciliation's map run failed: ends with the error of the child that failed. */
-  z.object({
-    step: z.literal('explain-copy-failure'),
-    runId,
-    execution,
-    table,
-    results: z.object({ bucket: z.string().min(1), prefix: z.string() }),
-    error: caught,
-  }),
+  explainCopyFailure(runId),
   /** The pass stopped on an error that may pass: left resumable. */
   z.object({ step: z.literal('interrupt'), runId: runId.nullable(), execution, error: caught }),
   /** The pass failed: nothing to undo (each repair was its own transaction); the next pass starts afresh. */

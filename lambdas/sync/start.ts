@@ -1,13 +1,13 @@
 import { describeHolder } from '../core/ledger/lock.ts';
 import { beginRun, failStart } from '../core/ledger/phase-run.ts';
-import { ensureLedger, findRuns } from '../core/ledger/runs.ts';
+import { findRuns, targetHasTable } from '../core/ledger/runs.ts';
 import { assertConfigFits, assertSourceIsNotTarget, changeColumn } from '../core/preflight.ts';
 import { introspect } from '../core/schema/introspect.ts';
 import { sourceClock } from '../core/sql/clock.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { copyColumns, type RunContext, runContext, saveRunContext, tableInfo } from '../data/context.ts';
-import { largestFirst, planLevels } from '../data/plan.ts';
+import { planLevels } from '../data/plan.ts';
 import type { PlannedTable } from '../data/schema.ts';
 import { SourceSchemaChanged, SyncNotReady } from './errors.ts';
 
@@ -32,7 +32,10 @@ export interface SyncStart {
 
 /** The newest data run that copied, unless a later one (or a rollback) replaced it: what sync follows. */
 export async function followedDataRun(deps: TaskDeps): Promise<string> {
-  const [latest] = await findRuns(deps.target, "phase = 'data' AND status <> 'refused'", [], 1);
+  const ledger = await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_runs');
+  const [latest] = !ledger
+    ? []
+    : await findRuns(deps.target, "phase = 'data' AND status <> 'refused'", [], 1);
   if (latest?.status === 'succeeded') return latest.runId;
   throw new SyncNotReady(
     latest === undefined
@@ -81,7 +84,6 @@ export async function startSync(deps: TaskDeps, execution: string): Promise<Sync
   await assertSourceIsNotTarget(deps);
   const schema = await introspect(deps.source, deps.sourceUrl.database);
   assertConfigFits(deps.config, schema);
-  await ensureLedger(deps.target);
   const dataRunId = await followedDataRun(deps);
   const start = await beginRun(deps.target, 'sync', execution, {
     resumable: true,
@@ -130,7 +132,7 @@ export async function startSync(deps: TaskDeps, execution: string): Promise<Sync
             },
       dataRunId,
       levels,
-      tables: largestFirst(deps, context.schema.tables).length,
+      tables: tables.length,
       maxConcurrency: deps.config.chunking.maxConcurrency,
       clock: run === undefined || run.source_clock === null ? '' : str(run, 'source_clock'),
     };
