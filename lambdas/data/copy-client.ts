@@ -115,8 +115,8 @@ export async function copyClientSide(
     for (const row of page) {
       // A parent written on the source after its table was copied is not on the target: the row is not copied
       // under a tenant its parent would not give it; it waits (its chunk is left to sync, which copies it after).
-      if (parents.waits(row)) continue;
       let tenant = rowTenant(deps.config, table, row, parents.lookup);
+      if (tenant === null && parents.waits(row)) continue;
       if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
       if (tenant === null) {
         const rowKey = rowKeyText(info, key, row);

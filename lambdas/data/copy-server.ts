@@ -69,9 +69,9 @@ function rowDataSql(columns: readonly ColumnInfo[], alias: string): string {
 /**
  * A row of `table` (alias `a`) that waits for its parent: a reference rule's value has a parent row on the source
  * (one not held in the quarantine) but none on the target yet (written on the source after its table was copied).
- * Such a row is not copied (nor quarantined, nor given the default tenant), whatever its other rules say: its chunk
- * is left to sync, which copies it once its parent is there. The same test as the client path's (parentsOnTheWay).
- * The parent's own index answers the NOT EXISTS; the source is asked only when the target has no parent.
+ * Asked only of rows the rules give no tenant (the tenant expression, which the server has just computed for the
+ * row, is NULL): such a row is not copied (nor quarantined, nor given the default tenant); its chunk is left to sync,
+ * which copies it once its parent is there. The same test as the other paths' (referenceLookups).
  */
 function waitingSql(deps: TaskDeps, context: RunContext, table: string): { sql: string; params: SqlParam[] } {
   const parts: string[] = [];
@@ -114,6 +114,7 @@ export async function copyServerSide(
   }
   const ctx = targetRuleContext(deps, context, { joins: 'unique' });
   const waiting = waitingSql(deps, context, table);
+  const unmapped = tenantExpression(ctx, table, 'a');
   // Unique parents are joined (LEFT JOIN, 1:1), the rest looked up per row.
   const from = (f: SqlFragment) => `${source} a${(f.joins ?? []).map((j) => ` ${j}`).join('')}`;
   const policy = onUnmapped(deps.config, table);
@@ -163,9 +164,13 @@ export async function copyServerSide(
   }
   await deps.target.execute(
     `INSERT INTO ${target} (${identList([...names, 'tenant_bid'])})
-     SELECT ${list}, ${tenant.sql} AS tenant_bid FROM ${from(tenant)} WHERE ${range.sql} AND NOT ${waiting.sql}${policy === 'default' ? '' : ' HAVING tenant_bid IS NOT NULL'}
+     SELECT ${list}, ${tenant.sql} AS tenant_bid FROM ${from(tenant)} WHERE ${range.sql}${policy === 'default' ? ` AND NOT ((${unmapped.sql}) IS NULL AND ${waiting.sql})` : ' HAVING tenant_bid IS NOT NULL'}
      ON DUPLICATE KEY UPDATE ${update([...names, 'tenant_bid'])}`,
-    [...tenant.params, ...range.params, ...waiting.params],
+    [
+      ...tenant.params,
+      ...range.params,
+      ...(policy === 'default' ? [...unmapped.params, ...waiting.params] : []),
+    ],
   );
   if (exact) {
     await deleteGoneServerSide(deps, table, key, chunk);

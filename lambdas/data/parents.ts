@@ -142,8 +142,8 @@ export interface ReferenceLookups {
   /** The tenant of the parent a rule's value points at on the target (rowTenant's lookup). */
   readonly lookup: ReferenceLookup;
   /**
-   * Whether any reference rule's parent is on its way (on the source, not yet on the target), whichever rule maps
-   * the row: the row waits. The server-side copy asks the same in SQL (copy-server.ts waitingSql).
+   * Whether a reference rule's parent is on its way (on the source, not yet on the target): a row the rules give no
+   * tenant then waits. The server-side copy asks the same in SQL (copy-server.ts waitingSql).
    */
   waits(row: Row): boolean;
 }

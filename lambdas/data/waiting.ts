@@ -1,13 +1,14 @@
 import { ident, qualified } from '../core/identifiers.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import type { TaskDeps } from '../core/task.ts';
+import { rowTenant } from '../core/tenant/rules.ts';
 import type { CopyJob, RunContext } from './context.ts';
 import { referenceRules } from './context.ts';
 import { keyIn, rowKeyText } from './exact.ts';
 import { referenceLookups } from './parents.ts';
 
 /**
- * Of these keys, the source rows that wait for their parent (the rules do not map them, and a reference rule's
+ * Of these keys, the source rows that wait for their parent (the rules give them no tenant, and a reference rule's
  * parent row is on the source but not yet on the target): by key text. They are missing from the target on purpose
  * (neither copy path writes them), so a chunk that lacks only them is left to sync, never judged a defect.
  */
@@ -28,7 +29,9 @@ export async function rowsWaitingForParents(
       where.params,
     );
     const parents = await referenceLookups(deps, deps.target, context, rules, rows);
-    for (const row of rows) if (parents.waits(row)) waiting.add(rowKeyText(info, key, row));
+    for (const row of rows)
+      if (rowTenant(deps.config, info.name, row, parents.lookup) === null && parents.waits(row))
+        waiting.add(rowKeyText(info, key, row));
   }
   return waiting;
 }

@@ -281,12 +281,12 @@ async function repairSlice(
       const rowKey = rowKeyText(info, key, row);
       // A parent row written after its table's turn in this pass is not on the target yet: the row waits for the
       // next pass rather than take a tenant its parent would not give it.
-      if (parents.waits(row)) {
+      let tenant = rowTenant(deps.config, table, row, parents.lookup);
+      if (tenant === null && parents.waits(row)) {
         counts.waiting += 1;
         waiting.push([table, rowKey, context.runId, now]);
         continue;
       }
-      let tenant = rowTenant(deps.config, table, row, parents.lookup);
       if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
       const existing = targetTenant.get(rowKey);
       if ((existing !== undefined && owned.has(existing)) || (tenant !== null && owned.has(tenant))) {
