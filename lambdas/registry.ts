@@ -4,6 +4,8 @@ import type { Config } from './core/config/schema.ts';
  * What a function reaches; the stack grants exactly these, and the local runtime refuses the rest to each task.
  * - `source`: the legacy database, read (Data API statements and read-only transactions on its cluster, never
  *   batches; read on its secret);
+ * - `source:write`: the legacy database, written: reverse sync only (rows of tenants the multi-tenant side owns,
+ *   carried back to legacy; Data API statements and transactions on its cluster);
  * - `target`: the multi-tenant database, read and write (Data API with transactions, its secret);
  * - `archive:get`, `archive:put`, `archive:list`: objects in the archive (never delete: it keeps the legacy data's
  *   last copy); every function also reads its config version there;
@@ -12,6 +14,7 @@ import type { Config } from './core/config/schema.ts';
  */
 export type Reach =
   | 'source'
+  | 'source:write'
   | 'target'
   | 'archive:get'
   | 'archive:put'
@@ -217,7 +220,7 @@ export const FUNCTIONS = {
     steps: ['catch-up'],
     timeoutMinutes: 15,
     memoryMb: 1024,
-    reaches: ['source', 'target', 'archive:get'],
+    reaches: ['source', 'source:write', 'target', 'archive:get'],
   },
   SyncPlanChunksFunctionArn: {
     name: 'sync-plan-chunks',
@@ -237,7 +240,7 @@ export const FUNCTIONS = {
     // A chunk's row hashes of both sides, and the rows it repairs.
     memoryMb: 1024,
     reservedConcurrency: copies,
-    reaches: ['source', 'target', 'archive:get'],
+    reaches: ['source', 'source:write', 'target', 'archive:get'],
   },
   SyncFinishFunctionArn: {
     name: 'sync-finish',

@@ -28,6 +28,8 @@ export interface DataApiDatabase {
 /** The config's databases on AWS; a mysql:// URL has none (the stack warns). */
 export interface MigrationDatabases {
   readonly source?: DataApiDatabase | undefined;
+  /** Where reverse sync writes legacy (the config's source.writeUrl; default: the source). */
+  readonly sourceWriter?: DataApiDatabase | undefined;
   readonly target?: DataApiDatabase | undefined;
 }
 
@@ -160,7 +162,11 @@ export class MigrationFunctions extends Construct {
           : { reservedConcurrentExecutions: spec.reservedConcurrency(props.config) }),
         logGroup,
         tracing: lambda.Tracing.ACTIVE,
-        environment,
+        environment: {
+          ...environment,
+          // Reverse sync opens a writer on legacy only where the stack grants it.
+          ...(spec.reaches.includes('source:write') ? { SHIFU_MIGRATE_SOURCE_WRITE: '1' } : {}),
+        },
         bundling: {
           format: OutputFormat.ESM,
           target: 'node24',
@@ -201,6 +207,21 @@ export class MigrationFunctions extends Construct {
           resourceArns: [database.clusterArn],
         });
         secret(database.secretArn).grantRead(fn);
+      }
+      // Reverse sync writes legacy: statements and transactions on the writer's cluster (never batches), its secret.
+      const writer = props.databases.sourceWriter ?? props.databases.source;
+      if (reaches.has('source:write') && writer !== undefined) {
+        iam.Grant.addToPrincipal({
+          grantee: fn,
+          actions: [
+            'rds-data:ExecuteStatement',
+            'rds-data:BeginTransaction',
+            'rds-data:CommitTransaction',
+            'rds-data:RollbackTransaction',
+          ],
+          resourceArns: [writer.clusterArn],
+        });
+        secret(writer.secretArn).grantRead(fn);
       }
       // Every function reads its config version; beyond that, get, put and list as stated, never delete (the
       // archive keeps the legacy data's last copy, and its older versions).

@@ -53,7 +53,8 @@ export class ShifuMigrateStack extends Stack {
 
   constructor(scope: Construct, id: string, props: ShifuMigrateStackProps) {
     super(scope, id, props);
-    const databases: { source?: DataApiDatabase; target?: DataApiDatabase } = {};
+    const databases: { source?: DataApiDatabase; sourceWriter?: DataApiDatabase; target?: DataApiDatabase } =
+      {};
     let config = props.config;
     if (props.config.aws?.trialCluster) {
       // Both databases on the trial cluster, under the names the config gives them.
@@ -71,6 +72,7 @@ export class ShifuMigrateStack extends Stack {
       };
       databases.source = trial;
       databases.target = trial;
+      databases.sourceWriter = trial;
     }
     for (const which of ['source', 'target'] as const) {
       if (databases[which] !== undefined) continue;
@@ -88,6 +90,16 @@ export class ShifuMigrateStack extends Stack {
           `${redactUrl(url.raw)} is a mysql:// URL: the deployed functions reach databases through the RDS Data API (rdsdata://<cluster-arn>/<db>?secret=<secret-arn>)`,
         );
       }
+    }
+    const writeUrl = props.config.source.writeUrl;
+    if (databases.sourceWriter === undefined && writeUrl !== undefined) {
+      const url = parseDatabaseUrl(writeUrl);
+      if (url.kind === 'rdsdata')
+        databases.sourceWriter = { clusterArn: url.resourceArn, secretArn: url.secretArn };
+      else if (url.kind === 'mysql' && url.password !== undefined)
+        throw new InputError(
+          `source.writeUrl ${redactUrl(url.raw)} holds a password, which the stack would write into its template and the archive: give it as rdsdata://<cluster-arn>/<database>?secret=<secret-arn>`,
+        );
     }
     // One customer-managed key for what the stack keeps: the archive (the legacy data's last copy), the alarm
     // topic and the queue of alarm events that could not start the rollback. Rotated yearly.

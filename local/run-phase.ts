@@ -9,7 +9,7 @@ import { type MetricsSink, noMetrics } from '../lambdas/core/metrics.ts';
 import type { SyncSchedule } from '../lambdas/core/schedule.ts';
 import { openSql } from '../lambdas/core/sql/open.ts';
 import type { SqlClient } from '../lambdas/core/sql/port.ts';
-import { withDatabase } from '../lambdas/core/sql/url.ts';
+import { parseDatabaseUrl, withDatabase } from '../lambdas/core/sql/url.ts';
 import type { TaskDeps } from '../lambdas/core/task.ts';
 import { type LoadedDefinition, loadDefinition } from './engine/definition.ts';
 import { localInvoker, localSubstitutions } from './engine/functions.ts';
@@ -40,6 +40,8 @@ export interface RunPhaseOptions {
   readonly metrics?: MetricsSink;
   /** A sync schedule to enable and disable (a test's stand-in: locally there is none, `sync --every` is the loop). */
   readonly syncSchedule?: SyncSchedule;
+  /** Events of the executions this one starts and waits for (application's sync passes). */
+  readonly onNestedEvent?: (machine: string, event: ExecutionEvent) => void;
 }
 
 /** The data state machine's `Copy Level` MaxConcurrency: tables of one level copied at the same time. */
@@ -57,6 +59,13 @@ export function openDeps(
   const connections = { connectionLimit: TABLES_AT_ONCE * loaded.config.chunking.maxConcurrency + 2 };
   // The source is opened read-only at the server: a write there fails, whatever the SQL.
   const source = openSql(loaded.sourceUrl, { ...connections, label: 'source', readOnly: true });
+  // Reverse sync's writes to legacy: only the functions granted source:write get it (lambdas/registry.ts).
+  const sourceWriter = openSql(
+    loaded.config.source.writeUrl === undefined
+      ? loaded.sourceUrl
+      : parseDatabaseUrl(loaded.config.source.writeUrl),
+    { ...connections, label: 'source' },
+  );
   const target = openSql(loaded.targetUrl, { ...connections, label: 'target' });
   const targetServer = openSql(withDatabase(loaded.targetUrl, 'information_schema'), {
     label: 'target',
@@ -67,13 +76,14 @@ export function openDeps(
     sourceUrl: loaded.sourceUrl,
     targetUrl: loaded.targetUrl,
     source,
+    sourceWriter,
     target,
     targetServer,
     archive: openArchive(loaded.config.archive.url, cwd),
     metrics,
     ...(syncSchedule === undefined ? {} : { syncSchedule }),
     async close() {
-      await Promise.all([source.close(), target.close(), targetServer.close()]);
+      await Promise.all([source.close(), sourceWriter.close(), target.close(), targetServer.close()]);
     },
   };
 }
@@ -129,14 +139,42 @@ export async function runPhase(options: RunPhaseOptions): Promise<PhaseRun> {
   try {
     const definition = loadDefinition(options.stateMachine, localSubstitutions());
     const onEvent = options.watch?.(definition);
+    const invoke = localInvoker(deps);
+    const log = (event: ExecutionEvent) => appendFileSync(eventLog, `${JSON.stringify(forLog(event))}\n`);
+    // A nested execution (application's sync passes): run here, its events in the same log, its own heartbeat
+    // (the run lock is handed to it while it runs).
+    const startExecution = async (machine: string, input: unknown, signal: AbortSignal) => {
+      const child = runLocal({
+        definition: loadDefinition(machine, localSubstitutions()),
+        input,
+        invoke,
+        archive: deps.archive,
+        startExecution,
+        ...(options.timeScale === undefined ? {} : { timeScale: options.timeScale }),
+        onEvent: (event) => {
+          log(event);
+          options.onNestedEvent?.(machine, event);
+        },
+      });
+      const stop = keepAlive(deps.target, localExecutionId(child.executionId));
+      const abort = () => child.abort();
+      signal.addEventListener('abort', abort, { once: true });
+      try {
+        return await child.result;
+      } finally {
+        signal.removeEventListener('abort', abort);
+        stop();
+      }
+    };
     const execution = runLocal({
       definition,
       input: options.input,
-      invoke: localInvoker(deps),
+      invoke,
       archive: deps.archive,
+      startExecution,
       ...(options.timeScale === undefined ? {} : { timeScale: options.timeScale }),
       onEvent: (event) => {
-        appendFileSync(eventLog, `${JSON.stringify(forLog(event))}\n`);
+        log(event);
         onEvent?.(event);
       },
     });

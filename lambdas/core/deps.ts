@@ -50,6 +50,15 @@ async function build(archiveUrl: string, key: string): Promise<TaskDeps> {
     sourceUrl,
     targetUrl,
     source: openSql(sourceUrl, { label: 'source', readOnly: true, awsClient: traced }),
+    // Only the functions granted source:write (reverse sync) have it, and the stack says so in their environment.
+    ...(process.env.SHIFU_MIGRATE_SOURCE_WRITE === '1'
+      ? {
+          sourceWriter: openSql(
+            config.source.writeUrl === undefined ? sourceUrl : parseDatabaseUrl(config.source.writeUrl),
+            { label: 'source', awsClient: traced },
+          ),
+        }
+      : {}),
     target: openSql(targetUrl, { label: 'target', awsClient: traced }),
     targetServer: openSql(withDatabase(targetUrl, 'information_schema'), {
       label: 'target',

@@ -16,8 +16,13 @@ export interface TaskDeps {
   readonly config: Config;
   readonly sourceUrl: DatabaseUrl;
   readonly targetUrl: DatabaseUrl;
-  /** The legacy database. Tasks only read it. */
+  /** The legacy database, read only (opened read-only at the server). */
   readonly source: SqlClient;
+  /**
+   * The legacy database, for writing: only reverse sync has it (the rows of tenants the multi-tenant side owns,
+   * carried back so a rollback loses nothing). Present for the functions granted `source:write`.
+   */
+  readonly sourceWriter?: SqlClient;
   /** The multi-tenant database. It may not exist before foundation: use `targetServer` to look first. */
   readonly target: SqlClient;
   /** The target's server, through information_schema: for checking and creating the target database. */

@@ -13,7 +13,14 @@ import { keyIn } from '../data/exact.ts';
 import { secondsBetween } from './clock-math.ts';
 import { openConflictKeys, waitingKeys } from './conflicts.ts';
 import { SyncNotReady } from './errors.ts';
-import { addCounts, differingKeys, noRepairs, type RepairCounts, repairInPass } from './repair.ts';
+import {
+  addCounts,
+  differingKeys,
+  noRepairs,
+  type RepairCounts,
+  repairInPass,
+  tenantsOwnedByTarget,
+} from './repair.ts';
 
 /** Changed keys read per page: each page is compared and repaired as one transaction. */
 const PAGE_KEYS = 2_000;
@@ -45,6 +52,96 @@ export interface CatchUpResult {
   readonly rowsDeleted: number;
   readonly conflicts: number;
   readonly lagSeconds: number | null;
+  /** Reverse sync (rows of switched tenants, target → legacy): null when no tenant is switched. */
+  readonly reverse: ReverseCatchUp | null;
+}
+
+export interface ReverseCatchUp {
+  readonly rowsApplied: number;
+  readonly rowsDeleted: number;
+  readonly lagSeconds: number;
+  readonly pendingRows: number;
+}
+
+/**
+ * Reverse catch-up of one table: the keys of the target's rows of switched tenants whose change column is at or
+ * after the reverse watermark minus the overlap (on the target's clock, in the column's frame there), compared
+ * and carried back to legacy a page at a time; then the reverse watermark moves to where this read began. Deletes
+ * on the target are carried back by reconciliation (a row that is gone has no change time).
+ */
+async function reverseCatchUp(
+  deps: TaskDeps,
+  runId: string,
+  execution: string,
+  context: RunContext,
+  job: CopyJob,
+  column: NonNullable<ReturnType<typeof changeColumn>>,
+): Promise<ReverseCatchUp | null> {
+  const owned = [...(await tenantsOwnedByTarget(deps.target))].sort();
+  if (owned.length === 0 || deps.sourceWriter === undefined) return null;
+  const { info, key } = job;
+  await assertFrameReadable(deps.target, column);
+  const [mark] = await deps.target.query(
+    'SELECT reverse_watermark FROM migration_sync_watermarks WHERE table_name = ?',
+    [info.name],
+  );
+  const [first] = await deps.target.query(
+    `SELECT MIN(switched_at) AS t FROM tenant_migration_status WHERE status = 'switched'`,
+  );
+  const from =
+    (mark === undefined ? null : strOrNull(mark, 'reverse_watermark')) ??
+    (first === undefined ? null : strOrNull(first, 't')) ??
+    (await sourceClock(deps.target));
+  const readAt = await sourceClock(deps.target);
+  const target = qualified(deps.targetUrl.database, info.name);
+  const ownedBy = `a.tenant_bid IN (${owned.map(() => '?').join(', ')})`;
+  const changed = `${ownedBy} AND a.${ident(column.name)} >= ${inColumnFrame(column)} - INTERVAL ? SECOND`;
+  const order = key.map((k) => `a.${ident(k)}`).join(', ');
+  let counts = noRepairs();
+  let after: SqlParam[] | null = null;
+  for (;;) {
+    throwIfStopping(
+      deps.signal,
+      () => new ChunkCancelled(`${info.name}: reverse catch-up stopped, the pass is stopping`),
+    );
+    const next = after === null ? null : keyComparison(key, '>', after, 'a');
+    const page = await deps.target.query(
+      `SELECT ${order} FROM ${target} a WHERE ${changed}${next === null ? '' : ` AND ${next.sql}`} ORDER BY ${order} LIMIT ?`,
+      [...owned, from, deps.config.sync.overlapSeconds, ...(next?.params ?? []), PAGE_KEYS],
+    );
+    if (page.length === 0) break;
+    const keys = page.map((r) =>
+      exactKeyValues(
+        info,
+        key,
+        key.map((k) => r[k] ?? null),
+      ),
+    );
+    counts = addCounts(counts, await repairDiffering(deps, runId, execution, context, job, 'tenant', keys));
+    after = keys.at(-1) ?? null;
+    if (page.length < PAGE_KEYS) break;
+  }
+  const [pending] = await deps.target.query(
+    `SELECT COUNT(*) AS n FROM ${target} a WHERE ${ownedBy} AND a.${ident(column.name)} >= ${inColumnFrame(column)}`,
+    [...owned, readAt.slice(0, 19)],
+  );
+  const pendingRows = pending === undefined ? 0 : num(pending, 'n');
+  const lagSeconds = pendingRows === 0 ? 0 : secondsBetween(readAt, await sourceClock(deps.target));
+  await deps.target.execute(
+    `INSERT INTO migration_sync_watermarks (table_name, watermark, reverse_watermark, last_run_id, last_run_at) VALUES (?, '', ?, ?, ?)
+     ON DUPLICATE KEY UPDATE reverse_watermark = GREATEST(COALESCE(reverse_watermark, ''), VALUES(reverse_watermark))`,
+    [info.name, readAt, runId, nowText()],
+  );
+  await deps.target.execute(
+    'UPDATE migration_sync_passes SET reverse_lag_seconds = ?, reverse_pending_rows = ? WHERE run_id = ? AND table_name = ?',
+    [lagSeconds, pendingRows, runId, info.name],
+  );
+  return {
+    rowsApplied: counts.reverseApplied,
+    rowsDeleted: counts.reverseDeleted,
+    lagSeconds,
+    pendingRows,
+  };
 }
 
 /** Where a table's catch-up starts: its watermark, else the source's clock as the followed copy began. */
@@ -90,6 +187,7 @@ export async function catchUp(
       rowsDeleted: 0,
       conflicts: 0,
       lagSeconds: null,
+      reverse: null,
     };
   await assertFrameReadable(deps.source, column);
   const [run] = await deps.target.query('SELECT source_clock FROM migration_runs WHERE run_id = ?', [runId]);
@@ -166,5 +264,6 @@ export async function catchUp(
     rowsDeleted: counts.deleted,
     conflicts: counts.conflicts,
     lagSeconds,
+    reverse: mode === 'tenant' ? await reverseCatchUp(deps, runId, execution, context, job, column) : null,
   };
 }

@@ -1,4 +1,4 @@
-import { releaseLock } from '../core/ledger/lock.ts';
+import { giveLockBack } from '../core/ledger/phase-run.ts';
 import { nowText, setRunStatus, succeedRun } from '../core/ledger/runs.ts';
 import { sourceClock } from '../core/sql/clock.ts';
 import { num, numOrNull, str, strOrNull } from '../core/sql/rows.ts';
@@ -144,6 +144,6 @@ export async function endSync(
     from: ['running'],
     ...(error === undefined ? {} : { error: { name: error.Error, message: error.Cause ?? error.Error } }),
   });
-  await releaseLock(deps.target, execution, runId);
+  await giveLockBack(deps.target, runId, execution);
   return { runId, status };
 }

@@ -53,8 +53,14 @@ export async function planReconcile(
     'SELECT next_slice FROM migration_sync_watermarks WHERE table_name = ?',
     [table],
   );
-  const slice = (mark === undefined ? 0 : Number(mark.next_slice ?? 0)) % slices;
-  const chunks = whole.filter((c) => c.n % slices === slice);
+  const [pass] = await deps.target.query(
+    'SELECT full_pass FROM migration_sync_passes WHERE run_id = ? AND table_name = ?',
+    [runId, table],
+  );
+  // A full pass (a drain) compares every chunk, and leaves the rotation where it was.
+  const full = pass !== undefined && Number(pass.full_pass) === 1;
+  const slice = full ? null : (mark === undefined ? 0 : Number(mark.next_slice ?? 0)) % slices;
+  const chunks = slice === null ? whole : whole.filter((c) => c.n % slices === slice);
   await deps.target.transaction(async (tx) => {
     for (let i = 0; i < chunks.length; i += 500) {
       const part = chunks.slice(i, i + 500);

@@ -27,7 +27,9 @@ import { TenantChangeConflict } from './errors.ts';
  * both sides, and each that differs is made what the source says now, with its tenant by the same rules as `data`:
  * inserted when the target lacks it, updated when it differs, deleted when the source no longer has it. A row whose
  * tenant would change is never moved: it is a conflict (migration_sync_conflicts), left as the target has it, or
- * the pass fails (`sync.onTenantChange`). Rows of a tenant the target owns (switched) are never touched.
+ * the pass fails (`sync.onTenantChange`). Rows of a tenant the target owns (switched) are never touched on the
+ * target: with a writer on legacy (`source:write`), they go the other way (reverse sync): legacy is made what the
+ * target holds, inserts, updates and deletes, without tenant_bid and with the same keys.
  */
 
 /** Keys per statement: a few hundred rows of the widest table stay far inside a response's 1 MiB. */
@@ -71,6 +73,10 @@ export interface RepairCounts {
   owned: number;
   /** Rows whose parent the source has but the target not yet (written after its table's turn): the next pass. */
   waiting: number;
+  /** Reverse sync: legacy rows inserted or updated from the target (tenants the target owns). */
+  reverseApplied: number;
+  /** Reverse sync: legacy rows deleted because the target deleted them. */
+  reverseDeleted: number;
 }
 
 export const noRepairs = (): RepairCounts => ({
@@ -80,6 +86,8 @@ export const noRepairs = (): RepairCounts => ({
   conflicts: 0,
   owned: 0,
   waiting: 0,
+  reverseApplied: 0,
+  reverseDeleted: 0,
 });
 
 export function addCounts(a: RepairCounts, b: RepairCounts): RepairCounts {
@@ -90,6 +98,8 @@ export function addCounts(a: RepairCounts, b: RepairCounts): RepairCounts {
     conflicts: a.conflicts + b.conflicts,
     owned: a.owned + b.owned,
     waiting: a.waiting + b.waiting,
+    reverseApplied: a.reverseApplied + b.reverseApplied,
+    reverseDeleted: a.reverseDeleted + b.reverseDeleted,
   };
 }
 
@@ -228,10 +238,79 @@ export async function repairInPass(
     await fenceRun(tx, pass.runId, pass.execution);
     const c = await repairKeys(deps, tx, context, job, mode, keys);
     await tx.execute(
-      'UPDATE migration_sync_passes SET rows_applied = rows_applied + ?, rows_deleted = rows_deleted + ?, rows_quarantined = rows_quarantined + ?, rows_waiting = rows_waiting + ? WHERE run_id = ? AND table_name = ?',
-      [c.applied, c.deleted, c.quarantined, c.waiting, pass.runId, job.info.name],
+      'UPDATE migration_sync_passes SET rows_applied = rows_applied + ?, rows_deleted = rows_deleted + ?, rows_quarantined = rows_quarantined + ?, rows_waiting = rows_waiting + ?, reverse_applied = reverse_applied + ?, reverse_deleted = reverse_deleted + ? WHERE run_id = ? AND table_name = ?',
+      [
+        c.applied,
+        c.deleted,
+        c.quarantined,
+        c.waiting,
+        c.reverseApplied,
+        c.reverseDeleted,
+        pass.runId,
+        job.info.name,
+      ],
     );
     return c;
+  });
+}
+
+/**
+ * Reverse sync of a slice: legacy made what the target holds for rows of tenants the target owns, in one legacy
+ * transaction, committed before the caller's target transaction (which holds these target rows locked): a crash
+ * between the two repeats an idempotent write. Without tenant_bid, with the target's keys (the id series of the two
+ * sides are kept apart: docs/routing.md).
+ */
+async function carryBack(
+  deps: TaskDeps,
+  tx: SqlSession,
+  job: CopyJob,
+  targetRows: readonly Row[],
+  keyTexts: readonly string[],
+  deletes: readonly (readonly SqlParam[])[],
+): Promise<{ applied: number; deleted: number }> {
+  const writer = deps.sourceWriter;
+  if (writer === undefined) return { applied: 0, deleted: 0 };
+  const { info, key, columns } = job;
+  const names = columns.map((c) => c.name);
+  const byText = new Map(targetRows.map((r) => [rowKeyText(info, key, r), r]));
+  const tuples = keyTexts.map((t) =>
+    exactKeyValues(
+      info,
+      key,
+      key.map((k) => byText.get(t)?.[k] ?? null),
+    ),
+  );
+  const rows: SqlParam[][] = [];
+  if (tuples.length > 0) {
+    const where = keyIn(key, tuples, 'a');
+    const full = await tx.query(
+      `SELECT ${names.map((n) => `a.${ident(n)}`).join(', ')} FROM ${qualified(deps.targetUrl.database, info.name)} a WHERE ${where.sql}`,
+      where.params,
+    );
+    for (const row of full) rows.push(names.map((n) => row[n] ?? null));
+  }
+  return writer.transaction(async (ltx) => {
+    let deleted = 0;
+    if (deletes.length > 0) {
+      const del = keyIn(key, deletes);
+      deleted = (
+        await ltx.execute(
+          `DELETE FROM ${qualified(deps.sourceUrl.database, info.name)} WHERE ${del.sql}`,
+          del.params,
+        )
+      ).affectedRows;
+    }
+    if (rows.length > 0)
+      await insertRows(ltx, {
+        schema: deps.sourceUrl.database,
+        table: info.name,
+        columns: names,
+        rows,
+        onDuplicate: 'update',
+        maxStatementBytes: writer.maxStatementBytes,
+        prepared: writer.preparesStatements,
+      });
+    return { applied: rows.length, deleted };
   });
 }
 
@@ -270,6 +349,11 @@ async function repairSlice(
   /** Rows left for their parent: every catch-up looks at them again, whatever their change time. */
   const waiting: SqlParam[][] = [];
   const now = nowText();
+  // Reverse sync: the target's rows of these keys that go to legacy, and the keys legacy holds that the target
+  // deleted (both of tenants the target owns).
+  const reverse = mode === 'tenant' && owned.size > 0 && deps.sourceWriter !== undefined;
+  const backToLegacy: string[] = [];
+  const goneFromTarget: SqlParam[][] = [];
   if (mode === 'global') {
     for (const row of sourceRows) writes.push(names.map((n) => row[n] ?? null));
   } else {
@@ -290,7 +374,16 @@ async function repairSlice(
       if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
       const existing = targetTenant.get(rowKey);
       if ((existing !== undefined && owned.has(existing)) || (tenant !== null && owned.has(tenant))) {
-        counts.owned += 1;
+        if (reverse && existing !== undefined && owned.has(existing)) backToLegacy.push(rowKey);
+        else if (reverse && existing === undefined)
+          goneFromTarget.push(
+            exactKeyValues(
+              info,
+              key,
+              key.map((k) => row[k] ?? null),
+            ),
+          );
+        else counts.owned += 1;
         continue;
       }
       if (existing !== undefined && tenant !== existing) {
@@ -352,7 +445,15 @@ async function repairSlice(
     .map((r) => ({ text: rowKeyText(info, key, r), tenant: mode === 'tenant' ? str(r, 'tenant_bid') : '' }))
     .filter((r) => !sourceKeys.has(r.text));
   const deletable = gone.filter((r) => !owned.has(r.tenant));
-  counts.owned += gone.length - deletable.length;
+  for (const r of gone.filter((g) => owned.has(g.tenant))) {
+    if (reverse) backToLegacy.push(r.text);
+    else counts.owned += 1;
+  }
+  if (backToLegacy.length > 0 || goneFromTarget.length > 0) {
+    const back = await carryBack(deps, tx, job, targetRows, backToLegacy, goneFromTarget);
+    counts.reverseApplied += back.applied;
+    counts.reverseDeleted += back.deleted;
+  }
   if (deletable.length > 0) {
     const byText = new Map(targetRows.map((r) => [rowKeyText(info, key, r), r]));
     const tuples = deletable.map((r) =>

@@ -8,7 +8,22 @@ const mode = z.enum(['tenant', 'global']);
 
 /** Every step names the execution it works for: a task works only while that execution holds the run lock. */
 export const SyncInput = z.discriminatedUnion('step', [
-  z.object({ step: z.literal('start'), execution }),
+  z.object({
+    step: z.literal('start'),
+    execution,
+    /** The execution's input: a scheduled pass gives none of these. */
+    options: z
+      .looseObject({
+        /** Reconcile every chunk, not this pass's slice (a drain before a switch, or a rollback). */
+        full: z.boolean().optional(),
+        /** The run this pass works for (application): it holds the lock and hands it over. */
+        under: z
+          .object({ runId: z.string().min(1).max(64), execution })
+          .nullable()
+          .optional(),
+      })
+      .default({}),
+  }),
   /** Rows changed since the table's watermark (minus the overlap), compared and repaired. */
   z.object({ step: z.literal('catch-up'), runId, execution, table, mode }),
   /** The chunks this pass reconciles (the table's slice), published for the Distributed Map. */

@@ -80,7 +80,14 @@ async function assertTargetHoldsSource(
  * copy, and a data phase that has not copied; takes the run lock (a pass in flight refuses this one: passes never
  * overlap); resumes the pass that was interrupted, or records a new one with the source's clock.
  */
-export async function startSync(deps: TaskDeps, execution: string): Promise<SyncStart> {
+export async function startSync(
+  deps: TaskDeps,
+  execution: string,
+  options: {
+    readonly full?: boolean | undefined;
+    readonly under?: { runId: string; execution: string } | null | undefined;
+  } = {},
+): Promise<SyncStart> {
   await assertSourceIsNotTarget(deps);
   const schema = await introspect(deps.source, deps.sourceUrl.database);
   assertConfigFits(deps.config, schema);
@@ -88,6 +95,7 @@ export async function startSync(deps: TaskDeps, execution: string): Promise<Sync
   const start = await beginRun(deps.target, 'sync', execution, {
     resumable: true,
     sourceClock: await sourceClock(deps.source),
+    ...(options.under == null ? {} : { under: options.under }),
   });
   const { runId } = start;
   try {
@@ -101,8 +109,8 @@ export async function startSync(deps: TaskDeps, execution: string): Promise<Sync
     for (const planned of tables) {
       const column = changeColumn(deps.config, tableInfo(context, planned.table));
       await deps.target.execute(
-        'INSERT IGNORE INTO migration_sync_passes (run_id, table_name, change_column) VALUES (?, ?, ?)',
-        [runId, planned.table, column?.name ?? null],
+        'INSERT IGNORE INTO migration_sync_passes (run_id, table_name, change_column, full_pass) VALUES (?, ?, ?, ?)',
+        [runId, planned.table, column?.name ?? null, options.full === true ? 1 : 0],
       );
     }
     const [run] = await deps.target.query('SELECT source_clock FROM migration_runs WHERE run_id = ?', [

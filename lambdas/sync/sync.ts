@@ -1,5 +1,4 @@
-import { releaseLock } from '../core/ledger/lock.ts';
-import { assertRunOwner } from '../core/ledger/phase-run.ts';
+import { assertRunOwner, giveLockBack } from '../core/ledger/phase-run.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { explainCopyFailure } from '../data/explain.ts';
 import { catchUp } from './catchup.ts';
@@ -11,7 +10,7 @@ import { startSync } from './start.ts';
 export async function runSync(input: SyncInput, deps: TaskDeps): Promise<unknown> {
   switch (input.step) {
     case 'start':
-      return startSync(deps, input.execution);
+      return startSync(deps, input.execution, input.options);
     case 'catch-up':
       return catchUp(deps, input.runId, input.execution, input.table, input.mode);
     case 'plan-chunks':
@@ -21,7 +20,7 @@ export async function runSync(input: SyncInput, deps: TaskDeps): Promise<unknown
     case 'finish': {
       await assertRunOwner(deps.target, input.runId, input.execution);
       const summary = await finishSync(deps, input.runId);
-      await releaseLock(deps.target, input.execution, input.runId);
+      await giveLockBack(deps.target, input.runId, input.execution);
       return summary;
     }
     case 'explain-copy-failure':

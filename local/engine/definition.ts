@@ -37,7 +37,17 @@ export interface TaskInfo {
   readonly catch: readonly Catcher[];
   /** Set when the state is a Distributed Map, which the runtime runs as a map run of child executions. */
   readonly distributed?: DistributedMap;
+  /**
+   * Set when the state starts one of our state machines and waits for it (`states:startExecution.sync:2`): the
+   * machine's file name (`sync`), run locally as an execution of its own.
+   */
+  readonly nested?: string;
 }
+
+/** The one nested-execution integration the local runtime runs: start, wait, output as JSON. */
+export const START_EXECUTION_SYNC = 'arn:aws:states:::states:startExecution.sync:2';
+/** The substitution of a state machine's ARN: `${SyncStateMachineArn}` is statemachines/sync.asl.json. */
+const MACHINE_KEY = /^([A-Z][a-z]+)StateMachineArn$/;
 
 /**
  * A Distributed Map as the local runtime runs it: the state becomes a Task whose Parameters carry its ItemReader,
@@ -293,7 +303,23 @@ function analyze(
           problems.push(`${where} sets no TimeoutSeconds (the local engine would silently use 60 s)`);
         const fn = String(asObject(state.Parameters).FunctionName ?? '');
         const key = functionKeys.get(fn);
-        if (resource !== 'arn:aws:states:::lambda:invoke' || key === undefined) {
+        const machineKey = functionKeys.get(String(asObject(state.Parameters).StateMachineArn ?? ''));
+        const machine = machineKey === undefined ? undefined : MACHINE_KEY.exec(machineKey)?.[1];
+        if (resource === START_EXECUTION_SYNC) {
+          if (machine === undefined)
+            problems.push(
+              `${where} must start one of our state machines: StateMachineArn \${…StateMachineArn}`,
+            );
+          else
+            tasks.set(stateName, {
+              name: stateName,
+              functionKey: '',
+              maps: [...enclosing],
+              retry,
+              catch: catchers,
+              nested: machine.toLowerCase(),
+            });
+        } else if (resource !== 'arn:aws:states:::lambda:invoke' || key === undefined) {
           problems.push(
             `${where} must invoke one of our functions through arn:aws:states:::lambda:invoke with FunctionName \${…FunctionArn}`,
           );

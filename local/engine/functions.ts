@@ -14,6 +14,7 @@ import {
   type FunctionKey,
   type FunctionSpec,
   type Reach,
+  STATE_MACHINES,
   type TaskModule,
 } from '../../lambdas/registry.ts';
 import type { Invoke } from './run.ts';
@@ -34,6 +35,13 @@ export function localSubstitutions(): Record<string, string> {
       Object.entries(FUNCTIONS).map(([key, f]) => [
         key,
         `arn:aws:lambda:us-east-1:000000000000:function:shifu-migrate-${f.name}`,
+      ]),
+    ),
+    // A phase that runs another (application's sync passes) names it by its ARN.
+    ...Object.fromEntries(
+      STATE_MACHINES.map((m) => [
+        `${m[0]?.toUpperCase()}${m.slice(1)}StateMachineArn`,
+        `arn:aws:states:us-east-1:000000000000:stateMachine:shifu-migrate-${m}`,
       ]),
     ),
     // Locally the config is the one loaded for the run, not a deployed version.
@@ -111,10 +119,11 @@ function guardedArchive(archive: ArchiveStore, spec: FunctionSpec): ArchiveStore
 
 /** A function's dependencies, reaching only what its registry entry grants. */
 export function grantedDeps(deps: TaskDeps, spec: FunctionSpec): TaskDeps {
-  const { syncSchedule, ...rest } = deps;
+  const { syncSchedule, sourceWriter, ...rest } = deps;
   return {
     ...rest,
     ...(syncSchedule !== undefined && spec.reaches.includes('schedule') ? { syncSchedule } : {}),
+    ...(sourceWriter !== undefined && spec.reaches.includes('source:write') ? { sourceWriter } : {}),
     source: guardedSql(deps.source, spec, 'source'),
     target: guardedSql(deps.target, spec, 'target'),
     targetServer: guardedSql(deps.targetServer, spec, 'target'),

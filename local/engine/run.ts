@@ -78,6 +78,23 @@ export interface RunOptions {
   readonly onEvent?: (event: ExecutionEvent) => void;
   /** Where a Distributed Map reads its items and writes its results (the S3 bucket's local stand-in). */
   readonly archive?: ArchiveStore;
+  /**
+   * Runs another of our state machines to its end, for a `states:startExecution.sync:2` Task (a nested
+   * execution): given its file name and input, with the signal of the work it belongs to.
+   */
+  readonly startExecution?: (
+    machine: string,
+    input: unknown,
+    signal: AbortSignal,
+  ) => Promise<ExecutionResult>;
+}
+
+/**
+ * A nested execution ended otherwise than SUCCEEDED: as Step Functions fails a `startExecution.sync:2` Task, with
+ * `States.TaskFailed` and the child's description (status, error, cause) as the JSON cause.
+ */
+export class NestedExecutionFailed extends Error {
+  override name = 'States.TaskFailed';
 }
 
 /** A sibling Map iteration failed, so this one starts no new work (the Map has failed already). */
@@ -181,6 +198,26 @@ export function runLocal(options: RunOptions): {
         // A Distributed Map: a map run of child executions, each a local execution of its own.
         if (task.distributed !== undefined)
           return (await runMapRun(task.name, task.distributed, input, signal, options)) as JSONValue;
+        if (task.nested !== undefined) {
+          if (options.startExecution === undefined)
+            throw new TypeError(
+              `${task.name} starts ${task.nested}, and this runtime runs no nested executions`,
+            );
+          const nested = input as { StateMachineArn?: string; Input?: unknown };
+          const child = await options.startExecution(task.nested, nested.Input ?? {}, signal);
+          const described = {
+            ExecutionArn: child.executionId,
+            StateMachineArn: nested.StateMachineArn,
+            Status: child.status,
+            StartDate: child.startedAt,
+            StopDate: child.stoppedAt,
+            ...(child.status === 'SUCCEEDED'
+              ? { Output: child.output ?? null }
+              : { Error: child.error ?? child.status, Cause: child.cause ?? '' }),
+          };
+          if (child.status !== 'SUCCEEDED') throw new NestedExecutionFailed(JSON.stringify(described));
+          return described as JSONValue;
+        }
         const payload = await options.invoke(task.functionKey, params.Payload, signal);
         return { StatusCode: 200, ExecutedVersion: '$LATEST', Payload: payload as JSONValue };
       } catch (error) {

@@ -217,6 +217,89 @@ export const Sync = z.strictObject({
   }),
 });
 
+const Probe = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/, { error: 'a short name: letters, digits, space . _ -' })
+    .meta({ description: 'What the probe checks, as gates and status name it (e.g. "legacy api").' }),
+  url: z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+    .meta({ description: 'Requested with GET; no credentials in it (they would be logged).' }),
+  expectStatus: z
+    .int()
+    .min(100)
+    .max(599)
+    .default(200)
+    .meta({ description: 'The HTTP status it must answer.' }),
+  bodyIncludes: z
+    .string()
+    .max(200)
+    .optional()
+    .meta({ description: 'Text the body must contain (e.g. ""status":"ok"").' }),
+  timeoutMs: z.int().min(100).max(30_000).default(3_000).meta({
+    description: 'The latency bound: a probe slower than this fails the gate.',
+  }),
+});
+
+const listenerArn = z
+  .string()
+  .regex(
+    /^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener\/app\/[A-Za-z0-9-]+\/[0-9a-f]+\/[0-9a-f]+$/,
+    {
+      error:
+        'must be an ALB listener ARN: arn:aws:elasticloadbalancing:<region>:<account>:listener/app/<lb>/<id>/<id>',
+    },
+  );
+const targetGroupArn = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup\/[A-Za-z0-9-]+\/[0-9a-f]+$/, {
+    error:
+      'must be a target group ARN: arn:aws:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>',
+  });
+
+export const Application = z.strictObject({
+  waves: z
+    .array(z.array(tenantBid).min(1, { error: 'a wave lists at least one tenant' }))
+    .min(1)
+    .optional()
+    .meta({
+      description:
+        'The tenants switched together, wave after wave, e.g. [["acme"], ["globex"], ["default"]]. Default: one tenant per wave, the smallest first, the default tenant last. A tenant left out stays on legacy until golive.',
+    }),
+  bakeMinutes: z.number().min(0).max(1_440).default(10).meta({
+    description:
+      'How long each wave bakes after its switch, alarms and probes checked every 30 s, before the next wave (locally scaled down like every Wait).',
+  }),
+  maxLagSeconds: z.int().min(0).max(86_400).default(60).meta({
+    description:
+      'Gate: the last sync pass must have succeeded with every table’s lag (both directions) at most this.',
+  }),
+  probes: z.array(Probe).max(20).default([]).meta({
+    description:
+      'Health probes every gate and bake round requests: the legacy and multi-tenant APIs’ health endpoints.',
+  }),
+  loadBalancer: z
+    .strictObject({
+      listenerArn,
+      targetGroupArn: targetGroupArn.meta({
+        description: 'The multi-tenant application’s target group: switched tenants’ hosts forward there.',
+      }),
+      priorities: z
+        .strictObject({ from: z.int().min(1).max(50_000), to: z.int().min(1).max(50_000) })
+        .refine((p) => p.from <= p.to, { error: 'from must be at most to' })
+        .default({ from: 40_000, to: 40_999 })
+        .meta({
+          description:
+            'The listener rule priorities the tool may use for its rules (one per switched tenant); rules it did not create are never touched.',
+        }),
+    })
+    .optional()
+    .meta({
+      description:
+        'An Application Load Balancer to switch too: per switched tenant, a listener rule (host-header of the tenant’s domain) forwarding to the multi-tenant target group, removed on rollback.',
+    }),
+});
+
 /** A Step Functions state machine ARN (also what the control function's environment must hold). */
 export const STATE_MACHINE_ARN = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/;
 const stateMachineArn = z.string().regex(STATE_MACHINE_ARN, {
@@ -268,8 +351,14 @@ export const ConfigSchema = z
   .strictObject({
     $schema: z.string().optional(),
     source: z
-      .strictObject({ url: databaseUrl })
-      .meta({ description: 'The legacy single-tenant database (read only).' }),
+      .strictObject({
+        url: databaseUrl,
+        writeUrl: databaseUrl.optional().meta({
+          description:
+            'Reverse sync writes the rows of switched tenants back to legacy through this URL (a user that may write the migrated tables). Default: url.',
+        }),
+      })
+      .meta({ description: 'The legacy single-tenant database (read only, but for reverse sync).' }),
     target: z.strictObject({ url: databaseUrl }).meta({ description: 'The multi-tenant SaaS database.' }),
     archive: z
       .strictObject({
@@ -318,6 +407,9 @@ export const ConfigSchema = z
       lagStartsRollback: false,
       maxLagSeconds: 900,
     }).meta({ description: 'The sync phase: keeping the target in step with the live legacy database.' }),
+    application: Application.default({ bakeMinutes: 10, maxLagSeconds: 60, probes: [] }).meta({
+      description: 'The application phase: switching tenants to the multi-tenant side, wave by wave.',
+    }),
     aws: Aws.optional().meta({
       description: 'The deployed stack: AWS mode of the CLI, and alarms that roll back.',
     }),
@@ -351,6 +443,27 @@ export const ConfigSchema = z
       }
     };
     needTenant(config.defaultTenant, ['defaultTenant']);
+    const waved = new Set<string>();
+    for (const [w, wave] of (config.application.waves ?? []).entries())
+      for (const [i, bid] of wave.entries()) {
+        needTenant(bid, ['application', 'waves', w, i]);
+        if (waved.has(bid))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['application', 'waves', w, i],
+            message: `tenant ${bid} is in two waves: a tenant switches once`,
+          });
+        waved.add(bid);
+      }
+    if (config.application.loadBalancer !== undefined)
+      config.tenants.forEach((t, i) => {
+        if (t.domain === undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['tenants', i, 'domain'],
+            message: `tenant ${t.bid} has no domain, and application.loadBalancer routes tenants by host: give its domain`,
+          });
+      });
 
     for (const [table, rules] of Object.entries(config.tables)) {
       const path = ['tables', table];
@@ -412,6 +525,7 @@ export type ReferenceRuleConfig = z.output<typeof ReferenceRule>;
 export type WhenNotUniqueConfig = z.output<typeof WhenNotUnique>;
 export type TableRulesConfig = z.output<typeof TableRules>;
 export type SyncConfig = z.output<typeof Sync>;
+export type ApplicationConfig = z.output<typeof Application>;
 
 /** The tenant rules of a table as a list (a single rule is a list of one). */
 export function tenantRules(rules: TableRulesConfig): TenantRuleConfig[] {

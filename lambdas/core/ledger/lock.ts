@@ -151,6 +151,48 @@ export async function acquireLock(
   );
 }
 
+/**
+ * A phase that runs another as a nested execution (application's sync passes) hands it the lock: the child's run
+ * and execution hold it while the child works (its tasks check for exactly that), and hand it back when it ends.
+ * Compare-and-set on the parent's run and owner: nothing is handed that the parent does not hold.
+ */
+export async function handLock(
+  target: SqlSession,
+  from: { readonly runId: string; readonly owner: string },
+  to: {
+    readonly runId: string;
+    readonly phase: Phase;
+    readonly kind: LockHolder['kind'];
+    readonly owner: string;
+  },
+): Promise<boolean> {
+  const moved = await target.execute(
+    'UPDATE migration_lock SET run_id = ?, phase = ?, kind = ?, owner = ?, heartbeat_at = CURRENT_TIMESTAMP(3) WHERE name = ? AND run_id = ? AND owner = ?',
+    [to.runId, to.phase, to.kind, to.owner, NAME, from.runId, from.owner],
+  );
+  return moved.affectedRows === 1;
+}
+
+/**
+ * A parent's task takes the lock back from a nested run of its own that ended without handing it back (its
+ * execution died): the lock held by any run whose parent is `runId` becomes the parent's again.
+ */
+export async function reclaimLock(
+  target: SqlSession,
+  parent: {
+    readonly runId: string;
+    readonly phase: Phase;
+    readonly kind: LockHolder['kind'];
+    readonly owner: string;
+  },
+): Promise<void> {
+  await target.execute(
+    `UPDATE migration_lock SET run_id = ?, phase = ?, kind = ?, owner = ?, heartbeat_at = CURRENT_TIMESTAMP(3)
+      WHERE name = ? AND run_id IN (SELECT run_id FROM migration_runs WHERE parent_run_id = ? AND parent_execution = ?)`,
+    [parent.runId, parent.phase, parent.kind, parent.owner, NAME, parent.runId, parent.owner],
+  );
+}
+
 /** Gives the lock up, if `owner` still holds it (for `runId`, when given). */
 export async function releaseLock(target: SqlSession, owner: string, runId?: string): Promise<void> {
   await target.execute(

@@ -1,7 +1,16 @@
 import { DatabaseUnreachable, InputError, TransientDatabaseError } from '../errors.ts';
 import type { SqlSession } from '../sql/port.ts';
 import { str } from '../sql/rows.ts';
-import { acquireLock, describeHolder, type LockHolder, LockLost, RunLocked, releaseLock } from './lock.ts';
+import {
+  acquireLock,
+  describeHolder,
+  handLock,
+  type LockHolder,
+  LockLost,
+  RunLocked,
+  readLock,
+  releaseLock,
+} from './lock.ts';
 import {
   assertNoRollback,
   ensureLedger,
@@ -39,6 +48,11 @@ export async function beginRun(
     configHash?: string;
     /** The source server's clock (UTC) as the run begins, kept for a new run (a resumed one keeps its own). */
     sourceClock?: string;
+    /**
+     * A nested run (a sync pass the application phase runs): the parent's run and execution, which hold the lock
+     * and hand it to this run until it ends; never taken from anyone else.
+     */
+    under?: { readonly runId: string; readonly execution: string };
   },
 ): Promise<RunStart> {
   await ensureLedger(target);
@@ -56,9 +70,21 @@ export async function beginRun(
     }
   }
   const runId = open?.runId ?? newRunId(phase);
-  let tookOver: LockHolder | null;
+  let tookOver: LockHolder | null = null;
   try {
-    ({ tookOver } = await acquireLock(target, { runId, phase, kind: 'run', owner: execution }));
+    if (options.under === undefined)
+      ({ tookOver } = await acquireLock(target, { runId, phase, kind: 'run', owner: execution }));
+    else if (
+      !(await handLock(
+        target,
+        { runId: options.under.runId, owner: options.under.execution },
+        { runId, phase, kind: 'run', owner: execution },
+      ))
+    )
+      throw new RunLocked(
+        `this ${phase} pass runs for run ${options.under.runId}, which does not hold the run lock (it ended, or was stopped): nothing was done`,
+        await readLock(target),
+      );
   } catch (error) {
     if (error instanceof RunLocked) {
       const refused = await startRun(target, phase, newRunId(phase), execution, 'refused');
@@ -69,8 +95,18 @@ export async function beginRun(
   }
   try {
     if (tookOver !== null && tookOver.runId !== runId) await abandonRun(target, tookOver, execution);
+    if (options.under !== undefined)
+      await target.execute(
+        'UPDATE migration_runs SET parent_run_id = ?, parent_execution = ? WHERE run_id = ?',
+        [options.under.runId, options.under.execution, runId],
+      );
     if (open === undefined) {
       await startRun(target, phase, runId, execution);
+      if (options.under !== undefined)
+        await target.execute(
+          'UPDATE migration_runs SET parent_run_id = ?, parent_execution = ? WHERE run_id = ?',
+          [options.under.runId, options.under.execution, runId],
+        );
       if (options.configHash !== undefined || options.sourceClock !== undefined)
         await target.execute('UPDATE migration_runs SET config_hash = ?, source_clock = ? WHERE run_id = ?', [
           options.configHash ?? null,
@@ -99,7 +135,7 @@ export async function beginRun(
       );
     }
   } catch (error) {
-    await releaseLock(target, execution, runId);
+    await giveLockBack(target, runId, execution);
     throw error;
   }
   return { runId, resumed: open ?? null, tookOver };
@@ -120,7 +156,33 @@ export async function failStart(
     from: ['running'],
     error: { name: e.name, message: e.message },
   }).catch(() => undefined);
-  await releaseLock(target, execution, start.runId).catch(() => undefined);
+  await giveLockBack(target, start.runId, execution).catch(() => undefined);
+}
+
+/**
+ * A run ends: its lock is given up, or, for a nested run (a sync pass of the application phase), handed back to
+ * the parent run that handed it over (as a `rollback` lock when the parent is rolling back).
+ */
+export async function giveLockBack(target: SqlSession, runId: string, execution: string): Promise<void> {
+  const [row] = await target.query(
+    `SELECT c.parent_run_id, c.parent_execution, p.phase, p.status FROM migration_runs c
+       JOIN migration_runs p ON p.run_id = c.parent_run_id WHERE c.run_id = ?`,
+    [runId],
+  );
+  if (row === undefined) {
+    await releaseLock(target, execution, runId);
+    return;
+  }
+  await handLock(
+    target,
+    { runId, owner: execution },
+    {
+      runId: str(row, 'parent_run_id'),
+      phase: str(row, 'phase') as Phase,
+      kind: str(row, 'status') === 'rolling_back' ? 'rollback' : 'run',
+      owner: str(row, 'parent_execution'),
+    },
+  );
 }
 
 /**
