@@ -10,7 +10,9 @@ import type { Config } from './core/config/schema.ts';
  * - `archive:get`, `archive:put`, `archive:list`: objects in the archive (never delete: it keeps the legacy data's
  *   last copy); every function also reads its config version there;
  * - `executions`: list and stop the phases' Step Functions executions;
- * - `schedule`: read and update the sync schedule (enable it, disable it; EventBridge Scheduler).
+ * - `schedule`: read and update the sync schedule (enable it, disable it; EventBridge Scheduler);
+ * - `alarms`: read the state of the stack's alarms and the operator's (CloudWatch DescribeAlarms);
+ * - `load-balancer`: the listener rules of the configured load balancer listener (create, delete; describe).
  */
 export type Reach =
   | 'source'
@@ -20,10 +22,12 @@ export type Reach =
   | 'archive:put'
   | 'archive:list'
   | 'executions'
-  | 'schedule';
+  | 'schedule'
+  | 'alarms'
+  | 'load-balancer';
 
 /** The folders under `lambdas/` whose `task.ts` holds tasks and whose `handler.ts` holds Lambda entry points. */
-export type TaskModule = 'assess' | 'foundation' | 'data' | 'sync' | 'control';
+export type TaskModule = 'assess' | 'foundation' | 'data' | 'sync' | 'application' | 'control';
 
 export interface FunctionSpec {
   /** The function's short name: `shifu-migrate-<name>` locally, its construct id in the stack. */
@@ -251,6 +255,34 @@ export const FUNCTIONS = {
     memoryMb: 512,
     reaches: ['source', 'target', 'archive:get', 'archive:list'],
   },
+  ApplicationStartFunctionArn: {
+    name: 'application-start',
+    module: 'application',
+    handler: 'start',
+    steps: ['start', 'finish', 'end'],
+    timeoutMinutes: 5,
+    memoryMb: 512,
+    reaches: ['source', 'target'],
+  },
+  ApplicationGateFunctionArn: {
+    name: 'application-gate',
+    module: 'application',
+    handler: 'gate',
+    steps: ['gate', 'bake'],
+    timeoutMinutes: 2,
+    memoryMb: 256,
+    reaches: ['target', 'alarms'],
+  },
+  /** Routes tenants (the routing table, the load balancer): the switch, the pause, and a rollback's route back. */
+  ApplicationSwitchFunctionArn: {
+    name: 'application-switch',
+    module: 'application',
+    handler: 'switchTraffic',
+    steps: ['pause', 'switch', 'rollback-pause', 'rollback-route-back'],
+    timeoutMinutes: 5,
+    memoryMb: 256,
+    reaches: ['target', 'load-balancer'],
+  },
   /** The rollback's first steps: finds the phase in flight and stops it (the ledger, and its executions on AWS). */
   RollbackStopFunctionArn: {
     name: 'rollback-stop',
@@ -295,10 +327,10 @@ export const IN_FLIGHT_LIMIT_SECONDS =
   ) * 60;
 
 /** The state machine files, by name (`statemachines/<name>.asl.json`). */
-export const STATE_MACHINES = ['assess', 'foundation', 'data', 'sync', 'rollback'] as const;
+export const STATE_MACHINES = ['assess', 'foundation', 'data', 'sync', 'application', 'rollback'] as const;
 
 /** Phases whose failure alarms start the rollback state machine with that phase. */
-export const ROLLBACK_PHASES = ['foundation', 'data'] as const;
+export const ROLLBACK_PHASES = ['foundation', 'data', 'application'] as const;
 
 /** Phases whose executions the rollback stops: those it undoes, and a sync pass in flight (nothing to undo). */
 export const STOPPED_BY_ROLLBACK = [...ROLLBACK_PHASES, 'sync'] as const;

@@ -10,6 +10,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secrets from 'aws-cdk-lib/aws-secretsmanager';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
+import { listenerRuleArns } from '../lambdas/application/router.ts';
 import type { Config } from '../lambdas/core/config/schema.ts';
 import { FUNCTIONS, type FunctionKey, type FunctionSpec, type Reach } from '../lambdas/registry.ts';
 
@@ -166,6 +167,10 @@ export class MigrationFunctions extends Construct {
           ...environment,
           // Reverse sync opens a writer on legacy only where the stack grants it.
           ...(spec.reaches.includes('source:write') ? { SHIFU_MIGRATE_SOURCE_WRITE: '1' } : {}),
+          // The stack's alarms are named after it: the gates read those in ALARM.
+          ...(spec.reaches.includes('alarms')
+            ? { SHIFU_MIGRATE_ALARM_PREFIX: `${Stack.of(this).stackName}-` }
+            : {}),
         },
         bundling: {
           format: OutputFormat.ESM,
@@ -207,6 +212,49 @@ export class MigrationFunctions extends Construct {
           resourceArns: [database.clusterArn],
         });
         secret(database.secretArn).grantRead(fn);
+      }
+      // The gates read alarm states: DescribeAlarms takes no resource.
+      if (reaches.has('alarms')) {
+        fn.addToRolePolicy(
+          new iam.PolicyStatement({ actions: ['cloudwatch:DescribeAlarms'], resources: ['*'] }),
+        );
+        Validations.of(fn).acknowledge({
+          id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
+          reason: 'cloudwatch:DescribeAlarms supports no resource-level permission.',
+        });
+      }
+      // The switch manages listener rules on the configured listener only: creates them there (tagged), deletes
+      // and tags rules under it; describing rules takes no resource.
+      const lb = props.config.application.loadBalancer;
+      if (reaches.has('load-balancer') && lb !== undefined) {
+        const rules = listenerRuleArns(lb.listenerArn);
+        fn.addToRolePolicy(
+          new iam.PolicyStatement({
+            actions: ['elasticloadbalancing:CreateRule'],
+            resources: [lb.listenerArn],
+          }),
+        );
+        fn.addToRolePolicy(
+          new iam.PolicyStatement({ actions: ['elasticloadbalancing:DeleteRule'], resources: [rules] }),
+        );
+        fn.addToRolePolicy(
+          new iam.PolicyStatement({
+            actions: ['elasticloadbalancing:AddTags'],
+            resources: [rules],
+            conditions: { StringEquals: { 'elasticloadbalancing:CreateAction': 'CreateRule' } },
+          }),
+        );
+        fn.addToRolePolicy(
+          new iam.PolicyStatement({ actions: ['elasticloadbalancing:DescribeRules'], resources: ['*'] }),
+        );
+        Validations.of(fn).acknowledge({
+          id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
+          reason: 'elasticloadbalancing:DescribeRules supports no resource-level permission.',
+        });
+        Validations.of(fn).acknowledge({
+          id: `AwsSolutions::AwsSolutions-IAM5[Resource::${rules}]`,
+          reason: 'The rules of the one configured listener: their ids are made as tenants switch.',
+        });
       }
       // Reverse sync writes legacy: statements and transactions on the writer's cluster (never batches), its secret.
       const writer = props.databases.sourceWriter ?? props.databases.source;

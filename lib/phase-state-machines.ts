@@ -87,9 +87,17 @@ export class PhaseStateMachines extends Construct {
         ...new Set(
           [...readFileSync(file, 'utf8').matchAll(/\$\{([A-Za-z0-9]+)\}/g)]
             .map((m) => m[1] as string)
-            .filter((key) => key !== 'ConfigKey') as FunctionKey[],
+            .filter((key) => key !== 'ConfigKey' && !key.endsWith('StateMachineArn')) as FunctionKey[],
         ),
       ];
+      // The machines this one runs as nested executions (application's sync passes): made before it.
+      const nested = [
+        ...new Set(
+          [...readFileSync(file, 'utf8').matchAll(/\$\{([A-Z][a-z]+)StateMachineArn\}/g)].map((m) =>
+            (m[1] as string).toLowerCase(),
+          ),
+        ),
+      ] as (typeof STATE_MACHINES)[number][];
       // Under /aws/vendedlogs/: Step Functions' log delivery then needs no resource policy of its own per group
       // (CloudWatch Logs resource policies are limited to 5 KB per account and Region).
       const logGroup = new logs.LogGroup(this, `${name}Logs`, {
@@ -104,11 +112,19 @@ export class PhaseStateMachines extends Construct {
           ...Object.fromEntries(used.map((key) => [key, props.functions[key].currentVersion.functionArn])),
           // The config version every task payload names: an execution keeps it, whatever is deployed after.
           ConfigKey: props.configKey,
+          ...Object.fromEntries(
+            nested.map((m) => {
+              const child = machines[m];
+              if (child === undefined) throw new Error(`${name} runs ${m}, which is not made before it`);
+              return [`${m[0]?.toUpperCase()}${m.slice(1)}StateMachineArn`, child.stateMachineArn];
+            }),
+          ),
         },
         logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
         tracingEnabled: true,
       });
       for (const key of used) props.functions[key].currentVersion.grantInvoke(machine);
+      for (const m of nested) this.allowNested(name, machine, machines[m] as sfn.StateMachine);
       Validations.of(machine).acknowledge({
         id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
         reason: 'X-Ray tracing and log delivery actions take no resource.',
@@ -289,5 +305,33 @@ export class PhaseStateMachines extends Construct {
         id: `AwsSolutions::AwsSolutions-IAM5[Resource::${resource}]`,
         reason,
       });
+  }
+
+  /**
+   * A `states:startExecution.sync:2` Task: the machine starts the child, follows it (DescribeExecution, and the
+   * managed EventBridge rule Step Functions uses to learn it ended), and stops it when stopped itself.
+   */
+  private allowNested(name: string, machine: sfn.StateMachine, child: sfn.StateMachine): void {
+    child.grantStartExecution(machine);
+    child.grantExecution(machine, 'states:DescribeExecution', 'states:StopExecution');
+    const stack = Stack.of(this);
+    machine.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
+        resources: [
+          stack.formatArn({
+            service: 'events',
+            resource: 'rule',
+            resourceName: 'StepFunctionsGetEventsForStepFunctionsExecutionRule',
+          }),
+        ],
+      }),
+    );
+    const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
+    const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
+    Validations.of(machine).acknowledge({
+      id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:${region}:${account}:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${stack.getLogicalId(child.node.defaultChild as CfnElement)}"}]}]}:*]`,
+      reason: `${name} follows and stops the executions of the sync state machine it starts (nested); their names are not known in advance.`,
+    });
   }
 }

@@ -30,8 +30,10 @@ type RollbackPhase = (typeof ROLLBACK_PHASES)[number];
 export interface StopResult {
   /** The phase the rollback undoes; null when nothing is in flight or failed half-way and none was named. */
   readonly phase: RollbackPhase | null;
-  /** `runs`: only the unfinished runs found (no phase named); `phase`: the whole phase (named). */
-  readonly scope: 'runs' | 'phase';
+  /** `runs`: only the unfinished runs found (no phase named); `phase`: the whole phase (named); `tenant`: one tenant of the application phase. */
+  readonly scope: 'runs' | 'phase' | 'tenant';
+  /** The tenant a `tenant` rollback takes back to legacy; null otherwise. */
+  readonly tenant: string | null;
   /** The ledger runs of that phase that were unfinished (those `running` are now `stopping`). */
   readonly runs: string[];
   /** Step Functions executions stopped (AWS only). */
@@ -71,7 +73,7 @@ export async function stopPhase(
     for (const phase of ROLLBACK_PHASES) running.set(phase, await executions.running(phase));
   }
   const latest = candidates[0]?.phase as RollbackPhase | undefined;
-  const named = request.phase ?? null;
+  const named = request.phase ?? (request.tenant === undefined ? null : 'application');
   // Without a ledger no phase has written anything (each writes its ledger first): a named phase has nothing
   // to undo unless an execution of it is running (it may not have reached its ledger yet).
   const phase =
@@ -80,7 +82,8 @@ export async function stopPhase(
       : named === null
         ? (latest ?? ROLLBACK_PHASES.find((p) => (running.get(p) ?? []).length > 0) ?? null)
         : null;
-  const scope = request.phase === undefined ? 'runs' : 'phase';
+  const scope = request.tenant !== undefined ? 'tenant' : request.phase === undefined ? 'runs' : 'phase';
+  const tenant = request.tenant ?? null;
   const holder =
     ledger && (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_lock'))
       ? await readLock(deps.target)
@@ -93,7 +96,7 @@ export async function stopPhase(
   if (phase === null) {
     // Nothing of any phase to undo, but an alarm (or the operator) stops the sync pass in flight: it ends here
     // (nothing to undo), and the lock is free for the next pass once the cause is dealt with.
-    if (!syncPass) return { phase, scope, runs: [], stoppedExecutions: [], alarm, stoppedSync: null };
+    if (!syncPass) return { phase, scope, tenant, runs: [], stoppedExecutions: [], alarm, stoppedSync: null };
     await setRunStatus(deps.target, holder.runId, 'failed', {
       from: ['running'],
       error: { name: 'RunStopped', message: stopCause },
@@ -107,7 +110,7 @@ export async function stopPhase(
       );
       stoppedExecutions.push(arn);
     }
-    return { phase, scope, runs: [], stoppedExecutions, alarm, stoppedSync: holder.runId };
+    return { phase, scope, tenant, runs: [], stoppedExecutions, alarm, stoppedSync: holder.runId };
   }
   const runs = candidates.filter((r) => r.phase === phase).map((r) => r.runId);
   if (
@@ -150,7 +153,15 @@ export async function stopPhase(
     await executions?.stop(arn, `rollback of ${phase}${alarm === null ? '' : ` started by alarm ${alarm}`}`);
     stoppedExecutions.push(arn);
   }
-  return { phase, scope, runs, stoppedExecutions, alarm, stoppedSync: syncPass ? holder.runId : null };
+  return {
+    phase,
+    scope,
+    tenant,
+    runs,
+    stoppedExecutions,
+    alarm,
+    stoppedSync: syncPass ? holder.runId : null,
+  };
 }
 
 /**

@@ -1,8 +1,9 @@
 import { z } from 'zod';
+import { tenantBid } from '../core/config/schema.ts';
 import { execution } from '../foundation/schema.ts';
 import { ROLLBACK_PHASES } from '../registry.ts';
 
-const runId = z.string().regex(/^(foundation|data)-[0-9TZ]+-[0-9a-f]+$/);
+const runId = z.string().regex(/^(foundation|data|application)-[0-9TZ]+-[0-9a-f]+$/);
 
 /**
  * What starts the rollback state machine: `phase` when an operator names it; otherwise the phase in flight or
@@ -10,6 +11,8 @@ const runId = z.string().regex(/^(foundation|data)-[0-9TZ]+-[0-9a-f]+$/);
  */
 export const RollbackRequest = z.strictObject({
   phase: z.enum(ROLLBACK_PHASES).optional(),
+  /** One tenant of the application phase back to legacy (`rollback --tenant acme`). */
+  tenant: tenantBid.optional(),
   alarm: z
     .string()
     .min(1)

@@ -1,4 +1,6 @@
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
+import { cloudWatchAlarms } from '../application/gates.ts';
 import { openArchive } from './archive/open.ts';
 import { ConfigSchema } from './config/schema.ts';
 import { InputError } from './errors.ts';
@@ -66,6 +68,15 @@ async function build(archiveUrl: string, key: string): Promise<TaskDeps> {
       awsClient: traced,
     }),
     archive,
+    // The gate functions watch the stack's alarms (by its name) and the operator's.
+    ...(process.env.SHIFU_MIGRATE_ALARM_PREFIX === undefined
+      ? {}
+      : {
+          alarms: cloudWatchAlarms(traced(new CloudWatchClient({})), {
+            prefix: process.env.SHIFU_MIGRATE_ALARM_PREFIX,
+            names: (config.aws?.rollbackOnAlarms ?? []).map((arn) => arn.split(':alarm:')[1] ?? arn),
+          }),
+        }),
     signal: new AbortController().signal,
     metrics: powertoolsMetrics(),
     heartbeat: true,

@@ -1,6 +1,8 @@
+import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
+import type { AlarmWatch } from '../application/gates.ts';
 import type { ArchiveStore } from './archive/port.ts';
 import { formatPath } from './config/load.ts';
 import type { Config } from './config/schema.ts';
@@ -43,6 +45,10 @@ export interface TaskDeps {
   readonly heartbeat?: boolean;
   /** The sync schedule (on AWS, when the stack made one): data's finish enables it, data's rollback disables it. */
   readonly syncSchedule?: SyncSchedule;
+  /** CloudWatch alarms the application phase's gates watch (on AWS; locally the ledger's alarms alone). */
+  readonly alarms?: AlarmWatch;
+  /** The load balancer client, when the config has `application.loadBalancer` (the switch functions only). */
+  readonly loadBalancer?: ElasticLoadBalancingV2Client;
 }
 
 /**

@@ -28,6 +28,7 @@ export interface ParsedCommand {
     seed?: string;
     every?: string;
     passes?: string;
+    tenant?: string;
     yes: boolean;
   };
 }
@@ -93,6 +94,7 @@ export function parseCommandLine(
       'seed',
       'every',
       'passes',
+      'tenant',
     ] as const) {
       const value = text(key);
       if (value !== undefined) values[key] = value;
@@ -135,11 +137,19 @@ export function parseCommandLine(
     .action((_opts, command: Command) => pick('simulate-traffic', [], command));
   program
     .command('run')
-    .description('run a phase: assess, foundation, data, or one sync pass')
-    .argument('<phase>', 'assess, foundation, data or sync')
+    .description(
+      'run a phase: assess, foundation, data, one sync pass, or application (switch tenants wave by wave)',
+    )
+    .argument('<phase>', 'assess, foundation, data, sync or application')
     .addHelpText(
       'after',
-      examples('run assess', 'run data --json', 'run sync', 'run foundation --config prod.json'),
+      examples(
+        'run assess',
+        'run data --json',
+        'run sync',
+        'run application',
+        'run foundation --config prod.json',
+      ),
     )
     .action((phase: string, _opts, command: Command) => pick('run', [phase], command));
   program
@@ -158,10 +168,19 @@ export function parseCommandLine(
     )
     .option(
       '--phase <phase>',
-      'the phase to undo whole: foundation or data (default: the one in flight); sync needs none',
+      'the phase to undo whole: foundation, data or application (every switched tenant back to legacy; default: the one in flight); sync needs none',
     )
+    .option('--tenant <bid>', 'one switched tenant back to legacy (its writes drained back first)')
     .option('--yes', 'do not ask (scripts); without it, a terminal shows what may be removed and asks')
-    .addHelpText('after', examples('rollback', 'rollback --phase data', 'rollback --phase data --yes'))
+    .addHelpText(
+      'after',
+      examples(
+        'rollback',
+        'rollback --phase data',
+        'rollback --phase application --yes',
+        'rollback --tenant acme --yes',
+      ),
+    )
     .action((_opts, command: Command) => pick('rollback', [], command));
   const alarm = program
     .command('alarm')

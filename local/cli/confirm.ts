@@ -46,6 +46,16 @@ export async function rollbackPreview(loaded: LoadedConfig, phase: string | unde
         `The data rollback empties the ranges the data runs copied: about ${count(total)} rows now in ${rows.length} tables${rows.length === 0 ? '' : ` (${rows.map((r) => `${str(r, 'name')} ~${count(num(r, 'n'))}`).join(', ')})`}.`,
       );
     }
+    if (phase === 'application' && (await targetHasTable(server, url.database, 'tenant_migration_status'))) {
+      const switched = (
+        await target.query(
+          "SELECT tenant_bid FROM tenant_migration_status WHERE status = 'switched' ORDER BY tenant_bid",
+        )
+      ).map((r) => str(r, 'tenant_bid'));
+      lines.push(
+        `The application rollback pauses the writes of ${switched.length === 0 ? 'no switched tenant' : switched.join(', ')} (all, or the one named), drains them back to legacy, and routes them there.`,
+      );
+    }
     if (phase === undefined || phase === 'foundation') {
       const [made] = (await targetHasTable(server, url.database, 'migration_ddl'))
         ? await target.query('SELECT COUNT(*) AS n FROM migration_ddl WHERE rolled_back_at IS NULL')

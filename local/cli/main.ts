@@ -144,6 +144,13 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
         : command === 'rollback' && values.phase !== undefined
           ? parsePhase(values.phase, ROLLBACK_PHASES, 'phase to roll back (--phase)')
           : undefined;
+    if (values.tenant !== undefined) {
+      if (command !== 'rollback') throw new InputError(`--tenant goes with rollback, not ${command}`);
+      if (values.phase !== undefined && values.phase !== 'application')
+        throw new InputError(
+          `--tenant rolls back one tenant of the application phase, not of ${values.phase}`,
+        );
+    }
     if (values.phase !== undefined && command !== 'rollback')
       throw new InputError(
         command === 'run'
@@ -160,6 +167,10 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     out.info(
       `Config: ${loaded.origin.kind === 'file' ? loaded.origin.path : `the built-in demo config (no ${values.config ?? 'shifu-migrate.config.json'} in ${context.cwd ?? process.cwd()})`}; source ${redactUrl(loaded.sourceUrl.raw)}, target ${redactUrl(loaded.targetUrl.raw)}`,
     );
+    if (values.tenant !== undefined && !loaded.config.tenants.some((t) => t.bid === values.tenant))
+      throw new InputError(
+        `--tenant ${JSON.stringify(values.tenant)} is not a tenant of the config: use one of ${loaded.config.tenants.map((t) => t.bid).join(', ')}`,
+      );
     const options = { users: usersOption(values.users), reset: values.reset };
     loaded = await resolveDemoServer(loaded, {
       env: context.env ?? process.env,
@@ -227,7 +238,7 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
       return outcome.code;
     }
     if (command === 'rollback') {
-      const yes = await confirmRollback(loaded, phase, {
+      const yes = await confirmRollback(loaded, values.tenant === undefined ? phase : 'application', {
         yes: values.yes,
         stdin: context.stdin ?? (context.stdout === undefined ? process.stdin : undefined),
         out,
@@ -267,7 +278,16 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
       const outcome =
         command === 'run'
           ? await runPhaseCommand(loaded, phase as LocalPhase, out, cwd, runner)
-          : await runRollbackCommand(loaded, phase === undefined ? {} : { phase }, out, cwd, runner);
+          : await runRollbackCommand(
+              loaded,
+              {
+                ...(phase === undefined ? {} : { phase }),
+                ...(values.tenant === undefined ? {} : { tenant: values.tenant }),
+              },
+              out,
+              cwd,
+              runner,
+            );
       if (out.json) out.resultJson(outcome.json);
       else
         out.result(

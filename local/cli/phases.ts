@@ -12,7 +12,7 @@ import { assertMayWrite } from './preflight.ts';
 import { progressPrinter } from './progress.ts';
 
 /** Phases that run locally today, in the order a migration takes them. */
-export const LOCAL_PHASES = ['assess', 'foundation', 'data', 'sync'] as const;
+export const LOCAL_PHASES = ['assess', 'foundation', 'data', 'sync', 'application'] as const;
 export type LocalPhase = (typeof LOCAL_PHASES)[number];
 /** Phases the rollback state machine can undo. */
 export { ROLLBACK_PHASES } from '../../lambdas/registry.ts';
@@ -142,6 +142,14 @@ export async function runPhaseCommand(
     };
   }
   if (phase === 'sync') return syncOutcome(loaded, run, out);
+  if (phase === 'application') {
+    const app = run.output as { runId: string; legacy: string[]; saas: string[] };
+    out.info(
+      `Application switched (${app.runId}): the multi-tenant side serves ${app.saas.length === 0 ? 'no tenant' : app.saas.join(', ')}; legacy serves ${app.legacy.length === 0 ? 'no tenant' : app.legacy.join(', ')}. ` +
+        'Their rows flow both ways on every sync pass (forward for legacy’s tenants, reverse for the switched ones); roll one back with npx shifu-migrate rollback --tenant <bid>.',
+    );
+    return { code: 0, json: { status: run.status, ...app } };
+  }
   const output = run.output as { runId: string; tables: number; tenants: number; created: number };
   out.info(
     `Foundation ready (${output.runId}): ${output.tables} tables and ${output.tenants} tenants on the target; ` +
@@ -203,7 +211,7 @@ async function assessOutcome(
  */
 export async function runRollbackCommand(
   loaded: LoadedConfig,
-  request: { phase?: string; alarm?: string },
+  request: { phase?: string; alarm?: string; tenant?: string },
   out: Output,
   cwd: string,
   run_: Runner = runPhase,
@@ -212,7 +220,7 @@ export async function runRollbackCommand(
   if (!isAwsMode(loaded)) await assertMayWrite(loaded, cwd, { alarms: false });
   out.info(
     attached ??
-      `Rolling back ${request.phase ?? 'the phase in flight or failed half-way'} on ${loaded.targetUrl.database}${request.alarm === undefined ? '' : ` (alarm ${request.alarm})`}`,
+      `Rolling back ${request.tenant !== undefined ? `tenant ${request.tenant} (application)` : (request.phase ?? 'the phase in flight or failed half-way')} on ${loaded.targetUrl.database}${request.alarm === undefined ? '' : ` (alarm ${request.alarm})`}`,
   );
   const run = await run_({
     loaded,
@@ -253,7 +261,26 @@ export async function runRollbackCommand(
     truncated?: string[];
     stoppedRuns?: string[];
     stoppedSync?: string | null;
+    tenants?: string[];
   };
+  if (output.phase === 'application') {
+    const back = output.tenants ?? [];
+    out.info(
+      back.length === 0
+        ? 'Nothing of application to roll back: no tenant was switched or paused.'
+        : `Rolled back ${back.join(', ')} to legacy: their writes on the multi-tenant side were drained back by a full sync pass, then the routes changed; legacy owns them again (rolled_back).`,
+    );
+    return {
+      code: 0,
+      json: {
+        status: run.status,
+        executionId: run.executionId,
+        ...output,
+        rolledBack: back,
+        eventLog: run.eventLog,
+      },
+    };
+  }
   if (output.phase === null) {
     if (output.stoppedSync !== undefined && output.stoppedSync !== null)
       out.info(

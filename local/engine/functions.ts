@@ -25,6 +25,7 @@ const LOADERS = {
   foundation: () => import('../../lambdas/foundation/task.ts'),
   data: () => import('../../lambdas/data/task.ts'),
   sync: () => import('../../lambdas/sync/task.ts'),
+  application: () => import('../../lambdas/application/task.ts'),
   control: () => import('../../lambdas/control/task.ts'),
 } as const satisfies Record<TaskModule, unknown>;
 
@@ -119,11 +120,13 @@ function guardedArchive(archive: ArchiveStore, spec: FunctionSpec): ArchiveStore
 
 /** A function's dependencies, reaching only what its registry entry grants. */
 export function grantedDeps(deps: TaskDeps, spec: FunctionSpec): TaskDeps {
-  const { syncSchedule, sourceWriter, ...rest } = deps;
+  const { syncSchedule, sourceWriter, alarms, loadBalancer, ...rest } = deps;
   return {
     ...rest,
     ...(syncSchedule !== undefined && spec.reaches.includes('schedule') ? { syncSchedule } : {}),
     ...(sourceWriter !== undefined && spec.reaches.includes('source:write') ? { sourceWriter } : {}),
+    ...(alarms !== undefined && spec.reaches.includes('alarms') ? { alarms } : {}),
+    ...(loadBalancer !== undefined && spec.reaches.includes('load-balancer') ? { loadBalancer } : {}),
     source: guardedSql(deps.source, spec, 'source'),
     target: guardedSql(deps.target, spec, 'target'),
     targetServer: guardedSql(deps.targetServer, spec, 'target'),

@@ -16,11 +16,16 @@ import { demoConfig } from '../../local/demo/config.ts';
 const cluster = (name: string) => `arn:aws:rds:eu-west-1:123456789012:cluster:${name}`;
 const secret = (name: string) => `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${name}-AbCdEf`;
 const operatorAlarm = 'arn:aws:cloudwatch:eu-west-1:123456789012:alarm:shifu-api-5xx';
+const listener =
+  'arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shifu/50dc6c495c0c9188/f2f7dc8efc522ab2';
+const targetGroup =
+  'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shifu-saas/73e2d6bc24d8a067';
 const config = ConfigSchema.parse({
   ...demoConfig(),
   source: { url: `rdsdata://${cluster('legacy')}/shifu_legacy?secret=${secret('legacy')}` },
   target: { url: `rdsdata://${cluster('saas')}/shifu_saas?secret=${secret('saas')}` },
   aws: { rollbackOnAlarms: [operatorAlarm], alarmEmails: ['oncall@example.com', 'dba@example.com'] },
+  application: { loadBalancer: { listenerArn: listener, targetGroupArn: targetGroup } },
 });
 
 let app: App;
@@ -209,10 +214,37 @@ describe('migration stack', () => {
       // The sync schedule: read, updated, its role passed to Scheduler.
       expect(actions.has('scheduler:UpdateSchedule'), why).toBe(has('schedule'));
       expect(actions.has('iam:PassRole'), why).toBe(has('schedule'));
+      // Alarm states for the gates; listener rules on the configured listener only, for the switch.
+      expect(actions.has('cloudwatch:DescribeAlarms'), why).toBe(has('alarms'));
+      expect(on('elasticloadbalancing:CreateRule'), why).toBe(
+        has('load-balancer') ? JSON.stringify([listener]) : '[]',
+      );
+      expect(on('elasticloadbalancing:DeleteRule'), why).toBe(
+        has('load-balancer')
+          ? JSON.stringify([`${listener.replace(':listener/', ':listener-rule/')}/*`])
+          : '[]',
+      );
+      expect(on('elasticloadbalancing:AddTags'), why).toBe(
+        has('load-balancer')
+          ? JSON.stringify([`${listener.replace(':listener/', ':listener-rule/')}/*`])
+          : '[]',
+      );
+      // Legacy is written by reverse sync only (the writer: here the source's cluster), never in batches.
+      expect(
+        statements.some(
+          (st) =>
+            [st.Action].flat().includes('rds-data:ExecuteStatement') &&
+            JSON.stringify(st.Resource) === JSON.stringify(cluster('legacy')),
+        ),
+        why,
+      ).toBe(has('source') || has('source:write'));
       // Nothing else: logs (the managed policy), X-Ray, and the above.
       expect(
         [...actions].filter(
-          (a) => !/^(rds-data|secretsmanager|s3|kms|states|xray|scheduler):|^iam:PassRole$/.test(a),
+          (a) =>
+            !/^(rds-data|secretsmanager|s3|kms|states|xray|scheduler|cloudwatch|elasticloadbalancing):|^iam:PassRole$/.test(
+              a,
+            ),
         ),
         why,
       ).toEqual([]);
@@ -243,6 +275,8 @@ describe('migration stack', () => {
           { Ref: logicalId(machines.foundation) },
           '","data":"',
           { Ref: logicalId(machines.data) },
+          '","application":"',
+          { Ref: logicalId(machines.application) },
           '","sync":"',
           { Ref: logicalId(machines.sync) },
           '"}',
@@ -254,7 +288,7 @@ describe('migration stack', () => {
   it('creates one state machine per ASL file calling the published version of the right functions', () => {
     const fns = stack.functions.functions;
     // The version, not $LATEST: an execution keeps calling the code it started with.
-    template.resourceCountIs('AWS::StepFunctions::StateMachine', 5);
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 6);
     const machines = template.findResources('AWS::StepFunctions::StateMachine');
     for (const [name, machine] of Object.entries(stack.phases.stateMachines)) {
       const file = readFileSync(
@@ -265,7 +299,15 @@ describe('migration stack', () => {
         ...new Set([...file.matchAll(/\$\{(\w+FunctionArn)\}/g)].map((m) => m[1] as FunctionKey)),
       ];
       const substitutions = machines[logicalId(machine)]?.Properties.DefinitionSubstitutions;
-      expect(Object.keys(substitutions).sort(), name).toEqual([...named, 'ConfigKey'].sort());
+      // The machines it runs as nested executions (application's and the rollback's sync passes), by their ARN.
+      const nested = [
+        ...new Set([...file.matchAll(/\$\{(\w+StateMachineArn)\}/g)].map((m) => m[1] as string)),
+      ];
+      expect(Object.keys(substitutions).sort(), name).toEqual([...named, ...nested, 'ConfigKey'].sort());
+      for (const key of nested)
+        expect(substitutions[key], `${name} ${key}`).toEqual({
+          Ref: logicalId(stack.phases.stateMachines.sync),
+        });
       for (const key of named)
         expect(substitutions[key].Ref, `${name} ${key}`).toMatch(
           new RegExp(`^${stack.getLogicalId(fns[key].currentVersion.node.defaultChild as never)}`),
@@ -280,13 +322,47 @@ describe('migration stack', () => {
       JSON.stringify(g).includes('vendedlogs'),
     ))
       expect(group.Properties.LogGroupName).toMatch(
-        /^\/aws\/vendedlogs\/states\/ShifuMigrateTest-(assess|foundation|data|sync|rollback)$/,
+        /^\/aws\/vendedlogs\/states\/ShifuMigrateTest-(assess|foundation|data|sync|application|rollback)$/,
       );
     expect(
       Object.values(template.findResources('AWS::Logs::LogGroup')).filter((g) =>
         JSON.stringify(g).includes('vendedlogs'),
       ),
-    ).toHaveLength(5);
+    ).toHaveLength(6);
+  });
+
+  it('lets the application and rollback machines start, follow and stop sync passes (nested), and nothing else', () => {
+    const machines = stack.phases.stateMachines;
+    const statementsOf = (name: keyof typeof machines) =>
+      Object.values(template.findResources('AWS::IAM::Policy'))
+        .filter((p) =>
+          JSON.stringify(p.Properties.Roles).includes(
+            stack.getLogicalId(machines[name].role.node.defaultChild as never),
+          ),
+        )
+        .flatMap(
+          (p) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[],
+        );
+    for (const name of ['application', 'rollback'] as const) {
+      const start = statementsOf(name).filter((st) => [st.Action].flat().includes('states:StartExecution'));
+      expect(JSON.stringify(start.map((st) => st.Resource)), name).toBe(
+        JSON.stringify([{ Ref: logicalId(machines.sync) }]),
+      );
+      const events = statementsOf(name).find((st) => [st.Action].flat().includes('events:PutRule'));
+      expect(JSON.stringify(events?.Resource)).toContain(
+        'StepFunctionsGetEventsForStepFunctionsExecutionRule',
+      );
+    }
+    // The other phases start no sync pass (data's Distributed Map starts only its own children).
+    for (const name of ['assess', 'foundation', 'data'] as const)
+      expect(
+        statementsOf(name).some(
+          (st) =>
+            [st.Action].flat().includes('states:StartExecution') &&
+            JSON.stringify(st.Resource) === JSON.stringify({ Ref: logicalId(machines.sync) }),
+        ),
+        name,
+      ).toBe(false);
   });
 
   it('lets each state machine invoke only the functions its definition names', () => {
@@ -408,8 +484,8 @@ describe('migration stack', () => {
       Statistic: 'Sum',
       Threshold: 1,
     });
-    // 5 machines × 3, the mismatches, the rollback queue, the sync schedule's queue, the lag.
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 19);
+    // 6 machines × 3, the mismatches, the rollback queue, the sync schedule's queue, the lag.
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 22);
     // Every alarm tells the operators (e-mail subscriptions from aws.alarmEmails), going off and coming back.
     const topic = logicalId(stack.alarmTopic);
     for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
@@ -431,8 +507,8 @@ describe('migration stack', () => {
       Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlq, 'QueueName'] } }],
     });
     template.resourceCountIs('AWS::Events::Rule', 1);
-    const undo = stack.phases.alarms.filter((a) => /^(foundation|data|checksum)/.test(a.node.id));
-    expect(undo).toHaveLength(7);
+    const undo = stack.phases.alarms.filter((a) => /^(foundation|data|application|checksum)/.test(a.node.id));
+    expect(undo).toHaveLength(10);
     template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: {
         source: ['aws.cloudwatch'],
@@ -548,7 +624,7 @@ describe('migration stack', () => {
       .map((d) => join(assembly.directory, d))
       .filter((d) => existsSync(join(d, 'index.mjs')));
     // One bundle per module (lambdas/<module>/handler.ts): its functions share it, each with its own export.
-    expect(bundles).toHaveLength(5);
+    expect(bundles).toHaveLength(6);
     const exported: string[] = [];
     for (const dir of bundles) {
       expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FUNCTIONS, type FunctionKey, TABLES_AT_ONCE } from '../../lambdas/registry.ts';
-import { loadDefinition, STATEMACHINES_DIR } from '../../local/engine/definition.ts';
+import { loadDefinition, START_EXECUTION_SYNC, STATEMACHINES_DIR } from '../../local/engine/definition.ts';
 import { localSubstitutions } from '../../local/engine/functions.ts';
 
 const require = createRequire(import.meta.url);
@@ -41,6 +41,7 @@ const ROLE: Record<string, 'rolls back' | 'read-only' | 'is the rollback' | 'rep
   foundation: 'rolls back',
   // Each repair is one transaction: a failed pass leaves the target as consistent as before it, nothing to undo.
   sync: 'repairs in transactions',
+  application: 'rolls back',
   rollback: 'is the rollback',
 };
 
@@ -121,11 +122,17 @@ describe.each(machines)('state machine $name', ({ name, definition }) => {
   });
 
   const tasks: { task: string; state: State; catchers: State['Catch'] }[] = [];
+  /** Tasks that run another of our machines and wait for it (a sync pass the application phase drains with). */
+  const nested: { task: string; state: State; catchers: State['Catch'] }[] = [];
   // An error inside an iteration fails its Map: the nearest Map with a Catch is the one that handles it.
   const collect = (states: Record<string, State>, enclosingCatch: State['Catch']): void => {
     for (const [stateName, state] of Object.entries(states)) {
       if (state.Type === 'Task')
-        tasks.push({ task: stateName, state, catchers: state.Catch ?? enclosingCatch });
+        (JSON.stringify(state).includes(START_EXECUTION_SYNC) ? nested : tasks).push({
+          task: stateName,
+          state,
+          catchers: state.Catch ?? enclosingCatch,
+        });
       const inner = state.ItemProcessor ?? state.Iterator;
       // A failed child of a Distributed Map fails the map run (States.ExceedToleratedFailureThreshold); the map's
       // Catch hands that to a task that raises the child's own error again, for the Catch around the map.
@@ -161,6 +168,27 @@ describe.each(machines)('state machine $name', ({ name, definition }) => {
     expect(JSON.stringify((explain as { Parameters?: unknown }).Parameters)).toContain(
       'explain-copy-failure',
     );
+  });
+
+  it.each(nested)('Task "$task" runs a full sync pass under the lock its run holds, and waits for it', ({
+    state,
+    task,
+    catchers,
+  }) => {
+    const parameters = (
+      state as { Parameters?: { StateMachineArn?: string; Input?: Record<string, unknown> } }
+    ).Parameters;
+    expect(parameters?.StateMachineArn).toBe(localSubstitutions().SyncStateMachineArn);
+    expect(parameters?.Input?.full).toBe(true);
+    expect(Object.keys((parameters?.Input?.under ?? {}) as object).sort()).toEqual([
+      'execution.$',
+      'runId.$',
+    ]);
+    expect(state.TimeoutSeconds).toBeGreaterThan(0);
+    const all = (catchers ?? []).find((c) => c.ErrorEquals.includes('States.ALL'));
+    expect(all, 'a Catch for States.ALL').toBeDefined();
+    const path = errorPath(definition, all?.Next ?? '');
+    expect(definition.States[path.at(-1) ?? '']?.Type, `${task}: ${path.join(' → ')}`).toBe('Fail');
   });
 
   it.each(tasks)('Task "$task" retries the Lambda service errors and sets its own timeout', ({ state }) => {
@@ -213,8 +241,9 @@ describe.each(machines)('state machine $name', ({ name, definition }) => {
     const path = errorPath(definition, all?.Next ?? '');
     expect(definition.States[path.at(-1) ?? '']?.Type).toBe('Fail');
     const throughRollback = path.some((s) => /^Roll Back/.test(s));
-    // The start refuses before it writes (and closes a run it recorded); leaving a run resumable undoes nothing.
-    const undoesNothing = /^(Start |Leave Run Resumable$)/.test(task);
+    // The start refuses before it writes (and closes a run it recorded); leaving a run resumable undoes nothing; ending a
+    // failed rollback only records it.
+    const undoesNothing = /^(Start |Leave Run Resumable$|End Failed Rollback$)/.test(task);
     if (ROLE[name] === 'rolls back' && !/^Roll Back/.test(task) && !undoesNothing) {
       expect(throughRollback, `path ${path.join(' → ')} passes through the rollback`).toBe(true);
     } else {

@@ -14,7 +14,7 @@ const identifier = (what: string) =>
     })
     .meta({ description: `A ${what} name: 1 to 64 characters of A-Z, a-z, 0-9, _ or $.` });
 
-const tenantBid = z
+export const tenantBid = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, {
     error: 'a tenant bid is 1 to 32 characters of a-z, 0-9, _ or -, starting with a letter or digit',
@@ -322,6 +322,7 @@ export const Aws = z.strictObject({
       foundation: stateMachineArn,
       data: stateMachineArn,
       sync: stateMachineArn.optional(),
+      application: stateMachineArn.optional(),
       rollback: stateMachineArn,
     })
     .optional()
@@ -455,15 +456,6 @@ export const ConfigSchema = z
           });
         waved.add(bid);
       }
-    if (config.application.loadBalancer !== undefined)
-      config.tenants.forEach((t, i) => {
-        if (t.domain === undefined)
-          ctx.addIssue({
-            code: 'custom',
-            path: ['tenants', i, 'domain'],
-            message: `tenant ${t.bid} has no domain, and application.loadBalancer routes tenants by host: give its domain`,
-          });
-      });
 
     for (const [table, rules] of Object.entries(config.tables)) {
       const path = ['tables', table];

@@ -71,6 +71,8 @@ export async function beginRun(
   }
   const runId = open?.runId ?? newRunId(phase);
   let tookOver: LockHolder | null = null;
+  // A nested run remembers how its parent held the lock (phase and kind), to hand it back as it was.
+  const parentLock = options.under === undefined ? null : await readLock(target);
   try {
     if (options.under === undefined)
       ({ tookOver } = await acquireLock(target, { runId, phase, kind: 'run', owner: execution }));
@@ -95,18 +97,22 @@ export async function beginRun(
   }
   try {
     if (tookOver !== null && tookOver.runId !== runId) await abandonRun(target, tookOver, execution);
-    if (options.under !== undefined)
-      await target.execute(
-        'UPDATE migration_runs SET parent_run_id = ?, parent_execution = ? WHERE run_id = ?',
-        [options.under.runId, options.under.execution, runId],
-      );
-    if (open === undefined) {
-      await startRun(target, phase, runId, execution);
+    const markParent = async () => {
       if (options.under !== undefined)
         await target.execute(
-          'UPDATE migration_runs SET parent_run_id = ?, parent_execution = ? WHERE run_id = ?',
-          [options.under.runId, options.under.execution, runId],
+          'UPDATE migration_runs SET parent_run_id = ?, parent_execution = ?, parent_lock = ? WHERE run_id = ?',
+          [
+            options.under.runId,
+            options.under.execution,
+            parentLock === null ? null : `${parentLock.phase}/${parentLock.kind}`,
+            runId,
+          ],
         );
+    };
+    await markParent();
+    if (open === undefined) {
+      await startRun(target, phase, runId, execution);
+      await markParent();
       if (options.configHash !== undefined || options.sourceClock !== undefined)
         await target.execute('UPDATE migration_runs SET config_hash = ?, source_clock = ? WHERE run_id = ?', [
           options.configHash ?? null,
@@ -165,7 +171,7 @@ export async function failStart(
  */
 export async function giveLockBack(target: SqlSession, runId: string, execution: string): Promise<void> {
   const [row] = await target.query(
-    `SELECT c.parent_run_id, c.parent_execution, p.phase, p.status FROM migration_runs c
+    `SELECT c.parent_run_id, c.parent_execution, c.parent_lock, p.phase, p.status FROM migration_runs c
        JOIN migration_runs p ON p.run_id = c.parent_run_id WHERE c.run_id = ?`,
     [runId],
   );
@@ -173,13 +179,15 @@ export async function giveLockBack(target: SqlSession, runId: string, execution:
     await releaseLock(target, execution, runId);
     return;
   }
+  // As the parent held it; a parent that turned to its own rollback meanwhile holds it as a rollback.
+  const [phase, kind] = (row.parent_lock === null ? '' : str(row, 'parent_lock')).split('/');
   await handLock(
     target,
     { runId, owner: execution },
     {
       runId: str(row, 'parent_run_id'),
-      phase: str(row, 'phase') as Phase,
-      kind: str(row, 'status') === 'rolling_back' ? 'rollback' : 'run',
+      phase: (phase || str(row, 'phase')) as Phase,
+      kind: str(row, 'status') === 'rolling_back' || kind === 'rollback' ? 'rollback' : 'run',
       owner: str(row, 'parent_execution'),
     },
   );
