@@ -1,0 +1,193 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkGates } from '../../lambdas/application/gates.ts';
+import { loadConfig } from '../../lambdas/core/config/load.ts';
+import { qualified } from '../../lambdas/core/identifiers.ts';
+import { openSql } from '../../lambdas/core/sql/open.ts';
+import type { SqlClient } from '../../lambdas/core/sql/port.ts';
+import { num, str } from '../../lambdas/core/sql/rows.ts';
+import { demoConfig } from '../../local/demo/config.ts';
+import { type HealthStandIn, startHealthStandIn } from '../../local/demo/health.ts';
+import { checkJournal } from '../../local/demo/journal.ts';
+import { seedDemo } from '../../local/demo/seed.ts';
+import { simulateTraffic } from '../../local/demo/traffic.ts';
+import { openDeps } from '../../local/run-phase.ts';
+import { runCli } from '../support/cli.ts';
+import { mysqlClient, mysqlUrl, scratchDatabase } from '../support/mariadb.ts';
+
+let source: Awaited<ReturnType<typeof scratchDatabase>>;
+let server: SqlClient;
+const target = `smt_app_t_${process.pid}`;
+let dir: string;
+let legacyApi: HealthStandIn;
+let saasApi: HealthStandIn;
+let legacyDb: SqlClient;
+let saasDb: SqlClient;
+
+const tgt = (table: string) => qualified(target, table);
+const cli = (args: string[]) => runCli(args, { cwd: dir });
+
+async function statuses(): Promise<Record<string, string>> {
+  const rows = await server.query(
+    `SELECT s.tenant_bid, s.status, COALESCE(r.target, 'legacy') AS route FROM ${tgt('tenant_migration_status')} s
+       LEFT JOIN ${tgt('traffic_routing')} r ON r.scope = 'tenant' AND r.tenant_bid = s.tenant_bid ORDER BY s.tenant_bid`,
+  );
+  return Object.fromEntries(
+    rows.map((r) => [str(r, 'tenant_bid'), `${str(r, 'status')}/${str(r, 'route')}`]),
+  );
+}
+
+async function routeChanges(): Promise<number> {
+  const [row] = await server.query(`SELECT COUNT(*) AS n FROM ${tgt('traffic_routing_history')}`);
+  return num(row ?? {}, 'n');
+}
+
+beforeAll(async () => {
+  source = await scratchDatabase('app');
+  server = mysqlClient('information_schema');
+  await seedDemo({ client: server, database: source.name, users: 150, reset: false });
+  legacyDb = openSql(source.url, { label: 'source' });
+  saasDb = openSql(mysqlUrl(target), { label: 'target' });
+  legacyApi = await startHealthStandIn('legacy', legacyDb);
+  saasApi = await startHealthStandIn('saas', saasDb);
+  dir = mkdtempSync(join(tmpdir(), 'smt-app-'));
+  writeFileSync(
+    join(dir, 'shifu-migrate.config.json'),
+    JSON.stringify({
+      ...demoConfig(),
+      source: { url: source.url.raw },
+      target: { url: mysqlUrl(target).raw },
+      archive: { url: join(dir, 'archive') },
+      chunking: { rowsPerChunk: 300, maxConcurrency: 2, copyPath: 'client', recheckDelaySeconds: 0.2 },
+      sync: { overlapSeconds: 5 },
+      application: {
+        waves: [['globex'], ['acme']],
+        bakeMinutes: 1,
+        maxLagSeconds: 30,
+        probes: [
+          { name: 'legacy api', url: legacyApi.url, bodyIncludes: '"status":"ok"' },
+          { name: 'saas api', url: saasApi.url, bodyIncludes: '"status":"ok"' },
+        ],
+      },
+    }),
+  );
+  for (const phase of ['foundation', 'data', 'sync']) expect((await cli(['run', phase])).code).toBe(0);
+}, 180_000);
+
+afterAll(async () => {
+  await legacyApi?.close();
+  await saasApi?.close();
+  await legacyDb?.close();
+  await saasDb?.close();
+  await server.execute(`DROP DATABASE IF EXISTS \`${target}\``);
+  await server?.close();
+  await source?.drop();
+});
+
+describe('application phase', () => {
+  it('stops a wave at a closed gate before any route changes: a probe down, sync lag over the bound, an alarm', async () => {
+    const before = await statuses();
+    const changes = await routeChanges();
+
+    saasApi.setDown(true);
+    const down = await cli(['run', 'application', '--json']);
+    saasApi.setDown(false);
+    expect(down.code).toBe(1);
+    expect(down.json.error).toBe('GateClosed');
+    expect(String(down.json.cause)).toContain('probe saas api');
+    expect(String(down.json.cause)).toContain('answered 503');
+    expect(await statuses()).toEqual(before);
+    expect(await routeChanges()).toBe(changes);
+
+    // The last pass left a table further behind than application.maxLagSeconds.
+    await server.execute(
+      `UPDATE ${tgt('migration_sync_passes')} SET lag_seconds = 400 WHERE run_id = (SELECT run_id FROM ${tgt('migration_runs')} WHERE phase = 'sync' ORDER BY started_at DESC LIMIT 1) AND table_name = 'order_orders'`,
+    );
+    const lagging = await cli(['run', 'application', '--json']);
+    expect(lagging.code).toBe(1);
+    expect(String(lagging.json.cause)).toContain('order_orders 400 s');
+    expect(await statuses()).toEqual(before);
+    expect(await routeChanges()).toBe(changes);
+    expect((await cli(['run', 'sync'])).code).toBe(0);
+
+    // An alarm in ALARM closes the gate (the CLI also refuses to start a phase while a local one is raised).
+    const loaded = loadConfig({
+      file: join(dir, 'shifu-migrate.config.json'),
+      cwd: dir,
+      defaults: demoConfig,
+    });
+    const deps = openDeps(loaded, dir);
+    try {
+      const firing = {
+        ...deps,
+        signal: new AbortController().signal,
+        alarms: { firing: async () => [{ name: 'api-5xx', reason: 'error rate' }] },
+      };
+      const gates = await checkGates(firing, 'switch');
+      expect(gates.find((g) => g.name === 'alarms')).toEqual({
+        name: 'alarms',
+        open: false,
+        detail: 'in ALARM: api-5xx',
+      });
+      expect(gates.filter((g) => g.name !== 'alarms').every((g) => g.open)).toBe(true);
+    } finally {
+      await deps.close();
+    }
+  }, 120_000);
+
+  it('switches wave by wave under live traffic, and a tenant rolled back after writes on both sides loses none of them', async () => {
+    const loaded = loadConfig({
+      file: join(dir, 'shifu-migrate.config.json'),
+      cwd: dir,
+      defaults: demoConfig,
+    });
+    // The application's two sides, one connection each (each side's id series is a session setting).
+    const legacy = openSql(source.url, { label: 'source', connectionLimit: 1 });
+    const saas = openSql(mysqlUrl(target), { label: 'target', connectionLimit: 1 });
+    const stop = new AbortController();
+    const traffic = simulateTraffic(legacy, {
+      rate: 60,
+      seed: 3,
+      signal: stop.signal,
+      routing: { target: saas, config: loaded.config },
+    });
+    try {
+      const run = await cli(['run', 'application', '--json']);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.json.saas).toEqual(['acme', 'globex']);
+      expect(await statuses()).toMatchObject({ acme: 'switched/saas', globex: 'switched/saas' });
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const back = await cli(['rollback', '--tenant', 'acme', '--yes', '--json']);
+      expect(back.code, back.stderr).toBe(0);
+      expect(back.json.tenants).toEqual(['acme']);
+      expect(await statuses()).toMatchObject({ acme: 'rolled_back/legacy', globex: 'switched/saas' });
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    } finally {
+      stop.abort();
+    }
+    const wrote = await traffic;
+    await legacy.close();
+    await saas.close();
+    expect(wrote.sides.saas).toBeGreaterThan(0);
+    expect(wrote.sides.legacy).toBeGreaterThan(0);
+    // Both directions once more, then every write the simulator made is where its tenant's owner keeps it.
+    expect((await cli(['run', 'sync'])).code).toBe(0);
+    const checked = await checkJournal(
+      wrote.journal,
+      {
+        legacy: server,
+        legacyDb: source.name,
+        target: server,
+        targetDb: target,
+      },
+      loaded.config,
+    );
+    expect(checked.lost).toEqual([]);
+    expect(checked.kept).toBe(checked.rows);
+    expect(checked.rows).toBeGreaterThan(50);
+    const verify = await cli(['verify']);
+    expect(verify.code, verify.stderr).toBe(0);
+  }, 240_000);
+});
