@@ -271,7 +271,8 @@ export const FUNCTIONS = {
     steps: ['gate', 'bake'],
     timeoutMinutes: 2,
     memoryMb: 256,
-    reaches: ['target', 'alarms'],
+    // The source only for its server's id series settings.
+    reaches: ['source', 'target', 'alarms'],
   },
   /** Routes tenants (the routing table, the load balancer): the switch, the pause, and a rollback's route back. */
   ApplicationSwitchFunctionArn: {

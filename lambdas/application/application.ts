@@ -1,4 +1,8 @@
-import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import {
+  DescribeRulesCommand,
+  ElasticLoadBalancingV2Client,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import { InputError } from '../core/errors.ts';
 import { qualified } from '../core/identifiers.ts';
 import { reclaimLock, releaseLock } from '../core/ledger/lock.ts';
 import { assertRunOwner, beginOwnRollback, beginRun, failStart } from '../core/ledger/phase-run.ts';
@@ -36,9 +40,39 @@ export function routers(deps: TaskDeps): TrafficRouter[] {
   return list;
 }
 
+/** Routes tenants: the load balancer first (it may fail), then the routing table the application reads. */
 async function route(deps: TaskDeps, runId: string, tenants: readonly string[], to: Route, reason: string) {
   for (const tenant of tenants)
-    for (const router of routers(deps)) await router.apply({ tenant, route: to, runId, reason });
+    for (const router of routers(deps).reverse()) await router.apply({ tenant, route: to, runId, reason });
+}
+
+/**
+ * Before any wave: the load balancer's listener answers (region, credentials, permission), so a switch does not
+ * fail half-way on what could be known at the start.
+ */
+async function checkLoadBalancer(deps: TaskDeps): Promise<void> {
+  const lb = deps.config.application.loadBalancer;
+  if (lb === undefined) return;
+  if (
+    deps.loadBalancer === undefined &&
+    deps.config.aws?.region === undefined &&
+    process.env.AWS_REGION === undefined
+  )
+    throw new InputError(
+      'application.loadBalancer is set, but no AWS region is: set aws.region in the config (or AWS_REGION) to the load balancer’s region',
+    );
+  const client =
+    deps.loadBalancer ??
+    new ElasticLoadBalancingV2Client(
+      deps.config.aws?.region === undefined ? {} : { region: deps.config.aws.region },
+    );
+  try {
+    await client.send(new DescribeRulesCommand({ ListenerArn: lb.listenerArn, PageSize: 1 }));
+  } catch (error) {
+    throw new ApplicationNotReady(
+      `the load balancer listener ${lb.listenerArn} cannot be read (${(error as Error).name}: ${(error as Error).message}): check application.loadBalancer, the region and the credentials; no route was changed`,
+    );
+  }
 }
 
 /** Rows per tenant on the target, over every table with tenant rules: the default order is smallest first. */
@@ -100,8 +134,22 @@ export async function startApplication(deps: TaskDeps, execution: string): Promi
       throw new ApplicationNotReady(
         `tenant_migration_status has no row for ${missing.join(', ')}: run foundation again (it adds the config's tenants)`,
       );
+    // A wave switched by a run that ended before its bake did is switched again (paused, drained, baked).
+    const baked = new Set(
+      (
+        await deps.target.query(
+          "SELECT tenant_bid FROM tenant_migration_status WHERE status = 'switched' AND baked = 1",
+        )
+      ).map((r) => str(r, 'tenant_bid')),
+    );
+    // Runs of this phase whose process died are not resumed: this run takes their waves over.
+    await deps.target.execute(
+      "UPDATE migration_runs SET status = 'failed', finished_at = ?, error_name = COALESCE(error_name, 'RunAbandoned'), error_message = COALESCE(error_message, ?) WHERE phase = 'application' AND status IN ('running', 'interrupted') AND run_id <> ?",
+      [nowText(), `its execution ended before it finished; ${start.runId} took its waves over`, start.runId],
+    );
+    if (deps.config.application.loadBalancer !== undefined) await checkLoadBalancer(deps);
     const waves = (await plannedWaves(deps))
-      .map((tenants) => tenants.filter((t) => status.get(t) !== 'switched'))
+      .map((tenants) => tenants.filter((t) => !baked.has(t)))
       .filter((tenants) => tenants.length > 0)
       .map((tenants, i) => ({ wave: i + 1, tenants }));
     return {
@@ -310,15 +358,18 @@ export async function pauseForRollback(
     `SELECT s.tenant_bid, s.status, s.run_id, s.baked, COALESCE(r.target, 'legacy') AS route
        FROM tenant_migration_status s LEFT JOIN traffic_routing r ON r.scope = 'tenant' AND r.tenant_bid = s.tenant_bid`,
   );
-  const runs =
-    scope.kind === 'own' ? [scope.runId] : scope.kind === 'runs' ? [...scope.runs] : ([] as string[]);
+  // The runs whose wave in flight goes back: its own, or those the rollback stopped (with --tenant too: a run
+  // stopped to free the lock cannot finish its wave).
+  const runs = scope.kind === 'own' ? [scope.runId] : [...scope.runs];
   const tenants = rows
     .filter((r) => {
       const switched = str(r, 'status') === 'switched';
       const paused = str(r, 'route') === 'paused';
-      if (scope.kind === 'tenant') return str(r, 'tenant_bid') === scope.tenant && (switched || paused);
+      const inFlight =
+        paused || (switched && runs.includes(strOrNull(r, 'run_id') ?? '') && Number(r.baked) === 0);
+      if (scope.kind === 'tenant') return (str(r, 'tenant_bid') === scope.tenant && switched) || inFlight;
       if (scope.kind === 'phase') return switched || paused;
-      return paused || (switched && runs.includes(strOrNull(r, 'run_id') ?? '') && Number(r.baked) === 0);
+      return inFlight;
     })
     .map((r) => str(r, 'tenant_bid'))
     .sort();

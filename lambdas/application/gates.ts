@@ -1,5 +1,6 @@
 import { type CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import { targetHasTable } from '../core/ledger/runs.ts';
+import { sameServer } from '../core/preflight.ts';
 import { num, numOrNull, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 
@@ -71,11 +72,14 @@ async function alarmsGate(deps: TaskDeps): Promise<Gate> {
   };
 }
 
-/** The last sync pass (scheduled, or run by this phase) succeeded, and every table's lag, both ways, is in bound. */
+/**
+ * The last sync pass that ended (scheduled, or run by this phase) succeeded, and every table's lag, both ways, is in
+ * bound. A pass interrupted (its process died, an error that may pass) did not end: the one before it counts.
+ */
 async function syncGate(deps: TaskDeps): Promise<Gate> {
   const bound = deps.config.application.maxLagSeconds;
   const [last] = await deps.target.query(
-    "SELECT run_id, status FROM migration_runs WHERE phase = 'sync' AND status NOT IN ('refused') ORDER BY started_at DESC LIMIT 1",
+    "SELECT run_id, status FROM migration_runs WHERE phase = 'sync' AND status IN ('succeeded', 'failed') ORDER BY started_at DESC LIMIT 1",
   );
   if (last === undefined)
     return {
@@ -104,7 +108,11 @@ async function syncGate(deps: TaskDeps): Promise<Gate> {
   };
 }
 
-/** The copy validated (the followed data run succeeded), and the last sync pass left no chunk differing. */
+/**
+ * The copy validated: the followed data run succeeded (every chunk's count and checksum, tenant isolation). Chunks
+ * a sync pass found changing under live traffic are not a failure: the drain before the switch levels the wave's
+ * rows, with its writes paused.
+ */
 async function validationGate(deps: TaskDeps): Promise<Gate> {
   const [data] = await deps.target.query(
     "SELECT run_id, status FROM migration_runs WHERE phase = 'data' AND status <> 'refused' ORDER BY started_at DESC LIMIT 1",
@@ -118,19 +126,52 @@ async function validationGate(deps: TaskDeps): Promise<Gate> {
           ? 'no data run has copied the tables'
           : `the latest data run ${str(data, 'run_id')} is ${str(data, 'status')}`,
     };
-  const [left] = await deps.target.query(
-    `SELECT COUNT(*) AS n FROM migration_sync_chunks c
-      WHERE c.run_id = (SELECT run_id FROM migration_runs WHERE phase = 'sync' AND status = 'succeeded' ORDER BY started_at DESC LIMIT 1)
-        AND c.status = 'changing'`,
-  );
-  const changing = left === undefined ? 0 : num(left, 'n');
   return {
     name: 'validation',
-    open: changing === 0,
+    open: true,
+    detail: `data run ${str(data, 'run_id')} validated every chunk and tenant isolation`,
+  };
+}
+
+/**
+ * Ids the two sides allocate never meet: each server allocates AUTO_INCREMENT ids from its own series (the same
+ * auto_increment_increment of at least 2, different offsets), so a row the multi-tenant application creates reaches
+ * legacy with its id, and neither side's next id is one the other has used. `application.idSeries: "sessions"`
+ * says the application's sessions set it themselves (the gate then cannot see it, and says so).
+ */
+async function idSeriesGate(deps: TaskDeps): Promise<Gate> {
+  if (deps.config.application.idSeries === 'sessions')
+    return {
+      name: 'id series',
+      open: true,
+      detail:
+        "not checked: application.idSeries is 'sessions' (the application's sessions set their own series)",
+    };
+  const read = async (session: TaskDeps['source']) => {
+    const [row] = await session.query(
+      'SELECT @@GLOBAL.auto_increment_increment AS step, @@GLOBAL.auto_increment_offset AS first',
+    );
+    return { step: num(row ?? {}, 'step'), offset: num(row ?? {}, 'first') };
+  };
+  const [legacy, saas] = await Promise.all([read(deps.source), read(deps.target)]);
+  const problems: string[] = [];
+  if (await sameServer(deps.target, deps.source))
+    problems.push('both databases are on one server, whose settings are one');
+  if (legacy.step < 2 || saas.step < 2 || legacy.step !== saas.step)
+    problems.push(
+      `auto_increment_increment is ${legacy.step} on legacy and ${saas.step} on the multi-tenant side (both must be the same, at least 2)`,
+    );
+  else if (legacy.offset % legacy.step === saas.offset % saas.step)
+    problems.push(
+      `auto_increment_offset is ${legacy.offset} on legacy and ${saas.offset} on the multi-tenant side (they must differ)`,
+    );
+  return {
+    name: 'id series',
+    open: problems.length === 0,
     detail:
-      changing === 0
-        ? `data run ${str(data, 'run_id')} validated; the last sync pass left every chunk level`
-        : `the last sync pass left ${changing} chunk(s) differing`,
+      problems.length === 0
+        ? `legacy allocates ids ${legacy.offset} + ${legacy.step}n, the multi-tenant side ${saas.offset} + ${saas.step}n`
+        : `${problems.join('; ')}: set auto_increment_increment = 2 on both servers, auto_increment_offset = 1 on legacy and 2 on the multi-tenant side (docs/routing.md), or set application.idSeries to "sessions" if the application's sessions do it`,
   };
 }
 
@@ -174,7 +215,8 @@ export async function probe(p: {
 /** The gates before a switch (every one), or of a bake round (alarms and probes). */
 export async function checkGates(deps: TaskDeps, which: 'switch' | 'bake'): Promise<Gate[]> {
   const gates = [await alarmsGate(deps)];
-  if (which === 'switch') gates.push(await syncGate(deps), await validationGate(deps));
+  if (which === 'switch')
+    gates.push(await syncGate(deps), await validationGate(deps), await idSeriesGate(deps));
   gates.push(...(await Promise.all(deps.config.application.probes.map(probe))));
   return gates;
 }

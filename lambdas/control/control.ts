@@ -72,7 +72,16 @@ export async function stopPhase(
   if (executions !== undefined) {
     for (const phase of ROLLBACK_PHASES) running.set(phase, await executions.running(phase));
   }
-  const latest = candidates[0]?.phase as RollbackPhase | undefined;
+  // Tenants left paused (a rollback or a switch that died half-way): their writes wait, so the application phase
+  // has something to finish even when none of its runs is unfinished.
+  const paused =
+    ledger && (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'traffic_routing'))
+      ? await deps.target.query(
+          "SELECT tenant_bid FROM traffic_routing WHERE scope = 'tenant' AND target = 'paused' LIMIT 1",
+        )
+      : [];
+  const latest =
+    (candidates[0]?.phase as RollbackPhase | undefined) ?? (paused.length > 0 ? 'application' : undefined);
   const named = request.phase ?? (request.tenant === undefined ? null : 'application');
   // Without a ledger no phase has written anything (each writes its ledger first): a named phase has nothing
   // to undo unless an execution of it is running (it may not have reached its ledger yet).
@@ -218,6 +227,11 @@ export async function lockForRollback(
       (holder) => holder.kind === 'run' && (stopping.has(holder.runId) || syncStopped.has(holder.runId)),
     );
     for (const runId of syncStopped) await setRunStatus(deps.target, runId, 'failed', { from: ['stopping'] });
+    // Rollback runs whose execution died (this one holds the lock now, so none of them is at work): closed.
+    await deps.target.execute(
+      "UPDATE migration_runs SET status = 'failed', finished_at = ?, error_name = COALESCE(error_name, 'RunAbandoned'), error_message = COALESCE(error_message, ?) WHERE phase = 'rollback' AND status = 'running' AND run_id <> ?",
+      [nowText(), `its execution ended before it finished; ${rollbackRunId} took over`, rollbackRunId],
+    );
     // A rollback (or run) that died holding the lock: its run says so instead of `running` for ever.
     if (tookOver !== null && tookOver.stale !== null) await abandonRun(deps.target, tookOver, execution);
   } catch (error) {

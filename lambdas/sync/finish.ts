@@ -12,6 +12,9 @@ export interface SyncSummary {
   readonly tables: TablePass[];
   readonly rowsApplied: number;
   readonly rowsDeleted: number;
+  /** Reverse sync: legacy rows written and deleted from the target's rows of switched tenants. */
+  readonly reverseApplied: number;
+  readonly reverseDeleted: number;
   readonly chunksChecked: number;
   readonly chunksRepaired: number;
   /** Chunks written again while they were compared: the next pass looks again. */
@@ -55,6 +58,9 @@ export function tablePass(row: Record<string, unknown>): TablePass {
     chunksChanging: num(r, 'chunks_changing'),
     lagSeconds: numOrNull(r, 'lag_seconds'),
     pendingRows: numOrNull(r, 'pending_rows'),
+    reverseApplied: num(r, 'reverse_applied'),
+    reverseDeleted: num(r, 'reverse_deleted'),
+    reverseLagSeconds: numOrNull(r, 'reverse_lag_seconds'),
   };
 }
 
@@ -111,6 +117,8 @@ export async function finishSync(deps: TaskDeps, runId: string): Promise<SyncSum
     tables,
     rowsApplied: sum((t) => t.rowsApplied),
     rowsDeleted: sum((t) => t.rowsDeleted),
+    reverseApplied: sum((t) => t.reverseApplied),
+    reverseDeleted: sum((t) => t.reverseDeleted),
     chunksChecked: sum((t) => t.chunksChecked),
     chunksRepaired: sum((t) => t.chunksRepaired),
     chunksChanging: sum((t) => t.chunksChanging),

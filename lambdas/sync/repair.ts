@@ -374,8 +374,17 @@ async function repairSlice(
       if (tenant === null && policy === 'default') tenant = deps.config.defaultTenant;
       const existing = targetTenant.get(rowKey);
       if ((existing !== undefined && owned.has(existing)) || (tenant !== null && owned.has(tenant))) {
-        if (reverse && existing !== undefined && owned.has(existing)) backToLegacy.push(rowKey);
-        else if (reverse && existing === undefined)
+        if (reverse && existing !== undefined && owned.has(existing)) {
+          // Legacy holds another tenant's row under this key (the two sides allocated the same id): never
+          // overwritten, a conflict.
+          if (tenant !== null && tenant !== existing) {
+            if (deps.config.sync.onTenantChange === 'fail')
+              throw new TenantChangeConflict(
+                `${table} row ${rowKey} is tenant ${existing}'s on the multi-tenant side and tenant ${tenant}'s on legacy: both sides wrote this key (their id series meet: docs/routing.md). Decide which row keeps it; sync.onTenantChange is "fail"`,
+              );
+            conflicts.push([table, rowKey, existing, tenant, context.runId, now, now]);
+          } else backToLegacy.push(rowKey);
+        } else if (reverse && existing === undefined)
           goneFromTarget.push(
             exactKeyValues(
               info,

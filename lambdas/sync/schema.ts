@@ -57,4 +57,8 @@ export interface TablePass {
   /** Seconds from the oldest change the pass may not have applied to the end of its catch-up; null: unknown. */
   readonly lagSeconds: number | null;
   readonly pendingRows: number | null;
+  /** Reverse sync (switched tenants' rows, target → legacy): legacy rows written and deleted, and its lag. */
+  readonly reverseApplied: number;
+  readonly reverseDeleted: number;
+  readonly reverseLagSeconds: number | null;
 }

@@ -93,7 +93,8 @@ export async function startSync(
   assertConfigFits(deps.config, schema);
   const dataRunId = await followedDataRun(deps);
   const start = await beginRun(deps.target, 'sync', execution, {
-    resumable: true,
+    // A pass run for another run (a drain) starts afresh: it must begin after that run paused the writes.
+    resumable: options.under == null,
     sourceClock: await sourceClock(deps.source),
     ...(options.under == null ? {} : { under: options.under }),
   });

@@ -6,6 +6,7 @@ import { withDatabase } from '../../lambdas/core/sql/url.ts';
 import { DEMO_MARKER } from '../demo/schema.ts';
 import type { SeedResult } from '../demo/seed.ts';
 import { simulateTraffic, type TrafficResult } from '../demo/traffic.ts';
+import { runHybridDemo } from './hybrid-demo.ts';
 import { runVerifyCommand } from './inspect.ts';
 import { count, type Output } from './output.ts';
 import {
@@ -90,9 +91,21 @@ export async function runDemo(
     out.info('The demo stopped at verify: the target differs from the source (above).');
     return stopped('verify');
   }
+  // The hybrid period: tenants move to the multi-tenant side wave by wave while the application keeps writing.
+  out.info('');
+  const hybrid = await runHybridDemo(loaded, out, cwd);
+  phases.hybrid = hybrid.json;
+  if (hybrid.code !== 0) return stopped(String(hybrid.json.stoppedAt ?? 'lost writes'));
+  out.info('');
+  const level = await runVerifyCommand(loaded, out, cwd, true);
+  phases.verifyAfterSwitch = level.json;
+  if (level.code !== 0) {
+    out.info('The demo stopped at verify: after the switch the two sides differ (above).');
+    return stopped('verify');
+  }
   out.info('');
   out.info(
-    `Demo complete: ${LOCAL_PHASES.join(', ')} ran against ${url.database} → ${loaded.targetUrl.database}.`,
+    `Demo complete: ${LOCAL_PHASES.join(', ')} ran against ${url.database} → ${loaded.targetUrl.database}, with no difference between the two and no write lost.`,
   );
   const assessed = phases.assess as { reportMarkdown?: unknown } | undefined;
   const next = [

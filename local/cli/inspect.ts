@@ -94,7 +94,9 @@ export async function runStatusCommand(
           ? 'finish it: npx shifu-migrate rollback'
           : r.phase === 'sync'
             ? 'the next pass resumes it (npx shifu-migrate run sync); nothing to roll back'
-            : `run it again to resume (npx shifu-migrate run ${r.phase}), or roll it back (npx shifu-migrate rollback)`;
+            : r.phase === 'application'
+              ? 'run application again (it switches again a wave that had not baked), or roll the wave back (npx shifu-migrate rollback)'
+              : `run it again to resume (npx shifu-migrate run ${r.phase}), or roll it back (npx shifu-migrate rollback)`;
       const state =
         live && (held === null || held.stale !== null)
           ? `stopped (${held?.stale ?? 'no lock held'}): ${r.status === 'running' ? resume : 'finish its rollback: npx shifu-migrate rollback'}`
@@ -212,7 +214,7 @@ export async function runStatusCommand(
       for (const t of sync.tables)
         show(
           out,
-          `  ${t.table.padEnd(24)} lag ${t.lagSeconds === null ? 'unknown' : `${t.lagSeconds} s`}${t.overBound ? ' (OVER BOUND)' : ''}  ${t.changeColumn === null ? 'reconcile only' : `by ${t.changeColumn}`}  last pass ${t.lastPassAt ?? 'never'}: ${count(t.rowsApplied)} written, ${count(t.rowsDeleted)} deleted, ${t.chunksRepaired}/${t.chunksChecked} chunks repaired`,
+          `  ${t.table.padEnd(24)} lag ${t.lagSeconds === null ? 'unknown' : `${t.lagSeconds} s`}${t.overBound ? ' (OVER BOUND)' : ''}  ${t.changeColumn === null ? 'reconcile only' : `by ${t.changeColumn}`}  last pass ${t.lastPassAt ?? 'never'}: ${count(t.rowsApplied)} written, ${count(t.rowsDeleted)} deleted, ${t.chunksRepaired}/${t.chunksChecked} chunks repaired${t.reverseLagSeconds !== null || t.reverseApplied + t.reverseDeleted > 0 ? `; to legacy ${count(t.reverseApplied)} written, ${count(t.reverseDeleted)} deleted, reverse lag ${t.reverseLagSeconds === null ? 'unknown' : `${t.reverseLagSeconds} s`}` : ''}`,
         );
       if (sync.openConflicts > 0) {
         show(
@@ -231,7 +233,16 @@ export async function runStatusCommand(
           );
       }
     }
-    return { code: 0, json: { status: 'OK', alarms, lock, runs, tables, sync } };
+    const tenants = await tenantStatus(deps, loaded);
+    if (tenants.length > 0) {
+      show(out, 'Tenants (who owns their writes, where their requests go):');
+      for (const t of tenants)
+        show(
+          out,
+          `  ${t.tenant.padEnd(12)} ${t.status.padEnd(12)} route ${t.route.padEnd(7)}${t.route === 'paused' ? ' (WRITES HELD: finish with npx shifu-migrate rollback)' : ''}${t.status === 'switched' ? `  switched ${t.switchedAt ?? ''} by ${t.runId ?? '?'}${t.baked ? ', baked' : ', NOT BAKED (run application again, or roll it back)'}` : ''}`,
+        );
+    }
+    return { code: 0, json: { status: 'OK', alarms, lock, runs, tables, sync, tenants } };
   } finally {
     await deps.close();
   }
@@ -241,6 +252,26 @@ export async function runStatusCommand(
 function showResult(out: Output, line: string): void {
   if (out.json) out.info(line);
   else out.result(line);
+}
+
+/** Each tenant's state in the hybrid period: who owns its writes, and its route. */
+async function tenantStatus(deps: ReturnType<typeof openDeps>, loaded: LoadedConfig) {
+  if (!(await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'tenant_migration_status')))
+    return [];
+  const rows = await deps.target.query(
+    `SELECT s.tenant_bid, s.status, s.switched_at, s.run_id, s.baked, COALESCE(r.target, 'legacy') AS route
+       FROM tenant_migration_status s LEFT JOIN traffic_routing r ON r.scope = 'tenant' AND r.tenant_bid = s.tenant_bid
+      ORDER BY s.tenant_bid`,
+  );
+  return rows.map((r) => ({
+    tenant: str(r, 'tenant_bid'),
+    status: str(r, 'status'),
+    route: str(r, 'route'),
+    owner: str(r, 'status') === 'switched' ? 'multi-tenant' : 'legacy',
+    switchedAt: strOrNull(r, 'switched_at'),
+    runId: strOrNull(r, 'run_id'),
+    baked: Number(r.baked ?? 0) === 1,
+  }));
 }
 
 /** Conflicts listed by status; the rest are counted. */

@@ -93,6 +93,33 @@ export async function explainRun(
         `Sync pass ${record.runId} ${record.status === 'failed' ? 'failed' : 'was interrupted'}: ${shorten(first)}`,
         `Nothing to undo: every repair it made was one transaction, so the target is as consistent as before it. ${record.error?.name === 'RunStopped' ? 'A rollback stopped it; once the cause is dealt with (and data copied again, if it was rolled back), the next pass starts afresh' : record.status === 'failed' ? 'Fix the cause, then run the next pass' : 'The next pass resumes it'}: npx shifu-migrate run sync`,
       ]);
+    // The application phase: which tenants each side serves says what its failure left.
+    if (phase === 'application' && record.status !== 'refused') {
+      const rows = await deps.target.query(
+        `SELECT s.tenant_bid, s.status, COALESCE(r.target, 'legacy') AS route FROM tenant_migration_status s
+           LEFT JOIN traffic_routing r ON r.scope = 'tenant' AND r.tenant_bid = s.tenant_bid ORDER BY s.tenant_bid`,
+      );
+      const on = (route: string) =>
+        rows.filter((r) => String(r.route) === route).map((r) => String(r.tenant_bid));
+      const paused = on('paused');
+      const sides = `The multi-tenant side serves ${on('saas').join(', ') || 'no tenant'}; legacy serves ${on('legacy').join(', ') || 'no tenant'}${paused.length > 0 ? `; the writes of ${paused.join(', ')} are PAUSED` : ''}.`;
+      if (record.status === 'rolled_back')
+        return told(
+          [
+            `The wave in flight went back to legacy (${record.runId}), with every write it made on the multi-tenant side (a full sync pass drained them first); waves that had baked stay switched. Cause: ${shorten(first)}`,
+            sides,
+            'Once the cause is dealt with, run the waves still to switch: npx shifu-migrate run application',
+          ],
+          { rolledBack: true },
+        );
+      if (record.status === 'rollback_failed' || paused.length > 0)
+        return told([
+          `NOT rolled back (${record.runId}, ${record.status}): ${shorten(first)}${shorten(more)}`,
+          sides,
+          'Finish it (paused tenants are drained back and routed to legacy): npx shifu-migrate rollback',
+        ]);
+      return told([`${record.status} (${record.runId}): ${shorten(first)}`, sides]);
+    }
     switch (record.status) {
       case 'refused':
         return told([`Refused before it did any work (${record.runId}): ${shorten(first)}`]);

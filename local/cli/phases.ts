@@ -262,13 +262,14 @@ export async function runRollbackCommand(
     stoppedRuns?: string[];
     stoppedSync?: string | null;
     tenants?: string[];
+    saas?: string[];
   };
   if (output.phase === 'application') {
     const back = output.tenants ?? [];
     out.info(
       back.length === 0
         ? 'Nothing of application to roll back: no tenant was switched or paused.'
-        : `Rolled back ${back.join(', ')} to legacy: their writes on the multi-tenant side were drained back by a full sync pass, then the routes changed; legacy owns them again (rolled_back).`,
+        : `Routed back to legacy: ${back.join(', ')}. Their writes on the multi-tenant side were drained back first (a full sync pass, their writes paused); legacy owns them again. Still on the multi-tenant side: ${(output.saas ?? []).join(', ') || 'no tenant'}.`,
     );
     return {
       code: 0,
@@ -314,12 +315,16 @@ function syncOutcome(loaded: LoadedConfig, run: PhaseRun, out: Output): PhaseOut
   const lag = pass.maxLagSeconds;
   out.info(
     `Sync pass ${pass.runId}: ${pass.tables.length} tables; ${count(pass.rowsApplied)} rows written and ${count(pass.rowsDeleted)} deleted on the target; ` +
+      `${pass.reverseApplied + pass.reverseDeleted > 0 ? `reverse sync (switched tenants): ${count(pass.reverseApplied)} rows written and ${count(pass.reverseDeleted)} deleted on legacy; ` : ''}` +
       `${count(pass.chunksChecked)} chunks compared, ${count(pass.chunksRepaired)} repaired${pass.chunksChanging > 0 ? ` (${count(pass.chunksChanging)} written again meanwhile: the next pass looks again)` : ''}; ` +
       `largest lag ${lag === null ? 'unknown' : `${lag} s`}${lag !== null && lag > loaded.config.sync.maxLagSeconds ? ` (over sync.maxLagSeconds ${loaded.config.sync.maxLagSeconds})` : ''}.`,
   );
-  for (const t of pass.tables.filter((t) => t.rowsApplied + t.rowsDeleted + t.conflicts + t.rowsWaiting > 0))
+  for (const t of pass.tables.filter(
+    (t) =>
+      t.rowsApplied + t.rowsDeleted + t.conflicts + t.rowsWaiting + t.reverseApplied + t.reverseDeleted > 0,
+  ))
     out.info(
-      `  ${t.table}: ${count(t.rowsApplied)} written, ${count(t.rowsDeleted)} deleted${t.conflicts > 0 ? `, ${count(t.conflicts)} tenant conflicts` : ''}${t.rowsWaiting > 0 ? `, ${count(t.rowsWaiting)} waiting for their parent row (the next pass)` : ''}; lag ${t.lagSeconds === null ? 'unknown' : `${t.lagSeconds} s`}`,
+      `  ${t.table}: ${count(t.rowsApplied)} written, ${count(t.rowsDeleted)} deleted${t.conflicts > 0 ? `, ${count(t.conflicts)} tenant conflicts` : ''}${t.rowsWaiting > 0 ? `, ${count(t.rowsWaiting)} waiting for their parent row (the next pass)` : ''}; lag ${t.lagSeconds === null ? 'unknown' : `${t.lagSeconds} s`}${t.reverseApplied + t.reverseDeleted > 0 || t.reverseLagSeconds !== null ? `; to legacy ${count(t.reverseApplied)} written, ${count(t.reverseDeleted)} deleted, lag ${t.reverseLagSeconds === null ? 'unknown' : `${t.reverseLagSeconds} s`}` : ''}`,
     );
   if (pass.openConflicts > 0)
     out.info(

@@ -92,5 +92,8 @@ export function demoConfig(): ConfigInput {
       sys_configs: { global: true },
     },
     chunking: { rowsPerChunk: 5_000, maxConcurrency: 4, copyPath: 'auto' },
+    // Both demo databases share one server: the demo's application (simulate-traffic) sets each side's id series
+    // on its own sessions.
+    application: { idSeries: 'sessions' },
   };
 }

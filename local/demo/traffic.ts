@@ -47,6 +47,8 @@ export interface TrafficWrite {
   readonly key: string;
   /** Rows the statements changed, all tables together. */
   readonly rows: number;
+  /** The side it went to: legacy, unless `routing` sent its tenant to the multi-tenant side. */
+  readonly side: Side;
 }
 
 export interface TrafficOptions {
@@ -269,7 +271,7 @@ export async function simulateTraffic(db: SqlClient, options: TrafficOptions): P
     return changed;
   };
 
-  async function write(kind: WriteKind): Promise<Omit<TrafficWrite, 'seq' | 'kind'>> {
+  async function write(kind: WriteKind): Promise<Omit<TrafficWrite, 'seq' | 'kind' | 'side'>> {
     tenant = null;
     side = 'legacy';
     // In the hybrid period a user who moves to another tenant, or registers again under another one, would move
@@ -562,7 +564,7 @@ export async function simulateTraffic(db: SqlClient, options: TrafficOptions): P
     writes += 1;
     kinds[kind] += 1;
     rows += made.rows;
-    options.onWrite?.({ seq: writes, kind, ...made });
+    options.onWrite?.({ seq: writes, kind, ...made, side });
   }
   const seconds = (performance.now() - started) / 1000;
   return { writes, kinds, rows, seconds, rate: seconds > 0 ? writes / seconds : 0, sides, held, journal };

@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkGates } from '../../lambdas/application/gates.ts';
 import { loadConfig } from '../../lambdas/core/config/load.ts';
@@ -17,6 +19,7 @@ import { openDeps } from '../../local/run-phase.ts';
 import { runCli } from '../support/cli.ts';
 import { mysqlClient, mysqlUrl, scratchDatabase } from '../support/mariadb.ts';
 
+const root = join(import.meta.dirname, '..', '..');
 let source: Awaited<ReturnType<typeof scratchDatabase>>;
 let server: SqlClient;
 const target = `smt_app_t_${process.pid}`;
@@ -66,6 +69,8 @@ beforeAll(async () => {
         waves: [['globex'], ['acme']],
         bakeMinutes: 1,
         maxLagSeconds: 30,
+        // One server holds both databases here: the routed simulator sets each side's id series on its sessions.
+        idSeries: 'sessions',
         probes: [
           { name: 'legacy api', url: legacyApi.url, bodyIncludes: '"status":"ok"' },
           { name: 'saas api', url: saasApi.url, bodyIncludes: '"status":"ok"' },
@@ -132,6 +137,16 @@ describe('application phase', () => {
         detail: 'in ALARM: api-5xx',
       });
       expect(gates.filter((g) => g.name !== 'alarms').every((g) => g.open)).toBe(true);
+      // Ids: checked on the servers by default; two databases of one server cannot keep their series apart.
+      const servers = {
+        ...firing,
+        alarms: { firing: async () => [] },
+        config: { ...deps.config, application: { ...deps.config.application, idSeries: 'servers' as const } },
+      };
+      const ids = (await checkGates(servers, 'switch')).find((g) => g.name === 'id series');
+      expect(ids?.open).toBe(false);
+      expect(ids?.detail).toContain('both databases are on one server');
+      expect(ids?.detail).toContain('auto_increment_increment = 2');
     } finally {
       await deps.close();
     }
@@ -190,4 +205,76 @@ describe('application phase', () => {
     const verify = await cli(['verify']);
     expect(verify.code, verify.stderr).toBe(0);
   }, 240_000);
+
+  it('recovers from a kill -9 during a wave’s drain at the next run, leaving no tenant paused', async () => {
+    // acme was rolled back above: the next run switches it (wave 2); the process dies in its drain.
+    const child = spawn(
+      join(root, 'node_modules', '.bin', 'node'),
+      [join(root, 'bin', 'shifu-migrate.mjs'), 'run', 'application'],
+      { cwd: dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' }, stdio: 'ignore' },
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const draining = async () =>
+      num(
+        (
+          await server.query(
+            `SELECT COUNT(*) AS n FROM ${tgt('migration_runs')} WHERE parent_run_id IS NOT NULL AND status = 'running'`,
+          )
+        )[0] ?? {},
+        'n',
+      ) > 0;
+    const deadline = Date.now() + 60_000;
+    while (!(await draining()) && Date.now() < deadline) await sleep(10);
+    child.kill('SIGKILL');
+    await exited;
+    expect((await statuses()).acme).toBe('rolled_back/paused');
+    const again = await cli(['run', 'application', '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(await statuses()).toMatchObject({ acme: 'switched/saas', globex: 'switched/saas' });
+    const status = await cli(['status']);
+    expect((status.json.tenants as { route: string }[]).some((t) => t.route === 'paused')).toBe(false);
+    // The run the kill left is closed, not left "interrupted, run it again to resume".
+    const open = await server.query(
+      `SELECT run_id FROM ${tgt('migration_runs')} WHERE phase = 'application' AND status IN ('running', 'interrupted')`,
+    );
+    expect(open).toEqual([]);
+  }, 180_000);
+
+  it('a key both sides wrote for different tenants (their id series met) is a conflict, never an overwrite', async () => {
+    const [top] = await server.query(
+      `SELECT GREATEST((SELECT MAX(id) FROM ${qualified(source.name, 'order_orders')}), (SELECT MAX(id) FROM ${tgt('order_orders')})) + 100 AS id`,
+    );
+    const id = num(top ?? {}, 'id');
+    const [globexUser] = await server.query(
+      `SELECT user_bid FROM ${tgt('user_users')} WHERE tenant_bid = 'globex' LIMIT 1`,
+    );
+    const [initechUser] = await server.query(
+      `SELECT user_bid FROM ${tgt('user_users')} WHERE tenant_bid = 'initech' LIMIT 1`,
+    );
+    await server.execute(
+      `INSERT INTO ${tgt('order_orders')} (id, order_bid, user_bid, shifu_bid, payable_price, tenant_bid) VALUES (?, 'collide-saas', ?, 'x', 1.00, 'globex')`,
+      [id, str(globexUser ?? {}, 'user_bid')],
+    );
+    await server.execute(
+      `INSERT INTO ${qualified(source.name, 'order_orders')} (id, order_bid, user_bid, shifu_bid, payable_price) VALUES (?, 'collide-legacy', ?, 'x', 2.00)`,
+      [id, str(initechUser ?? {}, 'user_bid')],
+    );
+    const pass = await cli(['run', 'sync']);
+    expect(pass.code, pass.stderr).toBe(0);
+    const [legacyRow] = await server.query(
+      `SELECT order_bid FROM ${qualified(source.name, 'order_orders')} WHERE id = ?`,
+      [id],
+    );
+    const [saasRow] = await server.query(
+      `SELECT order_bid, tenant_bid FROM ${tgt('order_orders')} WHERE id = ?`,
+      [id],
+    );
+    expect(str(legacyRow ?? {}, 'order_bid')).toBe('collide-legacy');
+    expect(str(saasRow ?? {}, 'order_bid')).toBe('collide-saas');
+    const [conflict] = await server.query(
+      `SELECT target_tenant, source_tenant FROM ${tgt('migration_sync_conflicts')} WHERE table_name = 'order_orders' AND row_key = ? AND resolved_at IS NULL`,
+      [`[${id}]`],
+    );
+    expect(conflict).toMatchObject({ target_tenant: 'globex', source_tenant: 'initech' });
+  }, 120_000);
 });

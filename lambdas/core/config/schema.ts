@@ -274,10 +274,21 @@ export const Application = z.strictObject({
     description:
       'Gate: the last sync pass must have succeeded with every table’s lag (both directions) at most this.',
   }),
-  probes: z.array(Probe).max(20).default([]).meta({
+  idSeries: z.enum(['servers', 'sessions']).default('servers').meta({
     description:
-      'Health probes every gate and bake round requests: the legacy and multi-tenant APIs’ health endpoints.',
+      'How the two sides keep their AUTO_INCREMENT ids apart while both take writes: servers = each server’s auto_increment_increment (2) and auto_increment_offset (1 legacy, 2 multi-tenant), checked by a gate; sessions = the application sets them on its own sessions (not checkable).',
   }),
+  probes: z
+    .array(Probe)
+    .max(20)
+    .default([])
+    .refine((probes) => new Set(probes.map((p) => p.name)).size === probes.length, {
+      error: 'two probes have the same name: gates report each by its name',
+    })
+    .meta({
+      description:
+        'Health probes every gate and bake round requests: the legacy and multi-tenant APIs’ health endpoints.',
+    }),
   loadBalancer: z
     .strictObject({
       listenerArn,
@@ -408,7 +419,12 @@ export const ConfigSchema = z
       lagStartsRollback: false,
       maxLagSeconds: 900,
     }).meta({ description: 'The sync phase: keeping the target in step with the live legacy database.' }),
-    application: Application.default({ bakeMinutes: 10, maxLagSeconds: 60, probes: [] }).meta({
+    application: Application.default({
+      bakeMinutes: 10,
+      maxLagSeconds: 60,
+      idSeries: 'servers',
+      probes: [],
+    }).meta({
       description: 'The application phase: switching tenants to the multi-tenant side, wave by wave.',
     }),
     aws: Aws.optional().meta({
