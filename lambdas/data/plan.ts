@@ -11,6 +11,7 @@ import { keyComparison } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
+import { assertLegacyOwnsEveryTenant } from '../core/tenant/ownership.ts';
 import {
   chunkFromRow,
   copyKey,
@@ -194,6 +195,7 @@ export async function startData(deps: TaskDeps, execution: string): Promise<Data
   await assertSourceIsNotTarget(deps);
   const schema = await introspect(deps.source, deps.sourceUrl.database);
   assertConfigFits(deps.config, schema);
+  await assertLegacyOwnsEveryTenant(deps, 'a data run');
   const start = await beginRun(deps.target, PHASE, execution, {
     resumable: true,
     configHash: rulesFingerprint(deps.config),

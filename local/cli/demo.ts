@@ -45,8 +45,10 @@ export async function runDemo(
   if (options.reset) {
     // A new source needs a new target: the previous demo's rows would differ from it. Our own rollbacks remove
     // exactly what the phases recorded (nothing when there is no ledger yet).
-    out.info(`Resetting the demo target ${loaded.targetUrl.database}: rolling back data, then foundation.`);
-    for (const phase of ['data', 'foundation']) {
+    out.info(
+      `Resetting the demo target ${loaded.targetUrl.database}: routing every tenant back to legacy, then rolling back data, then foundation.`,
+    );
+    for (const phase of ['application', 'data', 'foundation']) {
       const undone = await runRollbackCommand(loaded, { phase }, out, cwd);
       if (undone.code !== 0)
         return { code: 1, json: { status: 'FAILED', stoppedAt: `rollback ${phase}`, seeded, phases: {} } };
@@ -70,6 +72,16 @@ export async function runDemo(
     json: { status: 'FAILED', stoppedAt: at, seeded, phases },
   });
   for (const phase of ['assess', 'foundation'] as const) if (!(await run(phase))) return stopped(phase);
+  // A demo that ran before left its tenants on the multi-tenant side: they come back first (their writes drained
+  // to legacy), as a new copy would otherwise overwrite what that side owns.
+  if (await anyTenantSwitched(loaded)) {
+    out.info('');
+    out.info(
+      'The demo ran here before: its tenants are on the multi-tenant side. Routing them back to legacy first:',
+    );
+    const back = await runRollbackCommand(loaded, { phase: 'application' }, out, cwd);
+    if (back.code !== 0) return stopped('rollback application');
+  }
   // AI-Shifu stays live while it migrates: the application's writes go on through the copy and the sync pass.
   out.info('');
   const traffic = startTraffic(loaded, cwd, out);
@@ -116,13 +128,27 @@ export async function runDemo(
       : []),
     'npx shifu-migrate simulate-traffic --duration 30s   write to the demo legacy database as the application does',
     'npx shifu-migrate sync --every 30s       keep the target in step meanwhile (Ctrl-C stops after the pass in flight)',
-    'npx shifu-migrate rollback --phase data  undo the copy (asks first); then --phase foundation',
+    'npx shifu-migrate rollback --tenant acme  one tenant back to legacy, its writes drained back first',
+    'npx shifu-migrate run application        switch the waves still to switch',
+    'npx shifu-migrate rollback --phase application  every tenant back to legacy; then --phase data, --phase foundation',
     'your own databases: write shifu-migrate.config.json (docs/configuration.md; schema/shifu-migrate.config.schema.json)',
     `cleaning up: DROP DATABASE ${loaded.targetUrl.database}; DROP DATABASE ${url.database}; rm -r .shifu-migrate`,
   ];
   out.info('Next:');
   for (const line of next) out.info(`  ${line}`);
   return { code: 0, json: { status: 'SUCCEEDED', seeded, phases } };
+}
+
+async function anyTenantSwitched(loaded: LoadedConfig): Promise<boolean> {
+  const target = openSql(loaded.targetUrl, { label: 'target' });
+  try {
+    const [row] = await target.query(
+      "SELECT COUNT(*) AS n FROM tenant_migration_status s LEFT JOIN traffic_routing r ON r.scope = 'tenant' AND r.tenant_bid = s.tenant_bid WHERE s.status = 'switched' OR r.target IN ('saas', 'paused')",
+    );
+    return Number(row?.n ?? 0) > 0;
+  } finally {
+    await target.close();
+  }
 }
 
 /** Traffic at a steady rate in this process, its writes logged like simulate-traffic's, until `stop()`. */

@@ -112,6 +112,11 @@ export async function explainRun(
           ],
           { rolledBack: true },
         );
+      if (record.status === 'stopping' || record.error?.name === 'RunStopped')
+        return told([
+          `Stopped by a rollback (${record.runId}): ${shorten(first)}. That rollback takes the wave in flight back to legacy (its writes drained back first); waves that had baked stay switched.`,
+          sides,
+        ]);
       if (record.status === 'rollback_failed' || paused.length > 0)
         return told([
           `NOT rolled back (${record.runId}, ${record.status}): ${shorten(first)}${shorten(more)}`,
