@@ -1,6 +1,8 @@
 import { type CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
+import type { Config } from '../core/config/schema.ts';
 import { targetHasTable } from '../core/ledger/runs.ts';
 import { sameServer } from '../core/preflight.ts';
+import type { SqlClient } from '../core/sql/port.ts';
 import { num, numOrNull, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 
@@ -137,25 +139,29 @@ async function validationGate(deps: TaskDeps): Promise<Gate> {
  * Ids the two sides allocate never meet: each server allocates AUTO_INCREMENT ids from its own series (the same
  * auto_increment_increment of at least 2, different offsets), so a row the multi-tenant application creates reaches
  * legacy with its id, and neither side's next id is one the other has used. `application.idSeries: "sessions"`
- * says the application's sessions set it themselves (the gate then cannot see it, and says so).
+ * says the application's sessions set it themselves (the check then cannot see it, and says so). Assess reports it
+ * too, as a warning.
  */
-async function idSeriesGate(deps: TaskDeps): Promise<Gate> {
-  if (deps.config.application.idSeries === 'sessions')
+export async function idSeries(
+  source: SqlClient,
+  target: SqlClient,
+  config: Pick<Config, 'application'>,
+): Promise<{ readonly open: boolean; readonly detail: string }> {
+  if (config.application.idSeries === 'sessions')
     return {
-      name: 'id series',
       open: true,
       detail:
         "not checked: application.idSeries is 'sessions' (the application's sessions set their own series)",
     };
-  const read = async (session: TaskDeps['source']) => {
+  const read = async (session: SqlClient) => {
     const [row] = await session.query(
       'SELECT @@GLOBAL.auto_increment_increment AS step, @@GLOBAL.auto_increment_offset AS first',
     );
     return { step: num(row ?? {}, 'step'), offset: num(row ?? {}, 'first') };
   };
-  const [legacy, saas] = await Promise.all([read(deps.source), read(deps.target)]);
+  const [legacy, saas] = await Promise.all([read(source), read(target)]);
   const problems: string[] = [];
-  if (await sameServer(deps.target, deps.source))
+  if (await sameServer(target, source))
     problems.push('both databases are on one server, whose settings are one');
   if (legacy.step < 2 || saas.step < 2 || legacy.step !== saas.step)
     problems.push(
@@ -165,14 +171,19 @@ async function idSeriesGate(deps: TaskDeps): Promise<Gate> {
     problems.push(
       `auto_increment_offset is ${legacy.offset} on legacy and ${saas.offset} on the multi-tenant side (they must differ)`,
     );
-  return {
-    name: 'id series',
-    open: problems.length === 0,
-    detail:
-      problems.length === 0
-        ? `legacy allocates ids ${legacy.offset} + ${legacy.step}n, the multi-tenant side ${saas.offset} + ${saas.step}n`
-        : `${problems.join('; ')}: set auto_increment_increment = 2 on both servers, auto_increment_offset = 1 on legacy and 2 on the multi-tenant side (docs/routing.md), or set application.idSeries to "sessions" if the application's sessions do it`,
-  };
+  return problems.length === 0
+    ? {
+        open: true,
+        detail: `legacy allocates ids ${legacy.offset} + ${legacy.step}n, the multi-tenant side ${saas.offset} + ${saas.step}n`,
+      }
+    : {
+        open: false,
+        detail: `${problems.join('; ')}: set auto_increment_increment = 2 on both servers, auto_increment_offset = 1 on legacy and 2 on the multi-tenant side (docs/routing.md), or set application.idSeries to "sessions" if the application's sessions do it`,
+      };
+}
+
+async function idSeriesGate(deps: TaskDeps): Promise<Gate> {
+  return { name: 'id series', ...(await idSeries(deps.source, deps.target, deps.config)) };
 }
 
 /** One health probe: GET, within its latency bound, answering the expected status (and text). */

@@ -1,3 +1,4 @@
+import { idSeries } from '../application/gates.ts';
 import { tenantRules } from '../core/config/schema.ts';
 import { DatabaseUnreachable } from '../core/errors.ts';
 import { ident, isSafeIdentifier, qualified } from '../core/identifiers.ts';
@@ -354,6 +355,15 @@ export async function writeReport(deps: TaskDeps, runId: string): Promise<Assess
 
   problems.push(...(await sourceChecks(deps.source, schema)));
   problems.push(...syncChecks(deps.config, schema));
+  // The application phase: the two sides must allocate ids from disjoint series once both take writes.
+  const ids = await idSeries(deps.source, deps.targetServer, deps.config);
+  problems.push({
+    severity: ids.open ? 'info' : 'warning',
+    code: ids.open ? 'id-series' : 'id-series-overlap',
+    message: ids.open
+      ? `ids while both sides take writes: ${ids.detail}`
+      : `before the application phase switches a tenant, the two sides must allocate AUTO_INCREMENT ids from disjoint series, and they do not: ${ids.detail}`,
+  });
   const writes = await sourceWritePrivileges(deps);
   if (writes.length > 0)
     problems.push({

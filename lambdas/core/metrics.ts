@@ -29,6 +29,10 @@ export const METRICS = {
   SyncChunksRepaired: 'Count',
   /** Sync: rows whose tenant would change, open (not moved). */
   TenantConflicts: 'Count',
+  /** Reverse sync (switched tenants, target → legacy): legacy rows written and deleted, and the largest lag. */
+  ReverseSyncRowsApplied: 'Count',
+  ReverseSyncRowsDeleted: 'Count',
+  ReverseSyncLagSeconds: 'Seconds',
 } as const;
 export type MetricName = keyof typeof METRICS;
 

@@ -125,9 +125,13 @@ export async function finishSync(deps: TaskDeps, runId: string): Promise<SyncSum
     openConflicts: open === undefined ? 0 : num(open, 'n'),
     maxLagSeconds: lags.length === 0 ? null : Math.max(...lags),
   };
+  const reverseLags = tables.flatMap((t) => (t.reverseLagSeconds === null ? [] : [t.reverseLagSeconds]));
   deps.metrics.put('sync', {
     SyncRowsApplied: summary.rowsApplied,
     SyncRowsDeleted: summary.rowsDeleted,
+    ReverseSyncRowsApplied: summary.reverseApplied,
+    ReverseSyncRowsDeleted: summary.reverseDeleted,
+    ...(reverseLags.length === 0 ? {} : { ReverseSyncLagSeconds: Math.max(...reverseLags) }),
     TenantConflicts: summary.openConflicts,
     ...(summary.maxLagSeconds === null ? {} : { SyncLagSeconds: summary.maxLagSeconds }),
   });

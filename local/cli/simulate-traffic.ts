@@ -53,7 +53,11 @@ export async function runSimulateTraffic(
   signal?: AbortSignal,
 ): Promise<{ code: number; json: Record<string, unknown> }> {
   const url = loaded.sourceUrl;
-  const db = openSql(url, { label: 'source' });
+  // The hybrid period (the application phase has routed a tenant): each write goes where its tenant is routed, on
+  // one connection a side (each side's id series is a session setting).
+  const routed = await routingStarted(loaded);
+  const db = openSql(url, { label: 'source', ...(routed ? { connectionLimit: 1 } : {}) });
+  const target = routed ? openSql(loaded.targetUrl, { label: 'target', connectionLimit: 1 }) : null;
   try {
     const marked = await db.query(
       'SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_COMMENT = ?',
@@ -70,7 +74,7 @@ export async function runSimulateTraffic(
       `traffic-${new Date().toISOString().replace(/[:.]/g, '')}-seed${command.seed}.jsonl`,
     );
     out.info(
-      `Writing to ${url.database} at ${count(command.rate)} writes/s (seed ${command.seed})${command.durationMs === undefined ? '' : ` for ${command.durationMs / 1000} s`}${command.writes === undefined ? '' : `, ${count(command.writes)} writes`}; Ctrl-C stops it. Log: ${log}`,
+      `Writing to ${routed ? `${url.database} and ${loaded.targetUrl.database}, each write where the routing table sends its tenant,` : url.database} at ${count(command.rate)} writes/s (seed ${command.seed})${command.durationMs === undefined ? '' : ` for ${command.durationMs / 1000} s`}${command.writes === undefined ? '' : `, ${count(command.writes)} writes`}; Ctrl-C stops it. Log: ${log}`,
     );
     let last = 0;
     const result: TrafficResult = await simulateTraffic(db, {
@@ -79,6 +83,7 @@ export async function runSimulateTraffic(
       ...(command.durationMs === undefined ? {} : { durationMs: command.durationMs }),
       ...(command.writes === undefined ? {} : { writes: command.writes }),
       ...(signal === undefined ? {} : { signal }),
+      ...(target === null ? {} : { routing: { target, config: loaded.config } }),
       onWrite: (write) => {
         appendFileSync(log, `${JSON.stringify({ ...write, at: new Date().toISOString() })}\n`);
         if (performance.now() - last > 1000) {
@@ -92,10 +97,43 @@ export async function runSimulateTraffic(
       .map(([kind, n]) => `${kind} ${count(n)}`)
       .join(', ');
     out.info(
-      `Wrote ${count(result.writes)} times (${count(result.rows)} rows changed) in ${result.seconds.toFixed(1)} s, ${result.rate.toFixed(1)} writes/s: ${kinds}.`,
+      `Wrote ${count(result.writes)} times (${count(result.rows)} rows changed) in ${result.seconds.toFixed(1)} s, ${result.rate.toFixed(1)} writes/s: ${kinds}.${routed ? ` Legacy took ${count(result.sides.legacy)}, the multi-tenant side ${count(result.sides.saas)}${result.held > 0 ? ` (${count(result.held)} waited while their tenant was paused)` : ''}.` : ''}`,
     );
-    return { code: 0, json: { status: 'SUCCEEDED', database: url.database, log, ...result } };
+    const { journal, ...summary } = result;
+    return {
+      code: 0,
+      json: {
+        status: 'SUCCEEDED',
+        database: url.database,
+        log,
+        routed,
+        ...summary,
+        rowsJournaled: journal.size,
+      },
+    };
   } finally {
     await db.close();
+    await target?.close();
+  }
+}
+
+/** Whether the application phase has routed any tenant off legacy (the target's routing table says so). */
+async function routingStarted(loaded: LoadedConfig): Promise<boolean> {
+  const target = openSql(loaded.targetUrl, { label: 'target' });
+  try {
+    const [row] = await target.query(
+      "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'traffic_routing'",
+      [loaded.targetUrl.database],
+    );
+    if (Number(row?.n ?? 0) === 0) return false;
+    const [off] = await target.query(
+      "SELECT COUNT(*) AS n FROM traffic_routing WHERE scope = 'tenant' AND target <> 'legacy'",
+    );
+    return Number(off?.n ?? 0) > 0;
+  } catch {
+    // No target database yet: nothing is routed.
+    return false;
+  } finally {
+    await target.close();
   }
 }

@@ -115,7 +115,11 @@ describe('shifu-migrate CLI', () => {
   it('demo --reset with another size starts over: the previous target rows do not get in the way', async () => {
     const run = await cli(['demo', '--reset', '--users', '90'], env);
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stderr).toMatch(/Resetting the demo target .*: rolling back data, then foundation/);
+    expect(run.stderr).toMatch(
+      /Resetting the demo target .*: routing every tenant back to legacy, then rolling back data, then foundation/,
+    );
+    // The demo before it had switched every tenant: they went back to legacy, their writes drained back first.
+    expect(run.stderr).toMatch(/Routed back to legacy: acme, default, globex, initech\./);
     expect(run.stderr).toMatch(/Data copied \(data-\S+\): [\d,]+ rows of 10 tables/);
   });
 
