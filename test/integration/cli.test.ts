@@ -69,6 +69,27 @@ describe('shifu-migrate CLI', () => {
     expect(run.stderr).toMatch(/Assessment assess-\S+: READY; 10 tables/);
     expect(run.stderr).toMatch(/Foundation ready \(foundation-\S+\): 10 tables and 4 tenants on the target/);
     expect(run.stderr.indexOf('Assessment')).toBeLessThan(run.stderr.indexOf('Foundation ready'));
+    // The hybrid period: waves switch under routed traffic, an alarm during the last wave's bake takes it back,
+    // the waves run again to the end, and no write is lost.
+    expect(run.stderr).toMatch(
+      /Before the switch: legacy serves default, acme, globex, initech; the multi-tenant side serves no tenant\./,
+    );
+    expect(run.stderr).toMatch(
+      /The last wave \(default\) is switched and baking: the multi-tenant API's error rate alarm goes off\./,
+    );
+    expect(run.stderr).toMatch(
+      /Routed back to legacy: default\. .* Still on the multi-tenant side: acme, globex, initech\./,
+    );
+    expect(run.stderr).toMatch(
+      /Every wave switched: legacy serves no tenant; the multi-tenant side serves default, acme, globex, initech\./,
+    );
+    expect(run.stderr).toMatch(
+      /Simulated traffic stopped: [\d,]+ writes, legacy took [1-9][\d,]* and the multi-tenant side [1-9][\d,]*/,
+    );
+    expect(run.stderr).toMatch(
+      /Lost writes: none\. Each of the [\d,]+ rows the simulator wrote is on the side that owns its tenant/,
+    );
+    expect(run.stderr).toMatch(/with no difference between the two and no write lost/);
     // It ends with what to do next: look again, see the report, write your own config, clean up.
     expect(run.stderr).toMatch(/Next:\n {2}npx shifu-migrate verify /);
     expect(run.stderr).toMatch(/reports\/assess\/assess-\S+\/report\.md {3}the assessment/);
