@@ -103,6 +103,16 @@ export async function explainRun(
         rows.filter((r) => String(r.route) === route).map((r) => String(r.tenant_bid));
       const paused = on('paused');
       const sides = `The multi-tenant side serves ${on('saas').join(', ') || 'no tenant'}; legacy serves ${on('legacy').join(', ') || 'no tenant'}${paused.length > 0 ? `; the writes of ${paused.join(', ')} are PAUSED` : ''}.`;
+      const [changed] = await deps.target.query(
+        'SELECT COUNT(*) AS n FROM traffic_routing_history WHERE run_id = ?',
+        [record.runId],
+      );
+      if (record.status === 'rolled_back' && Number(changed?.n ?? 0) === 0)
+        return told([
+          `Stopped before any route changed (${record.runId}): ${shorten(first)}`,
+          sides,
+          'Once the cause is dealt with: npx shifu-migrate run application',
+        ]);
       if (record.status === 'rolled_back')
         return told(
           [

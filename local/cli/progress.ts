@@ -26,6 +26,32 @@ function resumedRun(state: string, output: unknown): string | null {
  * Turns execution events into what a person watching wants: each top-level state as it starts, Map
  * progress (done / total), retries, and failures with their error. On a terminal the Map line updates in place.
  */
+/** The application phase's steps, told as they end: gates, pause, switch, bake. */
+function waveLine(state: string, output: unknown): string | null {
+  const o = (output ?? {}) as {
+    wave?: { wave?: number; tenants?: string[] };
+    gates?: { gates?: { name: string; open: boolean; detail: string }[] };
+    switched?: { switchedAt?: string };
+    bake?: { round?: number; baked?: boolean };
+    rounds?: number;
+  };
+  const which = `wave ${o.wave?.wave ?? '?'} (${(o.wave?.tenants ?? []).join(', ')})`;
+  switch (state) {
+    case 'Check Gates':
+      return `${which}: gates open: ${(o.gates?.gates ?? []).map((g) => g.name).join(', ')}`;
+    case 'Pause Wave':
+      return `${which}: writes paused; a full sync pass drains them to the multi-tenant side`;
+    case 'Switch Wave':
+      return `${which}: switched, the multi-tenant side owns their writes and serves them; baking`;
+    case 'Bake Round':
+      return o.bake?.baked === true
+        ? `${which}: baked (${o.bake.round ?? 0} rounds of alarms and probes)`
+        : null;
+    default:
+      return null;
+  }
+}
+
 export function progressPrinter(out: Output, definition: LoadedDefinition): (event: ExecutionEvent) => void {
   const maps = new Map<string, { total: number; done: number; failed: number; started: number }>();
   const chunks = new Map<string, { total: number; done: number; about: string }>();
@@ -68,6 +94,8 @@ export function progressPrinter(out: Output, definition: LoadedDefinition): (eve
       case 'StateExited': {
         const started = resumedRun(event.state.name, event.state.output);
         if (started !== null) out.info(`${clock()}    ${started}`);
+        const wave = waveLine(event.state.name, event.state.output);
+        if (wave !== null) out.info(`${clock()}    ${wave}`);
         // Copy Chunk puts its result at $.copied (Validate Chunk then takes the chunk from the state's input).
         const copiedChunk = (
           event.state.output as { copied?: { rows?: unknown; skipped?: unknown } } | undefined
@@ -118,6 +146,8 @@ export function progressPrinter(out: Output, definition: LoadedDefinition): (eve
         );
         break;
       case 'StateFailed':
+        // Work a failed sibling kept from starting: nothing failed there.
+        if (event.Error === 'MapIterationCancelled') break;
         out.info(
           `${clock()}    ✗ ${event.state.name}${detail(event.state.input)}: ${event.Error}: ${String(event.Cause ?? '')}`,
         );
