@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DescribeRulesCommand,
   ElasticLoadBalancingV2Client,
@@ -219,7 +220,18 @@ export async function pauseWave(
     'paused',
     `wave ${wave.wave}: draining forward sync before the switch`,
   );
+  await settle(deps);
   return { pausedAt: nowText() };
+}
+
+/**
+ * After a pause, the writes of requests that read the route just before it commit: the drain begins only once
+ * `application.settleSeconds` (longer than the application's longest write request) have passed. Real time, on
+ * Lambda and locally alike (it is not a Wait state, which the local runtime scales down).
+ */
+async function settle(deps: TaskDeps): Promise<void> {
+  const ms = deps.config.application.settleSeconds * 1000;
+  if (ms > 0) await sleep(ms, undefined, { signal: deps.signal }).catch(() => undefined);
 }
 
 /** The last sync pass this run ran succeeded, and began after `since`: what it drained is level. */
@@ -374,6 +386,7 @@ export async function pauseForRollback(
     .map((r) => str(r, 'tenant_bid'))
     .sort();
   await route(deps, runId, tenants, 'paused', 'rollback: draining reverse sync before routing back');
+  if (tenants.length > 0) await settle(deps);
   return { runId, tenants, pausedAt: nowText() };
 }
 
@@ -399,10 +412,12 @@ export async function routeBack(
   if (scope.kind === 'own') {
     await setRunStatus(deps.target, runId, 'rolled_back', { from: ['rolling_back'] });
   } else {
-    await deps.target.execute(
-      "UPDATE migration_runs SET status = 'rolled_back', finished_at = ? WHERE phase = 'application' AND status IN ('stopping', 'failed', 'interrupted', 'rolling_back', 'rollback_failed')",
-      [nowText()],
-    );
+    // The application runs it stopped (or found unfinished): their wave in flight went back.
+    if (scope.runs.length > 0)
+      await deps.target.execute(
+        `UPDATE migration_runs SET status = 'rolled_back', finished_at = ? WHERE phase = 'application' AND status IN ('stopping', 'failed', 'interrupted', 'rolling_back', 'rollback_failed') AND run_id IN (${scope.runs.map(() => '?').join(', ')})`,
+        [nowText(), ...scope.runs],
+      );
     if (!(await setRunStatus(deps.target, runId, 'succeeded', { from: ['running'] })))
       throw new RunStopped(`rollback run ${runId} changed state while it ended`);
   }

@@ -81,7 +81,8 @@ async function alarmsGate(deps: TaskDeps): Promise<Gate> {
 async function syncGate(deps: TaskDeps): Promise<Gate> {
   const bound = deps.config.application.maxLagSeconds;
   const [last] = await deps.target.query(
-    "SELECT run_id, status FROM migration_runs WHERE phase = 'sync' AND status IN ('succeeded', 'failed') ORDER BY started_at DESC LIMIT 1",
+    // A pass whose execution died (closed RunAbandoned) did not end either.
+    "SELECT run_id, status FROM migration_runs WHERE phase = 'sync' AND status IN ('succeeded', 'failed') AND COALESCE(error_name, '') <> 'RunAbandoned' ORDER BY started_at DESC LIMIT 1",
   );
   if (last === undefined)
     return {

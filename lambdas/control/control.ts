@@ -21,6 +21,7 @@ import {
 import type { SqlClient } from '../core/sql/port.ts';
 import { num, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
+import { assertLegacyOwnsEveryTenant } from '../core/tenant/ownership.ts';
 import { IN_FLIGHT_LIMIT_SECONDS, ROLLBACK_PHASES } from '../registry.ts';
 import type { PhaseExecutions } from './executions.ts';
 import type { ControlInput, RollbackRequest } from './schema.ts';
@@ -51,12 +52,44 @@ export interface StopResult {
  * marked. Marking runs `stopping` is what stops them: their tasks check it first. On AWS the phase's RUNNING
  * executions are stopped too, which also catches an execution that has not yet written its run.
  */
+/**
+ * The request of the newest rollback run whose execution died (`running`, and not the live holder of the lock):
+ * what `rollback` with nothing named finishes. Only an application rollback needs it (its scope is not in the phase's
+ * runs); data and foundation leave their runs `rolling_back`.
+ */
+async function deadRollbackRequest(
+  deps: TaskDeps,
+): Promise<{ phase: RollbackPhase; scope: 'runs' | 'phase' | 'tenant'; tenant: string | null } | null> {
+  const holder = (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_lock'))
+    ? await readLock(deps.target)
+    : null;
+  const rows = await deps.target.query(
+    "SELECT run_id, request FROM migration_runs WHERE phase = 'rollback' AND status = 'running' AND request IS NOT NULL ORDER BY started_at DESC LIMIT 5",
+  );
+  for (const row of rows) {
+    if (holder !== null && holder.stale === null && holder.runId === String(row.run_id)) continue;
+    try {
+      const asked = JSON.parse(String(row.request)) as {
+        phase?: string;
+        scope?: 'runs' | 'phase' | 'tenant';
+        tenant?: string | null;
+      };
+      if (asked.phase === 'application' && asked.scope !== undefined && asked.scope !== 'runs')
+        return { phase: 'application', scope: asked.scope, tenant: asked.tenant ?? null };
+    } catch {
+      // Not a request this version wrote: nothing to finish from it.
+    }
+  }
+  return null;
+}
+
 export async function stopPhase(
   deps: TaskDeps,
-  request: RollbackRequest,
+  asked: RollbackRequest,
   executions: PhaseExecutions | undefined,
   execution?: string,
 ): Promise<StopResult> {
+  let request = asked;
   const alarm = request.alarm ?? null;
   const ledger = await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_runs');
   // A ledger an older version made gets what this one writes (the lock table, more_errors).
@@ -82,6 +115,19 @@ export async function stopPhase(
       : [];
   const latest =
     (candidates[0]?.phase as RollbackPhase | undefined) ?? (paused.length > 0 ? 'application' : undefined);
+  // Nothing named: a rollback that died before it finished is finished as it was asked (its request is kept).
+  const unfinished =
+    request.phase === undefined && request.tenant === undefined && ledger
+      ? await deadRollbackRequest(deps)
+      : null;
+  if (unfinished !== null) {
+    request = {
+      ...request,
+      phase: unfinished.phase,
+      ...(unfinished.scope === 'tenant' && unfinished.tenant !== null ? { tenant: unfinished.tenant } : {}),
+    };
+    if (unfinished.scope === 'runs') request = { ...request, phase: undefined };
+  }
   const named = request.phase ?? (request.tenant === undefined ? null : 'application');
   // Without a ledger no phase has written anything (each writes its ledger first): a named phase has nothing
   // to undo unless an execution of it is running (it may not have reached its ledger yet).
@@ -99,8 +145,17 @@ export async function stopPhase(
       : null;
   // A sync pass in flight is stopped, not waited for: it has nothing to undo, and its repairs in flight commit
   // before its run is marked (fenceRun), so none lands after the rollback begins.
+  // A pass another run drains with (the application phase, or a rollback of it) is that run's: not stopped here.
+  const [nested] =
+    holder?.phase === 'sync'
+      ? await deps.target.query('SELECT parent_run_id FROM migration_runs WHERE run_id = ?', [holder.runId])
+      : [];
   const syncPass =
-    holder !== null && holder.stale === null && holder.kind === 'run' && holder.phase === 'sync';
+    holder !== null &&
+    holder.stale === null &&
+    holder.kind === 'run' &&
+    holder.phase === 'sync' &&
+    (nested === undefined || nested.parent_run_id === null || nested.parent_run_id === undefined);
   const stopCause = `stopped by the rollback${alarm === null ? '' : ` (alarm ${alarm})`} at ${nowText()}`;
   if (phase === null) {
     // Nothing of any phase to undo, but an alarm (or the operator) stops the sync pass in flight: it ends here
@@ -122,10 +177,39 @@ export async function stopPhase(
     return { phase, scope, tenant, runs: [], stoppedExecutions, alarm, stoppedSync: holder.runId };
   }
   const runs = candidates.filter((r) => r.phase === phase).map((r) => r.runId);
+  // Undoing the copy while the multi-tenant side owns tenants would delete their writes: refused before anything
+  // is stopped or locked.
+  if (phase === 'data' || phase === 'foundation') {
+    try {
+      await assertLegacyOwnsEveryTenant(deps, `a rollback of ${phase}`);
+    } catch (refusal) {
+      const refused = await startRun(
+        deps.target,
+        'rollback',
+        newRunId('rollback'),
+        execution ?? null,
+        'refused',
+      );
+      await recordError(deps.target, refused, {
+        name: (refusal as Error).name,
+        message: (refusal as Error).message,
+      });
+      throw refusal;
+    }
+  }
+  // The drain of a run this rollback stops (an application wave's sync pass) stops with it.
+  const drainOfStopped =
+    holder !== null &&
+    holder.stale === null &&
+    holder.kind === 'run' &&
+    holder.phase === 'sync' &&
+    typeof nested?.parent_run_id === 'string' &&
+    runs.includes(nested.parent_run_id);
   if (
     holder !== null &&
     holder.stale === null &&
     !syncPass &&
+    !drainOfStopped &&
     (holder.kind === 'rollback' || !runs.includes(holder.runId))
   ) {
     const refusal = new RunLocked(
@@ -145,7 +229,7 @@ export async function stopPhase(
   // Its running runs, and the sync pass in flight, start no new work from now on.
   const stopping = [
     ...candidates.filter((r) => r.phase === phase && r.status === 'running').map((r) => r.runId),
-    ...(syncPass ? [holder.runId] : []),
+    ...(syncPass || drainOfStopped ? [holder.runId] : []),
   ];
   for (const runId of stopping) {
     await deps.target.execute(
@@ -203,6 +287,10 @@ export async function lockForRollback(
   phase: RollbackPhase,
   runs: readonly string[],
   execution: string,
+  asked: { readonly scope: 'runs' | 'phase' | 'tenant'; readonly tenant: string | null } = {
+    scope: 'runs',
+    tenant: null,
+  },
 ): Promise<{ rollbackRunId: string }> {
   const rollbackRunId = newRunId('rollback');
   const stopping = new Set(
@@ -242,6 +330,10 @@ export async function lockForRollback(
     throw error;
   }
   await startRun(deps.target, 'rollback', rollbackRunId, execution);
+  await deps.target.execute('UPDATE migration_runs SET request = ? WHERE run_id = ?', [
+    JSON.stringify({ phase, ...asked }),
+    rollbackRunId,
+  ]);
   return { rollbackRunId };
 }
 
@@ -256,6 +348,9 @@ export async function runControl(
     case 'in-flight':
       return { waiting: await chunksInFlight(deps.target, input.runs) };
     case 'lock':
-      return lockForRollback(deps, input.phase, input.runs, input.execution);
+      return lockForRollback(deps, input.phase, input.runs, input.execution, {
+        scope: input.scope ?? 'runs',
+        tenant: input.tenant ?? null,
+      });
   }
 }

@@ -29,6 +29,9 @@ export const ControlInput = z.discriminatedUnion('step', [
     step: z.literal('lock'),
     phase: z.enum(ROLLBACK_PHASES),
     runs: z.array(runId).max(100),
+    /** What was asked (kept on the rollback run: a rollback that dies is finished as asked). */
+    scope: z.enum(['runs', 'phase', 'tenant']).optional(),
+    tenant: tenantBid.nullable().optional(),
     execution,
   }),
 ]);

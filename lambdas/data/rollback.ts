@@ -8,7 +8,6 @@ import { keyComparison, parseKeyTuple } from '../core/sql/keyset.ts';
 import type { SqlParam } from '../core/sql/port.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { assertLegacyOwnsEveryTenant } from '../core/tenant/ownership.ts';
 import { FUNCTIONS, IN_FLIGHT_LIMIT_SECONDS } from '../registry.ts';
 import { copyKey, exactKeyValues, rollbackContext, tableInfo } from './context.ts';
 import { rebuildIndexes } from './indexes.ts';
@@ -290,7 +289,6 @@ export async function rollbackData(
   };
   if (request.kind === 'own' && request.runId === null) return nothing;
   if (!(await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_chunks'))) return nothing;
-  if (request.kind === 'phase') await assertLegacyOwnsEveryTenant(deps, 'a rollback of data');
   const { execution } = request;
   const budget: StepBudget = { deadline: Date.now() + stepMs, progressed: 0 };
   await enterRollback(

@@ -234,11 +234,13 @@ export async function runRollbackCommand(
     out.info(
       run.error === 'RunLocked'
         ? 'Not rolled back: nothing was changed. Wait for the holder to end, or name what to undo.'
-        : run.error === 'TableHoldsData'
-          ? 'Not rolled back: refused, nothing was changed. Roll back the data phase first (npx shifu-migrate rollback --phase data), then foundation.'
-          : run.error === 'RollbackIncomplete'
-            ? 'NOT rolled back completely: the message above says what is left; fix the cause, then run npx shifu-migrate rollback again.'
-            : 'Not rolled back: see npx shifu-migrate status, and run npx shifu-migrate rollback again once the cause is fixed.',
+        : run.error === 'TenantsSwitched'
+          ? 'Not rolled back: refused, nothing was changed. Take the switched tenants back first: npx shifu-migrate rollback --phase application'
+          : run.error === 'TableHoldsData'
+            ? 'Not rolled back: refused, nothing was changed. Roll back the data phase first (npx shifu-migrate rollback --phase data), then foundation.'
+            : run.error === 'RollbackIncomplete'
+              ? 'NOT rolled back completely: the message above says what is left; fix the cause, then run npx shifu-migrate rollback again.'
+              : 'Not rolled back: see npx shifu-migrate status, and run npx shifu-migrate rollback again once the cause is fixed.',
     );
     out.info(`Event log: ${run.eventLog}`);
     return {
@@ -268,7 +270,9 @@ export async function runRollbackCommand(
     const back = output.tenants ?? [];
     out.info(
       back.length === 0
-        ? 'Nothing of application to roll back: no tenant was switched or paused.'
+        ? request.tenant !== undefined
+          ? `${request.tenant} is neither switched nor paused: nothing to take back. The multi-tenant side serves ${(output.saas ?? []).join(', ') || 'no tenant'}.`
+          : 'Nothing of application to roll back: no tenant was switched or paused.'
         : `Routed back to legacy: ${back.join(', ')}. Their writes on the multi-tenant side were drained back first (a full sync pass, their writes paused); legacy owns them again. Still on the multi-tenant side: ${(output.saas ?? []).join(', ') || 'no tenant'}.`,
     );
     return {

@@ -94,6 +94,7 @@ export function demoConfig(): ConfigInput {
     chunking: { rowsPerChunk: 5_000, maxConcurrency: 4, copyPath: 'auto' },
     // Both demo databases share one server: the demo's application (simulate-traffic) sets each side's id series
     // on its own sessions.
-    application: { idSeries: 'sessions' },
+    // Its application's writes take milliseconds: a second settles them before each drain.
+    application: { idSeries: 'sessions', settleSeconds: 1 },
   };
 }

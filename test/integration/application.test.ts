@@ -71,6 +71,7 @@ beforeAll(async () => {
         maxLagSeconds: 30,
         // One server holds both databases here: the routed simulator sets each side's id series on its sessions.
         idSeries: 'sessions',
+        settleSeconds: 1.5,
         probes: [
           { name: 'legacy api', url: legacyApi.url, bodyIncludes: '"status":"ok"' },
           { name: 'saas api', url: saasApi.url, bodyIncludes: '"status":"ok"' },
@@ -228,6 +229,15 @@ describe('application phase', () => {
     child.kill('SIGKILL');
     await exited;
     expect((await statuses()).acme).toBe('rolled_back/paused');
+    const [killed] = await server.query(
+      `SELECT run_id FROM ${tgt('migration_runs')} WHERE parent_run_id IS NOT NULL ORDER BY started_at DESC LIMIT 1`,
+    );
+    // A scheduled pass meanwhile never resumes the dead drain (it began before nothing in particular): it starts
+    // afresh, and the dead one is closed.
+    const pass = await cli(['run', 'sync', '--json']);
+    expect(pass.code, pass.stderr).toBe(0);
+    expect(pass.json.runId).not.toBe(killed?.run_id);
+    expect(pass.stderr).not.toContain('Resuming');
     const again = await cli(['run', 'application', '--json']);
     expect(again.code, again.stderr).toBe(0);
     expect(await statuses()).toMatchObject({ acme: 'switched/saas', globex: 'switched/saas' });
@@ -239,6 +249,79 @@ describe('application phase', () => {
     );
     expect(open).toEqual([]);
   }, 180_000);
+
+  it('keeps the writes of requests in flight at a pause (settleSeconds), switching and rolling back', async () => {
+    const [user] = await server.query(
+      `SELECT user_bid, shifu_bid, outline_bid FROM ${tgt('study_records')} WHERE tenant_bid = 'acme' LIMIT 1`,
+    );
+    const values = [
+      str(user ?? {}, 'user_bid'),
+      str(user ?? {}, 'shifu_bid'),
+      str(user ?? {}, 'outline_bid'),
+    ];
+    const waitFor = async (route: string) => {
+      const deadline = Date.now() + 60_000;
+      while (!(await statuses()).acme?.endsWith(`/${route}`) && Date.now() < deadline) await sleep(10);
+    };
+    /** Writes that read the route just before the pause commit over the next second. */
+    const late = (db: string, tag: string, withTenant: boolean) =>
+      Promise.all(
+        [0, 300, 700, 1_100].map(async (ms, i) => {
+          await sleep(ms);
+          await server.execute(
+            `INSERT INTO ${qualified(db, 'study_records')} (record_bid, user_bid, shifu_bid, outline_bid, record_type, content${withTenant ? ', tenant_bid' : ''}) VALUES (?, ?, ?, ?, 1, 'late'${withTenant ? ", 'acme'" : ''})`,
+            [`${tag}-${i}`, ...values],
+          );
+        }),
+      );
+    const both = async (tag: string) => {
+      const count = async (db: string) =>
+        num(
+          (
+            await server.query(
+              `SELECT COUNT(*) AS n FROM ${qualified(db, 'study_records')} WHERE record_bid LIKE ?`,
+              [`${tag}-%`],
+            )
+          )[0] ?? {},
+          'n',
+        );
+      return [await count(source.name), await count(target)];
+    };
+    // Rolling acme back: its last writes on the multi-tenant side, in flight at the pause, reach legacy.
+    const back = cli(['rollback', '--tenant', 'acme', '--yes']);
+    await waitFor('paused');
+    await late(target, 'late-back', true);
+    expect((await back).code).toBe(0);
+    expect((await statuses()).acme).toBe('rolled_back/legacy');
+    expect((await cli(['run', 'sync'])).code).toBe(0);
+    expect(await both('late-back')).toEqual([4, 4]);
+    // Switching it again: its last writes on legacy reach the multi-tenant side.
+    const run = cli(['run', 'application']);
+    await waitFor('paused');
+    await late(source.name, 'late-on', false);
+    expect((await run).code).toBe(0);
+    expect((await statuses()).acme).toBe('switched/saas');
+    expect((await cli(['run', 'sync'])).code).toBe(0);
+    expect(await both('late-on')).toEqual([4, 4]);
+  }, 180_000);
+
+  it('refuses a rollback of data while tenants are switched: nothing stopped, locked or removed', async () => {
+    const [before] = await server.query(`SELECT COUNT(*) AS n FROM ${tgt('order_orders')}`);
+    const refused = await cli(['rollback', '--phase', 'data', '--yes', '--json']);
+    expect(refused.code).toBe(1);
+    expect(refused.json.error).toBe('TenantsSwitched');
+    expect(refused.stderr).toContain('rollback --phase application');
+    expect(await server.query(`SELECT * FROM ${tgt('migration_lock')}`)).toEqual([]);
+    const [after] = await server.query(`SELECT COUNT(*) AS n FROM ${tgt('order_orders')}`);
+    expect(after).toEqual(before);
+    const [run] = await server.query(
+      `SELECT status FROM ${tgt('migration_runs')} WHERE phase = 'rollback' ORDER BY started_at DESC, run_id DESC LIMIT 1`,
+    );
+    expect(run?.status).toBe('refused');
+    const data = await cli(['run', 'data', '--json']);
+    expect(data.code).toBe(1);
+    expect(data.json.error).toBe('TenantsSwitched');
+  }, 60_000);
 
   it('a key both sides wrote for different tenants (their id series met) is a conflict, never an overwrite', async () => {
     const [top] = await server.query(

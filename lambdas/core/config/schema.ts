@@ -274,6 +274,10 @@ export const Application = z.strictObject({
     description:
       'Gate: the last sync pass must have succeeded with every table’s lag (both directions) at most this.',
   }),
+  settleSeconds: z.number().min(0).max(240).default(5).meta({
+    description:
+      'After a tenant is paused, how long before its drain begins: longer than the application’s longest write request, so a write that read the route just before the pause has committed when the drain reads.',
+  }),
   idSeries: z.enum(['servers', 'sessions']).default('servers').meta({
     description:
       'How the two sides keep their AUTO_INCREMENT ids apart while both take writes: servers = each server’s auto_increment_increment (2) and auto_increment_offset (1 legacy, 2 multi-tenant), checked by a gate; sessions = the application sets them on its own sessions (not checkable).',
@@ -422,6 +426,7 @@ export const ConfigSchema = z
     application: Application.default({
       bakeMinutes: 10,
       maxLagSeconds: 60,
+      settleSeconds: 5,
       idSeries: 'servers',
       probes: [],
     }).meta({

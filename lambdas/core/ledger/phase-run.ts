@@ -16,6 +16,7 @@ import {
   ensureLedger,
   findRuns,
   newRunId,
+  nowText,
   type Phase,
   type RunRecord,
   RunStopped,
@@ -58,7 +59,13 @@ export async function beginRun(
   await ensureLedger(target);
   await assertNoRollback(target, phase);
   const [open] = options.resumable
-    ? await findRuns(target, "phase = ? AND status IN ('running', 'interrupted')", [phase], 1)
+    ? // A pass another run started (a drain) is never resumed: it had to begin after that run's pause.
+      await findRuns(
+        target,
+        "phase = ? AND status IN ('running', 'interrupted') AND parent_run_id IS NULL",
+        [phase],
+        1,
+      )
     : [];
   if (open !== undefined && options.configHash !== undefined) {
     const [row] = await target.query('SELECT config_hash FROM migration_runs WHERE run_id = ?', [open.runId]);
@@ -97,6 +104,13 @@ export async function beginRun(
   }
   try {
     if (tookOver !== null && tookOver.runId !== runId) await abandonRun(target, tookOver, execution);
+    // Passes other runs started whose execution died (the lock is this run's now, so none is at work): closed.
+    await target.execute(
+      `UPDATE migration_runs SET status = 'failed', finished_at = ?, error_name = COALESCE(error_name, 'RunAbandoned'),
+              error_message = COALESCE(error_message, ?)
+        WHERE phase = ? AND parent_run_id IS NOT NULL AND status IN ('running', 'interrupted') AND run_id <> ?`,
+      [nowText(), `its execution ended before it finished; ${runId} took the lock over`, phase, runId],
+    );
     const markParent = async () => {
       if (options.under !== undefined)
         await target.execute(

@@ -19,6 +19,7 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   parent_run_id VARCHAR(64) NULL,
   parent_execution VARCHAR(255) NULL,
   parent_lock VARCHAR(64) NULL,
+  request VARCHAR(255) NULL,
   PRIMARY KEY (run_id),
   KEY idx_phase_status (phase, status)`,
   },
@@ -243,6 +244,7 @@ export const LEDGER_COLUMNS: readonly {
   { table: 'migration_runs', column: 'parent_run_id', definition: 'VARCHAR(64) NULL' },
   { table: 'migration_runs', column: 'parent_execution', definition: 'VARCHAR(255) NULL' },
   { table: 'migration_runs', column: 'parent_lock', definition: 'VARCHAR(64) NULL' },
+  { table: 'migration_runs', column: 'request', definition: 'VARCHAR(255) NULL' },
   { table: 'migration_sync_passes', column: 'full_pass', definition: 'TINYINT NOT NULL DEFAULT 0' },
 ];
 
