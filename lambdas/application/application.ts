@@ -275,7 +275,7 @@ export async function bakeRound(
   wave: Wave,
   round: number,
   rounds: number,
-): Promise<{ round: number; baked: boolean }> {
+): Promise<{ round: number; baked: boolean; syncDue: boolean }> {
   await ownRun(deps, runId, execution);
   const gates = await checkGates(deps, 'bake');
   const closed = gates.filter((g) => !g.open);
@@ -286,13 +286,28 @@ export async function bakeRound(
     );
   }
   const next = round + 1;
-  if (next < rounds) return { round: next, baked: false };
+  if (next < rounds) return { round: next, baked: false, syncDue: await syncDue(deps) };
   await recordGates(deps, runId, wave.wave, 'baked', gates);
   await deps.target.execute(
     `UPDATE tenant_migration_status SET baked = 1 WHERE run_id = ? AND status = 'switched' AND tenant_bid IN (${wave.tenants.map(() => '?').join(', ')})`,
     [runId, ...wave.tenants],
   );
-  return { round: next, baked: true };
+  return { round: next, baked: true, syncDue: false };
+}
+
+/**
+ * Whether a sync pass is due while a wave bakes: the phase holds the lock, so the schedule's passes are refused; it
+ * runs one itself (both directions) once `sync.every` has passed since the last pass began.
+ */
+export async function syncDue(deps: TaskDeps): Promise<boolean> {
+  const match = /^(\d+)(m|h)$/.exec(deps.config.sync.every);
+  const every = match === null ? 300 : Number(match[1]) * (match[2] === 'h' ? 3_600 : 60);
+  const [last] = await deps.target.query(
+    "SELECT TIMESTAMPDIFF(SECOND, MAX(started_at), ?) AS ago FROM migration_runs WHERE phase = 'sync' AND status IN ('succeeded', 'running')",
+    [nowText()],
+  );
+  const ago = last === undefined || last.ago === null ? Number.POSITIVE_INFINITY : Number(last.ago);
+  return ago >= every;
 }
 
 /** Which side serves each tenant now. */

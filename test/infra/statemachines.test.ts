@@ -170,7 +170,7 @@ describe.each(machines)('state machine $name', ({ name, definition }) => {
     );
   });
 
-  it.each(nested)('Task "$task" runs a full sync pass under the lock its run holds, and waits for it', ({
+  it.each(nested)('Task "$task" runs a sync pass under the lock its run holds, and waits for it', ({
     state,
     task,
     catchers,
@@ -179,7 +179,8 @@ describe.each(machines)('state machine $name', ({ name, definition }) => {
       state as { Parameters?: { StateMachineArn?: string; Input?: Record<string, unknown> } }
     ).Parameters;
     expect(parameters?.StateMachineArn).toBe(localSubstitutions().SyncStateMachineArn);
-    expect(parameters?.Input?.full).toBe(true);
+    // Drains compare every chunk; the pass a baking wave runs on the schedule's rate is an ordinary one.
+    expect(parameters?.Input?.full).toBe(task !== 'Sync While Baking');
     expect(Object.keys((parameters?.Input?.under ?? {}) as object).sort()).toEqual([
       'execution.$',
       'runId.$',

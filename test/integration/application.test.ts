@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { syncDue } from '../../lambdas/application/application.ts';
 import { checkGates } from '../../lambdas/application/gates.ts';
 import { loadConfig } from '../../lambdas/core/config/load.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
@@ -148,6 +149,12 @@ describe('application phase', () => {
       expect(ids?.open).toBe(false);
       expect(ids?.detail).toContain('both databases are on one server');
       expect(ids?.detail).toContain('auto_increment_increment = 2');
+      // While a wave bakes the phase runs a pass itself once sync.every (5m) has passed since the last one began.
+      expect(await syncDue(firing)).toBe(false);
+      await server.execute(
+        `UPDATE ${tgt('migration_runs')} SET started_at = started_at - INTERVAL 6 MINUTE WHERE phase = 'sync'`,
+      );
+      expect(await syncDue(firing)).toBe(true);
     } finally {
       await deps.close();
     }
