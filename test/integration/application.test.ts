@@ -119,7 +119,17 @@ describe('application phase', () => {
     expect(await routeChanges()).toBe(changes);
     expect((await cli(['run', 'sync'])).code).toBe(0);
 
-    // An alarm in ALARM closes the gate (the CLI also refuses to start a phase while a local one is raised).
+    // A local alarm raised (as `alarm raise` leaves it): the phase does not start, no route changes.
+    await server.execute(
+      `INSERT INTO ${tgt('migration_alarms')} (name, state, reason, changed_at) VALUES ('api-5xx', 'ALARM', 'test', NOW(3))`,
+    );
+    const alarmed = await cli(['run', 'application', '--json']);
+    await server.execute(`DELETE FROM ${tgt('migration_alarms')} WHERE name = 'api-5xx'`);
+    expect(alarmed.code).not.toBe(0);
+    expect(alarmed.stderr).toContain('api-5xx');
+    expect(await statuses()).toEqual(before);
+    expect(await routeChanges()).toBe(changes);
+    // An alarm in ALARM closes the gate (CloudWatch's on AWS: the function sees it where the CLI cannot).
     const loaded = loadConfig({
       file: join(dir, 'shifu-migrate.config.json'),
       cwd: dir,
