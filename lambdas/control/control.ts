@@ -57,17 +57,30 @@ export interface StopResult {
  * what `rollback` with nothing named finishes. Only an application rollback needs it (its scope is not in the phase's
  * runs); data and foundation leave their runs `rolling_back`.
  */
-async function deadRollbackRequest(
-  deps: TaskDeps,
-): Promise<{ phase: RollbackPhase; scope: 'runs' | 'phase' | 'tenant'; tenant: string | null } | null> {
+async function deadRollbackRequest(deps: TaskDeps): Promise<{
+  runId: string;
+  phase: RollbackPhase;
+  scope: 'runs' | 'phase' | 'tenant';
+  tenant: string | null;
+} | null> {
   const holder = (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_lock'))
     ? await readLock(deps.target)
     : null;
   const rows = await deps.target.query(
-    "SELECT run_id, request FROM migration_runs WHERE phase = 'rollback' AND status = 'running' AND request IS NOT NULL ORDER BY started_at DESC LIMIT 5",
+    "SELECT run_id, request FROM migration_runs WHERE phase = 'rollback' AND status IN ('running', 'interrupted') AND request IS NOT NULL ORDER BY started_at DESC LIMIT 5",
+  );
+  // The live holder, or the parent of the live drain that holds the lock, is at work: not dead.
+  const [drain] =
+    holder !== null && holder.stale === null
+      ? await deps.target.query('SELECT parent_run_id FROM migration_runs WHERE run_id = ?', [holder.runId])
+      : [];
+  const live = new Set(
+    holder === null || holder.stale !== null
+      ? []
+      : [holder.runId, ...(typeof drain?.parent_run_id === 'string' ? [drain.parent_run_id] : [])],
   );
   for (const row of rows) {
-    if (holder !== null && holder.stale === null && holder.runId === String(row.run_id)) continue;
+    if (live.has(String(row.run_id))) continue;
     try {
       const asked = JSON.parse(String(row.request)) as {
         phase?: string;
@@ -75,7 +88,12 @@ async function deadRollbackRequest(
         tenant?: string | null;
       };
       if (asked.phase === 'application' && asked.scope !== undefined && asked.scope !== 'runs')
-        return { phase: 'application', scope: asked.scope, tenant: asked.tenant ?? null };
+        return {
+          runId: String(row.run_id),
+          phase: 'application',
+          scope: asked.scope,
+          tenant: asked.tenant ?? null,
+        };
     } catch {
       // Not a request this version wrote: nothing to finish from it.
     }
@@ -116,11 +134,32 @@ export async function stopPhase(
   const latest =
     (candidates[0]?.phase as RollbackPhase | undefined) ?? (paused.length > 0 ? 'application' : undefined);
   // Nothing named: a rollback that died before it finished is finished as it was asked (its request is kept).
-  const unfinished =
-    request.phase === undefined && request.tenant === undefined && ledger
-      ? await deadRollbackRequest(deps)
-      : null;
-  if (unfinished !== null) {
+  // Something else named: refused until it is (it would be forgotten otherwise).
+  const unfinished = ledger ? await deadRollbackRequest(deps) : null;
+  const named_ = request.phase !== undefined || request.tenant !== undefined;
+  if (
+    unfinished !== null &&
+    named_ &&
+    !(
+      (unfinished.scope === 'phase' && request.phase === 'application' && request.tenant === undefined) ||
+      (unfinished.scope === 'tenant' && request.tenant === unfinished.tenant)
+    )
+  ) {
+    const refusal = new RunLocked(
+      `rollback ${unfinished.runId} (${unfinished.scope === 'tenant' ? `--tenant ${unfinished.tenant}` : '--phase application'}) died before it finished: finish it first (npx shifu-migrate rollback), then ask for this one`,
+      null,
+    );
+    const refused = await startRun(
+      deps.target,
+      'rollback',
+      newRunId('rollback'),
+      execution ?? null,
+      'refused',
+    );
+    await recordError(deps.target, refused, { name: refusal.name, message: refusal.message });
+    throw refusal;
+  }
+  if (unfinished !== null && !named_) {
     request = {
       ...request,
       phase: unfinished.phase,
@@ -213,7 +252,7 @@ export async function stopPhase(
     (holder.kind === 'rollback' || !runs.includes(holder.runId))
   ) {
     const refusal = new RunLocked(
-      `${describeHolder(holder)} holds the target: ${holder.kind === 'rollback' ? 'wait for that rollback to end' : `stop that run first (npx shifu-migrate rollback --phase ${holder.phase})`}, then roll back ${phase}`,
+      `${describeHolder(holder)} holds the target: ${holder.kind === 'rollback' ? 'wait for that rollback to end' : typeof nested?.parent_run_id === 'string' ? `it drains for ${nested.parent_run_id}: wait for it, or stop that run (npx shifu-migrate rollback --phase application)` : `stop that run first (npx shifu-migrate rollback --phase ${holder.phase})`}, then roll back ${phase}`,
       holder,
     );
     const refused = await startRun(
@@ -317,7 +356,7 @@ export async function lockForRollback(
     for (const runId of syncStopped) await setRunStatus(deps.target, runId, 'failed', { from: ['stopping'] });
     // Rollback runs whose execution died (this one holds the lock now, so none of them is at work): closed.
     await deps.target.execute(
-      "UPDATE migration_runs SET status = 'failed', finished_at = ?, error_name = COALESCE(error_name, 'RunAbandoned'), error_message = COALESCE(error_message, ?) WHERE phase = 'rollback' AND status = 'running' AND run_id <> ?",
+      "UPDATE migration_runs SET status = 'failed', finished_at = ?, error_name = COALESCE(error_name, 'RunAbandoned'), error_message = COALESCE(error_message, ?) WHERE phase = 'rollback' AND status IN ('running', 'interrupted') AND run_id <> ?",
       [nowText(), `its execution ended before it finished; ${rollbackRunId} took over`, rollbackRunId],
     );
     // A rollback (or run) that died holding the lock: its run says so instead of `running` for ever.

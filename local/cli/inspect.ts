@@ -86,17 +86,27 @@ export async function runStatusCommand(
       ? await readLock(deps.target)
       : null;
     const records = await findRuns(deps.target, '1 = 1', [], 20);
+    // Sync passes another run started (drains): never resumed; their parent says what to do.
+    const drains = new Map(
+      (
+        await deps.target.query(
+          'SELECT run_id, parent_run_id FROM migration_runs WHERE parent_run_id IS NOT NULL ORDER BY started_at DESC LIMIT 100',
+        )
+      ).map((r) => [str(r, 'run_id'), str(r, 'parent_run_id')]),
+    );
     const runs = records.map((r) => {
       const held = lock?.runId === r.runId ? lock : null;
       const live = r.status === 'running' || r.status === 'stopping' || r.status === 'rolling_back';
       const resume =
         r.phase === 'rollback'
           ? 'finish it: npx shifu-migrate rollback'
-          : r.phase === 'sync'
-            ? 'the next pass resumes it (npx shifu-migrate run sync); nothing to roll back'
-            : r.phase === 'application'
-              ? 'run application again (it switches again a wave that had not baked), or roll the wave back (npx shifu-migrate rollback)'
-              : `run it again to resume (npx shifu-migrate run ${r.phase}), or roll it back (npx shifu-migrate rollback)`;
+          : r.phase === 'sync' && drains.has(r.runId)
+            ? `a drain of ${drains.get(r.runId)}: never resumed (the next pass closes it and starts afresh); see that run`
+            : r.phase === 'sync'
+              ? 'the next pass resumes it (npx shifu-migrate run sync); nothing to roll back'
+              : r.phase === 'application'
+                ? 'run application again (it switches again a wave that had not baked), or roll the wave back (npx shifu-migrate rollback)'
+                : `run it again to resume (npx shifu-migrate run ${r.phase}), or roll it back (npx shifu-migrate rollback)`;
       const state =
         live && (held === null || held.stale !== null)
           ? `stopped (${held?.stale ?? 'no lock held'}): ${r.status === 'running' ? resume : 'finish its rollback: npx shifu-migrate rollback'}`

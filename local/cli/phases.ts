@@ -292,7 +292,7 @@ export async function runRollbackCommand(
         `Stopped the sync pass in flight (${output.stoppedSync}): it ends failed, RunStopped; nothing of it needs undoing (each repair is one transaction). The next pass (npx shifu-migrate run sync, or the schedule) starts afresh.`,
       );
     out.info(
-      'Nothing to roll back: no phase is in flight or failed half-way. To undo a finished phase, name it: rollback --phase data (or foundation).',
+      'Nothing to roll back: no phase is in flight or failed half-way. To undo a finished phase, name it, the last first: rollback --phase application (tenants back to legacy, or --tenant <bid> for one), then --phase data, then --phase foundation.',
     );
   } else if (output.rolledBack !== true) {
     out.info(`Nothing of ${output.phase} was recorded to roll back (${output.rollbackRunId}).`);

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -376,5 +376,36 @@ describe('application phase', () => {
       [`[${id}]`],
     );
     expect(conflict).toMatchObject({ target_tenant: 'globex', source_tenant: 'initech' });
+  }, 120_000);
+
+  it('finishes a rollback that died before it paused anything as it was asked, whatever ran in between', async () => {
+    expect(await statuses()).toMatchObject({ acme: 'switched/saas', globex: 'switched/saas' });
+    // `rollback --phase application` whose process died right after it took the lock: its run, its request, and a
+    // lock whose process is gone.
+    const dead = 'rollback-20261201T000000Z-dead01';
+    await server.execute(
+      `INSERT INTO ${tgt('migration_runs')} (run_id, phase, status, started_at, execution_id, request) VALUES (?, 'rollback', 'running', NOW(3), 'local:${hostname()}:999999:dead', '{"phase":"application","scope":"phase","tenant":null}')`,
+      [dead],
+    );
+    await server.execute(
+      `INSERT INTO ${tgt('migration_lock')} (name, run_id, phase, kind, owner, acquired_at, heartbeat_at) VALUES ('target', ?, 'application', 'rollback', 'local:${hostname()}:999999:dead', NOW(3), NOW(3))`,
+      [dead],
+    );
+    // A scheduled pass takes the stale lock over meanwhile.
+    expect((await cli(['run', 'sync'])).code).toBe(0);
+    // Another rollback named meanwhile would forget it: refused, naming it.
+    const other = await cli(['rollback', '--tenant', 'globex', '--yes', '--json']);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain(`rollback ${dead} (--phase application) died before it finished`);
+    expect(await statuses()).toMatchObject({ acme: 'switched/saas', globex: 'switched/saas' });
+    // `rollback` finishes it: every switched tenant back, the dead run closed.
+    const finish = await cli(['rollback', '--yes', '--json']);
+    expect(finish.code, finish.stderr).toBe(0);
+    expect(finish.json.tenants).toEqual(['acme', 'globex']);
+    expect(await statuses()).toMatchObject({ acme: 'rolled_back/legacy', globex: 'rolled_back/legacy' });
+    const [closed] = await server.query(`SELECT status FROM ${tgt('migration_runs')} WHERE run_id = ?`, [
+      dead,
+    ]);
+    expect(closed?.status).toBe('failed');
   }, 120_000);
 });

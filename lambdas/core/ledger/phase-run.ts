@@ -87,7 +87,8 @@ export async function beginRun(
       !(await handLock(
         target,
         { runId: options.under.runId, owner: options.under.execution },
-        { runId, phase, kind: 'run', owner: execution },
+        // A rollback's drain holds the lock as a rollback: nothing takes it over as a run to stop.
+        { runId, phase, kind: parentLock?.kind ?? 'run', owner: execution },
       ))
     )
       throw new RunLocked(
