@@ -12,7 +12,8 @@ import type { Config } from './core/config/schema.ts';
  * - `executions`: list and stop the phases' Step Functions executions;
  * - `schedule`: read and update the sync schedule (enable it, disable it; EventBridge Scheduler);
  * - `alarms`: read the state of the stack's alarms and the operator's (CloudWatch DescribeAlarms);
- * - `load-balancer`: the listener rules of the configured load balancer listener (create, delete; describe).
+ * - `load-balancer`: the listener rules of the configured load balancer listener (create, delete; describe);
+ * - `secrets`: whether the secrets the config references exist (DescribeSecret on those ARNs only; never a value).
  */
 export type Reach =
   | 'source'
@@ -24,10 +25,18 @@ export type Reach =
   | 'executions'
   | 'schedule'
   | 'alarms'
-  | 'load-balancer';
+  | 'load-balancer'
+  | 'secrets';
 
 /** The folders under `lambdas/` whose `task.ts` holds tasks and whose `handler.ts` holds Lambda entry points. */
-export type TaskModule = 'assess' | 'foundation' | 'data' | 'sync' | 'application' | 'control';
+export type TaskModule =
+  | 'assess'
+  | 'foundation'
+  | 'data'
+  | 'sync'
+  | 'application'
+  | 'integration'
+  | 'control';
 
 export interface FunctionSpec {
   /** The function's short name: `shifu-migrate-<name>` locally, its construct id in the stack. */
@@ -284,6 +293,34 @@ export const FUNCTIONS = {
     memoryMb: 256,
     reaches: ['target', 'load-balancer'],
   },
+  IntegrationStartFunctionArn: {
+    name: 'integration-start',
+    module: 'integration',
+    handler: 'start',
+    steps: ['start', 'finish'],
+    timeoutMinutes: 5,
+    memoryMb: 256,
+    reaches: ['source', 'target'],
+  },
+  /** Writes the tenants' providers, plans and subscriptions, and validates them: the only one that checks secrets. */
+  IntegrationApplyFunctionArn: {
+    name: 'integration-apply',
+    module: 'integration',
+    handler: 'apply',
+    steps: ['apply', 'validate'],
+    timeoutMinutes: 5,
+    memoryMb: 256,
+    reaches: ['target', 'secrets', 'archive:put'],
+  },
+  IntegrationRollbackFunctionArn: {
+    name: 'integration-rollback',
+    module: 'integration',
+    handler: 'rollback',
+    steps: ['rollback'],
+    timeoutMinutes: 5,
+    memoryMb: 256,
+    reaches: ['target'],
+  },
   /** The rollback's first steps: finds the phase in flight and stops it (the ledger, and its executions on AWS). */
   RollbackStopFunctionArn: {
     name: 'rollback-stop',
@@ -328,7 +365,15 @@ export const IN_FLIGHT_LIMIT_SECONDS =
   ) * 60;
 
 /** The state machine files, by name (`statemachines/<name>.asl.json`). */
-export const STATE_MACHINES = ['assess', 'foundation', 'data', 'sync', 'application', 'rollback'] as const;
+export const STATE_MACHINES = [
+  'assess',
+  'foundation',
+  'data',
+  'sync',
+  'application',
+  'integration',
+  'rollback',
+] as const;
 
 /** Phases whose failure alarms start the rollback state machine with that phase. */
 export const ROLLBACK_PHASES = ['foundation', 'data', 'application'] as const;

@@ -171,6 +171,7 @@ export class MigrationFunctions extends Construct {
           ...(spec.reaches.includes('alarms')
             ? { SHIFU_MIGRATE_ALARM_PREFIX: `${Stack.of(this).stackName}-` }
             : {}),
+          ...(spec.reaches.includes('secrets') ? { SHIFU_MIGRATE_SECRETS: '1' } : {}),
         },
         bundling: {
           format: OutputFormat.ESM,
@@ -213,6 +214,18 @@ export class MigrationFunctions extends Construct {
         });
         secret(database.secretArn).grantRead(fn);
       }
+      // The integration checks the secrets the config references exist: DescribeSecret on those ARNs only.
+      const secretArns = [
+        ...new Set(
+          Object.values(props.config.integration.oauth)
+            .flat()
+            .flatMap((p) => ('secretArn' in p.clientSecret ? [p.clientSecret.secretArn] : [])),
+        ),
+      ];
+      if (reaches.has('secrets') && secretArns.length > 0)
+        fn.addToRolePolicy(
+          new iam.PolicyStatement({ actions: ['secretsmanager:DescribeSecret'], resources: secretArns }),
+        );
       // The gates read alarm states: DescribeAlarms takes no resource.
       if (reaches.has('alarms')) {
         fn.addToRolePolicy(

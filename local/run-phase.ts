@@ -11,6 +11,7 @@ import { openSql } from '../lambdas/core/sql/open.ts';
 import type { SqlClient } from '../lambdas/core/sql/port.ts';
 import { parseDatabaseUrl, withDatabase } from '../lambdas/core/sql/url.ts';
 import type { TaskDeps } from '../lambdas/core/task.ts';
+import { secretCheck } from '../lambdas/integration/secrets.ts';
 import { type LoadedDefinition, loadDefinition } from './engine/definition.ts';
 import { localInvoker, localSubstitutions } from './engine/functions.ts';
 import { type ExecutionEvent, type ExecutionResult, localExecutionId, runLocal } from './engine/run.ts';
@@ -77,6 +78,8 @@ export function openDeps(
     targetUrl: loaded.targetUrl,
     source,
     sourceWriter,
+    // Locally a secret reference is an environment variable (a Secrets Manager ARN cannot be checked here).
+    secrets: secretCheck(process.env),
     target,
     targetServer,
     archive: openArchive(loaded.config.archive.url, cwd),

@@ -1,6 +1,8 @@
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { cloudWatchAlarms } from '../application/gates.ts';
+import { secretCheck } from '../integration/secrets.ts';
 import { openArchive } from './archive/open.ts';
 import { ConfigSchema } from './config/schema.ts';
 import { InputError } from './errors.ts';
@@ -68,6 +70,10 @@ async function build(archiveUrl: string, key: string): Promise<TaskDeps> {
       awsClient: traced,
     }),
     archive,
+    // The integration function checks that referenced secrets exist (DescribeSecret: never a value).
+    ...(process.env.SHIFU_MIGRATE_SECRETS === '1'
+      ? { secrets: secretCheck(process.env, traced(new SecretsManagerClient({}))) }
+      : {}),
     // The gate functions watch the stack's alarms (by its name) and the operator's.
     ...(process.env.SHIFU_MIGRATE_ALARM_PREFIX === undefined
       ? {}

@@ -3,6 +3,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import type { AlarmWatch } from '../application/gates.ts';
+import type { SecretCheck } from '../integration/secrets.ts';
 import type { ArchiveStore } from './archive/port.ts';
 import { formatPath } from './config/load.ts';
 import type { Config } from './config/schema.ts';
@@ -47,6 +48,8 @@ export interface TaskDeps {
   readonly syncSchedule?: SyncSchedule;
   /** CloudWatch alarms the application phase's gates watch (on AWS; locally the ledger's alarms alone). */
   readonly alarms?: AlarmWatch;
+  /** Whether referenced secrets exist (never their values): the integration function only. */
+  readonly secrets?: SecretCheck;
   /** The load balancer client, when the config has `application.loadBalancer` (the switch functions only). */
   readonly loadBalancer?: ElasticLoadBalancingV2Client;
 }

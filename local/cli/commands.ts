@@ -140,7 +140,7 @@ export function parseCommandLine(
     .description(
       'run a phase: assess, foundation, data, one sync pass, or application (switch tenants wave by wave)',
     )
-    .argument('<phase>', 'assess, foundation, data, sync or application')
+    .argument('<phase>', 'assess, foundation, data, sync, application or integration')
     .addHelpText(
       'after',
       examples(

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
@@ -115,6 +116,11 @@ export async function runDemo(
     out.info('The demo stopped at verify: after the switch the two sides differ (above).');
     return stopped('verify');
   }
+  // Integration: the demo's identity providers reference secrets in environment variables, set here (random values,
+  // never printed).
+  for (const name of ['DEMO_ACME_GOOGLE_SECRET', 'DEMO_GLOBEX_GITHUB_SECRET'])
+    if (process.env[name] === undefined) process.env[name] = randomBytes(24).toString('hex');
+  if (!(await run('integration'))) return stopped('integration');
   out.info('');
   out.info(
     `Demo complete: ${LOCAL_PHASES.join(', ')} ran against ${url.database} → ${loaded.targetUrl.database}, with no difference between the two and no write lost.`,

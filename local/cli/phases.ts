@@ -12,7 +12,7 @@ import { assertMayWrite } from './preflight.ts';
 import { progressPrinter } from './progress.ts';
 
 /** Phases that run locally today, in the order a migration takes them. */
-export const LOCAL_PHASES = ['assess', 'foundation', 'data', 'sync', 'application'] as const;
+export const LOCAL_PHASES = ['assess', 'foundation', 'data', 'sync', 'application', 'integration'] as const;
 export type LocalPhase = (typeof LOCAL_PHASES)[number];
 /** Phases the rollback state machine can undo. */
 export { ROLLBACK_PHASES } from '../../lambdas/registry.ts';
@@ -142,6 +142,13 @@ export async function runPhaseCommand(
     };
   }
   if (phase === 'sync') return syncOutcome(loaded, run, out);
+  if (phase === 'integration') {
+    const done = run.output as { runId: string; providers: number; plans: number; subscriptions: number };
+    out.info(
+      `Integration done (${done.runId}): ${count(done.providers)} identity providers (client secrets by reference only), ${count(done.plans)} subscription plans, ${count(done.subscriptions)} active subscriptions; every tenant validated. Report: reports/integration/${done.runId}/report.md in the archive.`,
+    );
+    return { code: 0, json: { status: run.status, ...done } };
+  }
   if (phase === 'application') {
     const app = run.output as { runId: string; legacy: string[]; saas: string[] };
     out.info(

@@ -96,5 +96,27 @@ export function demoConfig(): ConfigInput {
     // on its own sessions.
     // Its application's writes take milliseconds: a second settles them before each drain.
     application: { idSeries: 'sessions', settleSeconds: 1 },
+    // Identity providers of two tenants; their client secrets are environment variables (the demo sets them).
+    integration: {
+      oauth: {
+        acme: [
+          {
+            provider: 'google',
+            clientId: 'acme-demo.apps.googleusercontent.com',
+            clientSecret: { env: 'DEMO_ACME_GOOGLE_SECRET' },
+            redirectUris: ['https://acme.com/auth/google/callback'],
+            allowedEmailDomains: ['acme.com'],
+          },
+        ],
+        globex: [
+          {
+            provider: 'github',
+            clientId: 'globex-demo',
+            clientSecret: { env: 'DEMO_GLOBEX_GITHUB_SECRET' },
+            redirectUris: ['https://globex.com/auth/github/callback'],
+          },
+        ],
+      },
+    },
   };
 }

@@ -26,6 +26,7 @@ const LOADERS = {
   data: () => import('../../lambdas/data/task.ts'),
   sync: () => import('../../lambdas/sync/task.ts'),
   application: () => import('../../lambdas/application/task.ts'),
+  integration: () => import('../../lambdas/integration/task.ts'),
   control: () => import('../../lambdas/control/task.ts'),
 } as const satisfies Record<TaskModule, unknown>;
 
@@ -120,13 +121,14 @@ function guardedArchive(archive: ArchiveStore, spec: FunctionSpec): ArchiveStore
 
 /** A function's dependencies, reaching only what its registry entry grants. */
 export function grantedDeps(deps: TaskDeps, spec: FunctionSpec): TaskDeps {
-  const { syncSchedule, sourceWriter, alarms, loadBalancer, ...rest } = deps;
+  const { syncSchedule, sourceWriter, alarms, loadBalancer, secrets, ...rest } = deps;
   return {
     ...rest,
     ...(syncSchedule !== undefined && spec.reaches.includes('schedule') ? { syncSchedule } : {}),
     ...(sourceWriter !== undefined && spec.reaches.includes('source:write') ? { sourceWriter } : {}),
     ...(alarms !== undefined && spec.reaches.includes('alarms') ? { alarms } : {}),
     ...(loadBalancer !== undefined && spec.reaches.includes('load-balancer') ? { loadBalancer } : {}),
+    ...(secrets !== undefined && spec.reaches.includes('secrets') ? { secrets } : {}),
     source: guardedSql(deps.source, spec, 'source'),
     target: guardedSql(deps.target, spec, 'target'),
     targetServer: guardedSql(deps.targetServer, spec, 'target'),

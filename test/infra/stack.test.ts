@@ -26,6 +26,24 @@ const config = ConfigSchema.parse({
   target: { url: `rdsdata://${cluster('saas')}/shifu_saas?secret=${secret('saas')}` },
   aws: { rollbackOnAlarms: [operatorAlarm], alarmEmails: ['oncall@example.com', 'dba@example.com'] },
   application: { loadBalancer: { listenerArn: listener, targetGroupArn: targetGroup } },
+  integration: {
+    oauth: {
+      acme: [
+        {
+          provider: 'google',
+          clientId: 'acme-client',
+          clientSecret: { secretArn: secret('acme-google') },
+          redirectUris: ['https://login.acme.com/callback'],
+        },
+        {
+          provider: 'github',
+          clientId: 'acme-gh',
+          clientSecret: { env: 'ACME_GITHUB_SECRET' },
+          redirectUris: ['https://acme.com/gh'],
+        },
+      ],
+    },
+  },
 });
 
 let app: App;
@@ -229,6 +247,16 @@ describe('migration stack', () => {
           ? JSON.stringify([`${listener.replace(':listener/', ':listener-rule/')}/*`])
           : '[]',
       );
+      // Secrets: described (never read) by the integration function, on the configured ARNs only.
+      expect(on('secretsmanager:DescribeSecret').includes(secret('acme-google')), why).toBe(has('secrets'));
+      const describeOnly = statements.filter(
+        (st) =>
+          [st.Action].flat().includes('secretsmanager:DescribeSecret') &&
+          ![st.Action].flat().includes('secretsmanager:GetSecretValue'),
+      );
+      expect(JSON.stringify(describeOnly.map((st) => st.Resource)), why).toBe(
+        has('secrets') ? JSON.stringify([secret('acme-google')]) : '[]',
+      );
       // Legacy is written by reverse sync only (the writer: here the source's cluster), never in batches.
       expect(
         statements.some(
@@ -288,7 +316,7 @@ describe('migration stack', () => {
   it('creates one state machine per ASL file calling the published version of the right functions', () => {
     const fns = stack.functions.functions;
     // The version, not $LATEST: an execution keeps calling the code it started with.
-    template.resourceCountIs('AWS::StepFunctions::StateMachine', 6);
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 7);
     const machines = template.findResources('AWS::StepFunctions::StateMachine');
     for (const [name, machine] of Object.entries(stack.phases.stateMachines)) {
       const file = readFileSync(
@@ -322,13 +350,13 @@ describe('migration stack', () => {
       JSON.stringify(g).includes('vendedlogs'),
     ))
       expect(group.Properties.LogGroupName).toMatch(
-        /^\/aws\/vendedlogs\/states\/ShifuMigrateTest-(assess|foundation|data|sync|application|rollback)$/,
+        /^\/aws\/vendedlogs\/states\/ShifuMigrateTest-(assess|foundation|data|sync|application|integration|rollback)$/,
       );
     expect(
       Object.values(template.findResources('AWS::Logs::LogGroup')).filter((g) =>
         JSON.stringify(g).includes('vendedlogs'),
       ),
-    ).toHaveLength(6);
+    ).toHaveLength(7);
   });
 
   it('lets the application and rollback machines start, follow and stop sync passes (nested), and nothing else', () => {
@@ -484,8 +512,8 @@ describe('migration stack', () => {
       Statistic: 'Sum',
       Threshold: 1,
     });
-    // 6 machines × 3, the mismatches, the rollback queue, the sync schedule's queue, the lag.
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 22);
+    // 7 machines × 3, the mismatches, the rollback queue, the sync schedule's queue, the lag.
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 25);
     // Every alarm tells the operators (e-mail subscriptions from aws.alarmEmails), going off and coming back.
     const topic = logicalId(stack.alarmTopic);
     for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
@@ -624,7 +652,7 @@ describe('migration stack', () => {
       .map((d) => join(assembly.directory, d))
       .filter((d) => existsSync(join(d, 'index.mjs')));
     // One bundle per module (lambdas/<module>/handler.ts): its functions share it, each with its own export.
-    expect(bundles).toHaveLength(6);
+    expect(bundles).toHaveLength(7);
     const exported: string[] = [];
     for (const dir of bundles) {
       expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);

@@ -42,6 +42,7 @@ const ROLE: Record<string, 'rolls back' | 'read-only' | 'is the rollback' | 'rep
   // Each repair is one transaction: a failed pass leaves the target as consistent as before it, nothing to undo.
   sync: 'repairs in transactions',
   application: 'rolls back',
+  integration: 'rolls back',
   rollback: 'is the rollback',
 };
 

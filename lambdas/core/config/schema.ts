@@ -257,6 +257,69 @@ const targetGroupArn = z
       'must be a target group ARN: arn:aws:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>',
   });
 
+/**
+ * Where a secret is, never what it is: a Secrets Manager ARN (on AWS the phase checks it exists with DescribeSecret,
+ * which returns no value) or the name of an environment variable (locally: it must be set). The value is never read
+ * into a log, a report or the ledger.
+ */
+export const SecretRef = z.union([
+  z.strictObject({
+    secretArn: z
+      .string()
+      .regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$/, {
+        error:
+          'must be a Secrets Manager secret ARN: arn:aws:secretsmanager:<region>:<account>:secret:<name>',
+      }),
+  }),
+  z.strictObject({
+    env: z.string().regex(/^[A-Z_][A-Z0-9_]{0,127}$/, {
+      error: 'must be an environment variable name such as ACME_GOOGLE_SECRET',
+    }),
+  }),
+]);
+
+export const OAuthProvider = z.strictObject({
+  provider: z.enum(['google', 'github', 'microsoft', 'apple', 'wechat', 'oidc']),
+  clientId: z.string().min(1).max(255),
+  clientSecret: SecretRef.meta({
+    description: 'A reference to the client secret: { "secretArn": … } or { "env": … }.',
+  }),
+  redirectUris: z
+    .array(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }))
+    .min(1)
+    .max(20)
+    .meta({ description: 'On the tenant’s own domain (or a subdomain of it): checked.' }),
+  allowedEmailDomains: z.array(domainName).max(50).default([]),
+});
+
+const Plan = z.strictObject({
+  name: z.string().min(1).max(100),
+  price: z
+    .string()
+    .regex(/^\d{1,10}(\.\d{1,2})?$/, { error: 'a price as text, such as "49.00" (money stays exact)' }),
+  currency: z.string().regex(/^[A-Z]{3}$/, { error: 'an ISO 4217 code such as USD or CNY' }),
+  period: z.enum(['month', 'year']).default('month'),
+  seats: z.int().min(1).max(1_000_000).optional(),
+});
+
+export const Integration = z.strictObject({
+  oauth: z
+    .record(tenantBid, z.array(OAuthProvider).max(10))
+    .default({})
+    .meta({ description: 'Per tenant, its identity providers: into tenant_oauth_providers.' }),
+  plans: z
+    .strictObject({ free: Plan, standard: Plan, enterprise: Plan })
+    .default({
+      free: { name: 'Free', price: '0.00', currency: 'USD', period: 'month' },
+      standard: { name: 'Standard', price: '49.00', currency: 'USD', period: 'month' },
+      enterprise: { name: 'Enterprise', price: '499.00', currency: 'USD', period: 'month' },
+    })
+    .meta({
+      description:
+        'The subscription plan of each tier (tenant_subscription_plans); every tenant gets one active subscription to its tier’s plan.',
+    }),
+});
+
 export const Application = z.strictObject({
   waves: z
     .array(z.array(tenantBid).min(1, { error: 'a wave lists at least one tenant' }))
@@ -338,6 +401,7 @@ export const Aws = z.strictObject({
       data: stateMachineArn,
       sync: stateMachineArn.optional(),
       application: stateMachineArn.optional(),
+      integration: stateMachineArn.optional(),
       rollback: stateMachineArn,
     })
     .optional()
@@ -423,6 +487,14 @@ export const ConfigSchema = z
       lagStartsRollback: false,
       maxLagSeconds: 900,
     }).meta({ description: 'The sync phase: keeping the target in step with the live legacy database.' }),
+    integration: Integration.default({
+      oauth: {},
+      plans: {
+        free: { name: 'Free', price: '0.00', currency: 'USD', period: 'month' },
+        standard: { name: 'Standard', price: '49.00', currency: 'USD', period: 'month' },
+        enterprise: { name: 'Enterprise', price: '499.00', currency: 'USD', period: 'month' },
+      },
+    }).meta({ description: 'The integration phase: per-tenant OAuth providers, plans and subscriptions.' }),
     application: Application.default({
       bakeMinutes: 10,
       maxLagSeconds: 60,
@@ -465,6 +537,37 @@ export const ConfigSchema = z
       }
     };
     needTenant(config.defaultTenant, ['defaultTenant']);
+    // OAuth: known tenants, and every redirect URI on its tenant's own domain.
+    for (const [bid, providers] of Object.entries(config.integration.oauth)) {
+      const t = config.tenants.find((x) => x.bid === bid);
+      if (t === undefined) {
+        needTenant(bid, ['integration', 'oauth', bid]);
+        continue;
+      }
+      for (const [i, p] of providers.entries())
+        for (const [j, uri] of p.redirectUris.entries()) {
+          const host = new URL(uri).hostname.toLowerCase();
+          const domain = t.domain?.toLowerCase();
+          if (domain === undefined || (host !== domain && !host.endsWith(`.${domain}`)))
+            ctx.addIssue({
+              code: 'custom',
+              path: ['integration', 'oauth', bid, i, 'redirectUris', j],
+              message:
+                domain === undefined
+                  ? `tenant ${bid} has no domain, so no redirect URI can be checked as its own: give tenants[].domain`
+                  : `${host} is not on tenant ${bid}'s domain ${domain}: a redirect URI must be on the tenant's own domain (or a subdomain of it)`,
+            });
+        }
+      const kinds = providers.map((p) => p.provider);
+      kinds.forEach((k, i) => {
+        if (kinds.indexOf(k) !== i)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['integration', 'oauth', bid, i, 'provider'],
+            message: `tenant ${bid} lists ${k} twice`,
+          });
+      });
+    }
     const waved = new Set<string>();
     for (const [w, wave] of (config.application.waves ?? []).entries())
       for (const [i, bid] of wave.entries()) {
@@ -539,6 +642,8 @@ export type WhenNotUniqueConfig = z.output<typeof WhenNotUnique>;
 export type TableRulesConfig = z.output<typeof TableRules>;
 export type SyncConfig = z.output<typeof Sync>;
 export type ApplicationConfig = z.output<typeof Application>;
+export type IntegrationConfig = z.output<typeof Integration>;
+export type SecretRefConfig = z.output<typeof SecretRef>;
 
 /** The tenant rules of a table as a list (a single rule is a list of one). */
 export function tenantRules(rules: TableRulesConfig): TenantRuleConfig[] {

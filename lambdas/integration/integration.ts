@@ -1,0 +1,219 @@
+import { createHash } from 'node:crypto';
+import { releaseLock } from '../core/ledger/lock.ts';
+import { assertRunOwner, beginOwnRollback, beginRun, failStart } from '../core/ledger/phase-run.ts';
+import { setRunStatus, succeedRun, targetHasTable } from '../core/ledger/runs.ts';
+import { assertSourceIsNotTarget } from '../core/preflight.ts';
+import { num, str } from '../core/sql/rows.ts';
+import type { TaskDeps } from '../core/task.ts';
+import { IntegrationInvalid, IntegrationNotReady, SecretMissing } from './errors.ts';
+import { refText, type SecretCheck } from './secrets.ts';
+
+/**
+ * The integration phase: per tenant, its identity providers (client secrets by reference only), the subscription
+ * plan of each tier and one active subscription per tenant. Every row it writes carries its run id, and a row
+ * another run wrote is never changed: its rollback deletes exactly its own rows.
+ */
+
+const TABLES = ['tenant_oauth_providers', 'tenant_subscription_plans', 'tenant_subscriptions'] as const;
+
+/** A plan's stable id: the tier and the plan's terms (a changed price is another plan). */
+export function planBid(
+  tier: string,
+  plan: { name: string; price: string; currency: string; period: string },
+) {
+  const digest = createHash('sha256')
+    .update(JSON.stringify([tier, plan.name, plan.price, plan.currency, plan.period]))
+    .digest('hex');
+  return `${tier}-${digest.slice(0, 16)}`.slice(0, 32);
+}
+
+export async function startIntegration(deps: TaskDeps, execution: string): Promise<{ runId: string }> {
+  await assertSourceIsNotTarget(deps);
+  const start = await beginRun(deps.target, 'integration', execution, { resumable: false });
+  try {
+    for (const table of [...TABLES, 'tenant_tenants'])
+      if (!(await targetHasTable(deps.targetServer, deps.targetUrl.database, table)))
+        throw new IntegrationNotReady(
+          `${table} is not on the target: run foundation (it creates the tenant tables, these included)`,
+        );
+    return { runId: start.runId };
+  } catch (error) {
+    await failStart(deps.target, { runId: start.runId, resumed: false }, execution, error);
+    throw error;
+  }
+}
+
+export interface Applied {
+  readonly plans: number;
+  readonly subscriptions: number;
+  readonly providers: number;
+}
+
+/**
+ * Plans, subscriptions, then each tenant's providers, each secret reference checked (its value never read) just
+ * before its row is written: a missing one fails the phase after what came before was written, and the rollback
+ * removes exactly that.
+ */
+export async function applyIntegration(
+  deps: TaskDeps,
+  runId: string,
+  execution: string,
+  secrets: SecretCheck,
+): Promise<Applied> {
+  await assertRunOwner(deps.target, runId, execution);
+  const { plans, oauth } = deps.config.integration;
+  let written = { plans: 0, subscriptions: 0, providers: 0 };
+  for (const [tier, plan] of Object.entries(plans)) {
+    const r = await deps.target.execute(
+      'INSERT IGNORE INTO tenant_subscription_plans (plan_bid, tier, name, price, currency, period, seats, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      [
+        planBid(tier, plan),
+        tier,
+        plan.name,
+        plan.price,
+        plan.currency,
+        plan.period,
+        plan.seats ?? null,
+        runId,
+      ],
+    );
+    written = { ...written, plans: written.plans + r.affectedRows };
+  }
+  for (const tenant of deps.config.tenants) {
+    const plan = plans[tenant.tier];
+    const r = await deps.target.execute(
+      "INSERT IGNORE INTO tenant_subscriptions (subscription_bid, tenant_bid, plan_bid, status, run_id) VALUES (?, ?, ?, 'active', ?)",
+      [
+        `${tenant.bid}-${planBid(tenant.tier, plan)}`.slice(0, 64),
+        tenant.bid,
+        planBid(tenant.tier, plan),
+        runId,
+      ],
+    );
+    written = { ...written, subscriptions: written.subscriptions + r.affectedRows };
+  }
+  for (const [tenant, providers] of Object.entries(oauth)) {
+    for (const p of providers) {
+      const missing = await secrets.missing(p.clientSecret);
+      if (missing !== null)
+        throw new SecretMissing(
+          `integration.oauth.${tenant} ${p.provider}: the client secret reference ${refText(p.clientSecret)} is missing (${missing}): create it, or fix the reference`,
+        );
+      const r = await deps.target.execute(
+        'INSERT IGNORE INTO tenant_oauth_providers (tenant_bid, provider, client_id, client_secret_ref, redirect_uris, allowed_email_domains, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        [
+          tenant,
+          p.provider,
+          p.clientId,
+          refText(p.clientSecret),
+          JSON.stringify(p.redirectUris),
+          JSON.stringify(p.allowedEmailDomains),
+          runId,
+        ],
+      );
+      written = { ...written, providers: written.providers + r.affectedRows };
+    }
+  }
+  return written;
+}
+
+export interface IntegrationReport {
+  readonly runId: string;
+  readonly tenants: {
+    readonly tenant: string;
+    readonly providers: string[];
+    readonly activeSubscriptions: number;
+    readonly plan: string | null;
+  }[];
+  readonly problems: string[];
+}
+
+/** Every tenant has the providers its config lists and exactly one active subscription; the report goes to the archive. */
+export async function validateIntegration(
+  deps: TaskDeps,
+  runId: string,
+  execution: string,
+): Promise<{ report: string; problems: number }> {
+  await assertRunOwner(deps.target, runId, execution);
+  const problems: string[] = [];
+  const tenants: IntegrationReport['tenants'][number][] = [];
+  for (const t of deps.config.tenants) {
+    const providers = (
+      await deps.target.query(
+        'SELECT provider FROM tenant_oauth_providers WHERE tenant_bid = ? ORDER BY provider',
+        [t.bid],
+      )
+    ).map((r) => str(r, 'provider'));
+    const subs = await deps.target.query(
+      "SELECT plan_bid FROM tenant_subscriptions WHERE tenant_bid = ? AND status = 'active'",
+      [t.bid],
+    );
+    for (const p of deps.config.integration.oauth[t.bid] ?? [])
+      if (!providers.includes(p.provider)) problems.push(`${t.bid} has no ${p.provider} provider`);
+    if (subs.length !== 1) problems.push(`${t.bid} has ${subs.length} active subscriptions, not 1`);
+    tenants.push({
+      tenant: t.bid,
+      providers,
+      activeSubscriptions: subs.length,
+      plan: subs[0] === undefined ? null : str(subs[0], 'plan_bid'),
+    });
+  }
+  const report: IntegrationReport = { runId, tenants, problems };
+  const key = `reports/integration/${runId}`;
+  await deps.archive.put(`${key}/report.json`, JSON.stringify(report, null, 2));
+  await deps.archive.put(
+    `${key}/report.md`,
+    [
+      `# Integration ${runId}`,
+      '',
+      problems.length === 0
+        ? '**Valid**: every tenant has its providers and one active subscription.'
+        : `**Invalid**: ${problems.join('; ')}`,
+      '',
+      '| tenant | providers | active subscriptions | plan |',
+      '|---|---|---:|---|',
+      ...tenants.map(
+        (t) =>
+          `| ${t.tenant} | ${t.providers.join(', ') || '-'} | ${t.activeSubscriptions} | ${t.plan ?? '-'} |`,
+      ),
+      '',
+    ].join('\n'),
+  );
+  if (problems.length > 0) throw new IntegrationInvalid(problems.join('; '));
+  return { report: `${key}/report.md`, problems: 0 };
+}
+
+export async function finishIntegration(deps: TaskDeps, runId: string, execution: string) {
+  await assertRunOwner(deps.target, runId, execution);
+  const [counts] = await deps.target.query(
+    `SELECT (SELECT COUNT(*) FROM tenant_oauth_providers) AS providers, (SELECT COUNT(*) FROM tenant_subscription_plans) AS plans,
+            (SELECT COUNT(*) FROM tenant_subscriptions WHERE status = 'active') AS subscriptions`,
+  );
+  await succeedRun(deps.target, runId);
+  await releaseLock(deps.target, execution, runId);
+  return {
+    runId,
+    providers: num(counts ?? {}, 'providers'),
+    plans: num(counts ?? {}, 'plans'),
+    subscriptions: num(counts ?? {}, 'subscriptions'),
+  };
+}
+
+/** The phase's own Catch: exactly the rows this run wrote are deleted; the run ends rolled back. */
+export async function rollbackIntegration(
+  deps: TaskDeps,
+  runId: string | null,
+  execution: string,
+  error: { Error: string; Cause?: string | undefined } | undefined,
+): Promise<{ runId: string | null; removed: number }> {
+  if (runId === null) return { runId, removed: 0 };
+  await beginOwnRollback(deps.target, 'integration', runId, execution, error);
+  let removed = 0;
+  await deps.target.transaction(async (tx) => {
+    for (const table of TABLES)
+      removed += (await tx.execute(`DELETE FROM ${table} WHERE run_id = ?`, [runId])).affectedRows;
+  });
+  await setRunStatus(deps.target, runId, 'rolled_back', { from: ['rolling_back'] });
+  await releaseLock(deps.target, execution, runId);
+  return { runId, removed };
+}
