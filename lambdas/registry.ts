@@ -316,7 +316,7 @@ export const FUNCTIONS = {
     name: 'integration-rollback',
     module: 'integration',
     handler: 'rollback',
-    steps: ['rollback'],
+    steps: ['rollback', 'rollback-phase'],
     timeoutMinutes: 5,
     memoryMb: 256,
     reaches: ['target'],
@@ -376,7 +376,7 @@ export const STATE_MACHINES = [
 ] as const;
 
 /** Phases whose failure alarms start the rollback state machine with that phase. */
-export const ROLLBACK_PHASES = ['foundation', 'data', 'application'] as const;
+export const ROLLBACK_PHASES = ['foundation', 'data', 'application', 'integration'] as const;
 
 /** Phases whose executions the rollback stops: those it undoes, and a sync pass in flight (nothing to undo). */
 export const STOPPED_BY_ROLLBACK = [...ROLLBACK_PHASES, 'sync'] as const;

@@ -3,7 +3,7 @@ import { tenantBid } from '../core/config/schema.ts';
 import { execution } from '../foundation/schema.ts';
 import { ROLLBACK_PHASES } from '../registry.ts';
 
-const runId = z.string().regex(/^(foundation|data|application)-[0-9TZ]+-[0-9a-f]+$/);
+const runId = z.string().regex(/^(foundation|data|application|integration)-[0-9TZ]+-[0-9a-f]+$/);
 
 /**
  * What starts the rollback state machine: `phase` when an operator names it; otherwise the phase in flight or

@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 import { releaseLock } from '../core/ledger/lock.ts';
-import { assertRunOwner, beginOwnRollback, beginRun, failStart } from '../core/ledger/phase-run.ts';
+import {
+  assertRunOwner,
+  beginOwnRollback,
+  beginRun,
+  enterRollback,
+  failStart,
+} from '../core/ledger/phase-run.ts';
 import { setRunStatus, succeedRun, targetHasTable } from '../core/ledger/runs.ts';
 import { assertSourceIsNotTarget } from '../core/preflight.ts';
 import { num, str } from '../core/sql/rows.ts';
@@ -197,6 +203,34 @@ export async function finishIntegration(deps: TaskDeps, runId: string, execution
     plans: num(counts ?? {}, 'plans'),
     subscriptions: num(counts ?? {}, 'subscriptions'),
   };
+}
+
+/**
+ * `rollback --phase integration` (the rollback state machine, holding the lock as `rollbackRunId`): every
+ * integration row not rolled back yet is deleted (each carries the run that wrote it), and those runs end rolled back.
+ */
+export async function rollbackIntegrationPhase(
+  deps: TaskDeps,
+  rollbackRunId: string,
+  execution: string,
+): Promise<{ rolledBack: boolean; undone: number }> {
+  await enterRollback(deps.target, 'integration', execution, { kind: 'phase', rollbackRunId });
+  let undone = 0;
+  if (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'tenant_subscriptions'))
+    await deps.target.transaction(async (tx) => {
+      for (const table of TABLES)
+        undone += (
+          await tx.execute(
+            `DELETE FROM ${table} WHERE run_id IN (SELECT run_id FROM migration_runs WHERE phase = 'integration')`,
+          )
+        ).affectedRows;
+      await tx.execute(
+        "UPDATE migration_runs SET status = 'rolled_back' WHERE phase = 'integration' AND status NOT IN ('refused', 'rolled_back')",
+      );
+    });
+  await setRunStatus(deps.target, rollbackRunId, 'succeeded', { from: ['running'] });
+  await releaseLock(deps.target, execution, rollbackRunId);
+  return { rolledBack: true, undone };
 }
 
 /** The phase's own Catch: exactly the rows this run wrote are deleted; the run ends rolled back. */

@@ -3,6 +3,7 @@ import {
   applyIntegration,
   finishIntegration,
   rollbackIntegration,
+  rollbackIntegrationPhase,
   startIntegration,
   validateIntegration,
 } from './integration.ts';
@@ -22,5 +23,7 @@ export async function runIntegration(input: IntegrationInput, deps: TaskDeps): P
       return finishIntegration(deps, input.runId, input.execution);
     case 'rollback':
       return rollbackIntegration(deps, input.runId, input.execution, input.error);
+    case 'rollback-phase':
+      return rollbackIntegrationPhase(deps, input.rollbackRunId, input.execution);
   }
 }

@@ -14,5 +14,11 @@ export const IntegrationInput = z.discriminatedUnion('step', [
   z.object({ step: z.literal('finish'), runId, execution }),
   /** The phase's own Catch: the rows this run wrote are deleted. `runId` null when the start failed. */
   z.object({ step: z.literal('rollback'), runId: runId.nullable(), execution, error: caught }),
+  /** The rollback state machine (`rollback --phase integration`), holding the lock as `rollbackRunId`. */
+  z.object({
+    step: z.literal('rollback-phase'),
+    rollbackRunId: z.string().regex(/^rollback-[0-9TZ]+-[0-9a-f]+$/),
+    execution,
+  }),
 ]);
 export type IntegrationInput = z.output<typeof IntegrationInput>;

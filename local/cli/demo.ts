@@ -47,9 +47,9 @@ export async function runDemo(
     // A new source needs a new target: the previous demo's rows would differ from it. Our own rollbacks remove
     // exactly what the phases recorded (nothing when there is no ledger yet).
     out.info(
-      `Resetting the demo target ${loaded.targetUrl.database}: routing every tenant back to legacy, then rolling back data, then foundation.`,
+      `Resetting the demo target ${loaded.targetUrl.database}: rolling back integration, routing every tenant back to legacy, then rolling back data, then foundation.`,
     );
-    for (const phase of ['application', 'data', 'foundation']) {
+    for (const phase of ['integration', 'application', 'data', 'foundation']) {
       const undone = await runRollbackCommand(loaded, { phase }, out, cwd);
       if (undone.code !== 0)
         return { code: 1, json: { status: 'FAILED', stoppedAt: `rollback ${phase}`, seeded, phases: {} } };

@@ -307,9 +307,11 @@ export async function runRollbackCommand(
     const stopped = output.stoppedRuns ?? [];
     out.info(
       `Rolled back ${output.phase}: ${
-        output.phase === 'data'
-          ? `${count(output.undone ?? 0)} rows deleted${(output.truncated ?? []).length > 0 ? ` and ${(output.truncated ?? []).length} tables emptied at once (TRUNCATE)` : ''}, the migrated tables are empty`
-          : `${count(output.undone ?? 0)} objects removed`
+        output.phase === 'integration'
+          ? `${count(output.undone ?? 0)} integration rows deleted (providers, plans, subscriptions)`
+          : output.phase === 'data'
+            ? `${count(output.undone ?? 0)} rows deleted${(output.truncated ?? []).length > 0 ? ` and ${(output.truncated ?? []).length} tables emptied at once (TRUNCATE)` : ''}, the migrated tables are empty`
+            : `${count(output.undone ?? 0)} objects removed`
       } (${output.rollbackRunId}); ` +
         `${stopped.length > 0 ? `runs ${stopped.join(', ')} undone; ` : ''}the ledger keeps the record.`,
     );

@@ -305,6 +305,8 @@ describe('migration stack', () => {
           { Ref: logicalId(machines.data) },
           '","application":"',
           { Ref: logicalId(machines.application) },
+          '","integration":"',
+          { Ref: logicalId(machines.integration) },
           '","sync":"',
           { Ref: logicalId(machines.sync) },
           '"}',
@@ -535,8 +537,10 @@ describe('migration stack', () => {
       Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlq, 'QueueName'] } }],
     });
     template.resourceCountIs('AWS::Events::Rule', 1);
-    const undo = stack.phases.alarms.filter((a) => /^(foundation|data|application|checksum)/.test(a.node.id));
-    expect(undo).toHaveLength(10);
+    const undo = stack.phases.alarms.filter((a) =>
+      /^(foundation|data|application|integration|checksum)/.test(a.node.id),
+    );
+    expect(undo).toHaveLength(13);
     template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: {
         source: ['aws.cloudwatch'],

@@ -137,7 +137,7 @@ describe('shifu-migrate CLI', () => {
     const run = await cli(['demo', '--reset', '--users', '90'], env);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(
-      /Resetting the demo target .*: routing every tenant back to legacy, then rolling back data, then foundation/,
+      /Resetting the demo target .*: rolling back integration, routing every tenant back to legacy, then rolling back data, then foundation/,
     );
     // The demo before it had switched every tenant: they went back to legacy, their writes drained back first.
     expect(run.stderr).toMatch(/Routed back to legacy: acme, default, globex, initech\./);

@@ -165,4 +165,18 @@ describe('integration phase', () => {
     }
     expect(files(dir).some((f) => f.endsWith('report.md') && f.includes('integration'))).toBe(true);
   });
+
+  it('rollback --phase integration deletes every integration row and says how many', async () => {
+    const before = await integrationRows();
+    expect(before).toBe(9);
+    const back = await cli(['rollback', '--phase', 'integration', '--yes', '--json']);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.json).toMatchObject({ phase: 'integration', rolledBack: true, undone: before });
+    expect(back.stderr).toContain(`Rolled back integration: ${before} integration rows deleted`);
+    expect(await integrationRows()).toBe(0);
+    const open = await server.query(
+      `SELECT run_id FROM ${tgt('migration_runs')} WHERE phase = 'integration' AND status NOT IN ('refused', 'rolled_back')`,
+    );
+    expect(open).toEqual([]);
+  });
 });
