@@ -202,8 +202,9 @@ export function parseCommandLine(
     .action((name: string, _opts, command: Command) => pick('alarm', ['clear', name], command));
   program
     .command('status')
-    .description('the ledger: runs, and per table rows, chunks, quarantine')
-    .addHelpText('after', examples('status', 'status --json'))
+    .description('the ledger: runs, and per table rows, chunks, quarantine; or one tenant')
+    .option('--tenant <bid>', 'one tenant: owner, route, rows per table, conflicts, providers, subscription')
+    .addHelpText('after', examples('status', 'status --json', 'status --tenant acme'))
     .action((_opts, command: Command) => pick('status', [], command));
   program
     .command('verify')

@@ -74,10 +74,12 @@ export async function runStatusCommand(
   loaded: LoadedConfig,
   out: Output,
   cwd: string,
+  tenant?: string,
 ): Promise<PhaseOutcome> {
   const show = showResult;
   const deps = openDeps(loaded, cwd);
   try {
+    if (tenant !== undefined) return await tenantReport(deps, loaded, out, tenant);
     if (!(await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'migration_runs'))) {
       show(out, `No ledger in ${loaded.targetUrl.database} yet: nothing has run (run foundation first).`);
       return { code: 0, json: { status: 'EMPTY', runs: [], tables: [], lock: null } };
@@ -262,6 +264,97 @@ export async function runStatusCommand(
 function showResult(out: Output, line: string): void {
   if (out.json) out.info(line);
   else out.result(line);
+}
+
+/**
+ * `status --tenant X`: one tenant: who owns its writes and where its requests go, its rows per table on the target,
+ * its open tenant conflicts, its identity providers and its subscription.
+ */
+async function tenantReport(
+  deps: ReturnType<typeof openDeps>,
+  loaded: LoadedConfig,
+  out: Output,
+  tenant: string,
+): Promise<PhaseOutcome> {
+  const db = loaded.targetUrl.database;
+  const has = (table: string) => targetHasTable(deps.targetServer, db, table);
+  const state = (await tenantStatus(deps, loaded)).find((t) => t.tenant === tenant) ?? null;
+  const tables: { table: string; rows: number }[] = [];
+  for (const [table, rules] of Object.entries(loaded.config.tables)) {
+    if (rules.tenant === undefined || !(await has(table))) continue;
+    const [row] = await deps.target.query(
+      `SELECT COUNT(*) AS n FROM ${qualified(db, table)} WHERE tenant_bid = ?`,
+      [tenant],
+    );
+    tables.push({ table, rows: row === undefined ? 0 : num(row, 'n') });
+  }
+  const conflicts = (await has('migration_sync_conflicts'))
+    ? num(
+        (
+          await deps.target.query(
+            'SELECT COUNT(*) AS n FROM migration_sync_conflicts WHERE resolved_at IS NULL AND (target_tenant = ? OR source_tenant = ?)',
+            [tenant, tenant],
+          )
+        )[0] ?? {},
+        'n',
+      )
+    : 0;
+  const providers = (await has('tenant_oauth_providers'))
+    ? (
+        await deps.target.query(
+          'SELECT provider, client_id, client_secret_ref FROM tenant_oauth_providers WHERE tenant_bid = ? ORDER BY provider',
+          [tenant],
+        )
+      ).map((r) => ({
+        provider: str(r, 'provider'),
+        clientId: str(r, 'client_id'),
+        secret: str(r, 'client_secret_ref'),
+      }))
+    : [];
+  const [subscription] = (await has('tenant_subscriptions'))
+    ? await deps.target.query(
+        `SELECT s.plan_bid, p.name, CAST(p.price AS CHAR) AS price, p.currency, p.period FROM tenant_subscriptions s
+           LEFT JOIN tenant_subscription_plans p ON p.plan_bid = s.plan_bid WHERE s.tenant_bid = ? AND s.status = 'active'`,
+        [tenant],
+      )
+    : [];
+  showResult(
+    out,
+    `Tenant ${tenant}: ${state === null ? 'not on the target yet (run foundation)' : `${state.status}, writes owned by ${state.owner}, route ${state.route}${state.status === 'switched' ? ` (switched ${state.switchedAt ?? ''} by ${state.runId ?? '?'}${state.baked ? ', baked' : ', not baked'})` : ''}`}`,
+  );
+  for (const t of tables) showResult(out, `  ${t.table.padEnd(24)} ${count(t.rows).padStart(10)} rows`);
+  showResult(out, `  open tenant conflicts: ${count(conflicts)}`);
+  showResult(
+    out,
+    `  identity providers: ${providers.length === 0 ? 'none' : providers.map((p) => `${p.provider} (${p.clientId}, secret ${p.secret})`).join(', ')}`,
+  );
+  showResult(
+    out,
+    `  subscription: ${subscription === undefined ? 'none' : `${str(subscription, 'name')} ${str(subscription, 'price')} ${str(subscription, 'currency')}/${str(subscription, 'period')} (${str(subscription, 'plan_bid')})`}`,
+  );
+  return {
+    code: 0,
+    json: {
+      status: 'OK',
+      tenant: {
+        tenant,
+        state,
+        tables,
+        openConflicts: conflicts,
+        providers,
+        subscription:
+          subscription === undefined
+            ? null
+            : {
+                plan: str(subscription, 'plan_bid'),
+                name: str(subscription, 'name'),
+                price: str(subscription, 'price'),
+                currency: str(subscription, 'currency'),
+                period: str(subscription, 'period'),
+              },
+      },
+    },
+  };
 }
 
 /** Each tenant's state in the hybrid period: who owns its writes, and its route. */

@@ -145,7 +145,8 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
           ? parsePhase(values.phase, ROLLBACK_PHASES, 'phase to roll back (--phase)')
           : undefined;
     if (values.tenant !== undefined) {
-      if (command !== 'rollback') throw new InputError(`--tenant goes with rollback, not ${command}`);
+      if (command !== 'rollback' && command !== 'status')
+        throw new InputError(`--tenant goes with rollback or status, not ${command}`);
       if (values.phase !== undefined && values.phase !== 'application')
         throw new InputError(
           `--tenant rolls back one tenant of the application phase, not of ${values.phase}`,
@@ -205,7 +206,7 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     if (command === 'status' || command === 'verify') {
       const outcome =
         command === 'status'
-          ? await runStatusCommand(loaded, out, cwd)
+          ? await runStatusCommand(loaded, out, cwd, values.tenant)
           : await runVerifyCommand(loaded, out, cwd);
       if (out.json) out.resultJson(outcome.json);
       else

@@ -141,6 +141,20 @@ describe('integration phase', () => {
       { tenant_bid: 'globex', tier: 'standard', price: '49.00' },
       { tenant_bid: 'initech', tier: 'standard', price: '49.00' },
     ]);
+    // One tenant, as status shows it.
+    const one = await cli(['status', '--tenant', 'acme', '--json']);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.json.tenant).toMatchObject({
+      tenant: 'acme',
+      providers: [{ provider: 'google', clientId: 'acme-client', secret: 'env:ACME_GOOGLE_SECRET' }],
+      subscription: { name: 'Enterprise', price: '499.00', currency: 'USD', period: 'month' },
+    });
+    expect(
+      (one.json.tenant as { tables: { table: string; rows: number }[] }).tables.find(
+        (t) => t.table === 'user_users',
+      )?.rows,
+    ).toBe(0); // foundation only here: no rows copied yet
+    expect((await cli(['status', '--tenant', 'nosuch', '--json'])).code).toBe(2);
     // Run again: nothing of the first run's is written twice or taken over.
     const again = await cli(['run', 'integration', '--json']);
     expect(again.code, again.stderr).toBe(0);
