@@ -310,7 +310,8 @@ export const FUNCTIONS = {
     steps: ['apply', 'validate'],
     timeoutMinutes: 5,
     memoryMb: 256,
-    reaches: ['target', 'secrets', 'archive:put'],
+    // The source only for the legacy login settings' client ids.
+    reaches: ['source', 'target', 'secrets', 'archive:put'],
   },
   IntegrationRollbackFunctionArn: {
     name: 'integration-rollback',

@@ -12,3 +12,8 @@ export class IntegrationNotReady extends Error {
 export class IntegrationInvalid extends Error {
   override name = 'IntegrationInvalid';
 }
+
+/** The legacy login settings the config names are not in the legacy table. */
+export class LegacyLoginMissing extends Error {
+  override name = 'LegacyLoginMissing';
+}

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ident, qualified } from '../core/identifiers.ts';
 import { releaseLock } from '../core/ledger/lock.ts';
 import {
   assertRunOwner,
@@ -11,7 +12,7 @@ import { setRunStatus, succeedRun, targetHasTable } from '../core/ledger/runs.ts
 import { assertSourceIsNotTarget } from '../core/preflight.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
-import { IntegrationInvalid, IntegrationNotReady, SecretMissing } from './errors.ts';
+import { IntegrationInvalid, IntegrationNotReady, LegacyLoginMissing, SecretMissing } from './errors.ts';
 import { refText, type SecretCheck } from './secrets.ts';
 
 /**
@@ -98,7 +99,29 @@ export async function applyIntegration(
     );
     written = { ...written, subscriptions: written.subscriptions + r.affectedRows };
   }
-  for (const [tenant, providers] of Object.entries(oauth)) {
+  // The legacy global login settings: the default tenant's providers, their client ids read from legacy by key.
+  const login = deps.config.integration.legacyLogin;
+  const legacy: [string, (typeof oauth)[string]][] = [];
+  if (login !== undefined) {
+    const keys = login.providers.map((p) => p.clientIdKey);
+    const rows = await deps.source.query(
+      `SELECT ${ident(login.keyColumn)} AS k, ${ident(login.valueColumn)} AS v FROM ${qualified(deps.sourceUrl.database, login.table)} WHERE ${ident(login.keyColumn)} IN (${keys.map(() => '?').join(', ')})`,
+      keys,
+    );
+    const values = new Map(rows.map((r) => [str(r, 'k'), r.v === null ? '' : str(r, 'v')]));
+    legacy.push([
+      deps.config.defaultTenant,
+      login.providers.map((p) => {
+        const clientId = values.get(p.clientIdKey) ?? '';
+        if (clientId === '')
+          throw new LegacyLoginMissing(
+            `integration.legacyLogin: ${login.table} has no ${p.clientIdKey} (${login.keyColumn}) with a value, so the legacy ${p.provider} login has no client id for tenant ${deps.config.defaultTenant}: fix clientIdKey, or drop that provider`,
+          );
+        return { ...p, clientId };
+      }),
+    ]);
+  }
+  for (const [tenant, providers] of [...Object.entries(oauth), ...legacy]) {
     for (const p of providers) {
       const missing = await secrets.missing(p.clientSecret);
       if (missing !== null)
@@ -154,7 +177,11 @@ export async function validateIntegration(
       "SELECT plan_bid FROM tenant_subscriptions WHERE tenant_bid = ? AND status = 'active'",
       [t.bid],
     );
-    for (const p of deps.config.integration.oauth[t.bid] ?? [])
+    const wanted = [
+      ...(deps.config.integration.oauth[t.bid] ?? []),
+      ...(t.bid === deps.config.defaultTenant ? (deps.config.integration.legacyLogin?.providers ?? []) : []),
+    ];
+    for (const p of wanted)
       if (!providers.includes(p.provider)) problems.push(`${t.bid} has no ${p.provider} provider`);
     if (subs.length !== 1) problems.push(`${t.bid} has ${subs.length} active subscriptions, not 1`);
     tenants.push({

@@ -44,7 +44,7 @@ const oauth = {
   ],
 };
 
-function writeConfig(integration: unknown): void {
+function writeConfig(integration: unknown, tenants?: unknown): void {
   writeFileSync(
     join(dir, 'shifu-migrate.config.json'),
     JSON.stringify({
@@ -54,6 +54,7 @@ function writeConfig(integration: unknown): void {
       archive: { url: join(dir, 'archive') },
       chunking: { rowsPerChunk: 300, maxConcurrency: 2, copyPath: 'client' },
       integration,
+      ...(tenants === undefined ? {} : { tenants }),
     }),
   );
 }
@@ -192,5 +193,41 @@ describe('integration phase', () => {
       `SELECT run_id FROM ${tgt('migration_runs')} WHERE phase = 'integration' AND status NOT IN ('refused', 'rolled_back')`,
     );
     expect(open).toEqual([]);
+  });
+
+  it('makes the legacy global login settings the default tenant’s providers, and a missing key rolls back', async () => {
+    await server.execute(
+      `INSERT INTO ${qualified(source.name, 'sys_configs')} (config_key, config_value) VALUES ('login.wechat.app_id', 'wx-legacy-123')`,
+    );
+    const legacyLogin = (key: string) => ({
+      table: 'sys_configs',
+      keyColumn: 'config_key',
+      valueColumn: 'config_value',
+      providers: [
+        {
+          provider: 'wechat',
+          clientIdKey: key,
+          clientSecret: { env: 'ACME_GOOGLE_SECRET' },
+          redirectUris: ['https://app.ai-shifu.com/auth/wechat/callback'],
+        },
+      ],
+    });
+    const tenants = demoConfig().tenants.map((t) =>
+      t.bid === 'default' ? { ...t, domain: 'ai-shifu.com' } : t,
+    );
+    writeConfig({ oauth, legacyLogin: legacyLogin('login.wechat.no_such_key') }, tenants);
+    const missing = await cli(['run', 'integration', '--json']);
+    expect(missing.code).toBe(1);
+    expect(missing.json.error).toBe('LegacyLoginMissing');
+    expect(String(missing.json.cause)).toContain('sys_configs has no login.wechat.no_such_key');
+    expect(await integrationRows()).toBe(0);
+    writeConfig({ oauth, legacyLogin: legacyLogin('login.wechat.app_id') }, tenants);
+    const run = await cli(['run', 'integration', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const [wechat] = await server.query(
+      `SELECT client_id, client_secret_ref FROM ${tgt('tenant_oauth_providers')} WHERE tenant_bid = 'default' AND provider = 'wechat'`,
+    );
+    expect(wechat).toEqual({ client_id: 'wx-legacy-123', client_secret_ref: 'env:ACME_GOOGLE_SECRET' });
+    writeConfig({ oauth });
   });
 });

@@ -302,11 +302,44 @@ const Plan = z.strictObject({
   seats: z.int().min(1).max(1_000_000).optional(),
 });
 
+const sqlName = z.string().refine(isSafeIdentifier, {
+  error: 'a table or column name of 1 to 64 characters of A-Z, a-z, 0-9, _ or $',
+});
+
+export const LegacyLogin = z.strictObject({
+  table: sqlName.meta({ description: 'The legacy table of global settings, e.g. sys_configs.' }),
+  keyColumn: sqlName.meta({ description: 'Its key column, e.g. config_key.' }),
+  valueColumn: sqlName.meta({ description: 'Its value column, e.g. config_value.' }),
+  providers: z
+    .array(
+      z.strictObject({
+        provider: OAuthProvider.shape.provider,
+        clientIdKey: z
+          .string()
+          .min(1)
+          .max(255)
+          .meta({ description: 'The key whose value is the client id (read from legacy at the run).' }),
+        clientSecret: SecretRef.meta({
+          description:
+            'A reference to the client secret (the legacy table may hold the value: it is never copied; store it in Secrets Manager or the environment and reference it).',
+        }),
+        redirectUris: OAuthProvider.shape.redirectUris,
+        allowedEmailDomains: OAuthProvider.shape.allowedEmailDomains,
+      }),
+    )
+    .min(1)
+    .max(10),
+});
+
 export const Integration = z.strictObject({
   oauth: z
     .record(tenantBid, z.array(OAuthProvider).max(10))
     .default({})
     .meta({ description: 'Per tenant, its identity providers: into tenant_oauth_providers.' }),
+  legacyLogin: LegacyLogin.optional().meta({
+    description:
+      'The legacy system’s global login settings, which become the default tenant’s identity providers: the client id read from a legacy settings table by key.',
+  }),
   plans: z
     .strictObject({ free: Plan, standard: Plan, enterprise: Plan })
     .default({
@@ -537,11 +570,28 @@ export const ConfigSchema = z
       }
     };
     needTenant(config.defaultTenant, ['defaultTenant']);
-    // OAuth: known tenants, and every redirect URI on its tenant's own domain.
-    for (const [bid, providers] of Object.entries(config.integration.oauth)) {
+    // OAuth: known tenants, and every redirect URI on its tenant's own domain (the legacy login's: the default
+    // tenant's).
+    const login = config.integration.legacyLogin;
+    const providerLists: [string, { provider: string; redirectUris: string[] }[], (string | number)[]][] = [
+      ...Object.entries(config.integration.oauth).map(
+        ([bid, list]) =>
+          [bid, list, ['integration', 'oauth', bid]] as [string, typeof list, (string | number)[]],
+      ),
+      ...(login === undefined
+        ? []
+        : [
+            [config.defaultTenant, login.providers, ['integration', 'legacyLogin', 'providers']] as [
+              string,
+              typeof login.providers,
+              (string | number)[],
+            ],
+          ]),
+    ];
+    for (const [bid, providers, at] of providerLists) {
       const t = config.tenants.find((x) => x.bid === bid);
       if (t === undefined) {
-        needTenant(bid, ['integration', 'oauth', bid]);
+        needTenant(bid, at);
         continue;
       }
       for (const [i, p] of providers.entries())
@@ -551,7 +601,7 @@ export const ConfigSchema = z
           if (domain === undefined || (host !== domain && !host.endsWith(`.${domain}`)))
             ctx.addIssue({
               code: 'custom',
-              path: ['integration', 'oauth', bid, i, 'redirectUris', j],
+              path: [...at, i, 'redirectUris', j],
               message:
                 domain === undefined
                   ? `tenant ${bid} has no domain, so no redirect URI can be checked as its own: give tenants[].domain`
@@ -563,10 +613,20 @@ export const ConfigSchema = z
         if (kinds.indexOf(k) !== i)
           ctx.addIssue({
             code: 'custom',
-            path: ['integration', 'oauth', bid, i, 'provider'],
+            path: [...at, i, 'provider'],
             message: `tenant ${bid} lists ${k} twice`,
           });
       });
+    }
+    if (login !== undefined) {
+      const own = (config.integration.oauth[config.defaultTenant] ?? []).map((p) => p.provider);
+      for (const [i, p] of login.providers.entries())
+        if (own.includes(p.provider))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['integration', 'legacyLogin', 'providers', i, 'provider'],
+            message: `the default tenant ${config.defaultTenant} lists ${p.provider} in integration.oauth too: keep one`,
+          });
     }
     const waved = new Set<string>();
     for (const [w, wave] of (config.application.waves ?? []).entries())
