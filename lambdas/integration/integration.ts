@@ -21,7 +21,12 @@ import { refText, type SecretCheck } from './secrets.ts';
  * another run wrote is never changed: its rollback deletes exactly its own rows.
  */
 
-const TABLES = ['tenant_oauth_providers', 'tenant_subscription_plans', 'tenant_subscriptions'] as const;
+const TABLES = [
+  'tenant_oauth_providers',
+  'tenant_subscription_plans',
+  'tenant_subscriptions',
+  'tenant_payment_settings',
+] as const;
 
 /** A plan's stable id: the tier and the plan's terms (a changed price is another plan). */
 export function planBid(
@@ -54,6 +59,55 @@ export interface Applied {
   readonly plans: number;
   readonly subscriptions: number;
   readonly providers: number;
+  readonly paymentSettings: number;
+}
+
+/**
+ * Legacy per-owner payment settings, each assigned to its owner's tenant: the tenant data gave that user on the target
+ * (a user with rows in two tenants is a problem validation reports; an owner with no tenant follows `onUnmapped`'s
+ * default tenant, else is reported). One row per setting (the key is unique): never two tenants.
+ */
+async function assignPaymentSettings(deps: TaskDeps, runId: string): Promise<{ written: number }> {
+  let written = 0;
+  for (const b of deps.config.integration.billing) {
+    const rows = await deps.source.query(
+      `SELECT ${ident(b.keyColumn)} AS k, ${ident(b.ownerColumn)} AS o FROM ${qualified(deps.sourceUrl.database, b.table)} ORDER BY ${ident(b.keyColumn)} LIMIT 100000`,
+    );
+    const owners = [...new Set(rows.map((r) => (r.o === null ? '' : str(r, 'o'))).filter((o) => o !== ''))];
+    const tenants = new Map<string, Set<string>>();
+    for (let i = 0; i < owners.length; i += 500) {
+      const part = owners.slice(i, i + 500);
+      for (const r of await deps.target.query(
+        `SELECT DISTINCT user_bid, tenant_bid FROM user_users WHERE user_bid IN (${part.map(() => '?').join(', ')})`,
+        part,
+      )) {
+        const set = tenants.get(str(r, 'user_bid')) ?? new Set<string>();
+        set.add(str(r, 'tenant_bid'));
+        tenants.set(str(r, 'user_bid'), set);
+      }
+    }
+    for (const r of rows) {
+      const owner = r.o === null ? '' : str(r, 'o');
+      const found = [...(tenants.get(owner) ?? [])];
+      const tenant =
+        found.length === 1
+          ? found[0]
+          : found.length === 0 && deps.config.onUnmapped === 'default'
+            ? deps.config.defaultTenant
+            : undefined;
+      if (tenant === undefined)
+        throw new IntegrationInvalid(
+          `${b.table} ${String(r.k)}: its owner ${owner || '(none)'} ${found.length > 1 ? `is in ${found.length} tenants (${found.join(', ')})` : 'has no tenant'}, so the setting cannot go to exactly one: fix the owner's rows, or the rules`,
+        );
+      written += (
+        await deps.target.execute(
+          'INSERT IGNORE INTO tenant_payment_settings (source_table, source_key, owner_bid, tenant_bid, run_id) VALUES (?, ?, ?, ?, ?)',
+          [b.table, String(r.k), owner, tenant, runId],
+        )
+      ).affectedRows;
+    }
+  }
+  return { written };
 }
 
 /**
@@ -69,7 +123,7 @@ export async function applyIntegration(
 ): Promise<Applied> {
   await assertRunOwner(deps.target, runId, execution);
   const { plans, oauth } = deps.config.integration;
-  let written = { plans: 0, subscriptions: 0, providers: 0 };
+  let written = { plans: 0, subscriptions: 0, providers: 0, paymentSettings: 0 };
   for (const [tier, plan] of Object.entries(plans)) {
     const r = await deps.target.execute(
       'INSERT IGNORE INTO tenant_subscription_plans (plan_bid, tier, name, price, currency, period, seats, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
@@ -99,6 +153,7 @@ export async function applyIntegration(
     );
     written = { ...written, subscriptions: written.subscriptions + r.affectedRows };
   }
+  written = { ...written, paymentSettings: (await assignPaymentSettings(deps, runId)).written };
   // The legacy global login settings: the default tenant's providers, their client ids read from legacy by key.
   const login = deps.config.integration.legacyLogin;
   const legacy: [string, (typeof oauth)[string]][] = [];
@@ -191,6 +246,10 @@ export async function validateIntegration(
       plan: subs[0] === undefined ? null : str(subs[0], 'plan_bid'),
     });
   }
+  for (const r of await deps.target.query(
+    'SELECT source_table, source_key, COUNT(DISTINCT tenant_bid) AS n FROM tenant_payment_settings GROUP BY source_table, source_key HAVING n > 1',
+  ))
+    problems.push(`${str(r, 'source_table')} ${str(r, 'source_key')} is assigned to ${num(r, 'n')} tenants`);
   const report: IntegrationReport = { runId, tenants, problems };
   const key = `reports/integration/${runId}`;
   await deps.archive.put(`${key}/report.json`, JSON.stringify(report, null, 2));
@@ -220,7 +279,8 @@ export async function finishIntegration(deps: TaskDeps, runId: string, execution
   await assertRunOwner(deps.target, runId, execution);
   const [counts] = await deps.target.query(
     `SELECT (SELECT COUNT(*) FROM tenant_oauth_providers) AS providers, (SELECT COUNT(*) FROM tenant_subscription_plans) AS plans,
-            (SELECT COUNT(*) FROM tenant_subscriptions WHERE status = 'active') AS subscriptions`,
+            (SELECT COUNT(*) FROM tenant_subscriptions WHERE status = 'active') AS subscriptions,
+            (SELECT COUNT(*) FROM tenant_payment_settings) AS payment_settings`,
   );
   await succeedRun(deps.target, runId);
   await releaseLock(deps.target, execution, runId);
@@ -229,6 +289,7 @@ export async function finishIntegration(deps: TaskDeps, runId: string, execution
     providers: num(counts ?? {}, 'providers'),
     plans: num(counts ?? {}, 'plans'),
     subscriptions: num(counts ?? {}, 'subscriptions'),
+    paymentSettings: num(counts ?? {}, 'payment_settings'),
   };
 }
 

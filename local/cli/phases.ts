@@ -143,9 +143,15 @@ export async function runPhaseCommand(
   }
   if (phase === 'sync') return syncOutcome(loaded, run, out);
   if (phase === 'integration') {
-    const done = run.output as { runId: string; providers: number; plans: number; subscriptions: number };
+    const done = run.output as {
+      runId: string;
+      providers: number;
+      plans: number;
+      subscriptions: number;
+      paymentSettings: number;
+    };
     out.info(
-      `Integration done (${done.runId}): ${count(done.providers)} identity providers (client secrets by reference only), ${count(done.plans)} subscription plans, ${count(done.subscriptions)} active subscriptions; every tenant validated. Report: reports/integration/${done.runId}/report.md in the archive.`,
+      `Integration done (${done.runId}): ${count(done.providers)} identity providers (client secrets by reference only), ${count(done.plans)} subscription plans, ${count(done.subscriptions)} active subscriptions, ${count(done.paymentSettings)} legacy payment settings assigned to their owner's tenant; every tenant validated. Report: reports/integration/${done.runId}/report.md in the archive.`,
     );
     return { code: 0, json: { status: run.status, ...done } };
   }

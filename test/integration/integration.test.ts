@@ -63,7 +63,12 @@ const cli = (args: string[]) => runCli(args, { cwd: dir });
 
 async function integrationRows(): Promise<number> {
   let n = 0;
-  for (const t of ['tenant_oauth_providers', 'tenant_subscription_plans', 'tenant_subscriptions'])
+  for (const t of [
+    'tenant_oauth_providers',
+    'tenant_subscription_plans',
+    'tenant_subscriptions',
+    'tenant_payment_settings',
+  ])
     n += num((await server.query(`SELECT COUNT(*) AS n FROM ${tgt(t)}`))[0] ?? {}, 'n');
   return n;
 }
@@ -230,4 +235,35 @@ describe('integration phase', () => {
     expect(wechat).toEqual({ client_id: 'wx-legacy-123', client_secret_ref: 'env:ACME_GOOGLE_SECRET' });
     writeConfig({ oauth });
   });
+
+  it('assigns legacy per-owner payment settings to their owner’s tenant, each to exactly one', async () => {
+    expect((await cli(['run', 'data'])).code).toBe(0);
+    const owners = await server.query(
+      `SELECT user_bid, tenant_bid FROM ${tgt('user_users')} WHERE tenant_bid IN ('acme', 'globex') GROUP BY user_bid, tenant_bid ORDER BY tenant_bid LIMIT 2`,
+    );
+    await server.execute(
+      `CREATE TABLE ${qualified(source.name, 'creator_pay_settings')} (id BIGINT PRIMARY KEY, creator_bid VARCHAR(32), merchant_id VARCHAR(64))`,
+    );
+    await server.execute(
+      `INSERT INTO ${qualified(source.name, 'creator_pay_settings')} VALUES (1, ?, 'm-1'), (2, ?, 'm-2'), (3, 'no-such-user', 'm-3')`,
+      [str(owners[0] ?? {}, 'user_bid'), str(owners[1] ?? {}, 'user_bid')],
+    );
+    writeConfig({
+      oauth,
+      billing: [{ table: 'creator_pay_settings', keyColumn: 'id', ownerColumn: 'creator_bid' }],
+    });
+    const run = await cli(['run', 'integration', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const rows = await server.query(
+      `SELECT source_key, tenant_bid FROM ${tgt('tenant_payment_settings')} ORDER BY source_key`,
+    );
+    // The owner's tenant; an owner with no tenant goes to the default tenant (onUnmapped default).
+    expect(rows).toEqual([
+      { source_key: '1', tenant_bid: str(owners[0] ?? {}, 'tenant_bid') },
+      { source_key: '2', tenant_bid: str(owners[1] ?? {}, 'tenant_bid') },
+      { source_key: '3', tenant_bid: 'default' },
+    ]);
+    expect(run.json.paymentSettings).toBe(3);
+    writeConfig({ oauth });
+  }, 120_000);
 });

@@ -336,6 +336,23 @@ export const Integration = z.strictObject({
     .record(tenantBid, z.array(OAuthProvider).max(10))
     .default({})
     .meta({ description: 'Per tenant, its identity providers: into tenant_oauth_providers.' }),
+  billing: z
+    .array(
+      z.strictObject({
+        table: sqlName.meta({ description: 'A legacy table of per-owner payment settings or billing rows.' }),
+        keyColumn: sqlName.meta({ description: 'Its key column (one setting per key).' }),
+        ownerColumn: sqlName.meta({
+          description:
+            'The column holding the owner’s user bid (creator_bid): the setting goes to that user’s tenant.',
+        }),
+      }),
+    )
+    .max(20)
+    .default([])
+    .meta({
+      description:
+        'Legacy per-owner payment settings assigned to the tenant of their owner (the tenant data gave that user): into tenant_payment_settings.',
+    }),
   legacyLogin: LegacyLogin.optional().meta({
     description:
       'The legacy system’s global login settings, which become the default tenant’s identity providers: the client id read from a legacy settings table by key.',
@@ -522,6 +539,7 @@ export const ConfigSchema = z
     }).meta({ description: 'The sync phase: keeping the target in step with the live legacy database.' }),
     integration: Integration.default({
       oauth: {},
+      billing: [],
       plans: {
         free: { name: 'Free', price: '0.00', currency: 'USD', period: 'month' },
         standard: { name: 'Standard', price: '49.00', currency: 'USD', period: 'month' },

@@ -320,6 +320,17 @@ export const TENANT_TABLES: readonly { readonly name: string; readonly body: str
   UNIQUE KEY uk_plan_bid (plan_bid)`,
   },
   {
+    name: 'tenant_payment_settings',
+    body: `id BIGINT NOT NULL AUTO_INCREMENT,
+  source_table VARCHAR(64) NOT NULL,
+  source_key VARCHAR(255) NOT NULL,
+  owner_bid VARCHAR(64) NOT NULL,
+  tenant_bid VARCHAR(32) NOT NULL,
+  run_id VARCHAR(64) NOT NULL,
+  PRIMARY KEY (id),
+  UNIQUE KEY uk_source (source_table, source_key)`,
+  },
+  {
     name: 'tenant_subscriptions',
     body: `id BIGINT NOT NULL AUTO_INCREMENT,
   subscription_bid VARCHAR(64) NOT NULL,
