@@ -197,6 +197,32 @@ export class ShifuMigrateStack extends Stack {
         right: [metric('TenantConflicts', 'Maximum', 'sync')],
         width: 8,
       }),
+      // One graph per tenant: its rows once data copied, its open tenant conflicts after each sync pass.
+      ...props.config.tenants.map(
+        (t) =>
+          new cloudwatch.GraphWidget({
+            title: `Tenant ${t.bid}: rows, open conflicts`,
+            left: [
+              new cloudwatch.Metric({
+                namespace: METRICS_NAMESPACE,
+                metricName: 'TenantRows',
+                dimensionsMap: metricDimensions('data', t.bid),
+                statistic: 'Maximum',
+                period: Duration.minutes(5),
+              }),
+            ],
+            right: [
+              new cloudwatch.Metric({
+                namespace: METRICS_NAMESPACE,
+                metricName: 'TenantConflicts',
+                dimensionsMap: metricDimensions('sync', t.bid),
+                statistic: 'Maximum',
+                period: Duration.minutes(5),
+              }),
+            ],
+            width: 6,
+          }),
+      ),
       ...Object.entries(this.phases.stateMachines).map(
         ([name, machine]) =>
           new cloudwatch.GraphWidget({

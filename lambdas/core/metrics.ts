@@ -8,8 +8,15 @@ export const METRICS_NAMESPACE = 'ShifuMigrate';
 export const SERVICE_NAME = 'shifu-migrate';
 
 /** The dimensions of a phase's metrics, as the functions emit them and the alarms read them. */
-export function metricDimensions(phase: string): { service: string; Phase: string } {
-  return { service: SERVICE_NAME, Phase: phase };
+export function metricDimensions(phase: string): { service: string; Phase: string };
+export function metricDimensions(
+  phase: string,
+  tenant: string,
+): { service: string; Phase: string; Tenant: string };
+export function metricDimensions(phase: string, tenant?: string): Record<string, string> {
+  return tenant === undefined
+    ? { service: SERVICE_NAME, Phase: phase }
+    : { service: SERVICE_NAME, Phase: phase, Tenant: tenant };
 }
 
 /** The metrics, with their units: the stack builds its alarms and dashboard from this list. */
@@ -33,12 +40,15 @@ export const METRICS = {
   ReverseSyncRowsApplied: 'Count',
   ReverseSyncRowsDeleted: 'Count',
   ReverseSyncLagSeconds: 'Seconds',
+  /** Per tenant (dimension Tenant): its rows on the target once data has copied. */
+  TenantRows: 'Count',
 } as const;
 export type MetricName = keyof typeof METRICS;
 
 /** Where a task's metrics go: CloudWatch on Lambda (Powertools Metrics); locally nowhere, or a test's list. */
 export interface MetricsSink {
-  put(phase: string, values: Partial<Record<MetricName, number>>): void;
+  /** With `tenant`, the values are that tenant's (an extra dimension, Tenant): series of their own. */
+  put(phase: string, values: Partial<Record<MetricName, number>>, tenant?: string): void;
 }
 
 export const noMetrics: MetricsSink = { put() {} };

@@ -24,10 +24,11 @@ export const tracer = new Tracer({ serviceName: SERVICE_NAME });
  */
 export function powertoolsMetrics(target: Metrics = metrics): MetricsSink {
   return {
-    put(phase, values) {
+    put(phase, values, tenant) {
       const entries = Object.entries(values).filter(([, v]) => v !== undefined) as [MetricName, number][];
       if (entries.length === 0) return;
       target.addDimension('Phase', phase);
+      if (tenant !== undefined) target.addDimension('Tenant', tenant);
       for (const [name, value] of entries) target.addMetric(name, METRICS[name] as Unit, value);
       target.publishStoredMetrics();
     },

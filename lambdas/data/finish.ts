@@ -1,3 +1,4 @@
+import { qualified } from '../core/identifiers.ts';
 import { releaseLock } from '../core/ledger/lock.ts';
 import { nowText, setRunStatus, succeedRun } from '../core/ledger/runs.ts';
 import { setSyncSchedule } from '../core/schedule.ts';
@@ -52,6 +53,17 @@ export async function finishData(deps: TaskDeps, runId: string, execution: strin
   await deps.target.execute(
     "UPDATE tenant_migration_status SET status = 'migrated' WHERE status IN ('pending', 'rolled_back')",
   );
+  // Each tenant's rows on the target (its own series in CloudWatch, a graph each on the dashboard).
+  const perTenant = new Map(deps.config.tenants.map((t) => [t.bid, 0]));
+  for (const row of totals) {
+    const table = str(row, 'table_name');
+    if (deps.config.tables[table]?.tenant === undefined) continue;
+    for (const r of await deps.target.query(
+      `SELECT tenant_bid, COUNT(*) AS n FROM ${qualified(deps.targetUrl.database, table)} GROUP BY tenant_bid`,
+    ))
+      perTenant.set(str(r, 'tenant_bid'), (perTenant.get(str(r, 'tenant_bid')) ?? 0) + Number(r.n));
+  }
+  for (const [tenant, rows] of perTenant) deps.metrics.put('data', { TenantRows: rows }, tenant);
   await succeedRun(deps.target, runId);
   // From now on sync keeps this copy in step: on AWS its schedule starts passes.
   const syncSchedule = await setSyncSchedule(deps.syncSchedule, 'ENABLED');

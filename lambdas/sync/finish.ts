@@ -135,6 +135,13 @@ export async function finishSync(deps: TaskDeps, runId: string): Promise<SyncSum
     TenantConflicts: summary.openConflicts,
     ...(summary.maxLagSeconds === null ? {} : { SyncLagSeconds: summary.maxLagSeconds }),
   });
+  // Open conflicts per tenant (the tenant the target holds them in): each tenant's own series.
+  const byTenant = new Map(deps.config.tenants.map((t) => [t.bid, 0]));
+  for (const r of await deps.target.query(
+    'SELECT target_tenant AS t, COUNT(*) AS n FROM migration_sync_conflicts WHERE resolved_at IS NULL GROUP BY target_tenant',
+  ))
+    byTenant.set(str(r, 't'), Number(r.n));
+  for (const [tenant, n] of byTenant) deps.metrics.put('sync', { TenantConflicts: n }, tenant);
   await succeedRun(deps.target, runId);
   return summary;
 }

@@ -575,6 +575,12 @@ describe('migration stack', () => {
       expect(dashboard).toContain(metric);
     for (const metric of ['SyncLagSeconds', 'SyncRowsApplied', 'TenantConflicts'])
       expect(dashboard).toContain(metric);
+    // A graph per tenant: its rows and its open conflicts, under its Tenant dimension.
+    for (const tenant of config.tenants) {
+      expect(dashboard).toContain(`Tenant ${tenant.bid}: rows, open conflicts`);
+      expect(dashboard).toContain(`\\"Tenant\\",\\"${tenant.bid}\\"`);
+    }
+    expect(dashboard).toContain('TenantRows');
     for (const name of ['assess', 'foundation', 'data', 'sync', 'rollback']) {
       template.hasOutput(`${name}StateMachineArn`, {
         Value: { Ref: logicalId(stack.phases.stateMachines[name as 'assess']) },

@@ -538,8 +538,15 @@ describe('the sync schedule', () => {
         return changed ? 'changed' : 'unchanged';
       },
     };
+    // Each tenant's series: rows once data copied, open conflicts after every pass.
+    const tenantMetrics: { phase: string; tenant: string; values: Record<string, number> }[] = [];
+    const metrics = {
+      put(phase: string, values: Record<string, number>, tenant?: string) {
+        if (tenant !== undefined) tenantMetrics.push({ phase, tenant, values });
+      },
+    };
     const run = (stateMachine: string, input: unknown = {}) =>
-      runPhase({ loaded, stateMachine, input, cwd: dir, syncSchedule });
+      runPhase({ loaded, stateMachine, input, cwd: dir, syncSchedule, metrics });
     expect((await run('foundation')).status).toBe('SUCCEEDED');
     expect(calls).toEqual([]);
     const data = await run('data');
@@ -548,6 +555,21 @@ describe('the sync schedule', () => {
     expect(state).toBe('ENABLED');
     expect((await run('sync')).status).toBe('SUCCEEDED');
     expect(calls).toEqual(['ENABLED']);
+    const tenants = ['acme', 'default', 'globex', 'initech'];
+    const rows = tenantMetrics.filter((m) => m.phase === 'data' && 'TenantRows' in m.values);
+    expect(rows.map((m) => m.tenant).sort()).toEqual(tenants);
+    const [counted] = await server.query(
+      `SELECT COUNT(*) AS n FROM ${qualified(target, 'user_users')} WHERE tenant_bid = 'acme'`,
+    );
+    expect(rows.find((m) => m.tenant === 'acme')?.values.TenantRows).toBeGreaterThanOrEqual(
+      num(counted ?? {}, 'n'),
+    );
+    expect(
+      tenantMetrics
+        .filter((m) => m.phase === 'sync' && 'TenantConflicts' in m.values)
+        .map((m) => m.tenant)
+        .sort(),
+    ).toEqual(tenants);
     const rollback = await run('rollback', { phase: 'data' });
     expect(rollback.status).toBe('SUCCEEDED');
     expect(calls).toEqual(['ENABLED', 'DISABLED']);

@@ -169,6 +169,23 @@ describe('a Lambda entry point, with Powertools', () => {
     expect(lines[1]).toMatchObject({ ...metricDimensions('data'), ChecksumMismatches: 1 });
     expect(lines[1]).not.toHaveProperty('RowsCopied');
   });
+
+  it('gives a tenant its own series: the Tenant dimension with the phase', async () => {
+    const { powertoolsMetrics } = await import('../../lambdas/core/observability.ts');
+    const sink = powertoolsMetrics(new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME }));
+    const { lines } = await printed(async () => {
+      sink.put('sync', { TenantConflicts: 3 }, 'acme');
+      sink.put('sync', { TenantConflicts: 1 });
+    });
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ ...metricDimensions('sync', 'acme'), TenantConflicts: 3 });
+    expect(
+      (lines[0] as { _aws: { CloudWatchMetrics: { Dimensions: string[][] }[] } })._aws.CloudWatchMetrics[0]
+        ?.Dimensions,
+    ).toEqual([Object.keys(metricDimensions('sync', 'acme'))]);
+    // The next record, without a tenant, is the phase's again.
+    expect(lines[1]).not.toHaveProperty('Tenant');
+  });
 });
 
 describe('X-Ray on Lambda', () => {
