@@ -201,7 +201,7 @@ export class ShifuMigrateStack extends Stack {
       ...props.config.tenants.map(
         (t) =>
           new cloudwatch.GraphWidget({
-            title: `Tenant ${t.bid}: rows, open conflicts`,
+            title: `Tenant ${t.bid}: rows, open conflicts, lag (its owner's direction)`,
             left: [
               new cloudwatch.Metric({
                 namespace: METRICS_NAMESPACE,
@@ -215,6 +215,13 @@ export class ShifuMigrateStack extends Stack {
               new cloudwatch.Metric({
                 namespace: METRICS_NAMESPACE,
                 metricName: 'TenantConflicts',
+                dimensionsMap: metricDimensions('sync', t.bid),
+                statistic: 'Maximum',
+                period: Duration.minutes(5),
+              }),
+              new cloudwatch.Metric({
+                namespace: METRICS_NAMESPACE,
+                metricName: 'SyncLagSeconds',
                 dimensionsMap: metricDimensions('sync', t.bid),
                 statistic: 'Maximum',
                 period: Duration.minutes(5),

@@ -141,7 +141,23 @@ export async function finishSync(deps: TaskDeps, runId: string): Promise<SyncSum
     'SELECT target_tenant AS t, COUNT(*) AS n FROM migration_sync_conflicts WHERE resolved_at IS NULL GROUP BY target_tenant',
   ))
     byTenant.set(str(r, 't'), Number(r.n));
-  for (const [tenant, n] of byTenant) deps.metrics.put('sync', { TenantConflicts: n }, tenant);
+  // Each tenant's lag is its owner's direction: forward while legacy owns its writes, reverse once switched.
+  const switched = new Set(
+    (await deps.target.query("SELECT tenant_bid FROM tenant_migration_status WHERE status = 'switched'")).map(
+      (r) => str(r, 'tenant_bid'),
+    ),
+  );
+  const forwardLag = lags.length === 0 ? null : Math.max(...lags);
+  const reverse = tables.flatMap((t) => (t.reverseLagSeconds === null ? [] : [t.reverseLagSeconds]));
+  const reverseLag = reverse.length === 0 ? null : Math.max(...reverse);
+  for (const [tenant, n] of byTenant) {
+    const lag = switched.has(tenant) ? reverseLag : forwardLag;
+    deps.metrics.put(
+      'sync',
+      { TenantConflicts: n, ...(lag === null ? {} : { SyncLagSeconds: lag }) },
+      tenant,
+    );
+  }
   await succeedRun(deps.target, runId);
   return summary;
 }

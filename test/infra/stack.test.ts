@@ -577,7 +577,7 @@ describe('migration stack', () => {
       expect(dashboard).toContain(metric);
     // A graph per tenant: its rows and its open conflicts, under its Tenant dimension.
     for (const tenant of config.tenants) {
-      expect(dashboard).toContain(`Tenant ${tenant.bid}: rows, open conflicts`);
+      expect(dashboard).toContain(`Tenant ${tenant.bid}: rows, open conflicts, lag (its owner's direction)`);
       expect(dashboard).toContain(`\\"Tenant\\",\\"${tenant.bid}\\"`);
     }
     expect(dashboard).toContain('TenantRows');

@@ -566,7 +566,7 @@ describe('the sync schedule', () => {
     );
     expect(
       tenantMetrics
-        .filter((m) => m.phase === 'sync' && 'TenantConflicts' in m.values)
+        .filter((m) => m.phase === 'sync' && 'TenantConflicts' in m.values && 'SyncLagSeconds' in m.values)
         .map((m) => m.tenant)
         .sort(),
     ).toEqual(tenants);
