@@ -7,7 +7,14 @@ import { InputError } from '../core/errors.ts';
 import { qualified } from '../core/identifiers.ts';
 import { reclaimLock, releaseLock } from '../core/ledger/lock.ts';
 import { assertRunOwner, beginOwnRollback, beginRun, failStart } from '../core/ledger/phase-run.ts';
-import { findRuns, nowText, RunStopped, setRunStatus, succeedRun } from '../core/ledger/runs.ts';
+import {
+  closeAbandonedRuns,
+  findRuns,
+  nowText,
+  RunStopped,
+  setRunStatus,
+  succeedRun,
+} from '../core/ledger/runs.ts';
 import { assertSourceIsNotTarget } from '../core/preflight.ts';
 import { sourceClock } from '../core/sql/clock.ts';
 import { num, str, strOrNull } from '../core/sql/rows.ts';
@@ -26,17 +33,22 @@ import { loadBalancerRouter, type Route, routingTable, type TrafficRouter } from
 
 export const PHASE = 'application';
 
+/** The load balancer's client: the one the function was given (on AWS, tests), else one for the config's region. */
+function loadBalancerClient(deps: TaskDeps): ElasticLoadBalancingV2Client {
+  return (
+    deps.loadBalancer ??
+    new ElasticLoadBalancingV2Client(
+      deps.config.aws?.region === undefined ? {} : { region: deps.config.aws.region },
+    )
+  );
+}
+
 /** Where each tenant's requests go: the routing table always, the load balancer when configured. */
 export function routers(deps: TaskDeps): TrafficRouter[] {
   const list = [routingTable(deps.target)];
   const lb = deps.config.application.loadBalancer;
   if (lb !== undefined) {
-    const client =
-      deps.loadBalancer ??
-      new ElasticLoadBalancingV2Client(
-        deps.config.aws?.region === undefined ? {} : { region: deps.config.aws.region },
-      );
-    list.push(loadBalancerRouter(client, lb, deps.config, deps.target));
+    list.push(loadBalancerRouter(loadBalancerClient(deps), lb, deps.config, deps.target));
   }
   return list;
 }
@@ -62,11 +74,7 @@ async function checkLoadBalancer(deps: TaskDeps): Promise<void> {
     throw new InputError(
       'application.loadBalancer is set, but no AWS region is: set aws.region in the config (or AWS_REGION) to the load balancer’s region',
     );
-  const client =
-    deps.loadBalancer ??
-    new ElasticLoadBalancingV2Client(
-      deps.config.aws?.region === undefined ? {} : { region: deps.config.aws.region },
-    );
+  const client = loadBalancerClient(deps);
   try {
     await client.send(new DescribeRulesCommand({ ListenerArn: lb.listenerArn, PageSize: 1 }));
   } catch (error) {
@@ -144,10 +152,7 @@ export async function startApplication(deps: TaskDeps, execution: string): Promi
       ).map((r) => str(r, 'tenant_bid')),
     );
     // Runs of this phase whose process died are not resumed: this run takes their waves over.
-    await deps.target.execute(
-      "UPDATE migration_runs SET status = 'failed', finished_at = ?, error_name = COALESCE(error_name, 'RunAbandoned'), error_message = COALESCE(error_message, ?) WHERE phase = 'application' AND status IN ('running', 'interrupted') AND run_id <> ?",
-      [nowText(), `its execution ended before it finished; ${start.runId} took its waves over`, start.runId],
-    );
+    await closeAbandonedRuns(deps.target, 'application', start.runId, 'took its waves over');
     if (deps.config.application.loadBalancer !== undefined) await checkLoadBalancer(deps);
     const waves = (await plannedWaves(deps))
       .map((tenants) => tenants.filter((t) => !baked.has(t)))

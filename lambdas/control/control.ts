@@ -8,6 +8,7 @@ import {
 } from '../core/ledger/lock.ts';
 import { abandonRun } from '../core/ledger/phase-run.ts';
 import {
+  closeAbandonedRuns,
   ensureLedger,
   findRuns,
   newRunId,
@@ -101,6 +102,13 @@ async function deadRollbackRequest(deps: TaskDeps): Promise<{
   return null;
 }
 
+/** A rollback refused before it changed anything: recorded as a `refused` rollback run, the error given back to throw. */
+async function refuseRollback(deps: TaskDeps, execution: string | undefined, refusal: Error): Promise<Error> {
+  const refused = await startRun(deps.target, 'rollback', newRunId('rollback'), execution ?? null, 'refused');
+  await recordError(deps.target, refused, { name: refusal.name, message: refusal.message });
+  return refusal;
+}
+
 export async function stopPhase(
   deps: TaskDeps,
   asked: RollbackRequest,
@@ -149,15 +157,7 @@ export async function stopPhase(
       `rollback ${unfinished.runId} (${unfinished.scope === 'tenant' ? `--tenant ${unfinished.tenant}` : '--phase application'}) died before it finished: finish it first (npx shifu-migrate rollback), then ask for this one`,
       null,
     );
-    const refused = await startRun(
-      deps.target,
-      'rollback',
-      newRunId('rollback'),
-      execution ?? null,
-      'refused',
-    );
-    await recordError(deps.target, refused, { name: refusal.name, message: refusal.message });
-    throw refusal;
+    throw await refuseRollback(deps, execution, refusal);
   }
   if (unfinished !== null && !named_) {
     request = {
@@ -222,18 +222,7 @@ export async function stopPhase(
     try {
       await assertLegacyOwnsEveryTenant(deps, `a rollback of ${phase}`);
     } catch (refusal) {
-      const refused = await startRun(
-        deps.target,
-        'rollback',
-        newRunId('rollback'),
-        execution ?? null,
-        'refused',
-      );
-      await recordError(deps.target, refused, {
-        name: (refusal as Error).name,
-        message: (refusal as Error).message,
-      });
-      throw refusal;
+      throw await refuseRollback(deps, execution, refusal as Error);
     }
   }
   // The drain of a run this rollback stops (an application wave's sync pass) stops with it.
@@ -255,15 +244,7 @@ export async function stopPhase(
       `${describeHolder(holder)} holds the target: ${holder.kind === 'rollback' ? 'wait for that rollback to end' : typeof nested?.parent_run_id === 'string' ? `it drains for ${nested.parent_run_id}: wait for it, or stop that run (npx shifu-migrate rollback --phase application)` : `stop that run first (npx shifu-migrate rollback --phase ${holder.phase})`}, then roll back ${phase}`,
       holder,
     );
-    const refused = await startRun(
-      deps.target,
-      'rollback',
-      newRunId('rollback'),
-      execution ?? null,
-      'refused',
-    );
-    await recordError(deps.target, refused, { name: refusal.name, message: refusal.message });
-    throw refusal;
+    throw await refuseRollback(deps, execution, refusal);
   }
   // Its running runs, and the sync pass in flight, start no new work from now on.
   const stopping = [
@@ -355,10 +336,7 @@ export async function lockForRollback(
     );
     for (const runId of syncStopped) await setRunStatus(deps.target, runId, 'failed', { from: ['stopping'] });
     // Rollback runs whose execution died (this one holds the lock now, so none of them is at work): closed.
-    await deps.target.execute(
-      "UPDATE migration_runs SET status = 'failed', finished_at = ?, error_name = COALESCE(error_name, 'RunAbandoned'), error_message = COALESCE(error_message, ?) WHERE phase = 'rollback' AND status IN ('running', 'interrupted') AND run_id <> ?",
-      [nowText(), `its execution ended before it finished; ${rollbackRunId} took over`, rollbackRunId],
-    );
+    await closeAbandonedRuns(deps.target, 'rollback', rollbackRunId, 'took over');
     // A rollback (or run) that died holding the lock: its run says so instead of `running` for ever.
     if (tookOver !== null && tookOver.stale !== null) await abandonRun(deps.target, tookOver, execution);
   } catch (error) {

@@ -13,10 +13,10 @@ import {
 } from './lock.ts';
 import {
   assertNoRollback,
+  closeAbandonedRuns,
   ensureLedger,
   findRuns,
   newRunId,
-  nowText,
   type Phase,
   type RunRecord,
   RunStopped,
@@ -106,12 +106,7 @@ export async function beginRun(
   try {
     if (tookOver !== null && tookOver.runId !== runId) await abandonRun(target, tookOver, execution);
     // Passes other runs started whose execution died (the lock is this run's now, so none is at work): closed.
-    await target.execute(
-      `UPDATE migration_runs SET status = 'failed', finished_at = ?, error_name = COALESCE(error_name, 'RunAbandoned'),
-              error_message = COALESCE(error_message, ?)
-        WHERE phase = ? AND parent_run_id IS NOT NULL AND status IN ('running', 'interrupted') AND run_id <> ?`,
-      [nowText(), `its execution ended before it finished; ${runId} took the lock over`, phase, runId],
-    );
+    await closeAbandonedRuns(target, phase, runId, 'took the lock over', true);
     const markParent = async () => {
       if (options.under !== undefined)
         await target.execute(

@@ -248,3 +248,23 @@ export async function findRuns(
   );
   return rows.map(toRecord);
 }
+
+/**
+ * Runs of `phase` still `running` or `interrupted` whose execution died, closed `failed` (`RunAbandoned`) by the run
+ * that now holds the lock (`by`, never closed itself); `nested` limits it to the passes other runs started (drains).
+ * Called only by a lock holder: none of those runs is at work.
+ */
+export async function closeAbandonedRuns(
+  target: SqlSession,
+  phase: Phase,
+  by: string,
+  why: string,
+  nested = false,
+): Promise<void> {
+  await target.execute(
+    `UPDATE migration_runs SET status = 'failed', finished_at = ?, error_name = COALESCE(error_name, 'RunAbandoned'),
+            error_message = COALESCE(error_message, ?)
+      WHERE phase = ?${nested ? ' AND parent_run_id IS NOT NULL' : ''} AND status IN ('running', 'interrupted') AND run_id <> ?`,
+    [nowText(), `its execution ended before it finished; ${by} ${why}`, phase, by],
+  );
+}
