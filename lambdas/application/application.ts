@@ -17,12 +17,12 @@ import {
 } from '../core/ledger/runs.ts';
 import { assertSourceIsNotTarget } from '../core/preflight.ts';
 import { sourceClock } from '../core/sql/clock.ts';
-import { num, str, strOrNull } from '../core/sql/rows.ts';
+import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { followedDataRun } from '../sync/start.ts';
 import { ApplicationNotReady, GateClosed, NotDrained } from './errors.ts';
 import { checkGates, type Gate } from './gates.ts';
-import { loadBalancerRouter, type Route, routingTable, type TrafficRouter } from './router.ts';
+import { loadBalancerRouter, type Route, routingTable, type TrafficRouter, tenantStates } from './router.ts';
 
 /**
  * The application phase: tenants switched to the multi-tenant side wave by wave. Per wave: gates (alarms, sync,
@@ -386,25 +386,20 @@ export async function pauseForRollback(
     });
     runId = scope.rollbackRunId;
   }
-  const rows = await deps.target.query(
-    `SELECT s.tenant_bid, s.status, s.run_id, s.baked, COALESCE(r.target, 'legacy') AS route
-       FROM tenant_migration_status s LEFT JOIN traffic_routing r ON r.scope = 'tenant' AND r.tenant_bid = s.tenant_bid`,
-  );
+  const states = await tenantStates(deps.target);
   // The runs whose wave in flight goes back: its own, or those the rollback stopped (with --tenant too: a run
   // stopped to free the lock cannot finish its wave).
   const runs = scope.kind === 'own' ? [scope.runId] : [...scope.runs];
-  const tenants = rows
-    .filter((r) => {
-      const switched = str(r, 'status') === 'switched';
-      const paused = str(r, 'route') === 'paused';
-      const inFlight =
-        paused || (switched && runs.includes(strOrNull(r, 'run_id') ?? '') && Number(r.baked) === 0);
-      if (scope.kind === 'tenant') return (str(r, 'tenant_bid') === scope.tenant && switched) || inFlight;
+  const tenants = states
+    .filter((t) => {
+      const switched = t.status === 'switched';
+      const paused = t.route === 'paused';
+      const inFlight = paused || (switched && runs.includes(t.runId ?? '') && !t.baked);
+      if (scope.kind === 'tenant') return (t.tenant === scope.tenant && switched) || inFlight;
       if (scope.kind === 'phase') return switched || paused;
       return inFlight;
     })
-    .map((r) => str(r, 'tenant_bid'))
-    .sort();
+    .map((t) => t.tenant);
   await route(deps, runId, tenants, 'paused', 'rollback: draining reverse sync before routing back');
   if (tenants.length > 0) await settle(deps);
   return { runId, tenants, pausedAt: nowText() };

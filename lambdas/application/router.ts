@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { ApplicationConfig, Config } from '../core/config/schema.ts';
 import type { SqlClient, SqlSession } from '../core/sql/port.ts';
-import { str } from '../core/sql/rows.ts';
+import { str, strOrNull } from '../core/sql/rows.ts';
 
 /**
  * The traffic router port: where each tenant's requests go. `legacy` (the single-tenant system owns its writes),
@@ -189,4 +189,33 @@ export function loadBalancerRouter(
  */
 export function listenerRuleArns(listenerArn: string): string {
   return `${listenerArn.replace(':listener/', ':listener-rule/')}/*`;
+}
+
+/** A tenant in the hybrid period: who owns its writes (`tenant_migration_status`) and where its requests go. */
+export interface TenantState {
+  readonly tenant: string;
+  readonly status: string;
+  readonly route: Route;
+  readonly owner: 'legacy' | 'multi-tenant';
+  readonly switchedAt: string | null;
+  readonly runId: string | null;
+  readonly baked: boolean;
+}
+
+/** Every tenant's state, by tenant: a tenant without its own route follows legacy. */
+export async function tenantStates(target: SqlSession): Promise<TenantState[]> {
+  const rows = await target.query(
+    `SELECT s.tenant_bid, s.status, s.switched_at, s.run_id, s.baked, COALESCE(r.target, 'legacy') AS route
+       FROM tenant_migration_status s LEFT JOIN traffic_routing r ON r.scope = 'tenant' AND r.tenant_bid = s.tenant_bid
+      ORDER BY s.tenant_bid`,
+  );
+  return rows.map((r) => ({
+    tenant: str(r, 'tenant_bid'),
+    status: str(r, 'status'),
+    route: str(r, 'route') as Route,
+    owner: str(r, 'status') === 'switched' ? 'multi-tenant' : 'legacy',
+    switchedAt: strOrNull(r, 'switched_at'),
+    runId: strOrNull(r, 'run_id'),
+    baked: Number(r.baked ?? 0) === 1,
+  }));
 }

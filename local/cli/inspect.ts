@@ -1,3 +1,4 @@
+import { tenantStates } from '../../lambdas/application/router.ts';
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
 import { describeHolder, readLock } from '../../lambdas/core/ledger/lock.ts';
@@ -361,20 +362,7 @@ async function tenantReport(
 async function tenantStatus(deps: ReturnType<typeof openDeps>, loaded: LoadedConfig) {
   if (!(await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'tenant_migration_status')))
     return [];
-  const rows = await deps.target.query(
-    `SELECT s.tenant_bid, s.status, s.switched_at, s.run_id, s.baked, COALESCE(r.target, 'legacy') AS route
-       FROM tenant_migration_status s LEFT JOIN traffic_routing r ON r.scope = 'tenant' AND r.tenant_bid = s.tenant_bid
-      ORDER BY s.tenant_bid`,
-  );
-  return rows.map((r) => ({
-    tenant: str(r, 'tenant_bid'),
-    status: str(r, 'status'),
-    route: str(r, 'route'),
-    owner: str(r, 'status') === 'switched' ? 'multi-tenant' : 'legacy',
-    switchedAt: strOrNull(r, 'switched_at'),
-    runId: strOrNull(r, 'run_id'),
-    baked: Number(r.baked ?? 0) === 1,
-  }));
+  return tenantStates(deps.target);
 }
 
 /** Conflicts listed by status; the rest are counted. */

@@ -1,3 +1,4 @@
+import { tenantStates } from '../../lambdas/application/router.ts';
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { openObjects } from '../../lambdas/core/ledger/ddl.ts';
 import { findRuns, type RunRecord, targetHasTable } from '../../lambdas/core/ledger/runs.ts';
@@ -95,12 +96,8 @@ export async function explainRun(
       ]);
     // The application phase: which tenants each side serves says what its failure left.
     if (phase === 'application' && record.status !== 'refused') {
-      const rows = await deps.target.query(
-        `SELECT s.tenant_bid, s.status, COALESCE(r.target, 'legacy') AS route FROM tenant_migration_status s
-           LEFT JOIN traffic_routing r ON r.scope = 'tenant' AND r.tenant_bid = s.tenant_bid ORDER BY s.tenant_bid`,
-      );
-      const on = (route: string) =>
-        rows.filter((r) => String(r.route) === route).map((r) => String(r.tenant_bid));
+      const states = await tenantStates(deps.target);
+      const on = (route: string) => states.filter((t) => t.route === route).map((t) => t.tenant);
       const paused = on('paused');
       const sides = `The multi-tenant side serves ${on('saas').join(', ') || 'no tenant'}; legacy serves ${on('legacy').join(', ') || 'no tenant'}${paused.length > 0 ? `; the writes of ${paused.join(', ')} are PAUSED` : ''}.`;
       const [changed] = await deps.target.query(
