@@ -42,6 +42,9 @@ export const METRICS = {
   ReverseSyncLagSeconds: 'Seconds',
   /** Per tenant (dimension Tenant): its rows on the target once data has copied. */
   TenantRows: 'Count',
+  /** Go-live: legacy rows written to the archive, and health checks that failed. */
+  ArchivedRows: 'Count',
+  HealthChecksFailed: 'Count',
 } as const;
 export type MetricName = keyof typeof METRICS;
 

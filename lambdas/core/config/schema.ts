@@ -428,6 +428,88 @@ export const Application = z.strictObject({
     }),
 });
 
+const SmokeQuery = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/, { error: 'a short name: letters, digits, space . _ -' })
+    .meta({ description: 'What the query checks, as the health report names it (e.g. "own courses").' }),
+  sql: z
+    .string()
+    .max(4_000)
+    .regex(/^\s*(SELECT|WITH)\b[^;]*$/i, {
+      error: 'must be one SELECT (or WITH … SELECT) statement, without ;',
+    })
+    .refine((sql) => sql.includes(':tenant'), {
+      error: 'must use :tenant where the tenant id goes (it is sent as a parameter)',
+    })
+    .meta({
+      description:
+        'Run on the multi-tenant database once per tenant, in a read-only transaction, with :tenant bound to the tenant id, e.g. "SELECT tenant_bid FROM shifu_published_shifus WHERE tenant_bid = :tenant".',
+    }),
+  minRows: z.int().min(0).default(1).meta({ description: 'The fewest rows each tenant must see.' }),
+  tenantColumn: identifier('column').optional().meta({
+    description:
+      'A column of the result that must equal the tenant in every row: the tenant sees its own rows and only those.',
+  }),
+});
+
+export const GoLive = z.strictObject({
+  probes: z
+    .array(Probe)
+    .max(20)
+    .optional()
+    .meta({ description: 'HTTP probes of the health verification. Default: application.probes.' }),
+  smokeQueries: z
+    .array(SmokeQuery)
+    .max(50)
+    .default([])
+    .refine((queries) => new Set(queries.map((q) => q.name)).size === queries.length, {
+      error: 'two smoke queries have the same name: the health report names each by its name',
+    })
+    .meta({ description: 'Per-tenant smoke queries of the health verification.' }),
+  alarmsQuietMinutes: z.number().min(0).max(1_440).default(15).meta({
+    description:
+      'Health: no alarm (the ledger’s, and on AWS the stack’s and aws.rollbackOnAlarms) may have been in ALARM for this long before go-live archives.',
+  }),
+  maxConnectionsUsed: z.number().gt(0).max(1).default(0.9).meta({
+    description:
+      'Health: each database’s connections in use (Threads_connected) at most this share of max_connections.',
+  }),
+  maxReplicaLagSeconds: z.int().min(0).max(86_400).default(30).meta({
+    description:
+      'Health: replicas of the multi-tenant database (when the server is one) at most this far behind.',
+  }),
+  accept: z
+    .strictObject({
+      quarantined: z.boolean().default(false).meta({
+        description:
+          'Go live even though rows are quarantined (they stay in migration_quarantine and the archive).',
+      }),
+      conflicts: z.boolean().default(false).meta({
+        description: 'Go live even though tenant conflicts are open (migration_sync_conflicts).',
+      }),
+    })
+    .default({ quarantined: false, conflicts: false })
+    .meta({
+      description: 'Go-live refuses while rows are quarantined or conflicts open, unless accepted here.',
+    }),
+  archive: z
+    .strictObject({
+      partRows: z.int().min(1_000).max(10_000_000).default(100_000).meta({
+        description:
+          'Rows per archive object at most (fewer for wide rows: about 64 MiB before compression).',
+      }),
+      maxConcurrency: z.int().min(1).max(40).default(2).meta({
+        description: 'Archive objects written at once (Lambda functions on AWS).',
+      }),
+      retentionDays: z.int().min(0).max(3_650).default(30).meta({
+        description:
+          'cleanup-legacy drops the legacy tables only this long after their archive (and only once it was restored and verified). On AWS the archive objects are kept under S3 Object Lock for this long.',
+      }),
+    })
+    .default({ partRows: 100_000, maxConcurrency: 2, retentionDays: 30 }),
+});
+
 /** A Step Functions state machine ARN (also what the control function's environment must hold). */
 export const STATE_MACHINE_ARN = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/;
 const stateMachineArn = z.string().regex(STATE_MACHINE_ARN, {
@@ -452,6 +534,7 @@ export const Aws = z.strictObject({
       sync: stateMachineArn.optional(),
       application: stateMachineArn.optional(),
       integration: stateMachineArn.optional(),
+      golive: stateMachineArn.optional(),
       rollback: stateMachineArn,
     })
     .optional()
@@ -554,6 +637,17 @@ export const ConfigSchema = z
       probes: [],
     }).meta({
       description: 'The application phase: switching tenants to the multi-tenant side, wave by wave.',
+    }),
+    golive: GoLive.default({
+      smokeQueries: [],
+      alarmsQuietMinutes: 15,
+      maxConnectionsUsed: 0.9,
+      maxReplicaLagSeconds: 30,
+      accept: { quarantined: false, conflicts: false },
+      archive: { partRows: 100_000, maxConcurrency: 2, retentionDays: 30 },
+    }).meta({
+      description:
+        'The golive phase: final drain and verify, health verification, the archive of the legacy tables, the end of sync.',
     }),
     aws: Aws.optional().meta({
       description: 'The deployed stack: AWS mode of the CLI, and alarms that roll back.',

@@ -1,0 +1,585 @@
+import { createHash } from 'node:crypto';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { createGzip } from 'node:zlib';
+import { type Checksum, rangeChecksum } from '../core/checksum.ts';
+import { qualified } from '../core/identifiers.ts';
+import { nowText } from '../core/ledger/runs.ts';
+import { introspect } from '../core/schema/introspect.ts';
+import { chunkKey } from '../core/schema/keys.ts';
+import type { ColumnInfo, TableInfo } from '../core/schema/types.ts';
+import { keyComparison, readKeyset } from '../core/sql/keyset.ts';
+import type { Row, SqlParam, SqlSession } from '../core/sql/port.ts';
+import { num, str, strOrNull } from '../core/sql/rows.ts';
+import { type TaskDeps, throwIfStopping } from '../core/task.ts';
+import { exactKeyValues } from '../data/context.ts';
+import { sliceableColumns } from '../data/copy-client.ts';
+import { integerRanges } from '../data/plan.ts';
+import { ArchiveChanged, ArchiveIncomplete, ArchiveStopped } from './errors.ts';
+
+/**
+ * The archive of the legacy tables: per table, its rows in gzip-compressed JSON Lines objects (one per key range,
+ * a "part"), and a manifest that says how to read them and what they must add up to. Every value is kept exactly:
+ * a JSON string of the text MySQL gives (DECIMAL, BIGINT beyond 2^53, DATETIME and TIMESTAMP in UTC, JSON text),
+ * binary values as base64 strings, SQL NULL as JSON null. The checksum of each part and of the table is the one
+ * the data phase computes (CRC pair per row, XORed), taken on the source in the same snapshot the rows were read
+ * in, so a restore is proven by computing it again on the restored table.
+ */
+
+/** Where archives live in the archive store: `legacy-archive/<run>/<table>/…`. */
+export const ARCHIVE_ROOT = 'legacy-archive';
+export const ARCHIVE_FORMAT = 'shifu-migrate.jsonl.gz';
+export const ARCHIVE_FORMAT_VERSION = 1;
+
+/** Rows per part at most; fewer for wide rows, so a part stays about {@link PART_BYTES} before compression. */
+const PART_ROWS = 100_000;
+const PART_BYTES = 64 * 1024 * 1024;
+/** Rows read per page: memory follows a page, never a part or a table. */
+const PAGE_ROWS = 2_000;
+const PAGE_BYTES = 8 * 1024 * 1024;
+
+const BINARY_TYPE = /blob$|binary$|^bit$/;
+
+/** A column as the manifest describes it. */
+export interface ArchivedColumn {
+  readonly name: string;
+  /** As declared: `decimal(20,10)`, `bigint(20) unsigned`, `varbinary(16)`. */
+  readonly columnType: string;
+  readonly dataType: string;
+  readonly nullable: boolean;
+  /** `base64` for binary values; `text` for every other value, as MySQL writes it. */
+  readonly encoding: 'text' | 'base64';
+}
+
+/** What the parts of one table need: written once at planning, read by every part's task. */
+export interface ArchivedTable {
+  readonly table: string;
+  /** `SHOW CREATE TABLE` of the source at planning time. */
+  readonly ddl: string;
+  readonly columns: readonly ArchivedColumn[];
+  /** The key the parts are ranges of; empty for a table without one (then a single part). */
+  readonly key: readonly string[];
+}
+
+/** One part: a key range of one table (bounds as JSON-safe values; integer keys beyond 2^53 as digits). */
+export interface ArchivePart {
+  readonly table: string;
+  readonly n: number;
+  readonly after: readonly (string | number)[] | null;
+  readonly upTo: readonly (string | number)[] | null;
+}
+
+export interface ArchivedObject {
+  readonly key: string;
+  readonly part: number;
+  readonly rows: number;
+  readonly bytes: number;
+  readonly sha256: string;
+  /** The part's checksum (decimal text of the unsigned 64-bit XOR). */
+  readonly checksum: string;
+}
+
+/** The per-table manifest, `legacy-archive/<run>/<table>/manifest.json`. */
+export interface TableManifest extends ArchivedTable {
+  readonly format: typeof ARCHIVE_FORMAT;
+  readonly formatVersion: number;
+  readonly runId: string;
+  readonly sourceDatabase: string;
+  readonly archivedAt: string;
+  readonly rows: number;
+  readonly bytes: number;
+  /** The table's checksum: rows and the XOR of every row's hash, as the data phase computes it. */
+  readonly checksum: Checksum;
+  readonly objects: readonly ArchivedObject[];
+  /** How another tool reads the parts with every value typed exactly (DuckDB). */
+  readonly readWith: string;
+}
+
+/** The archive's own manifest, `legacy-archive/<run>/manifest.json`. */
+export interface ArchiveManifest {
+  readonly format: typeof ARCHIVE_FORMAT;
+  readonly formatVersion: number;
+  readonly runId: string;
+  readonly sourceDatabase: string;
+  readonly archivedAt: string;
+  readonly tables: readonly {
+    readonly table: string;
+    readonly manifest: string;
+    readonly rows: number;
+    readonly objects: number;
+    readonly bytes: number;
+    readonly checksum: Checksum;
+  }[];
+}
+
+/** A table name as a key part (table names may hold `$`; keys may not). */
+const keyName = (table: string) => table.replaceAll('$', '!');
+
+export const archivePrefix = (runId: string) => `${ARCHIVE_ROOT}/${runId}`;
+export const archiveManifestKey = (runId: string) => `${archivePrefix(runId)}/manifest.json`;
+export const tableManifestKey = (runId: string, table: string) =>
+  `${archivePrefix(runId)}/${keyName(table)}/manifest.json`;
+const tablePlanKey = (runId: string, table: string) => `runs/${runId}/archive/${keyName(table)}.table.json`;
+/** The list of every part, as the archive's Distributed Map reads it (ItemReader). */
+export const partListKey = (runId: string) => `runs/${runId}/archive/parts.json`;
+export const partResultsKey = (runId: string) => `runs/${runId}/archive/results`;
+export const partKey = (runId: string, table: string, n: number) =>
+  `${archivePrefix(runId)}/${keyName(table)}/part-${String(n + 1).padStart(5, '0')}.jsonl.gz`;
+
+function archivedColumns(info: TableInfo): ArchivedColumn[] {
+  return info.columns
+    .filter((c) => !c.generated)
+    .map((c) => ({
+      name: c.name,
+      columnType: c.columnType,
+      dataType: c.dataType,
+      nullable: c.nullable,
+      encoding: BINARY_TYPE.test(c.dataType) ? 'base64' : 'text',
+    }));
+}
+
+/** Columns in the form the checksum needs (name and nullability are all it reads). */
+export function checksumColumns(columns: readonly ArchivedColumn[]): ColumnInfo[] {
+  return columns.map((c) => ({ name: c.name, nullable: c.nullable }) as ColumnInfo);
+}
+
+/** Rows per part for a table whose rows average `rowBytes`. */
+function partRows(info: TableInfo, configured: number): number {
+  const rowBytes = info.rowsEstimate > 0 ? info.dataBytes / info.rowsEstimate : 0;
+  const byBytes = rowBytes > 0 ? Math.floor(PART_BYTES / rowBytes) : PART_ROWS;
+  return Math.max(1, Math.min(configured, byBytes));
+}
+
+/** Rows per page for a table whose rows average `rowBytes`. */
+function pageRows(info: TableInfo): number {
+  const rowBytes = info.rowsEstimate > 0 ? info.dataBytes / info.rowsEstimate : 0;
+  return Math.max(1, Math.min(PAGE_ROWS, rowBytes > 0 ? Math.floor(PAGE_BYTES / rowBytes) : PAGE_ROWS));
+}
+
+export interface ArchivePlan {
+  readonly tables: number;
+  readonly parts: { readonly bucket: string; readonly key: string; readonly count: number };
+  readonly batchSize: number;
+  readonly results: { readonly bucket: string; readonly prefix: string };
+}
+
+/**
+ * Plans the archive of every table of the legacy database: its description (DDL, columns, key) for the parts'
+ * tasks, and its parts, recorded in the ledger (one transaction per table, so a plan is whole or absent, and a
+ * retried plan keeps what was recorded), then one list of every part for the Distributed Map.
+ */
+export async function planArchive(deps: TaskDeps, runId: string): Promise<ArchivePlan> {
+  const schema = await introspect(deps.source, deps.sourceUrl.database);
+  const parts: ArchivePart[] = [];
+  for (const info of schema.tables) {
+    const recorded = await deps.target.query(
+      'SELECT chunk_no, key_from, key_to FROM migration_archive_chunks WHERE run_id = ? AND table_name = ? ORDER BY chunk_no',
+      [runId, info.name],
+    );
+    if (recorded.length > 0) {
+      for (const r of recorded) {
+        const bound = (field: string) => {
+          const text = strOrNull(r, field);
+          return text === null ? null : (JSON.parse(text) as (string | number)[]);
+        };
+        parts.push({
+          table: info.name,
+          n: num(r, 'chunk_no'),
+          after: bound('key_from'),
+          upTo: bound('key_to'),
+        });
+      }
+      continue;
+    }
+    const [create] = await deps.source.query(
+      `SHOW CREATE TABLE ${qualified(deps.sourceUrl.database, info.name)}`,
+    );
+    const described: ArchivedTable = {
+      table: info.name,
+      ddl: str(create ?? {}, 'Create Table'),
+      columns: archivedColumns(info),
+      key: chunkKey(info) ?? [],
+    };
+    await deps.archive.put(tablePlanKey(runId, info.name), JSON.stringify(described), {
+      contentType: 'application/json',
+    });
+    const planned = await planParts(deps, info, described.key);
+    await deps.target.transaction(async (tx) => {
+      for (let i = 0; i < planned.length; i += 500) {
+        const slice = planned.slice(i, i + 500);
+        await tx.execute(
+          `INSERT INTO migration_archive_chunks (run_id, table_name, chunk_no, key_from, key_to, status) VALUES ${slice.map(() => "(?, ?, ?, ?, ?, 'planned')").join(', ')}`,
+          slice.flatMap((p) => [
+            runId,
+            info.name,
+            p.n,
+            p.after === null ? null : JSON.stringify(p.after),
+            p.upTo === null ? null : JSON.stringify(p.upTo),
+          ]),
+        );
+      }
+    });
+    parts.push(...planned);
+  }
+  const key = partListKey(runId);
+  await deps.archive.put(key, JSON.stringify(parts), { contentType: 'application/json' });
+  const list = deps.archive.address(key);
+  const results = deps.archive.address(partResultsKey(runId));
+  const workers = Math.max(1, deps.config.golive.archive.maxConcurrency) * 4;
+  return {
+    tables: schema.tables.length,
+    parts: { bucket: list.bucket, key: list.key, count: parts.length },
+    batchSize: Math.min(100, Math.max(1, Math.ceil(parts.length / workers))),
+    results: { bucket: results.bucket, prefix: results.key },
+  };
+}
+
+/** Key ranges of about `partRows` rows: equal widths for an integer key, index walks otherwise. */
+async function planParts(deps: TaskDeps, info: TableInfo, key: readonly string[]): Promise<ArchivePart[]> {
+  const table = info.name;
+  if (key.length === 0) return [{ table, n: 0, after: null, upTo: null }];
+  const size = partRows(info, deps.config.golive.archive.partRows);
+  const source = qualified(deps.sourceUrl.database, table);
+  const column = info.columns.find((c) => c.name === key[0]);
+  if (key.length === 1 && /int$/.test(column?.dataType ?? '')) {
+    const k = `\`${key[0]}\``;
+    const [bounds] = await deps.source.query(`SELECT MIN(${k}) AS lo, MAX(${k}) AS hi FROM ${source}`);
+    if (bounds === undefined || bounds.lo === null || bounds.hi === null) {
+      return [{ table, n: 0, after: null, upTo: null }];
+    }
+    return integerRanges(
+      BigInt(String(bounds.lo)),
+      BigInt(String(bounds.hi)),
+      Math.max(info.rowsEstimate, 1),
+      size,
+    ).map((c) => ({ table, n: c.n, after: c.after, upTo: c.upTo }));
+  }
+  const parts: ArchivePart[] = [];
+  const names = key.map((k) => `\`${k}\``);
+  let after: (string | number)[] | null = null;
+  for (let n = 0; ; n += 1) {
+    const lower = after === null ? undefined : keyComparison(key, '>', exactKeyValues(info, key, after));
+    const [boundary] = await deps.source.query(
+      `SELECT ${names.join(', ')} FROM ${source}${lower === undefined ? '' : ` WHERE ${lower.sql}`} ORDER BY ${names.map((k) => `${k} ASC`).join(', ')} LIMIT 1 OFFSET ?`,
+      [...(lower?.params ?? []), size - 1],
+    );
+    if (boundary === undefined) {
+      parts.push({ table, n, after, upTo: null });
+      return parts;
+    }
+    const upTo = key.map((k) => boundary[k] as string | number);
+    parts.push({ table, n, after, upTo });
+    after = upTo;
+  }
+}
+
+const described = new Map<string, ArchivedTable>();
+
+async function tableOf(deps: TaskDeps, runId: string, table: string): Promise<ArchivedTable> {
+  const cacheKey = `${deps.archive.location}|${runId}|${table}`;
+  const known = described.get(cacheKey);
+  if (known !== undefined) return known;
+  const body = await deps.archive.get(tablePlanKey(runId, table));
+  if (body === undefined) {
+    throw new ArchiveIncomplete(`the archive plan of ${table} (${tablePlanKey(runId, table)}) is missing`);
+  }
+  const value = JSON.parse(body.toString('utf8')) as ArchivedTable;
+  described.set(cacheKey, value);
+  return value;
+}
+
+/** One row as a JSON Lines line: every value a string (binary as base64) or null, columns in table order. */
+export function rowLine(
+  names: readonly string[],
+  fields: readonly string[],
+  base64: readonly boolean[],
+  row: Row,
+) {
+  let line = '{';
+  for (let i = 0; i < names.length; i += 1) {
+    const value = row[names[i] as string];
+    let text: string;
+    if (value === null || value === undefined) text = 'null';
+    else if (Buffer.isBuffer(value)) {
+      if (!base64[i]) throw new TypeError(`column ${names[i]} returned bytes but is archived as text`);
+      text = `"${value.toString('base64')}"`;
+    } else text = JSON.stringify(typeof value === 'string' ? value : String(value));
+    line += `${i === 0 ? '' : ','}${fields[i]}:${text}`;
+  }
+  return `${line}}\n`;
+}
+
+/** Counts and hashes the bytes that pass (the compressed object, as stored). */
+class Digest extends Transform {
+  readonly hash = createHash('sha256');
+  bytes = 0;
+  override _transform(chunk: Buffer, _: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    done(null, chunk);
+  }
+}
+
+export interface PartResult {
+  readonly table: string;
+  readonly part: number;
+  readonly rows: number;
+  readonly bytes: number;
+}
+
+/**
+ * Archives one part: in one transaction on the source, the range's checksum (which fixes the snapshot), its rows
+ * page by page into a gzip stream hashed on its way to the store, then the checksum again: equal, and equal in rows
+ * to what was written, or the part is not recorded (the source changed under a non-snapshot read) and is retried.
+ * Writing the same part again replaces its object: a retry or a resumed run leaves one object per part.
+ */
+export async function archivePart(deps: TaskDeps, runId: string, part: ArchivePart): Promise<PartResult> {
+  const [recorded] = await deps.target.query(
+    'SELECT status, rows_archived, bytes FROM migration_archive_chunks WHERE run_id = ? AND table_name = ? AND chunk_no = ?',
+    [runId, part.table, part.n],
+  );
+  if (recorded !== undefined && str(recorded, 'status') === 'archived') {
+    return {
+      table: part.table,
+      part: part.n,
+      rows: num(recorded, 'rows_archived'),
+      bytes: num(recorded, 'bytes'),
+    };
+  }
+  const started = performance.now();
+  const table = await tableOf(deps, runId, part.table);
+  const info = (await introspectOne(deps, part.table)) ?? undefined;
+  const names = table.columns.map((c) => c.name);
+  const fields = names.map((n) => JSON.stringify(n));
+  const base64 = table.columns.map((c) => c.encoding === 'base64');
+  const columns = checksumColumns(table.columns);
+  const key = [...table.key];
+  const exact = (bound: readonly (string | number)[] | null) =>
+    bound === null || info === undefined ? bound : exactKeyValues(info, key, bound);
+  const range = {
+    after: exact(part.after) as SqlParam[] | null,
+    upTo: exact(part.upTo) as SqlParam[] | null,
+  };
+  const objectKey = partKey(runId, part.table, part.n);
+  const digest = new Digest();
+  let rows = 0;
+
+  const result = await deps.source.transaction(async (tx) => {
+    const before = await partChecksum(tx, deps, table, columns, range);
+    async function* lines(): AsyncGenerator<Buffer> {
+      for await (const page of pagesOf(tx, deps, table, range, info)) {
+        throwIfStopping(
+          deps.signal,
+          () => new ArchiveStopped(`${part.table} part ${part.n + 1} stopped: the run is stopping`),
+        );
+        let text = '';
+        for (const row of page) text += rowLine(names, fields, base64, row);
+        rows += page.length;
+        yield Buffer.from(text, 'utf8');
+      }
+    }
+    const body = Readable.from(lines()).pipe(createGzip()).pipe(digest);
+    await deps.archive.put(objectKey, body, { contentType: 'application/gzip' });
+    const after = await partChecksum(tx, deps, table, columns, range);
+    return { before, after };
+  });
+  if (result.before.sum !== result.after.sum || result.before.rows !== rows || result.after.rows !== rows) {
+    throw new ArchiveChanged(
+      `${part.table} part ${part.n + 1} changed while it was archived (${result.before.rows} rows before, ${rows} read, ${result.after.rows} after): the legacy database is still written; the part is archived again`,
+    );
+  }
+  const sha256 = digest.hash.digest('hex');
+  await deps.target.execute(
+    `UPDATE migration_archive_chunks SET status = 'archived', object_key = ?, rows_archived = ?, bytes = ?, sha256 = ?, checksum = ?, seconds = ?
+     WHERE run_id = ? AND table_name = ? AND chunk_no = ?`,
+    [
+      objectKey,
+      rows,
+      digest.bytes,
+      sha256,
+      result.before.sum,
+      (performance.now() - started) / 1000,
+      runId,
+      part.table,
+      part.n,
+    ],
+  );
+  deps.metrics.put('golive', { ArchivedRows: rows });
+  return { table: part.table, part: part.n, rows, bytes: digest.bytes };
+}
+
+const introspected = new Map<string, TableInfo | null>();
+
+/** The source's description of one table (for exact key values), once per container. */
+async function introspectOne(deps: TaskDeps, table: string): Promise<TableInfo | null> {
+  const cacheKey = `${deps.sourceUrl.database}|${table}`;
+  if (!introspected.has(cacheKey)) {
+    const schema = await introspect(deps.source, deps.sourceUrl.database);
+    for (const t of schema.tables) introspected.set(`${deps.sourceUrl.database}|${t.name}`, t);
+  }
+  return introspected.get(cacheKey) ?? null;
+}
+
+function partChecksum(
+  session: SqlSession,
+  deps: TaskDeps,
+  table: ArchivedTable,
+  columns: readonly ColumnInfo[],
+  range: { after: SqlParam[] | null; upTo: SqlParam[] | null },
+): Promise<Checksum> {
+  return rangeChecksum(session, {
+    database: deps.sourceUrl.database,
+    table: table.table,
+    columns,
+    key: table.key.length === 0 ? ['__none__'] : table.key,
+    range: table.key.length === 0 ? { after: null, upTo: null } : range,
+  });
+}
+
+/** A part's rows, page by page: keyset pages on its key; a table without a key is read whole, in key-less pages. */
+async function* pagesOf(
+  session: SqlSession,
+  deps: TaskDeps,
+  table: ArchivedTable,
+  range: { after: SqlParam[] | null; upTo: SqlParam[] | null },
+  info: TableInfo | undefined,
+): AsyncGenerator<Row[]> {
+  const names = table.columns.map((c) => c.name);
+  const rowsPerPage = info === undefined ? PAGE_ROWS : pageRows(info);
+  if (table.key.length === 0) {
+    const order = names.map((n) => `\`${n}\``).join(', ');
+    for (let offset = 0; ; offset += rowsPerPage) {
+      const page = await session.query(
+        `SELECT ${order} FROM ${qualified(deps.sourceUrl.database, table.table)} ORDER BY ${order} LIMIT ? OFFSET ?`,
+        [rowsPerPage, offset],
+      );
+      if (page.length === 0) return;
+      yield page;
+      if (page.length < rowsPerPage) return;
+    }
+  }
+  yield* readKeyset(session, {
+    schema: deps.sourceUrl.database,
+    table: table.table,
+    columns: names,
+    key: table.key,
+    after: range.after ?? undefined,
+    upTo: range.upTo ?? undefined,
+    pageRows: rowsPerPage,
+    ...(info === undefined
+      ? {}
+      : {
+          boundOf: (values: SqlParam[]) => exactKeyValues(info, table.key, values),
+          sliceable: sliceableColumns(info.columns.filter((c) => !c.generated)),
+        }),
+  });
+}
+
+/**
+ * Ends the archive: every part archived, or it fails naming those that are not; then each table's manifest (its
+ * objects in order, its rows and checksum, the XOR of its parts'), recorded in the ledger, and the archive's own.
+ */
+export async function finishArchive(deps: TaskDeps, runId: string): Promise<ArchiveManifest> {
+  const rows = await deps.target.query(
+    `SELECT table_name, chunk_no, status, object_key, rows_archived, bytes, sha256, checksum
+     FROM migration_archive_chunks WHERE run_id = ? ORDER BY table_name, chunk_no`,
+    [runId],
+  );
+  const open = rows.filter((r) => str(r, 'status') !== 'archived');
+  if (open.length > 0) {
+    throw new ArchiveIncomplete(
+      `${open.length} archive parts are not archived (${open
+        .slice(0, 5)
+        .map((r) => `${str(r, 'table_name')} part ${num(r, 'chunk_no') + 1}`)
+        .join(', ')}${open.length > 5 ? ', …' : ''}): run golive again to finish them`,
+    );
+  }
+  const byTable = new Map<string, Row[]>();
+  for (const r of rows) byTable.set(str(r, 'table_name'), [...(byTable.get(str(r, 'table_name')) ?? []), r]);
+  const archivedAt = new Date().toISOString();
+  const tables: ArchiveManifest['tables'][number][] = [];
+  for (const [name, parts] of byTable) {
+    const table = await tableOf(deps, runId, name);
+    const objects: ArchivedObject[] = parts.map((r) => ({
+      key: str(r, 'object_key'),
+      part: num(r, 'chunk_no') + 1,
+      rows: num(r, 'rows_archived'),
+      bytes: num(r, 'bytes'),
+      sha256: str(r, 'sha256'),
+      checksum: str(r, 'checksum'),
+    }));
+    const checksum: Checksum = {
+      rows: objects.reduce((sum, o) => sum + o.rows, 0),
+      sum: objects.reduce((x, o) => x ^ BigInt(o.checksum), 0n).toString(),
+    };
+    const bytes = objects.reduce((sum, o) => sum + o.bytes, 0);
+    const manifest: TableManifest = {
+      format: ARCHIVE_FORMAT,
+      formatVersion: ARCHIVE_FORMAT_VERSION,
+      runId,
+      sourceDatabase: deps.sourceUrl.database,
+      archivedAt,
+      ...table,
+      rows: checksum.rows,
+      bytes,
+      checksum,
+      objects,
+      readWith: duckdbQuery(table, `${archivePrefix(runId)}/${keyName(name)}/part-*.jsonl.gz`),
+    };
+    const key = tableManifestKey(runId, name);
+    await deps.archive.put(key, JSON.stringify(manifest, null, 2), { contentType: 'application/json' });
+    await deps.target.execute(
+      `INSERT INTO migration_archives (run_id, table_name, manifest_key, rows_archived, objects, bytes, checksum, archived_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE manifest_key = VALUES(manifest_key), rows_archived = VALUES(rows_archived), objects = VALUES(objects), bytes = VALUES(bytes), checksum = VALUES(checksum), archived_at = VALUES(archived_at)`,
+      [runId, name, key, checksum.rows, objects.length, bytes, checksum.sum, nowText(new Date(archivedAt))],
+    );
+    tables.push({
+      table: name,
+      manifest: key,
+      rows: checksum.rows,
+      objects: objects.length,
+      bytes,
+      checksum,
+    });
+  }
+  const manifest: ArchiveManifest = {
+    format: ARCHIVE_FORMAT,
+    formatVersion: ARCHIVE_FORMAT_VERSION,
+    runId,
+    sourceDatabase: deps.sourceUrl.database,
+    archivedAt,
+    tables,
+  };
+  await deps.archive.put(archiveManifestKey(runId), JSON.stringify(manifest, null, 2), {
+    contentType: 'application/json',
+  });
+  return manifest;
+}
+
+/** DuckDB's type for a column, so that `read_json` keeps each value exact instead of guessing. */
+function duckdbType(c: ArchivedColumn): string {
+  if (c.encoding === 'base64') return 'VARCHAR';
+  const type = c.columnType.toLowerCase();
+  const decimal = /^decimal\((\d+),(\d+)\)/.exec(type);
+  if (decimal !== null && Number(decimal[1]) <= 38) return `DECIMAL(${decimal[1]},${decimal[2]})`;
+  if (/^bigint/.test(type)) return type.includes('unsigned') ? 'UBIGINT' : 'BIGINT';
+  if (/^(tiny|small|medium)?int/.test(type) || /^int/.test(type)) return 'BIGINT';
+  return 'VARCHAR';
+}
+
+/** A DuckDB query that reads one table's parts with every column typed (binary columns decoded with from_base64). */
+export function duckdbQuery(table: ArchivedTable, glob: string): string {
+  const columns = table.columns.map((c) => `'${c.name}': '${duckdbType(c)}'`).join(', ');
+  const select = table.columns
+    .map((c) => (c.encoding === 'base64' ? `from_base64("${c.name}") AS "${c.name}"` : `"${c.name}"`))
+    .join(', ');
+  return `SELECT ${select} FROM read_json('${glob}', format = 'newline_delimited', compression = 'gzip', columns = {${columns}})`;
+}
+
+/** The XOR of parts' checksums as a table checksum (exported for restore's comparison and the tests). */
+export function combine(checksums: readonly Checksum[]): Checksum {
+  return {
+    rows: checksums.reduce((sum, c) => sum + c.rows, 0),
+    sum: checksums.reduce((x, c) => x ^ BigInt(c.sum), 0n).toString(),
+  };
+}

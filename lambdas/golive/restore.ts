@@ -1,0 +1,258 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import type { ArchiveStore } from '../core/archive/port.ts';
+import { type Checksum, rangeChecksum } from '../core/checksum.ts';
+import { InputError } from '../core/errors.ts';
+import { ident, qualified } from '../core/identifiers.ts';
+import { nowText } from '../core/ledger/runs.ts';
+import { insertRows } from '../core/sql/insert.ts';
+import type { SqlClient, SqlParam, SqlSession } from '../core/sql/port.ts';
+import {
+  ARCHIVE_FORMAT,
+  ARCHIVE_ROOT,
+  type ArchiveManifest,
+  archiveManifestKey,
+  checksumColumns,
+  type TableManifest,
+} from './archive.ts';
+import { ArchiveIncomplete, ArchiveTampered } from './errors.ts';
+
+/** Rows per INSERT batch of a restore (insertRows splits it further by statement size). */
+const BATCH_ROWS = 2_000;
+
+export interface RestoredTable {
+  readonly table: string;
+  readonly rows: number;
+  readonly objects: number;
+  readonly bytes: number;
+  /** The checksum the archive recorded: the source's at archive time. */
+  readonly expected: Checksum;
+  /** The restored table's, computed by the same expression. */
+  readonly actual: Checksum;
+  readonly verified: boolean;
+  readonly seconds: number;
+}
+
+export interface RestoreOptions {
+  readonly archive: ArchiveStore;
+  /** The database restored into (its client's database); its tables must not exist yet. */
+  readonly into: SqlClient;
+  /** How the destination is named in messages and the ledger: host and database, no password. */
+  readonly intoLabel: string;
+  /** A run id (`golive-…`), an archive prefix (`legacy-archive/golive-…`), or `latest`. */
+  readonly which: string;
+  /** Only this table. */
+  readonly table?: string | undefined;
+  /** Where each table's verification is recorded (`migration_archive_restores`); nowhere when omitted. */
+  readonly ledger?: SqlSession | undefined;
+  readonly onTable?:
+    | ((event: { table: string; phase: 'loading' | 'checking' | 'done'; rows: number }) => void)
+    | undefined;
+  /** Objects loaded at once. @default 2 */
+  readonly concurrency?: number;
+}
+
+/** The run ids that have an archive in the store, oldest first (run ids sort by time). */
+export async function archivedRuns(archive: ArchiveStore): Promise<string[]> {
+  const keys = await archive.list(`${ARCHIVE_ROOT}/`);
+  return keys
+    .map((k) => /^legacy-archive\/([^/]+)\/manifest\.json$/.exec(k)?.[1])
+    .filter((k): k is string => k !== undefined)
+    .sort();
+}
+
+/** The archive a `which` names: a run id, a prefix, or `latest`; an input error saying what exists otherwise. */
+export async function findArchive(archive: ArchiveStore, which: string): Promise<ArchiveManifest> {
+  const runs = await archivedRuns(archive);
+  const wanted =
+    which === 'latest' ? runs.at(-1) : which.replace(/^legacy-archive\//, '').replace(/\/+$/, '');
+  if (wanted === undefined || !runs.includes(wanted)) {
+    throw new InputError(
+      runs.length === 0
+        ? `no archive in ${archive.location}: golive writes one (legacy-archive/<run>/manifest.json)`
+        : `no archive ${JSON.stringify(which)} in ${archive.location}; archives: ${runs.join(', ')} (or latest)`,
+    );
+  }
+  const manifest = await readJson<ArchiveManifest>(archive, archiveManifestKey(wanted));
+  if (manifest.format !== ARCHIVE_FORMAT) {
+    throw new ArchiveIncomplete(`${archiveManifestKey(wanted)} is not a ${ARCHIVE_FORMAT} manifest`);
+  }
+  return manifest;
+}
+
+async function readJson<T>(archive: ArchiveStore, key: string): Promise<T> {
+  const body = await archive.get(key);
+  if (body === undefined) throw new ArchiveIncomplete(`${key} is missing from ${archive.location}`);
+  return JSON.parse(body.toString('utf8')) as T;
+}
+
+/** The DDL of an archived table, checked to create that table and nothing else (the manifest is data, not code). */
+function createStatement(manifest: TableManifest): string {
+  const prefix = `CREATE TABLE ${ident(manifest.table)} (`;
+  if (!manifest.ddl.startsWith(prefix)) {
+    throw new ArchiveIncomplete(
+      `the manifest of ${manifest.table} holds no CREATE TABLE of that table: it was altered, restore refused`,
+    );
+  }
+  return manifest.ddl;
+}
+
+/**
+ * Loads archived tables into an empty database and proves them: each object's SHA-256 is checked before a row of
+ * it is written (an altered object stops the restore naming it), each object goes in one transaction, and the
+ * restored table's checksum, computed as at archive time, must equal the manifest's. Tables that exist already are
+ * refused before anything is written.
+ */
+export async function restoreArchive(
+  options: RestoreOptions,
+): Promise<{ runId: string; tables: RestoredTable[] }> {
+  const archive = options.archive;
+  const top = await findArchive(archive, options.which);
+  const entries =
+    options.table === undefined ? top.tables : top.tables.filter((t) => t.table === options.table);
+  if (entries.length === 0) {
+    throw new InputError(
+      `the archive ${top.runId} has no table ${JSON.stringify(options.table)}; it has ${top.tables.map((t) => t.table).join(', ')}`,
+    );
+  }
+  const manifests: TableManifest[] = [];
+  for (const entry of entries) manifests.push(await readJson<TableManifest>(archive, entry.manifest));
+  const existing = await options.into.query(
+    `SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ? AND table_name IN (${manifests.map(() => '?').join(', ')})`,
+    [options.into.database, ...manifests.map((m) => m.table)],
+  );
+  if (existing.length > 0) {
+    throw new InputError(
+      `${options.intoLabel} already has ${existing.map((r) => String(r.t ?? r.T ?? r.TABLE_NAME)).join(', ')}: restore into an empty database (or drop those tables first)`,
+    );
+  }
+  const tables: RestoredTable[] = [];
+  for (const manifest of manifests) tables.push(await restoreTable(options, manifest));
+  return { runId: top.runId, tables };
+}
+
+async function restoreTable(options: RestoreOptions, manifest: TableManifest): Promise<RestoredTable> {
+  const started = performance.now();
+  const { into, archive } = options;
+  await into.execute(createStatement(manifest));
+  options.onTable?.({ table: manifest.table, phase: 'loading', rows: 0 });
+  const names = manifest.columns.map((c) => c.name);
+  const base64 = manifest.columns.map((c) => c.encoding === 'base64');
+  let rows = 0;
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const object = manifest.objects[next];
+      next += 1;
+      if (object === undefined) return;
+      const body = await archive.get(object.key);
+      if (body === undefined)
+        throw new ArchiveIncomplete(`${object.key} is missing from ${archive.location}`);
+      const sha256 = createHash('sha256').update(body).digest('hex');
+      if (sha256 !== object.sha256 || body.length !== object.bytes) {
+        throw new ArchiveTampered(
+          `${object.key}: SHA-256 ${sha256} (${body.length} bytes), the manifest records ${object.sha256} (${object.bytes} bytes): the object was altered or damaged; nothing of it was restored`,
+        );
+      }
+      const loaded = await into.transaction((tx) =>
+        loadObject(tx, into, manifest.table, names, base64, body),
+      );
+      if (loaded !== object.rows) {
+        throw new ArchiveTampered(`${object.key} holds ${loaded} rows, the manifest records ${object.rows}`);
+      }
+      rows += loaded;
+      options.onTable?.({ table: manifest.table, phase: 'loading', rows });
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 2, manifest.objects.length)) }, worker),
+  );
+  options.onTable?.({ table: manifest.table, phase: 'checking', rows });
+  const actual = await rangeChecksum(into, {
+    database: into.database,
+    table: manifest.table,
+    columns: checksumColumns(manifest.columns),
+    key: manifest.key.length === 0 ? (names.slice(0, 1) as string[]) : [...manifest.key],
+    range: { after: null, upTo: null },
+  });
+  const verified = actual.rows === manifest.checksum.rows && actual.sum === manifest.checksum.sum;
+  await options.ledger?.execute(
+    `INSERT INTO migration_archive_restores (archive_run_id, table_name, restored_into, verified, detail, checked_at)
+     VALUES (?, ?, ?, ?, ?, ?)`,
+    [
+      manifest.runId,
+      manifest.table,
+      options.intoLabel.slice(0, 255),
+      verified ? 1 : 0,
+      `${actual.rows} rows, checksum ${actual.sum}; archived ${manifest.checksum.rows} rows, checksum ${manifest.checksum.sum}`,
+      nowText(),
+    ],
+  );
+  options.onTable?.({ table: manifest.table, phase: 'done', rows });
+  return {
+    table: manifest.table,
+    rows,
+    objects: manifest.objects.length,
+    bytes: manifest.bytes,
+    expected: manifest.checksum,
+    actual,
+    verified,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** One object's rows into the table, in batches, streamed from its gzip: memory follows a batch. */
+async function loadObject(
+  tx: SqlSession,
+  client: SqlClient,
+  table: string,
+  names: readonly string[],
+  base64: readonly boolean[],
+  body: Buffer,
+): Promise<number> {
+  let rows = 0;
+  let batch: SqlParam[][] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    await insertRows(tx, {
+      schema: client.database,
+      table,
+      columns: names,
+      rows: batch,
+      maxStatementBytes: client.maxStatementBytes,
+      prepared: client.preparesStatements,
+    });
+    rows += batch.length;
+    batch = [];
+  };
+  let rest = '';
+  const gunzip = Readable.from([body]).pipe(createGunzip());
+  gunzip.setEncoding('utf8');
+  for await (const piece of gunzip as AsyncIterable<string>) {
+    const text = rest + piece;
+    let start = 0;
+    for (let end = text.indexOf('\n', start); end !== -1; end = text.indexOf('\n', start)) {
+      batch.push(valuesOf(text.slice(start, end), names, base64));
+      start = end + 1;
+      if (batch.length >= BATCH_ROWS) await flush();
+    }
+    rest = text.slice(start);
+  }
+  if (rest.length > 0) batch.push(valuesOf(rest, names, base64));
+  await flush();
+  return rows;
+}
+
+function valuesOf(line: string, names: readonly string[], base64: readonly boolean[]): SqlParam[] {
+  const row = JSON.parse(line) as Record<string, string | null>;
+  const values = new Array<SqlParam>(names.length);
+  for (let i = 0; i < names.length; i += 1) {
+    const value = row[names[i] as string] ?? null;
+    values[i] = value !== null && base64[i] ? Buffer.from(value, 'base64') : value;
+  }
+  return values;
+}
+
+/** The qualified name of a table in the destination, for messages. */
+export const restoredName = (client: SqlClient, table: string) => qualified(client.database, table);

@@ -1,0 +1,327 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../lambdas/core/config/load.ts';
+import { ensureLedger } from '../../lambdas/core/ledger/runs.ts';
+import type { SqlClient } from '../../lambdas/core/sql/port.ts';
+import type { TaskDeps } from '../../lambdas/core/task.ts';
+import {
+  type ArchivePart,
+  archivePart,
+  finishArchive,
+  planArchive,
+  type TableManifest,
+  tableManifestKey,
+} from '../../lambdas/golive/archive.ts';
+import { ArchiveTampered } from '../../lambdas/golive/errors.ts';
+import { restoreArchive } from '../../lambdas/golive/restore.ts';
+import { demoConfig } from '../../local/demo/config.ts';
+import { openDeps } from '../../local/run-phase.ts';
+import { adminConnection, mysqlClient, scratchDatabase } from '../support/mariadb.ts';
+
+type Scratch = Awaited<ReturnType<typeof scratchDatabase>>;
+let source: Scratch;
+let target: Scratch;
+const restored: Scratch[] = [];
+let dir: string;
+let deps: TaskDeps & { close(): Promise<void> };
+const RUN = 'golive-20261201T120000Z-a1b2c3';
+
+/** Over 1 MB in one row: a text and a blob, so the row travels in slices where a response is bounded. */
+const BIG_TEXT = 'ü€𝄞x'.repeat(300_000);
+const BIG_BLOB = Buffer.alloc(1_200_000, 0).map((_, i) => (i * 31) % 256);
+const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+
+beforeAll(async () => {
+  source = await scratchDatabase('arcs');
+  target = await scratchDatabase('arct');
+  dir = mkdtempSync(join(tmpdir(), 'smt-archive-'));
+  const conn = await adminConnection(source.name);
+  try {
+    await conn.query(`CREATE TABLE awkward (
+      id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+      dec_v DECIMAL(20,10) NULL, big BIGINT NULL, ubig BIGINT UNSIGNED NULL,
+      dt DATETIME(6) NULL, ts TIMESTAMP(3) NULL DEFAULT NULL, d DATE NULL, tm TIME(2) NULL, yr YEAR NULL,
+      js JSON NULL, bin VARBINARY(300) NULL, blb LONGBLOB NULL, s VARCHAR(50) NULL, txt LONGTEXT NULL,
+      f FLOAT NULL, dbl DOUBLE NULL, bits BIT(10) NULL, e ENUM('a','b c','') NULL, st SET('x','y') NULL,
+      gen INT AS (CHAR_LENGTH(s)) VIRTUAL
+    ) CHARACTER SET utf8mb4`);
+    const rows: unknown[][] = [
+      [
+        1n,
+        '1234567890.0123456789',
+        '-9223372036854775808',
+        '18446744073709551615',
+        '1000-01-01 00:00:00.000000',
+        '1970-01-01 00:00:01.000',
+        '1000-01-01',
+        '-838:59:59.00',
+        1901,
+        '{"a": 12345678901234567890, "b": null}',
+        ALL_BYTES,
+        Buffer.alloc(0),
+        '',
+        'NULL',
+        1.1,
+        0.1 + 0.2,
+        Buffer.from([0x03, 0xff]),
+        'b c',
+        'x,y',
+      ],
+      [
+        2n,
+        '-9999999999.9999999999',
+        '9223372036854775807',
+        '9007199254740993',
+        '9999-12-31 23:59:59.999999',
+        '2038-01-19 03:14:07.999',
+        '9999-12-31',
+        '838:59:59.99',
+        2155,
+        'null',
+        Buffer.from([0]),
+        ALL_BYTES,
+        'NULL',
+        '',
+        -3.4e38,
+        1.7976931348623157e308,
+        Buffer.from([0, 0]),
+        '',
+        '',
+      ],
+      [
+        3n,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+      ],
+      [
+        18446744073709551615n,
+        '0.0000000001',
+        '0',
+        '0',
+        '2026-12-01 12:00:00.5',
+        '2026-12-01 12:00:00.125',
+        '2026-12-01',
+        '00:00:00.01',
+        2026,
+        '"text \\" \\u0000 \\n"',
+        Buffer.from('NULL'),
+        BIG_BLOB,
+        'tab\there\nnewline "quote" \\ back',
+        BIG_TEXT,
+        5e-45,
+        5e-324,
+        Buffer.from([0x02, 0x00]),
+        'a',
+        'y',
+      ],
+    ];
+    for (const r of rows) {
+      await conn.query(
+        'INSERT INTO awkward (id, dec_v, big, ubig, dt, ts, d, tm, yr, js, bin, blb, s, txt, f, dbl, bits, e, st) VALUES (?)',
+        [r.map((v) => (typeof v === 'bigint' ? v.toString() : v))],
+      );
+    }
+    // Many parts: a composite text key walked on its index, and rows enough for three parts of 1,000.
+    await conn.query(
+      'CREATE TABLE tags (name VARCHAR(40) NOT NULL, lang CHAR(2) NOT NULL, n INT NOT NULL, PRIMARY KEY (name, lang))',
+    );
+    const tags = Array.from({ length: 2_500 }, (_, i) => [
+      `tag-${String(i % 1250).padStart(5, '0')}`,
+      i < 1250 ? 'en' : 'zh',
+      i,
+    ]);
+    await conn.query('INSERT INTO tags (name, lang, n) VALUES ?', [tags]);
+    // No key at all, duplicates included: one part, read whole.
+    await conn.query('CREATE TABLE loose (a INT NULL, b VARCHAR(10) NULL)');
+    await conn.query("INSERT INTO loose VALUES (1, 'x'), (1, 'x'), (NULL, NULL), (2, '')");
+    await conn.query('CREATE TABLE empty_one (id INT PRIMARY KEY)');
+    await conn.query('ANALYZE TABLE awkward, tags, loose, empty_one');
+  } finally {
+    await conn.end();
+  }
+  const loaded = loadConfig({
+    cwd: dir,
+    env: {},
+    defaults: () => ({
+      ...demoConfig(),
+      source: { url: source.url.raw },
+      target: { url: target.url.raw },
+      archive: { url: join(dir, 'archive') },
+      golive: { archive: { partRows: 1_000 } },
+    }),
+  });
+  deps = { ...openDeps(loaded, dir), signal: new AbortController().signal };
+  await ensureLedger(deps.target);
+}, 120_000);
+
+afterAll(async () => {
+  await deps?.close();
+  for (const db of [source, target, ...restored]) await db?.drop();
+});
+
+async function archiveAll(): Promise<void> {
+  const plan = await planArchive(deps, RUN);
+  const body = await deps.archive.get(`runs/${RUN}/archive/parts.json`);
+  const parts = JSON.parse((body ?? Buffer.from('[]')).toString()) as ArchivePart[];
+  expect(parts.length).toBe(plan.parts.count);
+  await Promise.all(parts.map((p) => archivePart(deps, RUN, p)));
+  await finishArchive(deps, RUN);
+}
+
+async function restoreInto(table?: string) {
+  const db = await scratchDatabase('arcr');
+  restored.push(db);
+  const into: SqlClient = mysqlClient(db.name);
+  try {
+    return {
+      db,
+      result: await restoreArchive({
+        archive: deps.archive,
+        into,
+        intoLabel: db.name,
+        which: 'latest',
+        table,
+        ledger: deps.target,
+      }),
+    };
+  } finally {
+    await into.close();
+  }
+}
+
+/** The server's own checksum of a table (CHECKSUM TABLE): independent of ours, bit-level over every column. */
+async function serverChecksum(database: string, table: string): Promise<string> {
+  const conn = await adminConnection(database);
+  try {
+    const [rows] = await conn.query(`CHECKSUM TABLE \`${table}\` EXTENDED`);
+    return String((rows as { Checksum: unknown }[])[0]?.Checksum);
+  } finally {
+    await conn.end();
+  }
+}
+
+describe('the legacy archive', () => {
+  it('archives every table in parts with manifests, and restores each bit-exact (checksums equal, CHECKSUM TABLE too)', async () => {
+    await archiveAll();
+    const manifest = JSON.parse(
+      (await deps.archive.get(tableManifestKey(RUN, 'tags')))?.toString() ?? '{}',
+    ) as TableManifest;
+    expect(manifest.rows).toBe(2_500);
+    expect(manifest.objects.length).toBe(3);
+    expect(manifest.ddl).toMatch(/^CREATE TABLE `tags`/);
+    expect(manifest.objects.every((o) => /^[0-9a-f]{64}$/.test(o.sha256))).toBe(true);
+
+    const { db, result } = await restoreInto();
+    expect(result.tables.map((t) => [t.table, t.rows, t.verified])).toEqual([
+      ['awkward', 4, true],
+      ['empty_one', 0, true],
+      ['loose', 4, true],
+      ['tags', 2_500, true],
+    ]);
+    for (const table of ['awkward', 'tags', 'loose', 'empty_one']) {
+      expect(await serverChecksum(db.name, table), table).toBe(await serverChecksum(source.name, table));
+    }
+    const recorded = await deps.target.query(
+      'SELECT table_name, verified FROM migration_archive_restores WHERE archive_run_id = ? ORDER BY table_name',
+      [RUN],
+    );
+    expect(recorded.map((r) => [r.table_name, Number(r.verified)])).toEqual([
+      ['awkward', 1],
+      ['empty_one', 1],
+      ['loose', 1],
+      ['tags', 1],
+    ]);
+  }, 120_000);
+
+  it('keeps every awkward value exactly as text in the JSON Lines (NULL, empty and the string NULL apart)', async () => {
+    const manifest = JSON.parse(
+      (await deps.archive.get(tableManifestKey(RUN, 'awkward')))?.toString() ?? '{}',
+    ) as TableManifest;
+    const lines = manifest.objects.flatMap((o) =>
+      gunzipSync(readFileSync(join(dir, 'archive', ...o.key.split('/'))))
+        .toString('utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, string | null>),
+    );
+    const byId = new Map(lines.map((l) => [l.id, l]));
+    expect(byId.get('18446744073709551615')?.dec_v).toBe('0.0000000001');
+    expect(byId.get('1')?.ubig).toBe('18446744073709551615');
+    expect(byId.get('2')?.ubig).toBe('9007199254740993');
+    expect(byId.get('1')?.dt).toBe('1000-01-01 00:00:00.000000');
+    expect(byId.get('1')?.js).toBe('{"a": 12345678901234567890, "b": null}');
+    expect(byId.get('2')?.js).toBe('null');
+    expect(byId.get('1')?.s).toBe('');
+    expect(byId.get('1')?.txt).toBe('NULL');
+    expect(byId.get('3')?.s).toBeNull();
+    expect(Buffer.from(byId.get('1')?.bin ?? '', 'base64').equals(ALL_BYTES)).toBe(true);
+    expect(byId.get('18446744073709551615')?.txt).toBe(BIG_TEXT);
+    expect(Buffer.from(byId.get('18446744073709551615')?.blb ?? '', 'base64').equals(BIG_BLOB)).toBe(true);
+    expect('gen' in (byId.get('1') ?? {})).toBe(false);
+    expect(manifest.readWith).toContain("'ubig': 'UBIGINT'");
+  });
+
+  it('names an altered object (SHA-256) and restores nothing of it', async () => {
+    const manifest = JSON.parse(
+      (await deps.archive.get(tableManifestKey(RUN, 'tags')))?.toString() ?? '{}',
+    ) as TableManifest;
+    const victim = manifest.objects[1];
+    if (victim === undefined) throw new Error('no second part');
+    const path = join(dir, 'archive', ...victim.key.split('/'));
+    const original = readFileSync(path);
+    const altered = Buffer.from(original);
+    altered[altered.length - 12] = (altered[altered.length - 12] ?? 0) ^ 0x01;
+    writeFileSync(path, altered);
+    try {
+      const attempt = restoreInto('tags');
+      await expect(attempt).rejects.toThrow(ArchiveTampered);
+      await expect(attempt).rejects.toThrow(victim.key);
+    } finally {
+      writeFileSync(path, original);
+    }
+  }, 60_000);
+
+  it('archives a part again when asked again (a retry): one object per part, the same checksum', async () => {
+    const before = await deps.target.query(
+      "SELECT table_name, chunk_no, sha256, checksum FROM migration_archive_chunks WHERE run_id = ? AND table_name = 'tags' ORDER BY chunk_no",
+      [RUN],
+    );
+    await deps.target.execute(
+      "UPDATE migration_archive_chunks SET status = 'planned' WHERE run_id = ? AND table_name = 'tags' AND chunk_no = 0",
+      [RUN],
+    );
+    const first = (
+      JSON.parse(
+        (await deps.archive.get(`runs/${RUN}/archive/parts.json`))?.toString() ?? '[]',
+      ) as ArchivePart[]
+    ).find((p) => p.table === 'tags' && p.n === 0);
+    if (first === undefined) throw new Error('no parts');
+    await archivePart(deps, RUN, first);
+    const after = await deps.target.query(
+      "SELECT table_name, chunk_no, sha256, checksum FROM migration_archive_chunks WHERE run_id = ? AND table_name = 'tags' ORDER BY chunk_no",
+      [RUN],
+    );
+    expect(after).toEqual(before);
+    const keys = await deps.archive.list(`legacy-archive/${RUN}/tags/`);
+    expect(keys.filter((k) => k.endsWith('.jsonl.gz'))).toHaveLength(3);
+  }, 60_000);
+});
