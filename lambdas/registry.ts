@@ -36,6 +36,7 @@ export type TaskModule =
   | 'sync'
   | 'application'
   | 'integration'
+  | 'golive'
   | 'control';
 
 export interface FunctionSpec {
@@ -291,7 +292,8 @@ export const FUNCTIONS = {
     steps: ['pause', 'switch', 'rollback-pause', 'rollback-route-back'],
     timeoutMinutes: 5,
     memoryMb: 256,
-    reaches: ['target', 'load-balancer'],
+    // The schedule for a rollback that undoes a go-live: sync runs again.
+    reaches: ['target', 'load-balancer', 'schedule'],
   },
   IntegrationStartFunctionArn: {
     name: 'integration-start',
@@ -321,6 +323,48 @@ export const FUNCTIONS = {
     timeoutMinutes: 5,
     memoryMb: 256,
     reaches: ['target'],
+  },
+  /** Go-live's own steps: the tenants left, the lock, the drain's result, the end of sync, the end of the run. */
+  GoLiveStartFunctionArn: {
+    name: 'golive-start',
+    module: 'golive',
+    handler: 'start',
+    steps: ['remaining', 'start', 'check-drained', 'end-sync', 'finish', 'resume-sync'],
+    timeoutMinutes: 5,
+    memoryMb: 256,
+    // The archive only to say whether the final report was written.
+    reaches: ['source', 'target', 'schedule', 'archive:list'],
+  },
+  /** The full verification (both sides' checksums, isolation) and the health verification. */
+  GoLiveCheckFunctionArn: {
+    name: 'golive-check',
+    module: 'golive',
+    handler: 'check',
+    steps: ['verify', 'health'],
+    timeoutMinutes: 15,
+    memoryMb: 512,
+    reaches: ['source', 'target', 'alarms', 'archive:get'],
+  },
+  /** The archive of the legacy tables: the plan, each Distributed Map child's parts, the manifests. */
+  GoLiveArchiveFunctionArn: {
+    name: 'golive-archive',
+    module: 'golive',
+    handler: 'archive',
+    steps: ['plan-archive', 'archive-parts', 'finish-archive'],
+    timeoutMinutes: 15,
+    // A page of rows and the gzip stream's buffers; a multipart upload holds one 8 MiB part.
+    memoryMb: 1024,
+    reaches: ['source', 'target', 'archive:get', 'archive:put'],
+  },
+  /** The final report: the ledger into JSON, Markdown and one HTML file in the archive. */
+  GoLiveReportFunctionArn: {
+    name: 'golive-report',
+    module: 'golive',
+    handler: 'report',
+    steps: ['report'],
+    timeoutMinutes: 5,
+    memoryMb: 512,
+    reaches: ['target', 'archive:get', 'archive:put', 'archive:list'],
   },
   /** The rollback's first steps: finds the phase in flight and stops it (the ledger, and its executions on AWS). */
   RollbackStopFunctionArn: {
@@ -373,6 +417,7 @@ export const STATE_MACHINES = [
   'sync',
   'application',
   'integration',
+  'golive',
   'rollback',
 ] as const;
 

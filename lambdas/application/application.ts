@@ -16,6 +16,7 @@ import {
   succeedRun,
 } from '../core/ledger/runs.ts';
 import { assertSourceIsNotTarget } from '../core/preflight.ts';
+import { setSyncSchedule } from '../core/schedule.ts';
 import { sourceClock } from '../core/sql/clock.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
@@ -363,14 +364,12 @@ export async function pauseForRollback(
   scope: RollbackScope,
 ): Promise<{ runId: string; tenants: string[]; pausedAt: string }> {
   let runId: string;
+  // Go-live's own Catch takes every tenant back; an application run's, its wave in flight.
+  const golive = scope.kind === 'own' && scope.runId.startsWith('golive-');
   if (scope.kind === 'own') {
-    await reclaimLock(deps.target, {
-      runId: scope.runId,
-      phase: 'application',
-      kind: 'run',
-      owner: execution,
-    });
-    await beginOwnRollback(deps.target, 'application', scope.runId, execution, scope.error);
+    const phase = golive ? 'golive' : 'application';
+    await reclaimLock(deps.target, { runId: scope.runId, phase, kind: 'run', owner: execution });
+    await beginOwnRollback(deps.target, phase, scope.runId, execution, scope.error);
     runId = scope.runId;
   } else {
     await assertRunOwner(deps.target, scope.rollbackRunId, execution).catch(async (error) => {
@@ -386,6 +385,7 @@ export async function pauseForRollback(
     });
     runId = scope.rollbackRunId;
   }
+  if (scope.kind === 'phase') await undoGoLive(deps, runId);
   const states = await tenantStates(deps.target);
   // The runs whose wave in flight goes back: its own, or those the rollback stopped (with --tenant too: a run
   // stopped to free the lock cannot finish its wave).
@@ -396,13 +396,25 @@ export async function pauseForRollback(
       const paused = t.route === 'paused';
       const inFlight = paused || (switched && runs.includes(t.runId ?? '') && !t.baked);
       if (scope.kind === 'tenant') return (t.tenant === scope.tenant && switched) || inFlight;
-      if (scope.kind === 'phase') return switched || paused;
+      if (scope.kind === 'phase' || golive) return switched || paused;
       return inFlight;
     })
     .map((t) => t.tenant);
   await route(deps, runId, tenants, 'paused', 'rollback: draining reverse sync before routing back');
   if (tenants.length > 0) await settle(deps);
   return { runId, tenants, pausedAt: nowText() };
+}
+
+/**
+ * `rollback --phase application` after go-live: the go-live is undone (sync runs again, so the reverse drain can carry
+ * the multi-tenant side's writes back to legacy, which go-live never dropped); the archive stays as it was.
+ */
+async function undoGoLive(deps: TaskDeps, rollbackRunId: string): Promise<void> {
+  const undone = await deps.target.execute(
+    "UPDATE migration_runs SET status = 'rolled_back', finished_at = ?, error_message = COALESCE(error_message, ?) WHERE phase = 'golive' AND status = 'succeeded'",
+    [nowText(), `undone by ${rollbackRunId}: every tenant went back to legacy`],
+  );
+  if (undone.affectedRows > 0) await setSyncSchedule(deps.syncSchedule, 'ENABLED');
 }
 
 /**

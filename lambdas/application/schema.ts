@@ -4,14 +4,16 @@ import { caught } from '../data/schema.ts';
 import { execution } from '../foundation/schema.ts';
 
 const runId = z.string().regex(/^application-[0-9TZ]+-[0-9a-f]+$/);
-const anyRunId = z.string().regex(/^(application|rollback)-[0-9TZ]+-[0-9a-f]+$/);
+const anyRunId = z.string().regex(/^(application|golive|rollback)-[0-9TZ]+-[0-9a-f]+$/);
+/** A run whose own Catch routes its tenants back: an application run (its wave in flight), or go-live (every tenant). */
+const ownRunId = z.string().regex(/^(application|golive)-[0-9TZ]+-[0-9a-f]+$/);
 const rollbackRunId = z.string().regex(/^rollback-[0-9TZ]+-[0-9a-f]+$/);
 const wave = z.object({ wave: z.int().min(1).max(1_000), tenants: z.array(tenantBid).min(1).max(1_000) });
 const time = z.string().regex(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$/);
 
 /** Who undoes: the phase's own Catch (its run), or the rollback state machine (its rollback run, and scope). */
 const scope = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('own'), runId, error: caught }),
+  z.object({ kind: z.literal('own'), runId: ownRunId, error: caught }),
   z.object({
     kind: z.enum(['runs', 'phase', 'tenant']),
     rollbackRunId,

@@ -159,6 +159,8 @@ export interface ArchivePlan {
   readonly tables: number;
   readonly parts: { readonly bucket: string; readonly key: string; readonly count: number };
   readonly batchSize: number;
+  /** Children that run at once (the Distributed Map's MaxConcurrency). */
+  readonly maxConcurrency: number;
   readonly results: { readonly bucket: string; readonly prefix: string };
 }
 
@@ -229,6 +231,7 @@ export async function planArchive(deps: TaskDeps, runId: string): Promise<Archiv
     tables: schema.tables.length,
     parts: { bucket: list.bucket, key: list.key, count: parts.length },
     batchSize: Math.min(100, Math.max(1, Math.ceil(parts.length / workers))),
+    maxConcurrency: deps.config.golive.archive.maxConcurrency,
     results: { bucket: results.bucket, prefix: results.key },
   };
 }

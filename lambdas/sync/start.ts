@@ -92,6 +92,11 @@ export async function startSync(
   const schema = await introspect(deps.source, deps.sourceUrl.database);
   assertConfigFits(deps.config, schema);
   const dataRunId = await followedDataRun(deps);
+  const [live] = await findRuns(deps.target, "phase = 'golive' AND status = 'succeeded'", [], 1);
+  if (live !== undefined)
+    throw new SyncNotReady(
+      `go-live ${live.runId} finished: sync is stopped for good (legacy is archived and no longer follows the multi-tenant side). To go back to legacy: npx shifu-migrate rollback --phase application`,
+    );
   const start = await beginRun(deps.target, 'sync', execution, {
     // A pass run for another run (a drain) starts afresh: it must begin after that run paused the writes.
     resumable: options.under == null,

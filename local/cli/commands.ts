@@ -30,6 +30,16 @@ export interface ParsedCommand {
     passes?: string;
     tenant?: string;
     yes: boolean;
+    /** `report --run <id>`: the golive run to report on. */
+    run?: string;
+    /** `report --open`: open the HTML report in a browser. */
+    open: boolean;
+    /** `restore-archive --into <url>`: the database restored into. */
+    into?: string;
+    /** `restore-archive --table <name>`: one table only. */
+    table?: string;
+    /** `cleanup-legacy --confirm`: drop, not only say what would be dropped. */
+    confirm: boolean;
   };
 }
 
@@ -82,6 +92,8 @@ export function parseCommandLine(
       json: opts.json === true,
       reset: opts.reset === true,
       yes: opts.yes === true,
+      open: opts.open === true,
+      confirm: opts.confirm === true,
     };
     for (const key of [
       'config',
@@ -95,6 +107,9 @@ export function parseCommandLine(
       'every',
       'passes',
       'tenant',
+      'run',
+      'into',
+      'table',
     ] as const) {
       const value = text(key);
       if (value !== undefined) values[key] = value;
@@ -138,9 +153,9 @@ export function parseCommandLine(
   program
     .command('run')
     .description(
-      'run a phase: assess, foundation, data, one sync pass, or application (switch tenants wave by wave)',
+      'run a phase: assess, foundation, data, one sync pass, application (switch tenants wave by wave), integration, or golive (verify, health, archive legacy, end sync)',
     )
-    .argument('<phase>', 'assess, foundation, data, sync, application or integration')
+    .argument('<phase>', 'assess, foundation, data, sync, application, integration or golive')
     .addHelpText(
       'after',
       examples(
@@ -148,6 +163,7 @@ export function parseCommandLine(
         'run data --json',
         'run sync',
         'run application',
+        'run golive',
         'run foundation --config prod.json',
       ),
     )
@@ -211,6 +227,42 @@ export function parseCommandLine(
     .description('read-only: rows, checksums and tenant isolation, source against target')
     .addHelpText('after', examples('verify', 'verify --json'))
     .action((_opts, command: Command) => pick('verify', [], command));
+  program
+    .command('report')
+    .description(
+      'write the migration’s report into the archive: JSON, Markdown and one offline HTML file with charts',
+    )
+    .option('--run <id>', 'the golive run to report on (default: the latest one, or the migration so far)')
+    .option('--open', 'open the HTML file in a browser when there is a display')
+    .addHelpText('after', examples('report', 'report --open', 'report --run golive-1 --json'))
+    .action((_opts, command: Command) => pick('report', [], command));
+  program
+    .command('restore-archive')
+    .description(
+      'load the legacy archive into a database of its own and prove it: every object’s SHA-256, every table’s checksum',
+    )
+    .argument('<archive>', 'a golive run id, legacy-archive/<run>, or latest')
+    .option(
+      '--into <database-url>',
+      'the database to load into (created when missing; its tables must not exist)',
+    )
+    .option('--table <name>', 'only this table')
+    .addHelpText(
+      'after',
+      examples(
+        'restore-archive latest --into mysql://root@127.0.0.1:3306/shifu_restored',
+        'restore-archive golive-20261201T120000Z-a1b2c3 --into mysql://root@127.0.0.1:3306/one --table user_users',
+      ),
+    )
+    .action((archive: string, _opts, command: Command) => pick('restore-archive', [archive], command));
+  program
+    .command('cleanup-legacy')
+    .description(
+      'drop the legacy tables, once go-live archived them, a restore verified the archive and the retention passed',
+    )
+    .option('--confirm', 'drop them; without it, only say what would be dropped')
+    .addHelpText('after', examples('cleanup-legacy', 'cleanup-legacy --confirm'))
+    .action((_opts, command: Command) => pick('cleanup-legacy', [], command));
   program
     .command('follow')
     .description(

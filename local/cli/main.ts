@@ -5,6 +5,7 @@ import { DEFAULT_POLL_SECONDS, machineOf, runOnAws } from '../aws-run.ts';
 import { demoConfig } from '../demo/config.ts';
 import { MAX_DEMO_USERS } from '../demo/seed.ts';
 import { parseAlarmName, runAlarmClear, runAlarmRaise } from './alarm.ts';
+import { runCleanupLegacy, runRestoreArchive } from './archive-commands.ts';
 import { parseCommandLine } from './commands.ts';
 import { confirmRollback, type Terminal } from './confirm.ts';
 import { runDemo } from './demo.ts';
@@ -48,6 +49,8 @@ const COMMANDS = [
   'verify',
   'follow',
   'redrive',
+  'restore-archive',
+  'cleanup-legacy',
 ] as const;
 type Command = (typeof COMMANDS)[number];
 
@@ -101,6 +104,13 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     const [command, ...extra] = positionals as [Command, ...string[]];
     const phaseArgument = command === 'run' ? extra.shift() : undefined;
     const executionArn = command === 'follow' || command === 'redrive' ? extra.shift() : undefined;
+    const archiveArgument = command === 'restore-archive' ? extra.shift() : undefined;
+    if ((values.into !== undefined || values.table !== undefined) && command !== 'restore-archive')
+      throw new InputError(
+        `--${values.into !== undefined ? 'into' : 'table'} goes with restore-archive, not ${command}`,
+      );
+    if (values.confirm && command !== 'cleanup-legacy')
+      throw new InputError(`--confirm goes with cleanup-legacy, not ${command}`);
     if ((command === 'follow' || command === 'redrive') && executionArn === undefined)
       throw new InputError(
         `${command} needs the execution's ARN: ${command} arn:aws:states:<region>:<account>:execution:<machine>:<name>`,
@@ -294,6 +304,15 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
         out.result(
           `${command}${phase === undefined ? '' : ` ${phase}`}: ${outcome.code === 0 ? 'done' : 'failed'}`,
         );
+      return outcome.code;
+    }
+    if (command === 'restore-archive' || command === 'cleanup-legacy') {
+      const outcome =
+        command === 'restore-archive'
+          ? await runRestoreArchive(loaded, archiveArgument ?? 'latest', values.into, values.table, out, cwd)
+          : await runCleanupLegacy(loaded, values.confirm, out, cwd);
+      if (out.json) out.resultJson(outcome.json);
+      else out.result(`${command}: ${String(outcome.json.status).toLowerCase().replaceAll('_', ' ')}`);
       return outcome.code;
     }
     if (command === 'alarm') {

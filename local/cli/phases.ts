@@ -12,7 +12,15 @@ import { assertMayWrite } from './preflight.ts';
 import { progressPrinter } from './progress.ts';
 
 /** Phases that run locally today, in the order a migration takes them. */
-export const LOCAL_PHASES = ['assess', 'foundation', 'data', 'sync', 'application', 'integration'] as const;
+export const LOCAL_PHASES = [
+  'assess',
+  'foundation',
+  'data',
+  'sync',
+  'application',
+  'integration',
+  'golive',
+] as const;
 export type LocalPhase = (typeof LOCAL_PHASES)[number];
 /** Phases the rollback state machine can undo. */
 export { ROLLBACK_PHASES } from '../../lambdas/registry.ts';
@@ -155,6 +163,7 @@ export async function runPhaseCommand(
     );
     return { code: 0, json: { status: run.status, ...done } };
   }
+  if (phase === 'golive') return goLiveOutcome(loaded, run, out);
   if (phase === 'application') {
     const app = run.output as { runId: string; legacy: string[]; saas: string[] };
     out.info(
@@ -352,5 +361,53 @@ function syncOutcome(loaded: LoadedConfig, run: PhaseRun, out: Output): PhaseOut
   return {
     code: 0,
     json: { status: run.status, executionId: run.executionId, ...pass, eventLog: run.eventLog },
+  };
+}
+
+/** Go-live done: what was verified and archived, where the archive and the report are, what is left to do. */
+function goLiveOutcome(loaded: LoadedConfig, run: PhaseRun, out: Output): PhaseOutcome {
+  const done = run.output as {
+    runId: string;
+    checks: number;
+    passed: number;
+    archive: {
+      manifest: string;
+      location: string;
+      tables: number;
+      rows: number;
+      objects: number;
+      bytes: number;
+    };
+    report: string | null;
+    schedule: string;
+  };
+  const where = (key: string) =>
+    loaded.config.archive.url.startsWith('s3://')
+      ? `${done.archive.location}/${key}`
+      : join(done.archive.location, key);
+  out.info(
+    `Go-live done (${done.runId}): every tenant is served by the multi-tenant side; ${done.passed} of ${done.checks} checks passed (verification and health).`,
+  );
+  out.info(
+    `Legacy archived: ${count(done.archive.tables)} tables, ${count(done.archive.rows)} rows in ${count(done.archive.objects)} objects (${(done.archive.bytes / 1_048_576).toFixed(1)} MiB), manifest ${where(done.archive.manifest)}.`,
+  );
+  out.info(
+    done.schedule === 'none'
+      ? 'Sync is stopped: no pass starts any more (legacy no longer follows the multi-tenant side).'
+      : done.schedule.startsWith('failed')
+        ? `Sync passes are refused from now on, but the schedule could not be disabled (${done.schedule.slice('failed: '.length)}): disable it in the EventBridge Scheduler console.`
+        : 'Sync is stopped: the schedule is disabled and no pass starts any more.',
+  );
+  out.info(
+    done.report === null
+      ? 'The final report was not written: npx shifu-migrate report writes it.'
+      : `Report: ${where(done.report)}`,
+  );
+  out.info(
+    `Legacy tables are kept. Prove the archive restores (npx shifu-migrate restore-archive latest --into <mysql://…/scratch>), then, after golive.archive.retentionDays (${loaded.config.golive.archive.retentionDays}), npx shifu-migrate cleanup-legacy --confirm drops them.`,
+  );
+  return {
+    code: 0,
+    json: { status: run.status, executionId: run.executionId, ...done, eventLog: run.eventLog },
   };
 }

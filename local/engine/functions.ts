@@ -27,6 +27,7 @@ const LOADERS = {
   sync: () => import('../../lambdas/sync/task.ts'),
   application: () => import('../../lambdas/application/task.ts'),
   integration: () => import('../../lambdas/integration/task.ts'),
+  golive: () => import('../../lambdas/golive/task.ts'),
   control: () => import('../../lambdas/control/task.ts'),
 } as const satisfies Record<TaskModule, unknown>;
 

@@ -247,6 +247,7 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   bytes BIGINT NOT NULL,
   checksum VARCHAR(40) NOT NULL,
   archived_at DATETIME(3) NOT NULL,
+  dropped_at DATETIME(3) NULL,
   PRIMARY KEY (run_id, table_name)`,
   },
   {
@@ -301,6 +302,7 @@ export const LEDGER_COLUMNS: readonly {
   { table: 'migration_runs', column: 'parent_lock', definition: 'VARCHAR(64) NULL' },
   { table: 'migration_runs', column: 'request', definition: 'VARCHAR(255) NULL' },
   { table: 'migration_sync_passes', column: 'full_pass', definition: 'TINYINT NOT NULL DEFAULT 0' },
+  { table: 'migration_archives', column: 'dropped_at', definition: 'DATETIME(3) NULL' },
 ];
 
 /** Tables of the multi-tenant model that foundation creates (docs/architecture.md), apart from migrated tables. */

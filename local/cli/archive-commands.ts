@@ -1,0 +1,271 @@
+import { rangeChecksum } from '../../lambdas/core/checksum.ts';
+import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
+import { InputError } from '../../lambdas/core/errors.ts';
+import { ident, qualified } from '../../lambdas/core/identifiers.ts';
+import { ensureLedger, nowText, targetHasTable } from '../../lambdas/core/ledger/runs.ts';
+import { introspect } from '../../lambdas/core/schema/introspect.ts';
+import { openSql } from '../../lambdas/core/sql/open.ts';
+import { num, str } from '../../lambdas/core/sql/rows.ts';
+import { type DatabaseUrl, parseDatabaseUrl, redactUrl, withDatabase } from '../../lambdas/core/sql/url.ts';
+import { checksumColumns, type TableManifest } from '../../lambdas/golive/archive.ts';
+import { liveSince } from '../../lambdas/golive/golive.ts';
+import { findArchive, restoreArchive } from '../../lambdas/golive/restore.ts';
+import { openDeps } from '../run-phase.ts';
+import { count, type Output } from './output.ts';
+import type { PhaseOutcome } from './phases.ts';
+
+/** Where a database is, for comparing two URLs: host, port and database (the Data API: cluster and database). */
+function place(url: DatabaseUrl): string {
+  return url.kind === 'mysql'
+    ? `${url.host}:${url.port}/${url.database}`
+    : `${url.resourceArn}/${url.database}`;
+}
+
+/**
+ * `restore-archive <run | prefix | latest> --into <url> [--table T]`: loads an archive into a database that does not
+ * hold its tables yet (created when missing), checking every object's SHA-256 before it loads it and each table's
+ * checksum after; the verifications are recorded in the ledger, where cleanup-legacy looks for them.
+ */
+export async function runRestoreArchive(
+  loaded: LoadedConfig,
+  which: string,
+  intoRaw: string | undefined,
+  table: string | undefined,
+  out: Output,
+  cwd: string,
+): Promise<PhaseOutcome> {
+  if (intoRaw === undefined)
+    throw new InputError(
+      'restore-archive needs --into <database-url>: a database to load the archive into, e.g. --into mysql://root@127.0.0.1:3306/shifu_restored',
+    );
+  const into = parseDatabaseUrl(intoRaw);
+  for (const [what, url] of [
+    ['source (legacy)', loaded.sourceUrl],
+    ['target (multi-tenant)', loaded.targetUrl],
+  ] as const)
+    if (place(into) === place(url))
+      throw new InputError(
+        `--into ${redactUrl(intoRaw)} is the config's ${what} database: restore into a database of its own`,
+      );
+  const deps = openDeps(loaded, cwd);
+  const server = openSql(withDatabase(into, 'information_schema'), { label: 'target' });
+  const client = openSql(into, { label: 'target' });
+  try {
+    const manifest = await findArchive(deps.archive, which);
+    const [exists] = await server.query(
+      'SELECT COUNT(*) AS n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
+      [into.database],
+    );
+    if (exists === undefined || num(exists, 'n') === 0) {
+      await server.execute(
+        `CREATE DATABASE ${ident(into.database, 'database')} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
+      );
+      out.info(`Created database ${into.database}`);
+    }
+    // The ledger records each verification (cleanup-legacy needs them); a target that is not there is not fatal.
+    let ledger: typeof deps.target | undefined = deps.target;
+    try {
+      await ensureLedger(deps.target);
+    } catch (error) {
+      ledger = undefined;
+      out.info(`The ledger cannot be written (${(error as Error).message}): this restore is not recorded.`);
+    }
+    out.info(
+      `Restoring archive ${manifest.runId} (${manifest.tables.length} tables, archived ${manifest.archivedAt}) from ${deps.archive.location} into ${redactUrl(intoRaw)}`,
+    );
+    const result = await restoreArchive({
+      archive: deps.archive,
+      into: client,
+      intoLabel: redactUrl(intoRaw),
+      which: manifest.runId,
+      table,
+      ledger,
+      onTable: (e) => {
+        if (e.phase === 'loading') out.progress(`  ${e.table}: ${count(e.rows)} rows loaded`);
+        if (e.phase === 'checking')
+          out.progress(`  ${e.table}: ${count(e.rows)} rows loaded; computing its checksum`);
+      },
+    });
+    for (const t of result.tables)
+      out.info(
+        t.verified
+          ? `  ✓ ${t.table.padEnd(28)} ${count(t.rows).padStart(11)} rows  checksum equal to the source's at archive time (${t.actual.rows}:${t.actual.sum})`
+          : `  ✗ ${t.table.padEnd(28)} ${count(t.rows).padStart(11)} rows  checksum DIFFERS: archived ${t.expected.rows}:${t.expected.sum}, restored ${t.actual.rows}:${t.actual.sum}`,
+      );
+    const failed = result.tables.filter((t) => !t.verified);
+    const rows = result.tables.reduce((s, t) => s + t.rows, 0);
+    const seconds = result.tables.reduce((s, t) => s + t.seconds, 0);
+    out.info(
+      failed.length === 0
+        ? `Restored and verified: ${result.tables.length} tables, ${count(rows)} rows in ${seconds.toFixed(1)} s; every object's SHA-256 and every table's checksum equal the manifest's.${ledger === undefined ? '' : ' Recorded in migration_archive_restores.'}`
+        : `${failed.length} of ${result.tables.length} tables differ from the archive: ${failed.map((t) => t.table).join(', ')}. The archive is not verified restorable; cleanup-legacy will refuse.`,
+    );
+    return {
+      code: failed.length === 0 ? 0 : 1,
+      json: {
+        status: failed.length === 0 ? 'VERIFIED' : 'DIFFERENCES',
+        archive: result.runId,
+        into: redactUrl(intoRaw),
+        tables: result.tables,
+      },
+    };
+  } finally {
+    await Promise.all([deps.close(), server.close(), client.close()]);
+  }
+}
+
+/** One legacy table, as cleanup-legacy judges it. */
+interface Judged {
+  readonly table: string;
+  readonly drop: boolean;
+  readonly reason: string;
+}
+
+/**
+ * `cleanup-legacy [--confirm]`: drops the legacy tables, only when every one of them is in the latest go-live's
+ * archive, that archive was restored and verified (restore-archive), `golive.archive.retentionDays` have passed
+ * since, and the table is still what was archived (its checksum now equals the archive's: nothing written since
+ * would be lost). It says what it would drop, and drops nothing unless every table passes and --confirm is given.
+ */
+export async function runCleanupLegacy(
+  loaded: LoadedConfig,
+  confirm: boolean,
+  out: Output,
+  cwd: string,
+): Promise<PhaseOutcome> {
+  const deps = openDeps(loaded, cwd);
+  try {
+    const ledger = await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_runs');
+    const runId = ledger ? await liveSince(deps) : null;
+    if (runId === null) {
+      out.info(
+        'No go-live has finished: the legacy tables are the only copy of their tenants’ data. Nothing dropped.',
+      );
+      return { code: 1, json: { status: 'REFUSED', reason: 'no go-live', dropped: [] } };
+    }
+    await ensureLedger(deps.target);
+    const retention = loaded.config.golive.archive.retentionDays;
+    const schema = await introspect(deps.source, deps.sourceUrl.database);
+    const archived = new Map(
+      (
+        await deps.target.query(
+          'SELECT table_name, manifest_key, checksum, rows_archived, archived_at, dropped_at FROM migration_archives WHERE run_id = ?',
+          [runId],
+        )
+      ).map((r) => [str(r, 'table_name'), r]),
+    );
+    const restores = new Map(
+      (
+        await deps.target.query(
+          `SELECT r.table_name, r.verified, r.restored_into, r.checked_at FROM migration_archive_restores r
+            JOIN (SELECT table_name, MAX(id) AS id FROM migration_archive_restores WHERE archive_run_id = ? GROUP BY table_name) l
+              ON l.id = r.id`,
+          [runId],
+        )
+      ).map((r) => [str(r, 'table_name'), r]),
+    );
+    const now = Date.now();
+    const judged: Judged[] = [];
+    for (const info of schema.tables) {
+      const table = info.name;
+      const entry = archived.get(table);
+      if (entry === undefined) {
+        judged.push({
+          table,
+          drop: false,
+          reason: `not in the archive of ${runId} (created after go-live?)`,
+        });
+        continue;
+      }
+      const restore = restores.get(table);
+      if (restore === undefined || Number(restore.verified) !== 1) {
+        judged.push({
+          table,
+          drop: false,
+          reason:
+            restore === undefined
+              ? 'its archive was never restored and verified: npx shifu-migrate restore-archive latest --into <scratch database>'
+              : `its last restore (${str(restore, 'checked_at')} UTC, into ${str(restore, 'restored_into')}) did not verify`,
+        });
+        continue;
+      }
+      const archivedAt = Date.parse(`${str(entry, 'archived_at').replace(' ', 'T')}Z`);
+      const due = archivedAt + retention * 86_400_000;
+      if (now < due) {
+        judged.push({
+          table,
+          drop: false,
+          reason: `archived ${str(entry, 'archived_at')} UTC: golive.archive.retentionDays (${retention}) pass on ${new Date(due).toISOString()}`,
+        });
+        continue;
+      }
+      const manifest = JSON.parse(
+        (await deps.archive.get(str(entry, 'manifest_key')))?.toString('utf8') ?? 'null',
+      ) as TableManifest | null;
+      if (manifest === null) {
+        judged.push({
+          table,
+          drop: false,
+          reason: `its manifest ${str(entry, 'manifest_key')} is not in ${deps.archive.location}`,
+        });
+        continue;
+      }
+      const current = await rangeChecksum(deps.source, {
+        database: deps.sourceUrl.database,
+        table,
+        columns: checksumColumns(manifest.columns),
+        key: manifest.key.length === 0 ? [manifest.columns[0]?.name ?? ''] : [...manifest.key],
+        range: { after: null, upTo: null },
+      });
+      if (current.rows !== manifest.checksum.rows || current.sum !== manifest.checksum.sum) {
+        judged.push({
+          table,
+          drop: false,
+          reason: `it changed since it was archived (${manifest.checksum.rows} rows archived, ${current.rows} now; checksums differ): dropping it would lose those writes`,
+        });
+        continue;
+      }
+      judged.push({
+        table,
+        drop: true,
+        reason: `${count(num(entry, 'rows_archived'))} rows archived in ${runId}, restored and verified ${str(restore, 'checked_at')} UTC, unchanged since`,
+      });
+    }
+    for (const j of judged) out.info(`  ${j.drop ? 'drop' : 'KEEP'} ${j.table.padEnd(28)} ${j.reason}`);
+    const kept = judged.filter((j) => !j.drop);
+    if (kept.length > 0) {
+      out.info(
+        `Refused: ${kept.length} of ${judged.length} legacy tables may not be dropped yet (above). Nothing dropped.`,
+      );
+      return { code: 1, json: { status: 'REFUSED', archive: runId, tables: judged, dropped: [] } };
+    }
+    if (!confirm) {
+      out.info(
+        `Would drop ${judged.length} legacy tables from ${deps.sourceUrl.database} (archive ${runId}). Nothing dropped: run again with --confirm.`,
+      );
+      return { code: 2, json: { status: 'NOT_CONFIRMED', archive: runId, tables: judged, dropped: [] } };
+    }
+    const writer = deps.sourceWriter;
+    if (writer === undefined) throw new TypeError('cleanup-legacy needs the legacy writer');
+    const dropped: string[] = [];
+    await writer.transaction(async (tx) => {
+      // Tables that reference each other go in any order.
+      await tx.execute('SET foreign_key_checks = 0');
+      for (const j of judged) {
+        await tx.execute(`DROP TABLE ${qualified(deps.sourceUrl.database, j.table)}`);
+        dropped.push(j.table);
+        await deps.target.execute(
+          'UPDATE migration_archives SET dropped_at = ? WHERE run_id = ? AND table_name = ?',
+          [nowText(), runId, j.table],
+        );
+        out.info(`  dropped ${j.table}`);
+      }
+    });
+    out.info(
+      `Dropped ${dropped.length} legacy tables from ${deps.sourceUrl.database}; their archive ${runId} stays in ${deps.archive.location} (restore-archive brings any back).`,
+    );
+    return { code: 0, json: { status: 'DROPPED', archive: runId, tables: judged, dropped } };
+  } finally {
+    await deps.close();
+  }
+}
