@@ -332,8 +332,7 @@ export const FUNCTIONS = {
     steps: ['remaining', 'start', 'check-drained', 'end-sync', 'finish', 'resume-sync'],
     timeoutMinutes: 5,
     memoryMb: 256,
-    // The archive only to say whether the final report was written.
-    reaches: ['source', 'target', 'schedule', 'archive:list'],
+    reaches: ['source', 'target', 'schedule'],
   },
   /** The full verification (both sides' checksums, isolation) and the health verification. */
   GoLiveCheckFunctionArn: {

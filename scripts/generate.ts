@@ -1,5 +1,6 @@
-// Writes the generated files (JSON Schema of the config, the demo's example config); --check only compares.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+// Writes the generated files (JSON Schema of the config, the demo's example config, the report's inlined Chart.js);
+// --check only compares.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generatedFiles } from './generated-files.ts';
@@ -15,6 +16,7 @@ for (const [path, content] of Object.entries(generatedFiles())) {
     stale += 1;
     console.error(`${path} is stale: run npm run generate`);
   } else {
+    mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, content);
     console.log(`wrote ${path}`);
   }

@@ -25,6 +25,10 @@ export function renderMarkdown(report: AssessReport): string {
     '',
   );
   lines.push(`Generated ${report.generatedAt}.`, '');
+  lines.push(
+    "The migration's report: [../../final/latest/report.html](../../final/latest/report.html); `shifu-migrate report` writes it.",
+    '',
+  );
   lines.push('| | database | server |', '|---|---|---|');
   lines.push(`| source | ${report.source.database} | ${report.source.flavor} ${report.source.server} |`);
   lines.push(

@@ -14,17 +14,21 @@ import type { TaskDeps } from '../core/task.ts';
 
 const SECONDARY = /^\s*((?:UNIQUE )?KEY `([^`]+)` .*?),?$/;
 
-/** The target table's secondary index definitions (`KEY …`, `UNIQUE KEY …`), as SHOW CREATE TABLE writes them. */
+/** The secondary index definitions (`KEY …`, `UNIQUE KEY …`) in a table's SHOW CREATE TABLE text. */
+export function secondaryIndexDefinitions(createTable: string): { name: string; definition: string }[] {
+  return createTable.split('\n').flatMap((line) => {
+    const m = SECONDARY.exec(line);
+    return m === null ? [] : [{ name: m[2] ?? '', definition: m[1] ?? '' }];
+  });
+}
+
+/** The target table's secondary index definitions, as SHOW CREATE TABLE writes them. */
 async function secondaryIndexes(
   deps: TaskDeps,
   table: string,
 ): Promise<{ name: string; definition: string }[]> {
   const [row] = await deps.target.query(`SHOW CREATE TABLE ${qualified(deps.targetUrl.database, table)}`);
-  const text = row === undefined ? '' : str(row, 'Create Table');
-  return text.split('\n').flatMap((line) => {
-    const m = SECONDARY.exec(line);
-    return m === null ? [] : [{ name: m[2] ?? '', definition: m[1] ?? '' }];
-  });
+  return secondaryIndexDefinitions(row === undefined ? '' : str(row, 'Create Table'));
 }
 
 /** Drops an empty table's secondary indexes for the copy, after recording them. Nothing when it holds rows. */

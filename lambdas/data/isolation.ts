@@ -144,7 +144,7 @@ export async function verifyIsolation(
       ` chunks ${num(first, 'chunk_no')}–${num(last, 'chunk_no')}`,
     );
     await deps.target.execute(
-      'UPDATE migration_chunks SET isolated_at = ? WHERE run_id = ? AND table_name = ? AND chunk_no BETWEEN ? AND ?',
+      'UPDATE migration_chunks SET isolated_at = ?, updated_at = updated_at WHERE run_id = ? AND table_name = ? AND chunk_no BETWEEN ? AND ?',
       [nowText(), runId, table, num(first, 'chunk_no'), num(last, 'chunk_no')],
     );
   }

@@ -64,6 +64,11 @@ export async function startGoLive(
   const start = await beginRun(deps.target, PHASE, execution, { resumable: true });
   const resumed = start.resumed !== null;
   try {
+    const done = await liveSince(deps);
+    if (done !== null)
+      throw new GoLiveRefused(
+        `go-live ${done} is done already: every tenant is on the multi-tenant side and legacy is archived (npx shifu-migrate status). To go back to legacy: npx shifu-migrate rollback --phase application`,
+      );
     const { remaining } = await remainingTenants(deps);
     if (remaining.length > 0)
       throw new GoLiveRefused(
@@ -247,8 +252,6 @@ export async function finishGoLive(deps: TaskDeps, runId: string, execution: str
     'SELECT COUNT(*) AS tables, COALESCE(SUM(rows_archived), 0) AS rows_archived, COALESCE(SUM(objects), 0) AS objects, COALESCE(SUM(bytes), 0) AS bytes FROM migration_archives WHERE run_id = ?',
     [runId],
   );
-  const reportKey = `reports/final/${runId}/report.html`;
-  const report = (await deps.archive.list(reportKey)).includes(reportKey) ? reportKey : null;
   return {
     runId,
     finishedAt: nowText(),
@@ -262,7 +265,8 @@ export async function finishGoLive(deps: TaskDeps, runId: string, execution: str
       objects: archive === undefined ? 0 : num(archive, 'objects'),
       bytes: archive === undefined ? 0 : num(archive, 'bytes'),
     },
-    report,
+    /** The final report's key, once Final Report (after this step) wrote it. */
+    report: null as { html: string } | null,
   };
 }
 

@@ -8,9 +8,11 @@ import { ident, qualified } from '../core/identifiers.ts';
 import { nowText } from '../core/ledger/runs.ts';
 import { insertRows } from '../core/sql/insert.ts';
 import type { SqlClient, SqlParam, SqlSession } from '../core/sql/port.ts';
+import { secondaryIndexDefinitions } from '../data/indexes.ts';
 import {
   ARCHIVE_FORMAT,
   ARCHIVE_ROOT,
+  type ArchivedObject,
   type ArchiveManifest,
   archiveManifestKey,
   checksumColumns,
@@ -31,6 +33,7 @@ export interface RestoredTable {
   /** The restored table's, computed by the same expression. */
   readonly actual: Checksum;
   readonly verified: boolean;
+  /** From the restore's start to this table's verification. */
   readonly seconds: number;
 }
 
@@ -127,48 +130,102 @@ export async function restoreArchive(
       `${options.intoLabel} already has ${existing.map((r) => String(r.t ?? r.T ?? r.TABLE_NAME)).join(', ')}: restore into an empty database (or drop those tables first)`,
     );
   }
-  const tables: RestoredTable[] = [];
-  for (const manifest of manifests) tables.push(await restoreTable(options, manifest));
-  return { runId: top.runId, tables };
-}
-
-async function restoreTable(options: RestoreOptions, manifest: TableManifest): Promise<RestoredTable> {
   const started = performance.now();
-  const { into, archive } = options;
-  await into.execute(createStatement(manifest));
-  options.onTable?.({ table: manifest.table, phase: 'loading', rows: 0 });
-  const names = manifest.columns.map((c) => c.name);
-  const base64 = manifest.columns.map((c) => c.encoding === 'base64');
-  let rows = 0;
+  // Tables first, without their secondary indexes: built once each after the load, by sorting, instead of row by
+  // row (a table with foreign keys keeps its indexes: they back the constraints).
+  const deferred = new Map<string, { name: string; definition: string }[]>();
+  for (const manifest of manifests) {
+    const indexes = manifest.ddl.includes('FOREIGN KEY') ? [] : secondaryIndexDefinitions(manifest.ddl);
+    await options.into.transaction(async (tx) => {
+      await tx.execute('SET SESSION foreign_key_checks = 0');
+      await tx.execute(createStatement(manifest));
+      if (indexes.length > 0)
+        await tx.execute(
+          `ALTER TABLE ${qualified(options.into.database, manifest.table)} ${indexes.map((i) => `DROP INDEX ${ident(i.name, 'index')}`).join(', ')}`,
+        );
+    });
+    deferred.set(manifest.table, indexes);
+  }
+  const loaded = new Map<string, number>(manifests.map((m) => [m.table, 0]));
+  const queue = manifests.flatMap((manifest) => manifest.objects.map((object) => ({ manifest, object })));
   let next = 0;
   const worker = async () => {
-    for (;;) {
-      const object = manifest.objects[next];
-      next += 1;
-      if (object === undefined) return;
-      const body = await archive.get(object.key);
-      if (body === undefined)
-        throw new ArchiveIncomplete(`${object.key} is missing from ${archive.location}`);
-      const sha256 = createHash('sha256').update(body).digest('hex');
-      if (sha256 !== object.sha256 || body.length !== object.bytes) {
-        throw new ArchiveTampered(
-          `${object.key}: SHA-256 ${sha256} (${body.length} bytes), the manifest records ${object.sha256} (${object.bytes} bytes): the object was altered or damaged; nothing of it was restored`,
-        );
-      }
-      const loaded = await into.transaction((tx) =>
-        loadObject(tx, into, manifest.table, names, base64, body),
-      );
-      if (loaded !== object.rows) {
-        throw new ArchiveTampered(`${object.key} holds ${loaded} rows, the manifest records ${object.rows}`);
-      }
-      rows += loaded;
-      options.onTable?.({ table: manifest.table, phase: 'loading', rows });
+    for (let item = queue[next++]; item !== undefined; item = queue[next++]) {
+      const rows = await loadVerified(options, item.manifest, item.object);
+      loaded.set(item.manifest.table, (loaded.get(item.manifest.table) ?? 0) + rows);
+      options.onTable?.({
+        table: item.manifest.table,
+        phase: 'loading',
+        rows: loaded.get(item.manifest.table) ?? 0,
+      });
     }
   };
   await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 2, manifest.objects.length)) }, worker),
+    Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 3, queue.length)) }, worker),
   );
+  const tables: RestoredTable[] = [];
+  let i = 0;
+  const finisher = async () => {
+    for (let manifest = manifests[i++]; manifest !== undefined; manifest = manifests[i++])
+      tables.push(
+        await finishTable(
+          options,
+          manifest,
+          loaded.get(manifest.table) ?? 0,
+          deferred.get(manifest.table) ?? [],
+          started,
+        ),
+      );
+  };
+  await Promise.all([finisher(), finisher()]);
+  tables.sort((a, b) => a.table.localeCompare(b.table));
+  return { runId: top.runId, tables };
+}
+
+/** One object: its SHA-256 checked first, then its rows in one transaction; the row count must be the manifest's. */
+async function loadVerified(
+  options: RestoreOptions,
+  manifest: TableManifest,
+  object: ArchivedObject,
+): Promise<number> {
+  const { archive, into } = options;
+  const body = await archive.get(object.key);
+  if (body === undefined) throw new ArchiveIncomplete(`${object.key} is missing from ${archive.location}`);
+  const sha256 = createHash('sha256').update(body).digest('hex');
+  if (sha256 !== object.sha256 || body.length !== object.bytes) {
+    throw new ArchiveTampered(
+      `${object.key}: SHA-256 ${sha256} (${body.length} bytes), the manifest records ${object.sha256} (${object.bytes} bytes): the object was altered or damaged; nothing of it was restored`,
+    );
+  }
+  const names = manifest.columns.map((c) => c.name);
+  const base64 = manifest.columns.map((c) => c.encoding === 'base64');
+  const loaded = await into.transaction(async (tx) => {
+    await tx.execute('SET SESSION foreign_key_checks = 0');
+    return loadObject(tx, into, manifest.table, names, base64, body);
+  });
+  if (loaded !== object.rows) {
+    throw new ArchiveTampered(`${object.key} holds ${loaded} rows, the manifest records ${object.rows}`);
+  }
+  return loaded;
+}
+
+/** A loaded table: its secondary indexes built, its checksum computed and compared, the verification recorded. */
+async function finishTable(
+  options: RestoreOptions,
+  manifest: TableManifest,
+  rows: number,
+  indexes: readonly { name: string; definition: string }[],
+  started: number,
+): Promise<RestoredTable> {
+  const { into } = options;
+  if (indexes.length > 0) {
+    options.onTable?.({ table: manifest.table, phase: 'checking', rows });
+    await into.execute(
+      `ALTER TABLE ${qualified(into.database, manifest.table)} ${indexes.map((i) => `ADD ${i.definition}`).join(', ')}`,
+    );
+  }
   options.onTable?.({ table: manifest.table, phase: 'checking', rows });
+  const names = manifest.columns.map((c) => c.name);
   const actual = await rangeChecksum(into, {
     database: into.database,
     table: manifest.table,
@@ -253,6 +310,3 @@ function valuesOf(line: string, names: readonly string[], base64: readonly boole
   }
   return values;
 }
-
-/** The qualified name of a table in the destination, for messages. */
-export const restoredName = (client: SqlClient, table: string) => qualified(client.database, table);

@@ -258,6 +258,8 @@ export async function validateIntegration(
     [
       `# Integration ${runId}`,
       '',
+      "The migration's report: [../../final/latest/report.html](../../final/latest/report.html); `shifu-migrate report` writes it.",
+      '',
       problems.length === 0
         ? '**Valid**: every tenant has its providers and one active subscription.'
         : `**Invalid**: ${problems.join('; ')}`,

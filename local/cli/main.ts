@@ -23,6 +23,7 @@ import {
   runPhaseCommand,
   runRollbackCommand,
 } from './phases.ts';
+import { runReportCommand } from './report.ts';
 import { runSeedDemo } from './seed-demo.ts';
 import { parseDuration, parseRate, runSimulateTraffic } from './simulate-traffic.ts';
 import { parseEvery, runSyncLoop } from './sync-loop.ts';
@@ -51,6 +52,7 @@ const COMMANDS = [
   'redrive',
   'restore-archive',
   'cleanup-legacy',
+  'report',
 ] as const;
 type Command = (typeof COMMANDS)[number];
 
@@ -304,6 +306,17 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
         out.result(
           `${command}${phase === undefined ? '' : ` ${phase}`}: ${outcome.code === 0 ? 'done' : 'failed'}`,
         );
+      return outcome.code;
+    }
+    if (command === 'report') {
+      const outcome = await runReportCommand(
+        loaded,
+        { ...(values.run === undefined ? {} : { runId: values.run }), open: values.open, env },
+        out,
+        cwd,
+      );
+      if (out.json) out.resultJson(outcome.json);
+      else out.result(outcome.html === null ? 'report: nothing to report' : `report: ${outcome.html}`);
       return outcome.code;
     }
     if (command === 'restore-archive' || command === 'cleanup-legacy') {

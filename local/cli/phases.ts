@@ -378,7 +378,7 @@ function goLiveOutcome(loaded: LoadedConfig, run: PhaseRun, out: Output): PhaseO
       objects: number;
       bytes: number;
     };
-    report: string | null;
+    report: { html: string } | null;
     schedule: string;
   };
   const where = (key: string) =>
@@ -401,7 +401,7 @@ function goLiveOutcome(loaded: LoadedConfig, run: PhaseRun, out: Output): PhaseO
   out.info(
     done.report === null
       ? 'The final report was not written: npx shifu-migrate report writes it.'
-      : `Report: ${where(done.report)}`,
+      : `Report: ${where(done.report.html)}`,
   );
   out.info(
     `Legacy tables are kept. Prove the archive restores (npx shifu-migrate restore-archive latest --into <mysql://…/scratch>), then, after golive.archive.retentionDays (${loaded.config.golive.archive.retentionDays}), npx shifu-migrate cleanup-legacy --confirm drops them.`,
