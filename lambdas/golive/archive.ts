@@ -378,7 +378,7 @@ export async function archivePart(deps: TaskDeps, runId: string, part: ArchivePa
           () => new ArchiveStopped(`${part.table} part ${part.n + 1} stopped: the run is stopping`),
         );
         rows += page.rows;
-        yield Buffer.from(page.text, 'utf8');
+        yield page.bytes;
       }
     }
     const body = Readable.from(lines())
@@ -454,7 +454,8 @@ export function lineExpression(columns: readonly ArchivedColumn[]): string {
       c.encoding === 'base64' ? `REPLACE(TO_BASE64(${column}), CHAR(10), '')` : `CAST(${column} AS CHAR)`;
     return `'${JSON.stringify(c.name)}:', COALESCE(JSON_QUOTE(${value}), 'null')`;
   });
-  return `CONCAT('{', ${parts.join(", ',', ")}, '}')`;
+  // As bytes: the line travels as UTF-8 into the gzip stream without being decoded into a string and encoded back.
+  return `CAST(CONCAT('{', ${parts.join(", ',', ")}, '}', CHAR(10)) AS BINARY)`;
 }
 
 /**
@@ -467,7 +468,7 @@ async function* linesOf(
   table: ArchivedTable,
   range: { after: SqlParam[] | null; upTo: SqlParam[] | null },
   info: TableInfo | undefined,
-): AsyncGenerator<{ text: string; rows: number }> {
+): AsyncGenerator<{ bytes: Buffer; rows: number }> {
   const names = table.columns.map((c) => c.name);
   const fields = names.map((n) => JSON.stringify(n));
   const base64 = table.columns.map((c) => c.encoding === 'base64');
@@ -475,7 +476,7 @@ async function* linesOf(
     for await (const page of pagesOf(session, deps, table, r, info)) {
       let text = '';
       for (const row of page) text += rowLine(names, fields, base64, row);
-      yield { text, rows: page.length };
+      yield { bytes: Buffer.from(text, 'utf8'), rows: page.length };
     }
   };
   if (deps.source.adapter !== 'mysql' || table.key.length === 0 || info === undefined) {
@@ -507,9 +508,7 @@ async function* linesOf(
       // A line over max_allowed_packet: this page again, value by value (large values in slices).
       yield* fromValues({ after, upTo });
     } else {
-      let text = '';
-      for (const row of page) text += `${String(row.__line)}\n`;
-      yield { text, rows: page.length };
+      yield { bytes: Buffer.concat(page.map((r) => r.__line as Buffer)), rows: page.length };
     }
     if (page.length < rowsPerPage) return;
     after = upTo;
