@@ -12,13 +12,7 @@ import { createMysqlClient } from '../lambdas/core/sql/mysql.ts';
 import type { SqlClient } from '../lambdas/core/sql/port.ts';
 import { scalarNumber, str } from '../lambdas/core/sql/rows.ts';
 import { parseDatabaseUrl } from '../lambdas/core/sql/url.ts';
-import {
-  type ArchivePart,
-  archivePart,
-  finishArchive,
-  partListKey,
-  planArchive,
-} from '../lambdas/golive/archive.ts';
+import { archiveInProcess } from '../lambdas/golive/archive.ts';
 import { restoreArchive } from '../lambdas/golive/restore.ts';
 import { demoConfig } from '../local/demo/config.ts';
 import { DEMO_MARKER, DEMO_TABLES } from '../local/demo/schema.ts';
@@ -109,17 +103,7 @@ async function ourArchive(round: number): Promise<Sample & { runId: string }> {
     await quiet();
     const cpu = ownCpu();
     const started = performance.now();
-    await planArchive(deps, runId);
-    const parts = JSON.parse(
-      (await deps.archive.get(partListKey(runId)))?.toString() ?? '[]',
-    ) as ArchivePart[];
-    let next = 0;
-    const worker = async () => {
-      for (let part = parts[next++]; part !== undefined; part = parts[next++])
-        await archivePart(deps, runId, part);
-    };
-    await Promise.all(Array.from({ length: loaded.config.golive.archive.maxConcurrency }, worker));
-    const manifest = await finishArchive(deps, runId);
+    const manifest = await archiveInProcess(deps, runId, loaded.config.golive.archive.maxConcurrency);
     return {
       seconds: (performance.now() - started) / 1000,
       bytes: manifest.tables.reduce((s, t) => s + t.bytes, 0),

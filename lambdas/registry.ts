@@ -9,6 +9,7 @@ import type { Config } from './core/config/schema.ts';
  * - `target`: the multi-tenant database, read and write (Data API with transactions, its secret);
  * - `archive:get`, `archive:put`, `archive:list`: objects in the archive (never delete: it keeps the legacy data's
  *   last copy); every function also reads its config version there;
+ * - `archive:lock`: put the legacy archive's objects under S3 Object Lock (compliance mode, `legacy-archive/` only);
  * - `executions`: list and stop the phases' Step Functions executions;
  * - `schedule`: read and update the sync schedule (enable it, disable it; EventBridge Scheduler);
  * - `alarms`: read the state of the stack's alarms and the operator's (CloudWatch DescribeAlarms);
@@ -22,6 +23,7 @@ export type Reach =
   | 'archive:get'
   | 'archive:put'
   | 'archive:list'
+  | 'archive:lock'
   | 'executions'
   | 'schedule'
   | 'alarms'
@@ -329,7 +331,7 @@ export const FUNCTIONS = {
     name: 'golive-start',
     module: 'golive',
     handler: 'start',
-    steps: ['remaining', 'start', 'check-drained', 'end-sync', 'finish', 'resume-sync'],
+    steps: ['remaining', 'start', 'check-drained', 'end-sync', 'finish', 'resume-sync', 'interrupt'],
     timeoutMinutes: 5,
     memoryMb: 256,
     reaches: ['source', 'target', 'schedule'],
@@ -349,11 +351,11 @@ export const FUNCTIONS = {
     name: 'golive-archive',
     module: 'golive',
     handler: 'archive',
-    steps: ['plan-archive', 'archive-parts', 'finish-archive'],
+    steps: ['plan-archive', 'plan-table', 'archive-parts', 'explain-copy-failure', 'finish-archive'],
     timeoutMinutes: 15,
     // A page of rows and the gzip stream's buffers; a multipart upload holds one 8 MiB part.
     memoryMb: 1024,
-    reaches: ['source', 'target', 'archive:get', 'archive:put'],
+    reaches: ['source', 'target', 'archive:get', 'archive:put', 'archive:list', 'archive:lock'],
   },
   /** The final report: the ledger into JSON, Markdown and one HTML file in the archive. */
   GoLiveReportFunctionArn: {

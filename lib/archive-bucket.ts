@@ -1,4 +1,5 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
@@ -12,6 +13,8 @@ export interface ArchiveBucketProps {
    * @default 30
    */
   readonly archiveAfterDays?: number;
+  /** Where go-live's archive of the legacy tables is in the bucket: no one may delete there. */
+  readonly legacyArchivePrefix: string;
 }
 
 /**
@@ -43,6 +46,8 @@ export class ArchiveBucket extends Construct {
       enforceSSL: true,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       versioned: true,
+      // Go-live writes the legacy archive's objects with a compliance-mode retention (golive.archive.retentionDays).
+      objectLockEnabled: true,
       removalPolicy: RemovalPolicy.RETAIN,
       // aws-cdk-lib's own Bucket does not satisfy its IBucket under exactOptionalPropertyTypes (isWebsite).
       serverAccessLogsBucket: logs as unknown as s3.IBucket,
@@ -59,5 +64,14 @@ export class ArchiveBucket extends Construct {
         },
       ],
     });
+    // Not even a delete marker over the legacy archive: its objects stay current, whoever asks.
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:BypassGovernanceRetention'],
+        resources: [this.bucket.arnForObjects(`${props.legacyArchivePrefix}/*`)],
+      }),
+    );
   }
 }

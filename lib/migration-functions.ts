@@ -12,6 +12,7 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { listenerRuleArns } from '../lambdas/application/router.ts';
 import type { Config } from '../lambdas/core/config/schema.ts';
+import { ARCHIVE_ROOT } from '../lambdas/golive/archive.ts';
 import { FUNCTIONS, type FunctionKey, type FunctionSpec, type Reach } from '../lambdas/registry.ts';
 
 const LAMBDAS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'lambdas');
@@ -19,6 +20,8 @@ const LAMBDAS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'lambdas
 /** Lambda's limit on all environment variables of a function together. */
 /** The key prefix of everything the functions keep in the archive bucket: reports, runs' chunk lists, results. */
 export const ARCHIVE_PREFIX = 'migration';
+/** Where go-live's archive of the legacy tables is, under the archive prefix (lambdas/golive/archive.ts). */
+export const LEGACY_ARCHIVE_ROOT = ARCHIVE_ROOT;
 
 /** An Aurora cluster reached through the RDS Data API. */
 export interface DataApiDatabase {
@@ -301,6 +304,15 @@ export class MigrationFunctions extends Construct {
       );
       if (objectActions.length > 0)
         fn.addToRolePolicy(new iam.PolicyStatement({ actions: objectActions, resources: [objects] }));
+      // Go-live's archive writes the legacy data under Object Lock: a retention may be set (at the put), never
+      // shortened (compliance mode), and only on the legacy archive's objects.
+      if (reaches.has('archive:lock'))
+        fn.addToRolePolicy(
+          new iam.PolicyStatement({
+            actions: ['s3:PutObjectRetention'],
+            resources: [props.archive.arnForObjects(`${ARCHIVE_PREFIX}/${LEGACY_ARCHIVE_ROOT}/*`)],
+          }),
+        );
       if (reaches.has('archive:list') || reaches.has('archive:get'))
         fn.addToRolePolicy(
           new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [props.archive.bucketArn] }),
@@ -326,6 +338,11 @@ export class MigrationFunctions extends Construct {
           'GetObject on the config versions only: the function reads the version its execution names.',
         ],
       ];
+      if (reaches.has('archive:lock'))
+        wildcards.push([
+          `Resource::${bucketArn}/${ARCHIVE_PREFIX}/${LEGACY_ARCHIVE_ROOT}/*`,
+          "PutObjectRetention on the legacy archive's objects only, written by go-live under a compliance-mode retention.",
+        ]);
       if (objectActions.length > 0)
         wildcards.push([
           `Resource::${bucketArn}/*`,

@@ -21,7 +21,12 @@ import { METRICS_NAMESPACE, type MetricName, metricDimensions } from '../lambdas
 import { parseDatabaseUrl, redactUrl } from '../lambdas/core/sql/url.ts';
 import { FUNCTIONS, type FunctionKey } from '../lambdas/registry.ts';
 import { ArchiveBucket } from './archive-bucket.ts';
-import { ARCHIVE_PREFIX, type DataApiDatabase, MigrationFunctions } from './migration-functions.ts';
+import {
+  ARCHIVE_PREFIX,
+  type DataApiDatabase,
+  LEGACY_ARCHIVE_ROOT,
+  MigrationFunctions,
+} from './migration-functions.ts';
 import { PhaseStateMachines } from './phase-state-machines.ts';
 import { TrialCluster } from './trial-cluster.ts';
 
@@ -124,7 +129,10 @@ export class ShifuMigrateStack extends Stack {
             'An e-mail SNS cannot deliver is retried by SNS itself, and the alarm stays visible in CloudWatch; a queue of undelivered e-mails would be read by nobody.',
         },
       );
-    this.archive = new ArchiveBucket(this, 'Archive', { key: this.key });
+    this.archive = new ArchiveBucket(this, 'Archive', {
+      key: this.key,
+      legacyArchivePrefix: `${ARCHIVE_PREFIX}/${LEGACY_ARCHIVE_ROOT}`,
+    });
     this.functions = new MigrationFunctions(this, 'Functions', {
       config,
       databases,

@@ -105,8 +105,8 @@ export async function explainCopyFailure(
     results: { bucket: string; prefix: string };
     error?: { Error: string; Cause?: string | undefined } | undefined;
   },
-  /** Whose map run: data's copy, or sync's reconciliation. */
-  phase: 'data' | 'sync' = 'data',
+  /** Whose map run: data's copy, sync's reconciliation, go-live's archive. */
+  phase: 'data' | 'sync' | 'golive' = 'data',
 ): Promise<never> {
   await assertRunOwner(deps.target, request.runId, request.execution);
   const prefix = deps.archive.keyAt({ bucket: request.results.bucket, key: request.results.prefix });
@@ -116,6 +116,6 @@ export async function explainCopyFailure(
     .sort((a, b) => String(a.StopDate ?? '').localeCompare(String(b.StopDate ?? '')))[0];
   if (first?.Error !== undefined) throw new ChildExecutionFailed(first.Error, messageOf(first.Cause));
   throw new MapRunFailed(
-    `${request.table}: the ${phase === 'data' ? 'copy' : 'reconciliation'}'s map run failed (${request.error?.Cause ?? request.error?.Error ?? 'no cause given'}) and no child's result says why: the run is left resumable. Look at the map run in the Step Functions console, then ${phase === 'data' ? 'run data again to resume, or roll back' : 'run sync again'}`,
+    `${request.table}: the ${{ data: 'copy', sync: 'reconciliation', golive: 'archive' }[phase]}'s map run failed (${request.error?.Cause ?? request.error?.Error ?? 'no cause given'}) and no child's result says why: the run is left resumable. Look at the map run in the Step Functions console, then ${{ data: 'run data again to resume, or roll back', sync: 'run sync again', golive: 'run golive again to resume' }[phase]}`,
   );
 }

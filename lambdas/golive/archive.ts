@@ -117,6 +117,15 @@ export interface ArchiveManifest {
   }[];
 }
 
+/**
+ * The archive's objects are kept unchangeable for `golive.archive.retentionDays` (S3 Object Lock, compliance mode: the
+ * functions that wrote them cannot shorten it, nor can anyone else); none with 0 days.
+ */
+function retention(deps: TaskDeps): { retainUntil?: Date } {
+  const days = deps.config.golive.archive.retentionDays;
+  return days === 0 ? {} : { retainUntil: new Date(Date.now() + days * 86_400_000) };
+}
+
 /** A table name as a key part (table names may hold `$`; keys may not). */
 const keyName = (table: string) => table.replaceAll('$', '!');
 
@@ -125,9 +134,11 @@ export const archiveManifestKey = (runId: string) => `${archivePrefix(runId)}/ma
 export const tableManifestKey = (runId: string, table: string) =>
   `${archivePrefix(runId)}/${keyName(table)}/manifest.json`;
 const tablePlanKey = (runId: string, table: string) => `runs/${runId}/archive/${keyName(table)}.table.json`;
-/** The list of every part, as the archive's Distributed Map reads it (ItemReader). */
-export const partListKey = (runId: string) => `runs/${runId}/archive/parts.json`;
-export const partResultsKey = (runId: string) => `runs/${runId}/archive/results`;
+/** A table's parts, as its Distributed Map reads them (ItemReader), and where the map writes its results. */
+export const partListKey = (runId: string, table: string) =>
+  `runs/${runId}/archive/${keyName(table)}.parts.json`;
+export const partResultsKey = (runId: string, table: string) =>
+  `runs/${runId}/archive/results/${keyName(table)}`;
 export const partKey = (runId: string, table: string, n: number) =>
   `${archivePrefix(runId)}/${keyName(table)}/part-${String(n + 1).padStart(5, '0')}.jsonl.gz`;
 
@@ -162,7 +173,6 @@ function pageRows(info: TableInfo): number {
 }
 
 export interface ArchivePlan {
-  readonly tables: number;
   readonly parts: { readonly bucket: string; readonly key: string; readonly count: number };
   readonly batchSize: number;
   /** Children that run at once (the Distributed Map's MaxConcurrency). */
@@ -171,33 +181,13 @@ export interface ArchivePlan {
 }
 
 /**
- * Plans the archive of every table of the legacy database: its description (DDL, columns, key) for the parts'
- * tasks, and its parts, recorded in the ledger (one transaction per table, so a plan is whole or absent, and a
- * retried plan keeps what was recorded), then one list of every part for the Distributed Map.
+ * Plans the archive: every table of the legacy database described (DDL, columns, key) for the parts' tasks, once
+ * (a retried plan keeps what it wrote); the tables to archive, in order.
  */
-export async function planArchive(deps: TaskDeps, runId: string): Promise<ArchivePlan> {
+export async function planArchive(deps: TaskDeps, runId: string): Promise<{ tables: string[] }> {
   const schema = await introspect(deps.source, deps.sourceUrl.database);
-  const parts: ArchivePart[] = [];
   for (const info of schema.tables) {
-    const recorded = await deps.target.query(
-      'SELECT chunk_no, key_from, key_to FROM migration_archive_chunks WHERE run_id = ? AND table_name = ? ORDER BY chunk_no',
-      [runId, info.name],
-    );
-    if (recorded.length > 0) {
-      for (const r of recorded) {
-        const bound = (field: string) => {
-          const text = strOrNull(r, field);
-          return text === null ? null : (JSON.parse(text) as (string | number)[]);
-        };
-        parts.push({
-          table: info.name,
-          n: num(r, 'chunk_no'),
-          after: bound('key_from'),
-          upTo: bound('key_to'),
-        });
-      }
-      continue;
-    }
+    if ((await deps.archive.list(tablePlanKey(runId, info.name))).length > 0) continue;
     const [create] = await deps.source.query(
       `SHOW CREATE TABLE ${qualified(deps.sourceUrl.database, info.name)}`,
     );
@@ -210,15 +200,44 @@ export async function planArchive(deps: TaskDeps, runId: string): Promise<Archiv
     await deps.archive.put(tablePlanKey(runId, info.name), JSON.stringify(described), {
       contentType: 'application/json',
     });
-    const planned = await planParts(deps, info, described.key);
+  }
+  return { tables: schema.tables.map((t) => t.name) };
+}
+
+/**
+ * One table's parts: recorded in the ledger in one transaction (a plan is whole or absent; a resumed run keeps the
+ * one it recorded), then their list in the archive store for the table's Distributed Map.
+ */
+export async function planTableParts(deps: TaskDeps, runId: string, table: string): Promise<ArchivePlan> {
+  const recorded = await deps.target.query(
+    'SELECT chunk_no, key_from, key_to FROM migration_archive_chunks WHERE run_id = ? AND table_name = ? ORDER BY chunk_no',
+    [runId, table],
+  );
+  let parts: ArchivePart[];
+  if (recorded.length > 0) {
+    const bound = (r: Row, field: string) => {
+      const text = strOrNull(r, field);
+      return text === null ? null : (JSON.parse(text) as (string | number)[]);
+    };
+    parts = recorded.map((r) => ({
+      table,
+      n: num(r, 'chunk_no'),
+      after: bound(r, 'key_from'),
+      upTo: bound(r, 'key_to'),
+    }));
+  } else {
+    const described = await tableOf(deps, runId, table);
+    const info = await introspectOne(deps, table);
+    if (info === null) throw new ArchiveIncomplete(`${table} is no longer in ${deps.sourceUrl.database}`);
+    parts = await planParts(deps, info, described.key);
     await deps.target.transaction(async (tx) => {
-      for (let i = 0; i < planned.length; i += 500) {
-        const slice = planned.slice(i, i + 500);
+      for (let i = 0; i < parts.length; i += 500) {
+        const slice = parts.slice(i, i + 500);
         await tx.execute(
           `INSERT INTO migration_archive_chunks (run_id, table_name, chunk_no, key_from, key_to, status) VALUES ${slice.map(() => "(?, ?, ?, ?, ?, 'planned')").join(', ')}`,
           slice.flatMap((p) => [
             runId,
-            info.name,
+            table,
             p.n,
             p.after === null ? null : JSON.stringify(p.after),
             p.upTo === null ? null : JSON.stringify(p.upTo),
@@ -226,15 +245,13 @@ export async function planArchive(deps: TaskDeps, runId: string): Promise<Archiv
         );
       }
     });
-    parts.push(...planned);
   }
-  const key = partListKey(runId);
+  const key = partListKey(runId, table);
   await deps.archive.put(key, JSON.stringify(parts), { contentType: 'application/json' });
   const list = deps.archive.address(key);
-  const results = deps.archive.address(partResultsKey(runId));
+  const results = deps.archive.address(partResultsKey(runId, table));
   const workers = Math.max(1, deps.config.golive.archive.maxConcurrency) * 4;
   return {
-    tables: schema.tables.length,
     parts: { bucket: list.bucket, key: list.key, count: parts.length },
     batchSize: Math.min(100, Math.max(1, Math.ceil(parts.length / workers))),
     maxConcurrency: deps.config.golive.archive.maxConcurrency,
@@ -384,7 +401,7 @@ export async function archivePart(deps: TaskDeps, runId: string, part: ArchivePa
     const body = Readable.from(lines())
       .pipe(createGzip({ level: GZIP_LEVEL }))
       .pipe(digest);
-    await deps.archive.put(objectKey, body, { contentType: 'application/gzip' });
+    await deps.archive.put(objectKey, body, { contentType: 'application/gzip', ...retention(deps) });
     const after = await partChecksum(tx, deps, table, columns, range);
     return { before, after };
   });
@@ -606,7 +623,10 @@ export async function finishArchive(deps: TaskDeps, runId: string): Promise<Arch
       readWith: duckdbQuery(table, `${archivePrefix(runId)}/${keyName(name)}/part-*.jsonl.gz`),
     };
     const key = tableManifestKey(runId, name);
-    await deps.archive.put(key, JSON.stringify(manifest, null, 2), { contentType: 'application/json' });
+    await deps.archive.put(key, JSON.stringify(manifest, null, 2), {
+      contentType: 'application/json',
+      ...retention(deps),
+    });
     await deps.target.execute(
       `INSERT INTO migration_archives (run_id, table_name, manifest_key, rows_archived, objects, bytes, checksum, archived_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -632,6 +652,7 @@ export async function finishArchive(deps: TaskDeps, runId: string): Promise<Arch
   };
   await deps.archive.put(archiveManifestKey(runId), JSON.stringify(manifest, null, 2), {
     contentType: 'application/json',
+    ...retention(deps),
   });
   return manifest;
 }
@@ -662,4 +683,32 @@ export function combine(checksums: readonly Checksum[]): Checksum {
     rows: checksums.reduce((sum, c) => sum + c.rows, 0),
     sum: checksums.reduce((x, c) => x ^ BigInt(c.sum), 0n).toString(),
   };
+}
+
+/**
+ * The whole archive in this process, as the golive state machine runs it step by step: the plan, each table's
+ * parts (`concurrency` at a time across tables), the manifests. For the benchmark and the tests.
+ */
+export async function archiveInProcess(
+  deps: TaskDeps,
+  runId: string,
+  concurrency: number,
+): Promise<ArchiveManifest> {
+  const { tables } = await planArchive(deps, runId);
+  const parts: ArchivePart[] = [];
+  for (const table of tables) {
+    await planTableParts(deps, runId, table);
+    parts.push(
+      ...(JSON.parse(
+        (await deps.archive.get(partListKey(runId, table)))?.toString() ?? '[]',
+      ) as ArchivePart[]),
+    );
+  }
+  let next = 0;
+  const worker = async () => {
+    for (let part = parts[next++]; part !== undefined; part = parts[next++])
+      await archivePart(deps, runId, part);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
+  return finishArchive(deps, runId);
 }

@@ -1,14 +1,21 @@
 import { tenantStates } from '../application/router.ts';
 import { reclaimLock, releaseLock } from '../core/ledger/lock.ts';
-import { assertRunOwner, beginRun, failStart } from '../core/ledger/phase-run.ts';
-import { findRuns, nowText, succeedRun, targetHasTable } from '../core/ledger/runs.ts';
+import { assertRunOwner, beginRun, failStart, giveLockBack } from '../core/ledger/phase-run.ts';
+import { findRuns, nowText, setRunStatus, succeedRun, targetHasTable } from '../core/ledger/runs.ts';
 import { assertSourceIsNotTarget } from '../core/preflight.ts';
 import { setSyncSchedule } from '../core/schedule.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { verifyTarget } from '../data/verify.ts';
 import { followedDataRun } from '../sync/start.ts';
-import { type ArchivePart, archivePart, finishArchive, type PartResult, planArchive } from './archive.ts';
+import {
+  type ArchivePart,
+  archivePart,
+  finishArchive,
+  type PartResult,
+  planArchive,
+  planTableParts,
+} from './archive.ts';
 import { GoLiveRefused, HealthCheckFailed } from './errors.ts';
 import { type HealthCheck, healthChecks, recordChecks, verificationChecks } from './health.ts';
 
@@ -190,6 +197,29 @@ export async function checkHealth(
 export async function planGoLiveArchive(deps: TaskDeps, runId: string, execution: string) {
   await ownRun(deps, runId, execution);
   return planArchive(deps, runId);
+}
+
+export async function planGoLiveTable(deps: TaskDeps, runId: string, execution: string, table: string) {
+  await assertRunOwner(deps.target, runId, execution);
+  return planTableParts(deps, runId, table);
+}
+
+/**
+ * An error that may pass stopped the archive: the run is left interrupted (nothing undone, every tenant still on the
+ * multi-tenant side, the parts archived kept) and the lock given up; `run golive` resumes it.
+ */
+export async function interruptGoLive(
+  deps: TaskDeps,
+  runId: string,
+  execution: string,
+  error: { Error: string; Cause?: string | undefined } | undefined,
+): Promise<{ runId: string; status: 'interrupted' }> {
+  await setRunStatus(deps.target, runId, 'interrupted', {
+    from: ['running'],
+    ...(error === undefined ? {} : { error: { name: error.Error, message: error.Cause ?? error.Error } }),
+  });
+  await giveLockBack(deps.target, runId, execution);
+  return { runId, status: 'interrupted' };
 }
 
 /** A batch of archive parts (a Distributed Map child), one after another. */

@@ -1,4 +1,5 @@
 import type { TaskDeps } from '../core/task.ts';
+import { explainCopyFailure } from '../data/explain.ts';
 import {
   archiveParts,
   checkDrained,
@@ -6,7 +7,9 @@ import {
   endSync,
   finishGoLive,
   finishGoLiveArchive,
+  interruptGoLive,
   planGoLiveArchive,
+  planGoLiveTable,
   remainingTenants,
   resumeSync,
   startGoLive,
@@ -29,6 +32,12 @@ export async function runGoLive(input: GoLiveInput, deps: TaskDeps): Promise<unk
       return checkHealth(deps, input.runId, input.execution);
     case 'plan-archive':
       return planGoLiveArchive(deps, input.runId, input.execution);
+    case 'plan-table':
+      return planGoLiveTable(deps, input.runId, input.execution, input.table);
+    case 'explain-copy-failure':
+      return explainCopyFailure(deps, input, 'golive');
+    case 'interrupt':
+      return interruptGoLive(deps, input.runId, input.execution, input.error);
     case 'archive-parts':
       return archiveParts(deps, input.BatchInput.runId, input.BatchInput.execution, input.Items);
     case 'finish-archive':

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { caught, explainCopyFailure } from '../data/schema.ts';
 import { execution } from '../foundation/schema.ts';
 
 const runId = z.string().regex(/^golive-[0-9TZ]+-[0-9a-f]+$/);
@@ -18,6 +19,11 @@ export const GoLiveInput = z.discriminatedUnion('step', [
   z.object({ step: z.literal('verify'), runId, execution, round: z.int().min(0).max(100) }),
   z.object({ step: z.literal('health'), runId, execution }),
   z.object({ step: z.literal('plan-archive'), runId, execution }),
+  z.object({ step: z.literal('plan-table'), runId, execution, table: z.string().min(1).max(64) }),
+  /** A table's Distributed Map failed: ends with the failed child's own error. */
+  explainCopyFailure(runId),
+  /** An error that may pass: the run is left interrupted, resumable. */
+  z.object({ step: z.literal('interrupt'), runId, execution, error: caught }),
   /** A Distributed Map child: its batch of parts (BatchInput and Items, as ItemBatcher makes them). */
   z.object({
     step: z.literal('archive-parts'),

@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
+import { ident } from '../../lambdas/core/identifiers.ts';
 import { openSql } from '../../lambdas/core/sql/open.ts';
 import { withDatabase } from '../../lambdas/core/sql/url.ts';
+import { startHealthStandIn } from '../demo/health.ts';
 import { DEMO_MARKER } from '../demo/schema.ts';
 import type { SeedResult } from '../demo/seed.ts';
 import { simulateTraffic, type TrafficResult } from '../demo/traffic.ts';
+import { runRestoreArchive } from './archive-commands.ts';
 import { runHybridDemo } from './hybrid-demo.ts';
 import { runVerifyCommand } from './inspect.ts';
 import { count, type Output } from './output.ts';
@@ -121,10 +124,32 @@ export async function runDemo(
   for (const name of ['DEMO_ACME_GOOGLE_SECRET', 'DEMO_GLOBEX_GITHUB_SECRET'])
     if (process.env[name] === undefined) process.env[name] = randomBytes(24).toString('hex');
   if (!(await run('integration'))) return stopped('integration');
+  // Go-live: the final drain, verification, health (the multi-tenant API's stand-in answers the probe), the legacy
+  // tables archived, sync ended; then the archive restored into a scratch database and proven.
+  out.info('');
+  const live = await runGoLiveDemo(loaded, out, cwd);
+  phases.golive = live.json;
+  if (live.code !== 0) return stopped('golive');
+  out.info('');
+  const scratch = withDatabase(loaded.targetUrl, `${loaded.targetUrl.database}_restored`);
+  const cleaner = openSql(withDatabase(loaded.targetUrl, 'information_schema'), { label: 'target' });
+  try {
+    await cleaner.execute(`DROP DATABASE IF EXISTS ${ident(scratch.database, 'database')}`);
+  } finally {
+    await cleaner.close();
+  }
+  const restored = await runRestoreArchive(loaded, 'latest', scratch.raw, undefined, out, cwd);
+  phases.restoreArchive = restored.json;
+  if (restored.code !== 0) return stopped('restore-archive');
+  const report = (live.json.report as { html?: string } | null)?.html;
   out.info('');
   out.info(
-    `Demo complete: ${LOCAL_PHASES.join(', ')} ran against ${url.database} → ${loaded.targetUrl.database}, with no difference between the two and no write lost.`,
+    `Demo complete: ${LOCAL_PHASES.join(', ')} ran against ${url.database} → ${loaded.targetUrl.database}, with no difference between the two and no write lost; the legacy archive restored into ${scratch.database} with every checksum equal.`,
   );
+  if (report !== undefined)
+    out.info(
+      `The migration's report (open it in a browser): ${join(resolve(cwd, loaded.config.archive.url), report)}`,
+    );
   const assessed = phases.assess as { reportMarkdown?: unknown } | undefined;
   const next = [
     'npx shifu-migrate verify                 compare the target with the source again (read-only)',
@@ -135,10 +160,12 @@ export async function runDemo(
     'npx shifu-migrate simulate-traffic --duration 30s   write to the demo legacy database as the application does',
     'npx shifu-migrate sync --every 30s       keep the target in step meanwhile (Ctrl-C stops after the pass in flight)',
     'npx shifu-migrate rollback --tenant acme  one tenant back to legacy, its writes drained back first',
-    'npx shifu-migrate run application        switch the waves still to switch',
-    'npx shifu-migrate rollback --phase application  every tenant back to legacy; then --phase data, --phase foundation',
+    'npx shifu-migrate report --open          the migration report (HTML with charts, offline)',
+    'npx shifu-migrate restore-archive latest --into mysql://root@127.0.0.1:3306/another   load the legacy archive again',
+    'npx shifu-migrate cleanup-legacy         what dropping the legacy tables would take (it refuses before golive.archive.retentionDays)',
+    'npx shifu-migrate rollback --phase application  every tenant back to legacy, go-live undone; then --phase data, --phase foundation',
     'your own databases: write shifu-migrate.config.json (docs/configuration.md; schema/shifu-migrate.config.schema.json)',
-    `cleaning up: DROP DATABASE ${loaded.targetUrl.database}; DROP DATABASE ${url.database}; rm -r .shifu-migrate`,
+    `cleaning up: DROP DATABASE ${loaded.targetUrl.database}; DROP DATABASE ${loaded.targetUrl.database}_restored; DROP DATABASE ${url.database}; rm -r .shifu-migrate`,
   ];
   out.info('Next:');
   for (const line of next) out.info(`  ${line}`);
@@ -189,3 +216,36 @@ function startTraffic(loaded: LoadedConfig, cwd: string, out: Output) {
 
 /** The demo's traffic: enough to change rows in every table while it copies, little enough to stay quick. */
 const DEMO_TRAFFIC_RATE = 40;
+
+/** Go-live on the demo, its probe answered by the multi-tenant API's stand-in (started for it, stopped after). */
+async function runGoLiveDemo(loaded: LoadedConfig, out: Output, cwd: string) {
+  const saasDb = openSql(loaded.targetUrl, { label: 'target' });
+  const saasApi = await startHealthStandIn('multi-tenant', saasDb);
+  try {
+    const withProbe: LoadedConfig = {
+      ...loaded,
+      config: {
+        ...loaded.config,
+        golive: {
+          ...loaded.config.golive,
+          probes: [
+            {
+              name: 'multi-tenant api',
+              url: saasApi.url,
+              expectStatus: 200,
+              bodyIncludes: '"status":"ok"',
+              timeoutMs: 3_000,
+            },
+          ],
+        },
+      },
+    };
+    out.info(
+      "Go-live: the demo's quarantined rows and tenant conflicts are accepted by its config (golive.accept); your own migration reviews them first.",
+    );
+    return await runPhaseCommand(withProbe, 'golive', out, cwd);
+  } finally {
+    await saasApi.close();
+    await saasDb.close();
+  }
+}

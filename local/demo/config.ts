@@ -96,6 +96,21 @@ export function demoConfig(): ConfigInput {
     // on its own sessions.
     // Its application's writes take milliseconds: a second settles them before each drain.
     application: { idSeries: 'sessions', settleSeconds: 1 },
+    // The demo's legacy data holds orphans (quarantined) and users whose tenant changes (conflicts) on purpose, and
+    // raises an alarm during the hybrid period: its go-live accepts them and waits for no quiet time. Your own
+    // migration reviews them first (golive.accept stays false) and keeps alarmsQuietMinutes.
+    golive: {
+      accept: { quarantined: true, conflicts: true },
+      alarmsQuietMinutes: 0,
+      smokeQueries: [
+        {
+          name: 'own courses',
+          sql: 'SELECT tenant_bid FROM shifu_shifus WHERE tenant_bid = :tenant',
+          minRows: 0,
+          tenantColumn: 'tenant_bid',
+        },
+      ],
+    },
     // Identity providers of two tenants; their client secrets are environment variables (the demo sets them).
     integration: {
       oauth: {

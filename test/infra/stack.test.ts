@@ -318,7 +318,7 @@ describe('migration stack', () => {
   it('creates one state machine per ASL file calling the published version of the right functions', () => {
     const fns = stack.functions.functions;
     // The version, not $LATEST: an execution keeps calling the code it started with.
-    template.resourceCountIs('AWS::StepFunctions::StateMachine', 7);
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 8);
     const machines = template.findResources('AWS::StepFunctions::StateMachine');
     for (const [name, machine] of Object.entries(stack.phases.stateMachines)) {
       const file = readFileSync(
@@ -334,10 +334,15 @@ describe('migration stack', () => {
         ...new Set([...file.matchAll(/\$\{(\w+StateMachineArn)\}/g)].map((m) => m[1] as string)),
       ];
       expect(Object.keys(substitutions).sort(), name).toEqual([...named, ...nested, 'ConfigKey'].sort());
-      for (const key of nested)
+      // ${SyncStateMachineArn} is the sync machine, ${ApplicationStateMachineArn} the application machine (go-live).
+      for (const key of nested) {
+        const child = key
+          .replace(/StateMachineArn$/, '')
+          .toLowerCase() as keyof typeof stack.phases.stateMachines;
         expect(substitutions[key], `${name} ${key}`).toEqual({
-          Ref: logicalId(stack.phases.stateMachines.sync),
+          Ref: logicalId(stack.phases.stateMachines[child]),
         });
+      }
       for (const key of named)
         expect(substitutions[key].Ref, `${name} ${key}`).toMatch(
           new RegExp(`^${stack.getLogicalId(fns[key].currentVersion.node.defaultChild as never)}`),
@@ -352,13 +357,13 @@ describe('migration stack', () => {
       JSON.stringify(g).includes('vendedlogs'),
     ))
       expect(group.Properties.LogGroupName).toMatch(
-        /^\/aws\/vendedlogs\/states\/ShifuMigrateTest-(assess|foundation|data|sync|application|integration|rollback)$/,
+        /^\/aws\/vendedlogs\/states\/ShifuMigrateTest-(assess|foundation|data|sync|application|integration|golive|rollback)$/,
       );
     expect(
       Object.values(template.findResources('AWS::Logs::LogGroup')).filter((g) =>
         JSON.stringify(g).includes('vendedlogs'),
       ),
-    ).toHaveLength(7);
+    ).toHaveLength(8);
   });
 
   it('lets the application and rollback machines start, follow and stop sync passes (nested), and nothing else', () => {
@@ -446,10 +451,11 @@ describe('migration stack', () => {
     const dependsOn = template.findResources('AWS::StepFunctions::StateMachine')[dataId]
       ?.DependsOn as string[];
     expect(dependsOn.some((d) => d.startsWith('PhasesdataMapRuns'))).toBe(false);
-    // Sync's reconciliation has its own (the same grants, on its own executions); the others have none.
+    // Sync's reconciliation and go-live's archive have their own (the same grants, on their own executions); the
+    // others have none.
     expect(
       policies.filter(([id]) => /MapRuns/.test(id)).map(([id]) => id.replace(/[0-9A-F]{8}$/, '')),
-    ).toEqual(['PhasesdataMapRuns', 'PhasessyncMapRuns']);
+    ).toEqual(['PhasesdataMapRuns', 'PhasessyncMapRuns', 'PhasesgoliveMapRuns']);
   });
 
   it('keeps the archive encrypted with its own rotated key, private, versioned, TLS-only and retained', () => {
@@ -494,6 +500,33 @@ describe('migration stack', () => {
     });
   });
 
+  it('keeps the legacy archive under Object Lock: retention set by go-live alone, nothing deleted by anyone', () => {
+    const bucket = logicalId(stack.archive.bucket);
+    template.hasResourceProperties('AWS::S3::Bucket', { ObjectLockEnabled: true });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Principal: { AWS: '*' },
+            Action: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:BypassGovernanceRetention'],
+            Resource: {
+              'Fn::Join': ['', [{ 'Fn::GetAtt': [bucket, 'Arn'] }, '/migration/legacy-archive/*']],
+            },
+          }),
+        ]),
+      },
+    });
+    // s3:PutObjectRetention: only the function the registry says locks, only on the legacy archive's keys.
+    const retention = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([, policy]) =>
+      JSON.stringify(policy).includes('s3:PutObjectRetention'),
+    );
+    expect(retention.map(([id]) => id.replace(/[0-9A-F]{8}$/, ''))).toEqual([
+      'Functionsgolivearchive' + 'ServiceRoleDefaultPolicy',
+    ]);
+    expect(JSON.stringify(retention[0]?.[1])).toContain('/migration/legacy-archive/*');
+  });
+
   it('alarms on failed, timed-out and aborted executions and mismatches; those and the operator’s start the rollback', () => {
     for (const metric of ['ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsAborted']) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -514,8 +547,8 @@ describe('migration stack', () => {
       Statistic: 'Sum',
       Threshold: 1,
     });
-    // 7 machines × 3, the mismatches, the rollback queue, the sync schedule's queue, the lag.
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 25);
+    // 8 machines × 3, the mismatches, the rollback queue, the sync schedule's queue, the lag.
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 28);
     // Every alarm tells the operators (e-mail subscriptions from aws.alarmEmails), going off and coming back.
     const topic = logicalId(stack.alarmTopic);
     for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
@@ -622,7 +655,14 @@ describe('migration stack', () => {
     const toggling = (Object.entries(FUNCTIONS) as [FunctionKey, FunctionSpec][]).filter(([, spec]) =>
       (spec.reaches as readonly string[]).includes('schedule'),
     );
-    expect(toggling.map(([, spec]) => spec.name).sort()).toEqual(['data-finish', 'data-rollback']);
+    // Data's finish enables it and its rollback disables it; go-live ends it (and a failed go-live resumes it); a
+    // rollback of the application after go-live resumes it.
+    expect(toggling.map(([, spec]) => spec.name).sort()).toEqual([
+      'application-switch',
+      'data-finish',
+      'data-rollback',
+      'golive-start',
+    ]);
     const functions = template.findResources('AWS::Lambda::Function');
     for (const [key, fn] of Object.entries(stack.functions.functions) as [FunctionKey, NodejsFunction][]) {
       const env = JSON.stringify(functions[logicalId(fn)]?.Properties.Environment ?? {});
@@ -662,7 +702,7 @@ describe('migration stack', () => {
       .map((d) => join(assembly.directory, d))
       .filter((d) => existsSync(join(d, 'index.mjs')));
     // One bundle per module (lambdas/<module>/handler.ts): its functions share it, each with its own export.
-    expect(bundles).toHaveLength(7);
+    expect(bundles).toHaveLength(8);
     const exported: string[] = [];
     for (const dir of bundles) {
       expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);

@@ -229,7 +229,9 @@ describe('golive', () => {
     expect(preview.code).toBe(2);
     expect(preview.json.status).toBe('NOT_CONFIRMED');
     // A legacy row written after the archive: dropping would lose it, so that table is kept and nothing dropped.
-    const [row] = await server.query(`SELECT id, remark, updated_at FROM ${src('sys_configs')} ORDER BY id LIMIT 1`);
+    const [row] = await server.query(
+      `SELECT id, remark, updated_at FROM ${src('sys_configs')} ORDER BY id LIMIT 1`,
+    );
     await server.execute(`UPDATE ${src('sys_configs')} SET remark = 'written after go-live' WHERE id = ?`, [
       num(row ?? {}, 'id'),
     ]);

@@ -40,6 +40,36 @@ describe('S3 archive store', () => {
     expect(archive.location).toBe('s3://shifu-archive/prod');
   });
 
+  it('writes an object under Object Lock in compliance mode when a retention is given (whole and streamed)', async () => {
+    s3.on(PutObjectCommand).resolves({});
+    s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-2' });
+    s3.on(UploadPartCommand).resolves({ ETag: '"e"' });
+    s3.on(CompleteMultipartUploadCommand).resolves({});
+    const until = new Date('2027-01-01T00:00:00.000Z');
+    await archive.put('legacy-archive/golive-1/manifest.json', '{}', {
+      contentType: 'application/json',
+      retainUntil: until,
+    });
+    expect(s3.commandCalls(PutObjectCommand)[0]?.args[0].input).toEqual({
+      Bucket: 'shifu-archive',
+      Key: 'prod/legacy-archive/golive-1/manifest.json',
+      ContentType: 'application/json',
+      ObjectLockMode: 'COMPLIANCE',
+      ObjectLockRetainUntilDate: until,
+      Body: '{}',
+    });
+    await archive.put('legacy-archive/golive-1/t/part-00001.jsonl.gz', Readable.from([Buffer.alloc(10)]), {
+      retainUntil: until,
+    });
+    // A small stream goes up as one PutObject, a large one as a multipart upload: the lock travels either way.
+    const locked = [
+      ...s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input),
+      ...s3.commandCalls(CreateMultipartUploadCommand).map((c) => c.args[0].input),
+    ].filter((input) => input.Key === 'prod/legacy-archive/golive-1/t/part-00001.jsonl.gz');
+    expect(locked).toHaveLength(1);
+    expect(locked[0]).toMatchObject({ ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: until });
+  });
+
   it('streams a large body as a multipart upload, one part at a time', async () => {
     s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-1' });
     s3.on(UploadPartCommand).callsFake(async (input: { PartNumber?: number }) => ({

@@ -8,7 +8,18 @@ export interface ArchiveStore {
   /** Where the store is, for messages: `s3://bucket/prefix` or a folder path. */
   readonly location: string;
   /** Writes an object; a stream is written without holding it in memory. Replaces an existing object. */
-  put(key: string, body: string | Buffer | Readable, options?: { contentType?: string }): Promise<void>;
+  put(
+    key: string,
+    body: string | Buffer | Readable,
+    options?: {
+      contentType?: string;
+      /**
+       * The object may not be changed or deleted before this time, by anyone (S3 Object Lock in compliance mode: not
+       * even the account's root user can shorten it). A folder archive cannot enforce it and ignores it.
+       */
+      retainUntil?: Date;
+    },
+  ): Promise<void>;
   /** Reads a whole object; undefined when there is none. */
   get(key: string): Promise<Buffer | undefined>;
   /** Keys under a prefix, in lexical order. */

@@ -45,6 +45,9 @@ export function createS3Archive(options: S3ArchiveOptions): ArchiveStore {
         Bucket: bucket,
         Key: keyOf(key),
         ...(put.contentType === undefined ? {} : { ContentType: put.contentType }),
+        ...(put.retainUntil === undefined
+          ? {}
+          : { ObjectLockMode: 'COMPLIANCE' as const, ObjectLockRetainUntilDate: put.retainUntil }),
       };
       if (body instanceof Readable) {
         await new Upload({
