@@ -14,6 +14,7 @@ import {
   RunStopped,
   setRunStatus,
   succeedRun,
+  targetHasTable,
 } from '../core/ledger/runs.ts';
 import { assertSourceIsNotTarget } from '../core/preflight.ts';
 import { setSyncSchedule } from '../core/schedule.ts';
@@ -21,7 +22,7 @@ import { sourceClock } from '../core/sql/clock.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { followedDataRun } from '../sync/start.ts';
-import { ApplicationNotReady, GateClosed, NotDrained } from './errors.ts';
+import { ApplicationNotReady, GateClosed, LegacyDropped, NotDrained } from './errors.ts';
 import { checkGates, type Gate } from './gates.ts';
 import { loadBalancerRouter, type Route, routingTable, type TrafficRouter, tenantStates } from './router.ts';
 
@@ -385,7 +386,8 @@ export async function pauseForRollback(
     });
     runId = scope.rollbackRunId;
   }
-  if (scope.kind === 'phase') await undoGoLive(deps, runId);
+  // Taking a tenant back to legacy after go-live reopens the hybrid period: sync runs again, both ways.
+  if (scope.kind === 'phase' || scope.kind === 'tenant') await undoGoLive(deps, runId);
   const states = await tenantStates(deps.target);
   // The runs whose wave in flight goes back: its own, or those the rollback stopped (with --tenant too: a run
   // stopped to free the lock cannot finish its wave).
@@ -406,10 +408,20 @@ export async function pauseForRollback(
 }
 
 /**
- * `rollback --phase application` after go-live: the go-live is undone (sync runs again, so the reverse drain can carry
- * the multi-tenant side's writes back to legacy, which go-live never dropped); the archive stays as it was.
+ * `rollback --phase application` or `--tenant` after go-live: the go-live is undone (sync runs again, so the reverse
+ * drain can carry the multi-tenant side's writes back to legacy, which go-live never dropped); the archive stays as
+ * it was. Refused once cleanup-legacy dropped the legacy tables (nothing to route back to).
  */
 async function undoGoLive(deps: TaskDeps, rollbackRunId: string): Promise<void> {
+  if (await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_archives')) {
+    const dropped = await deps.target.query(
+      'SELECT table_name FROM migration_archives WHERE dropped_at IS NOT NULL ORDER BY table_name LIMIT 5',
+    );
+    if (dropped.length > 0)
+      throw new LegacyDropped(
+        `cleanup-legacy dropped the legacy tables (${dropped.map((r) => str(r, 'table_name')).join(', ')}…): there is no legacy to route back to; nothing was paused or routed. Restore them first (npx shifu-migrate restore-archive latest --into <the legacy database>), then roll back`,
+      );
+  }
   const undone = await deps.target.execute(
     "UPDATE migration_runs SET status = 'rolled_back', finished_at = ?, error_message = COALESCE(error_message, ?) WHERE phase = 'golive' AND status = 'succeeded'",
     [nowText(), `undone by ${rollbackRunId}: every tenant went back to legacy`],

@@ -12,3 +12,8 @@ export class GateClosed extends Error {
 export class NotDrained extends Error {
   override name = 'NotDrained';
 }
+
+/** A rollback to legacy after cleanup-legacy dropped its tables: refused before anything is paused. */
+export class LegacyDropped extends Error {
+  override name = 'LegacyDropped';
+}

@@ -157,9 +157,7 @@ export async function runDemo(
     ...(typeof assessed?.reportMarkdown === 'string'
       ? [`${join(loaded.config.archive.url, assessed.reportMarkdown)}   the assessment, for people`]
       : []),
-    'npx shifu-migrate simulate-traffic --duration 30s   write to the demo legacy database as the application does',
-    'npx shifu-migrate sync --every 30s       keep the target in step meanwhile (Ctrl-C stops after the pass in flight)',
-    'npx shifu-migrate rollback --tenant acme  one tenant back to legacy, its writes drained back first',
+    'npx shifu-migrate rollback --tenant acme  one tenant back to legacy, its writes drained back first (go-live undone: sync runs again)',
     'npx shifu-migrate report --open          the migration report (HTML with charts, offline)',
     'npx shifu-migrate restore-archive latest --into mysql://root@127.0.0.1:3306/another   load the legacy archive again',
     'npx shifu-migrate cleanup-legacy         what dropping the legacy tables would take (it refuses before golive.archive.retentionDays)',
