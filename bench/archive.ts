@@ -1,7 +1,7 @@
 // npm run bench (last): go-live's archive of the legacy tables and its restore, against mariadb-dump | gzip and
 // loading that dump, measured in the same run on the same 1M-row demo database; written to docs/benchmarks-archive.md.
 import { execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -251,6 +251,17 @@ async function main(): Promise<void> {
         `- Ours: the archive as go-live runs it (parts of up to 100,000 rows, two at a time, each read between two checksums in one snapshot, hashed on its way to a folder archive), the restore as \`restore-archive\` runs it (every object's SHA-256 before its rows, three objects at a time, secondary indexes built after the load, every table's checksum compared with the manifest's), both in this process\n` +
         `- Runs: every method ${REPEAT} times, in rounds; each row shows the median run\n\n${table}\n\n` +
         'The dump holds SQL statements that only a MySQL-compatible server reads back; the archive holds JSON Lines that DuckDB, Athena or any JSON reader can query (its manifest has the query), with a SHA-256 per object and a checksum per table that the restore proves.\n',
+    );
+    // And its table in docs/benchmarks.md, as a section of its own (replaced on every run).
+    const overview = join(root, 'docs', 'benchmarks.md');
+    const heading = "## Go-live's archive and restore";
+    const before = readFileSync(overview, 'utf8');
+    const kept = before.includes(heading)
+      ? before.slice(0, before.indexOf(heading)).trimEnd()
+      : before.trimEnd();
+    writeFileSync(
+      overview,
+      `${kept}\n\n${heading}\n\nFrom bench/archive.ts at commit ${git} (${new Date().toISOString()}), the same 1M-row source; details in [benchmarks-archive.md](benchmarks-archive.md).\n\n${table}\n`,
     );
   } finally {
     await admin.close();

@@ -541,7 +541,7 @@ async function main(): Promise<void> {
         `- Data: the demo legacy database, ${fmt(rows1m)} rows (\`--users 20000\`) and ${fmt(rows2m)} rows (\`--users 40000\`), ten tables\n` +
         `- Our runs: \`copyPath\` client or server, \`maxConcurrency\` 4, \`rowsPerChunk\` 5000, each into a target fresh from foundation; (d) and (e) write into the same foundation-made tables; (c) makes its own tables\n` +
         `- Runs: every method ${REPEAT} times, in rounds (each round runs every method once); each row shows the median run, the fastest and slowest, and the highest peak RSS of its runs (\`BENCH_REPEAT\` sets the count)\n\n` +
-        `${table}\n\nThe server's buffer pool size changes every figure: compare ratios, not seconds, across machines.\n\nThe sync phase's figures (catch-up under traffic, reconciliation against pt-table-checksum, a pass with 1 % changed) are in [benchmarks-sync.md](benchmarks-sync.md), written by the same \`npm run bench\`.\n` +
+        `${table}\n\nThe server's buffer pool size changes every figure: compare ratios, not seconds, across machines.\n\nThe sync phase's figures (catch-up under traffic, reconciliation against pt-table-checksum, a pass with 1 % changed) are in [benchmarks-sync.md](benchmarks-sync.md), and go-live's archive and restore against \`mariadb-dump | gzip\` and loading it in [benchmarks-archive.md](benchmarks-archive.md), written by the same \`npm run bench\`.\n` +
         reading(cores, a, b, c, d, e),
     );
   } finally {
