@@ -422,8 +422,11 @@ async function undoGoLive(deps: TaskDeps, rollbackRunId: string): Promise<void> 
         `cleanup-legacy dropped the legacy tables (${dropped.map((r) => str(r, 'table_name')).join(', ')}…): there is no legacy to route back to; nothing was paused or routed. Restore them first (npx shifu-migrate restore-archive latest --into <the legacy database>), then roll back`,
       );
   }
+  // A go-live that finished, or stopped half-way (interrupted, failed, its own rollback dead): never resumed after
+  // this, since what it archived and verified no longer holds once tenants went back.
   const undone = await deps.target.execute(
-    "UPDATE migration_runs SET status = 'rolled_back', finished_at = ?, error_message = COALESCE(error_message, ?) WHERE phase = 'golive' AND status = 'succeeded'",
+    `UPDATE migration_runs SET status = 'rolled_back', finished_at = ?, error_message = COALESCE(error_message, ?)
+      WHERE phase = 'golive' AND status IN ('succeeded', 'interrupted', 'failed', 'rolling_back', 'rollback_failed', 'stopping')`,
     [nowText(), `undone by ${rollbackRunId}: every tenant went back to legacy`],
   );
   if (undone.affectedRows > 0) await setSyncSchedule(deps.syncSchedule, 'ENABLED');
@@ -454,7 +457,7 @@ export async function routeBack(
     // The application runs it stopped (or found unfinished): their wave in flight went back.
     if (scope.runs.length > 0)
       await deps.target.execute(
-        `UPDATE migration_runs SET status = 'rolled_back', finished_at = ? WHERE phase = 'application' AND status IN ('stopping', 'failed', 'interrupted', 'rolling_back', 'rollback_failed') AND run_id IN (${scope.runs.map(() => '?').join(', ')})`,
+        `UPDATE migration_runs SET status = 'rolled_back', finished_at = ? WHERE phase IN ('application', 'golive') AND status IN ('stopping', 'failed', 'interrupted', 'rolling_back', 'rollback_failed') AND run_id IN (${scope.runs.map(() => '?').join(', ')})`,
         [nowText(), ...scope.runs],
       );
     if (!(await setRunStatus(deps.target, runId, 'succeeded', { from: ['running'] })))

@@ -120,13 +120,20 @@ export async function stopPhase(
   const ledger = await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_runs');
   // A ledger an older version made gets what this one writes (the lock table, more_errors).
   if (ledger) await ensureLedger(deps.target);
-  const candidates = ledger
-    ? await findRuns(
-        deps.target,
-        `phase IN (${ROLLBACK_PHASES.map(() => '?').join(', ')}) AND status IN (${UNFINISHED.map(() => '?').join(', ')})`,
-        [...ROLLBACK_PHASES, ...UNFINISHED],
-      )
-    : [];
+  // A go-live in flight, or left half-way, is the application phase's to take back: every tenant back to legacy.
+  const candidates = (
+    ledger
+      ? await findRuns(
+          deps.target,
+          `phase IN (${[...ROLLBACK_PHASES, 'golive'].map(() => '?').join(', ')}) AND status IN (${UNFINISHED.map(() => '?').join(', ')})`,
+          [...ROLLBACK_PHASES, 'golive', ...UNFINISHED],
+        )
+      : []
+  ).map((r) =>
+    r.phase === 'golive' ? { ...r, phase: 'application' as const, golive: true } : { ...r, golive: false },
+  );
+  if (candidates[0]?.golive === true && request.phase === undefined && request.tenant === undefined)
+    request = { ...request, phase: 'application' };
   const running = new Map<RollbackPhase, string[]>();
   if (executions !== undefined) {
     for (const phase of ROLLBACK_PHASES) running.set(phase, await executions.running(phase));

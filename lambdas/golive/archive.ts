@@ -37,7 +37,8 @@ const PART_BYTES = 64 * 1024 * 1024;
 const PAGE_ROWS = 2_000;
 const PAGE_BYTES = 8 * 1024 * 1024;
 
-const BINARY_TYPE = /blob$|binary$|^bit$/;
+const BINARY_TYPE =
+  /blob$|binary$|^bit$|^(geometry|point|linestring|polygon|multipoint|multilinestring|multipolygon|geometrycollection)$/;
 
 /**
  * gzip's level 3, not its default 6: on the demo's JSON Lines a quarter less CPU for 1.15 times the bytes of level 6
@@ -77,9 +78,15 @@ export interface ArchivePart {
 export interface ArchivedObject {
   readonly key: string;
   readonly part: number;
+  /** The part's key range: after (exclusive) and up to (inclusive); null is open. */
+  readonly after: readonly (string | number)[] | null;
+  readonly upTo: readonly (string | number)[] | null;
   readonly rows: number;
   readonly bytes: number;
+  /** SHA-256 of the object as stored (gzip). */
   readonly sha256: string;
+  /** SHA-256 of its lines, uncompressed: computed again from a restored table, or from legacy before cleanup. */
+  readonly linesSha256: string;
   /** The part's checksum (decimal text of the unsigned 64-bit XOR). */
   readonly checksum: string;
 }
@@ -360,18 +367,6 @@ export interface PartResult {
  * Writing the same part again replaces its object: a retry or a resumed run leaves one object per part.
  */
 export async function archivePart(deps: TaskDeps, runId: string, part: ArchivePart): Promise<PartResult> {
-  const [recorded] = await deps.target.query(
-    'SELECT status, rows_archived, bytes FROM migration_archive_chunks WHERE run_id = ? AND table_name = ? AND chunk_no = ?',
-    [runId, part.table, part.n],
-  );
-  if (recorded !== undefined && str(recorded, 'status') === 'archived') {
-    return {
-      table: part.table,
-      part: part.n,
-      rows: num(recorded, 'rows_archived'),
-      bytes: num(recorded, 'bytes'),
-    };
-  }
   const started = performance.now();
   const table = await tableOf(deps, runId, part.table);
   const info = (await introspectOne(deps, part.table)) ?? undefined;
@@ -383,19 +378,43 @@ export async function archivePart(deps: TaskDeps, runId: string, part: ArchivePa
     after: exact(part.after) as SqlParam[] | null,
     upTo: exact(part.upTo) as SqlParam[] | null,
   };
+  const [recorded] = await deps.target.query(
+    'SELECT status, rows_archived, bytes, checksum FROM migration_archive_chunks WHERE run_id = ? AND table_name = ? AND chunk_no = ?',
+    [runId, part.table, part.n],
+  );
+  if (recorded !== undefined && str(recorded, 'status') === 'archived') {
+    // Archived by an earlier attempt of this run: kept only while legacy still holds what it archived (a resumed
+    // go-live drained again before it came here, and that drain may have carried writes to legacy).
+    const now = await partChecksum(deps.source, deps, table, columns, range);
+    if (now.rows === num(recorded, 'rows_archived') && now.sum === strOrNull(recorded, 'checksum'))
+      return {
+        table: part.table,
+        part: part.n,
+        rows: num(recorded, 'rows_archived'),
+        bytes: num(recorded, 'bytes'),
+      };
+  }
   const objectKey = partKey(runId, part.table, part.n);
   const digest = new Digest();
+  // The lines' own SHA-256 (uncompressed): what restore-archive and cleanup-legacy compute again from a table.
+  const content = createHash('sha256');
   let rows = 0;
 
   const work = async (session: SqlSession) => {
     const before = await partChecksum(session, deps, table, columns, range);
     async function* lines(): AsyncGenerator<Buffer> {
-      for await (const page of linesOf(session, deps, table, range, info)) {
+      for await (const page of linesOf(
+        { session, database: deps.sourceUrl.database, adapter: deps.source.adapter },
+        table,
+        range,
+        info,
+      )) {
         throwIfStopping(
           deps.signal,
           () => new ArchiveStopped(`${part.table} part ${part.n + 1} stopped: the run is stopping`),
         );
         rows += page.rows;
+        content.update(page.bytes);
         yield page.bytes;
       }
     }
@@ -417,13 +436,14 @@ export async function archivePart(deps: TaskDeps, runId: string, part: ArchivePa
   }
   const sha256 = digest.hash.digest('hex');
   await deps.target.execute(
-    `UPDATE migration_archive_chunks SET status = 'archived', object_key = ?, rows_archived = ?, bytes = ?, sha256 = ?, checksum = ?, seconds = ?
+    `UPDATE migration_archive_chunks SET status = 'archived', object_key = ?, rows_archived = ?, bytes = ?, sha256 = ?, lines_sha256 = ?, checksum = ?, seconds = ?
      WHERE run_id = ? AND table_name = ? AND chunk_no = ?`,
     [
       objectKey,
       rows,
       digest.bytes,
       sha256,
+      content.digest('hex'),
       result.before.sum,
       (performance.now() - started) / 1000,
       runId,
@@ -472,8 +492,13 @@ function partChecksum(
 export function lineExpression(columns: readonly ArchivedColumn[]): string {
   const parts = columns.map((c) => {
     const column = ident(c.name, 'column');
+    // A FLOAT as its exact double (CAST of a FLOAT gives six digits): the nearest FLOAT to that text is the value.
     const value =
-      c.encoding === 'base64' ? `REPLACE(TO_BASE64(${column}), CHAR(10), '')` : `CAST(${column} AS CHAR)`;
+      c.encoding === 'base64'
+        ? `REPLACE(TO_BASE64(${column}), CHAR(10), '')`
+        : c.dataType === 'float'
+          ? `CAST((${column} + 0E0) AS CHAR)`
+          : `CAST(${column} AS CHAR)`;
     return `'${JSON.stringify(c.name)}:', COALESCE(JSON_QUOTE(${value}), 'null')`;
   });
   // As bytes: the line travels as UTF-8 into the gzip stream without being decoded into a string and encoded back.
@@ -485,8 +510,7 @@ export function lineExpression(columns: readonly ArchivedColumn[]): string {
  * (whose rows are bounded at 64 KB, read in slices when larger) from the rows' values.
  */
 async function* linesOf(
-  session: SqlSession,
-  deps: TaskDeps,
+  from_: LineSource,
   table: ArchivedTable,
   range: { after: SqlParam[] | null; upTo: SqlParam[] | null },
   info: TableInfo | undefined,
@@ -495,18 +519,19 @@ async function* linesOf(
   const fields = names.map((n) => JSON.stringify(n));
   const base64 = table.columns.map((c) => c.encoding === 'base64');
   const fromValues = async function* (r: typeof range) {
-    for await (const page of pagesOf(session, deps, table, r, info)) {
+    for await (const page of pagesOf(from_, table, r, info)) {
       let text = '';
       for (const row of page) text += rowLine(names, fields, base64, row);
       yield { bytes: Buffer.from(text, 'utf8'), rows: page.length };
     }
   };
-  if (deps.source.adapter !== 'mysql' || table.key.length === 0 || info === undefined) {
+  if (from_.adapter !== 'mysql' || table.key.length === 0 || info === undefined) {
     yield* fromValues(range);
     return;
   }
+  const { session } = from_;
   const key = table.key;
-  const from = qualified(deps.sourceUrl.database, table.table);
+  const from = qualified(from_.database, table.table);
   const expression = lineExpression(table.columns);
   const order = key.map((k) => `${ident(k)} ASC`).join(', ');
   const rowsPerPage = pageRows(info);
@@ -537,10 +562,59 @@ async function* linesOf(
   }
 }
 
+/** Where lines are read from: legacy at archive and cleanup time, a restored database at restore time. */
+export interface LineSource {
+  readonly session: SqlSession;
+  readonly database: string;
+  readonly adapter: 'mysql' | 'data-api';
+}
+
+/** The table as introspection would describe it, from the manifest (the column types are what key values need). */
+export function manifestInfo(table: ArchivedTable): TableInfo {
+  return {
+    name: table.table,
+    rowsEstimate: 0,
+    dataBytes: 0,
+    columns: table.columns.map((c) => ({ ...c, generated: false, isJson: false, maxLength: null })),
+  } as unknown as TableInfo;
+}
+
+/**
+ * A part's lines read again, from any database holding the table (a restore, or legacy before it is dropped), and
+ * their SHA-256: equal to the archive's when every value of every row of the range is the same, in key order.
+ */
+export async function partLinesDigest(
+  from: LineSource,
+  table: ArchivedTable,
+  part: {
+    readonly after: readonly (string | number)[] | null;
+    readonly upTo: readonly (string | number)[] | null;
+  },
+): Promise<{ sha256: string; rows: number }> {
+  const info = manifestInfo(table);
+  const exact = (bound: readonly (string | number)[] | null) =>
+    bound === null || table.key.length === 0 ? null : (exactKeyValues(info, table.key, bound) as SqlParam[]);
+  const hash = createHash('sha256');
+  let rows = 0;
+  for await (const page of linesOf(from, table, { after: exact(part.after), upTo: exact(part.upTo) }, info)) {
+    hash.update(page.bytes);
+    rows += page.rows;
+  }
+  return { sha256: hash.digest('hex'), rows };
+}
+
+/** FLOAT columns read as their exact double (`col + 0E0`), as the server-built lines write them. */
+function floatExpressions(table: ArchivedTable): Record<string, string> {
+  return Object.fromEntries(
+    table.columns
+      .filter((c) => c.dataType === 'float' && !table.key.includes(c.name))
+      .map((c) => [c.name, `(${ident(c.name)} + 0E0)`]),
+  );
+}
+
 /** A part's rows, page by page: keyset pages on its key; a table without a key is read whole, in key-less pages. */
 async function* pagesOf(
-  session: SqlSession,
-  deps: TaskDeps,
+  { session, database }: LineSource,
   table: ArchivedTable,
   range: { after: SqlParam[] | null; upTo: SqlParam[] | null },
   info: TableInfo | undefined,
@@ -551,7 +625,7 @@ async function* pagesOf(
     const order = names.map((n) => `\`${n}\``).join(', ');
     for (let offset = 0; ; offset += rowsPerPage) {
       const page = await session.query(
-        `SELECT ${order} FROM ${qualified(deps.sourceUrl.database, table.table)} ORDER BY ${order} LIMIT ? OFFSET ?`,
+        `SELECT ${order} FROM ${qualified(database, table.table)} ORDER BY ${order} LIMIT ? OFFSET ?`,
         [rowsPerPage, offset],
       );
       if (page.length === 0) return;
@@ -560,7 +634,7 @@ async function* pagesOf(
     }
   }
   yield* readKeyset(session, {
-    schema: deps.sourceUrl.database,
+    schema: database,
     table: table.table,
     columns: names,
     key: table.key,
@@ -572,6 +646,7 @@ async function* pagesOf(
       : {
           boundOf: (values: SqlParam[]) => exactKeyValues(info, table.key, values),
           sliceable: sliceableColumns(info.columns.filter((c) => !c.generated)),
+          expressions: floatExpressions(table),
         }),
   });
 }
@@ -582,7 +657,7 @@ async function* pagesOf(
  */
 export async function finishArchive(deps: TaskDeps, runId: string): Promise<ArchiveManifest> {
   const rows = await deps.target.query(
-    `SELECT table_name, chunk_no, status, object_key, rows_archived, bytes, sha256, checksum
+    `SELECT table_name, chunk_no, key_from, key_to, status, object_key, rows_archived, bytes, sha256, lines_sha256, checksum
      FROM migration_archive_chunks WHERE run_id = ? ORDER BY table_name, chunk_no`,
     [runId],
   );
@@ -604,9 +679,13 @@ export async function finishArchive(deps: TaskDeps, runId: string): Promise<Arch
     const objects: ArchivedObject[] = parts.map((r) => ({
       key: str(r, 'object_key'),
       part: num(r, 'chunk_no') + 1,
+      after:
+        strOrNull(r, 'key_from') === null ? null : (JSON.parse(str(r, 'key_from')) as (string | number)[]),
+      upTo: strOrNull(r, 'key_to') === null ? null : (JSON.parse(str(r, 'key_to')) as (string | number)[]),
       rows: num(r, 'rows_archived'),
       bytes: num(r, 'bytes'),
       sha256: str(r, 'sha256'),
+      linesSha256: str(r, 'lines_sha256'),
       checksum: str(r, 'checksum'),
     }));
     const checksum: Checksum = {

@@ -1,7 +1,15 @@
 import { tenantStates } from '../application/router.ts';
-import { reclaimLock, releaseLock } from '../core/ledger/lock.ts';
+import { describeHolder, RunLocked, readLock, reclaimLock, releaseLock } from '../core/ledger/lock.ts';
 import { assertRunOwner, beginRun, failStart, giveLockBack } from '../core/ledger/phase-run.ts';
-import { findRuns, nowText, setRunStatus, succeedRun, targetHasTable } from '../core/ledger/runs.ts';
+import {
+  assertNoRollback,
+  ensureLedger,
+  findRuns,
+  nowText,
+  setRunStatus,
+  succeedRun,
+  targetHasTable,
+} from '../core/ledger/runs.ts';
 import { assertSourceIsNotTarget } from '../core/preflight.ts';
 import { setSyncSchedule } from '../core/schedule.ts';
 import { num, str } from '../core/sql/rows.ts';
@@ -24,17 +32,62 @@ export const PHASE = 'golive';
 /** Verify rounds before go-live gives up: a difference left by a write in flight is drained by another pass. */
 export const VERIFY_ROUNDS = 3;
 
-/** Tenants the multi-tenant side does not serve yet: the application phase switches them first. */
-export async function remainingTenants(deps: TaskDeps): Promise<{ remaining: string[] }> {
+/**
+ * Before anything moves (the tenants left are switched first): every refusal go-live has, so that a refused go-live
+ * changes nothing. Go-live done already, a rollback in progress, the lock held by another run, quarantined rows or
+ * open conflicts the config does not accept.
+ */
+async function assertMayGoLive(deps: TaskDeps): Promise<void> {
   await assertSourceIsNotTarget(deps);
   await followedDataRun(deps);
+  const done = await liveSince(deps);
+  if (done !== null)
+    throw new GoLiveRefused(
+      `go-live ${done} is done already: every tenant is on the multi-tenant side and legacy is archived (npx shifu-migrate status). To go back to legacy: npx shifu-migrate rollback --phase application`,
+    );
+  await assertNoRollback(deps.target, PHASE);
+  await assertNoRollback(deps.target, 'application');
+  const holder = await readLock(deps.target);
+  if (holder !== null && holder.stale === null)
+    throw new RunLocked(
+      `the target is locked by ${describeHolder(holder)}: wait for it to end (npx shifu-migrate status), then run golive`,
+      holder,
+    );
+  const open = await unreviewed(deps);
+  const { accept } = deps.config.golive;
+  const problems = [
+    ...(open.quarantined.length > 0 && !accept.quarantined
+      ? [
+          `rows are quarantined (${open.quarantined.join(', ')}): review them in migration_quarantine (npx shifu-migrate status), fix the rules and run data again, or accept them with golive.accept.quarantined`,
+        ]
+      : []),
+    ...(open.conflicts.length > 0 && !accept.conflicts
+      ? [
+          `tenant conflicts are open (${open.conflicts.join(', ')}): resolve them (migration_sync_conflicts), or accept them with golive.accept.conflicts`,
+        ]
+      : []),
+  ];
+  if (problems.length > 0) throw new GoLiveRefused(`go-live refused: ${problems.join('; ')}`);
+}
+
+/**
+ * Tenants the multi-tenant side does not serve yet: the application phase switches them first. Every refusal of
+ * go-live is checked here, before that switch.
+ */
+export async function remainingTenants(deps: TaskDeps): Promise<{ remaining: string[] }> {
+  await ensureLedger(deps.target);
+  await assertMayGoLive(deps);
+  return { remaining: await tenantsLeft(deps) };
+}
+
+async function tenantsLeft(deps: TaskDeps): Promise<string[]> {
   const states = await tenantStates(deps.target);
   const known = new Set(states.map((s) => s.tenant));
   const remaining = [
     ...states.filter((s) => s.status !== 'switched' || s.route !== 'saas').map((s) => s.tenant),
     ...deps.config.tenants.map((t) => t.bid).filter((b) => !known.has(b)),
   ];
-  return { remaining };
+  return remaining;
 }
 
 /** The quarantine and open conflicts go-live would leave behind, per table. */
@@ -71,31 +124,23 @@ export async function startGoLive(
   const start = await beginRun(deps.target, PHASE, execution, { resumable: true });
   const resumed = start.resumed !== null;
   try {
-    const done = await liveSince(deps);
-    if (done !== null)
-      throw new GoLiveRefused(
-        `go-live ${done} is done already: every tenant is on the multi-tenant side and legacy is archived (npx shifu-migrate status). To go back to legacy: npx shifu-migrate rollback --phase application`,
-      );
-    const { remaining } = await remainingTenants(deps);
+    const remaining = await tenantsLeft(deps);
     if (remaining.length > 0)
       throw new GoLiveRefused(
         `${remaining.join(', ')} ${remaining.length === 1 ? 'is' : 'are'} not served by the multi-tenant side: run application first (npx shifu-migrate run application switches the remaining waves)`,
       );
+    // The lock is ours now: the rest of the refusals again, as they may have changed since Start With Tenants Left.
+    const done = await liveSince(deps);
+    if (done !== null) throw new GoLiveRefused(`go-live ${done} is done already`);
     const open = await unreviewed(deps);
     const { accept } = deps.config.golive;
-    const problems = [
-      ...(open.quarantined.length > 0 && !accept.quarantined
-        ? [
-            `rows are quarantined (${open.quarantined.join(', ')}): review them in migration_quarantine (npx shifu-migrate status), fix the rules and run data again, or accept them with golive.accept.quarantined`,
-          ]
-        : []),
-      ...(open.conflicts.length > 0 && !accept.conflicts
-        ? [
-            `tenant conflicts are open (${open.conflicts.join(', ')}): resolve them (migration_sync_conflicts), or accept them with golive.accept.conflicts`,
-          ]
-        : []),
-    ];
-    if (problems.length > 0) throw new GoLiveRefused(`go-live refused: ${problems.join('; ')}`);
+    if (
+      (open.quarantined.length > 0 && !accept.quarantined) ||
+      (open.conflicts.length > 0 && !accept.conflicts)
+    )
+      throw new GoLiveRefused(
+        `go-live refused: ${[...(accept.quarantined ? [] : open.quarantined.map((t) => `quarantined ${t}`)), ...(accept.conflicts ? [] : open.conflicts.map((t) => `conflicts ${t}`))].join(', ')} (golive.accept)`,
+      );
     if (!resumed) return { runId: start.runId, resumed: null };
     const [parts] = await deps.target.query(
       "SELECT COUNT(*) AS total, COALESCE(SUM(status = 'archived'), 0) AS done, COUNT(DISTINCT table_name) AS tables FROM migration_archive_chunks WHERE run_id = ?",

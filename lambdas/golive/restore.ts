@@ -16,6 +16,7 @@ import {
   type ArchiveManifest,
   archiveManifestKey,
   checksumColumns,
+  partLinesDigest,
   type TableManifest,
 } from './archive.ts';
 import { ArchiveIncomplete, ArchiveTampered } from './errors.ts';
@@ -33,6 +34,8 @@ export interface RestoredTable {
   /** The restored table's, computed by the same expression. */
   readonly actual: Checksum;
   readonly verified: boolean;
+  /** Parts whose lines, read again from the restored table, are not the archived ones. */
+  readonly differingParts: readonly number[];
   /** From the restore's start to this table's verification. */
   readonly seconds: number;
 }
@@ -93,7 +96,8 @@ async function readJson<T>(archive: ArchiveStore, key: string): Promise<T> {
 /** The DDL of an archived table, checked to create that table and nothing else (the manifest is data, not code). */
 function createStatement(manifest: TableManifest): string {
   const prefix = `CREATE TABLE ${ident(manifest.table)} (`;
-  if (!manifest.ddl.startsWith(prefix)) {
+  // CREATE TABLE … SELECT would read whatever the restoring user may read into the restored database.
+  if (!manifest.ddl.startsWith(prefix) || /\)\s*(AS\s+)?(SELECT|WITH|TABLE|VALUES)\b/i.test(manifest.ddl)) {
     throw new ArchiveIncomplete(
       `the manifest of ${manifest.table} holds no CREATE TABLE of that table: it was altered, restore refused`,
     );
@@ -121,6 +125,7 @@ export async function restoreArchive(
   }
   const manifests: TableManifest[] = [];
   for (const entry of entries) manifests.push(await readJson<TableManifest>(archive, entry.manifest));
+  await crossCheck(options, top.runId, manifests);
   const existing = await options.into.query(
     `SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ? AND table_name IN (${manifests.map(() => '?').join(', ')})`,
     [options.into.database, ...manifests.map((m) => m.table)],
@@ -201,6 +206,10 @@ async function loadVerified(
   const base64 = manifest.columns.map((c) => c.encoding === 'base64');
   const loaded = await into.transaction(async (tx) => {
     await tx.execute('SET SESSION foreign_key_checks = 0');
+    // An AUTO_INCREMENT column holding 0 keeps 0 (otherwise the server would give the row a new id).
+    await tx.execute(
+      "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')",
+    );
     return loadObject(tx, into, manifest.table, names, base64, body);
   });
   if (loaded !== object.rows) {
@@ -233,7 +242,18 @@ async function finishTable(
     key: manifest.key.length === 0 ? (names.slice(0, 1) as string[]) : [...manifest.key],
     range: { after: null, upTo: null },
   });
-  const verified = actual.rows === manifest.checksum.rows && actual.sum === manifest.checksum.sum;
+  // Then every part's lines again, from the restored table: the same bytes as archived, value for value, in key order.
+  const differing: number[] = [];
+  for (const object of manifest.objects) {
+    const again = await partLinesDigest(
+      { session: into, database: into.database, adapter: into.adapter },
+      manifest,
+      object,
+    );
+    if (again.sha256 !== object.linesSha256 || again.rows !== object.rows) differing.push(object.part);
+  }
+  const verified =
+    actual.rows === manifest.checksum.rows && actual.sum === manifest.checksum.sum && differing.length === 0;
   await options.ledger?.execute(
     `INSERT INTO migration_archive_restores (archive_run_id, table_name, restored_into, verified, detail, checked_at)
      VALUES (?, ?, ?, ?, ?, ?)`,
@@ -242,7 +262,7 @@ async function finishTable(
       manifest.table,
       options.intoLabel.slice(0, 255),
       verified ? 1 : 0,
-      `${actual.rows} rows, checksum ${actual.sum}; archived ${manifest.checksum.rows} rows, checksum ${manifest.checksum.sum}`,
+      `${actual.rows} rows, checksum ${actual.sum}; archived ${manifest.checksum.rows} rows, checksum ${manifest.checksum.sum}${differing.length === 0 ? '; every part read again equal to its archived lines' : `; parts ${differing.join(', ')} read again differ from their archived lines`}`,
       nowText(),
     ],
   );
@@ -255,6 +275,7 @@ async function finishTable(
     expected: manifest.checksum,
     actual,
     verified,
+    differingParts: differing,
     seconds: (performance.now() - started) / 1000,
   };
 }
@@ -309,4 +330,41 @@ function valuesOf(line: string, names: readonly string[], base64: readonly boole
     values[i] = value !== null && base64[i] ? Buffer.from(value, 'base64') : value;
   }
   return values;
+}
+
+/**
+ * The manifests against the ledger that recorded the archive (when the restore has it, as the CLI does): every
+ * object's SHA-256, lines digest and rows must be what the archive run recorded. A manifest edited to fit an altered
+ * object (its SHA-256 and size changed with it) is caught here, before anything is loaded.
+ */
+async function crossCheck(
+  options: RestoreOptions,
+  runId: string,
+  manifests: readonly TableManifest[],
+): Promise<void> {
+  if (options.ledger === undefined) return;
+  let recorded: Awaited<ReturnType<SqlSession['query']>>;
+  try {
+    recorded = await options.ledger.query(
+      'SELECT table_name, chunk_no, sha256, lines_sha256, rows_archived FROM migration_archive_chunks WHERE run_id = ?',
+      [runId],
+    );
+  } catch {
+    return;
+  }
+  if (recorded.length === 0) return;
+  const byPart = new Map(recorded.map((r) => [`${String(r.table_name)}|${Number(r.chunk_no) + 1}`, r]));
+  for (const manifest of manifests)
+    for (const object of manifest.objects) {
+      const r = byPart.get(`${manifest.table}|${object.part}`);
+      if (
+        r === undefined ||
+        r.sha256 !== object.sha256 ||
+        r.lines_sha256 !== object.linesSha256 ||
+        Number(r.rows_archived) !== object.rows
+      )
+        throw new ArchiveTampered(
+          `${object.key}: the manifest of ${manifest.table} does not match what the archive run ${runId} recorded in the ledger (migration_archive_chunks): the manifest was altered; nothing was restored`,
+        );
+    }
 }

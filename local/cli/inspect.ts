@@ -255,7 +255,26 @@ export async function runStatusCommand(
           `  ${t.tenant.padEnd(12)} ${t.status.padEnd(12)} route ${t.route.padEnd(7)}${t.route === 'paused' ? ' (WRITES HELD: finish with npx shifu-migrate rollback)' : ''}${t.status === 'switched' ? `  switched ${t.switchedAt ?? ''} by ${t.runId ?? '?'}${t.baked ? ', baked' : ', NOT BAKED (run application again, or roll it back)'}` : ''}`,
         );
     }
-    return { code: 0, json: { status: 'OK', alarms, lock, runs, tables, sync, tenants } };
+    const golive = await goLiveStatus(deps, loaded);
+    if (golive !== null) {
+      show(
+        out,
+        `Go-live: ${golive.runId} succeeded ${golive.finishedAt ?? ''} UTC; sync is stopped (passes refused).`,
+      );
+      show(
+        out,
+        `  archive legacy-archive/${golive.runId}/: ${golive.tables} tables, ${count(golive.rows)} rows, ${(golive.bytes / 1_048_576).toFixed(1)} MiB; restores verified for ${golive.verified} of ${golive.tables} tables${golive.dropped > 0 ? `; legacy tables dropped: ${golive.dropped}` : ''}`,
+      );
+      show(
+        out,
+        golive.dropped > 0
+          ? '  legacy dropped by cleanup-legacy: the archive is its only copy'
+          : golive.verified < golive.tables
+            ? '  next: npx shifu-migrate restore-archive latest --into <scratch database>, then cleanup-legacy after golive.archive.retentionDays'
+            : '  next: npx shifu-migrate cleanup-legacy (after golive.archive.retentionDays)',
+      );
+    }
+    return { code: 0, json: { status: 'OK', alarms, lock, runs, tables, sync, tenants, golive } };
   } finally {
     await deps.close();
   }
@@ -414,5 +433,37 @@ async function syncStatus(deps: ReturnType<typeof openDeps>, loaded: LoadedConfi
       firstSeenAt: str(c, 'first_seen_at'),
       lastSeenAt: str(c, 'last_seen_at'),
     })),
+  };
+}
+
+/** The go-live that succeeded (not undone since), its archive, and how far cleanup went. */
+async function goLiveStatus(deps: ReturnType<typeof openDeps>, loaded: LoadedConfig) {
+  if (!(await targetHasTable(deps.targetServer, loaded.targetUrl.database, 'migration_archives')))
+    return null;
+  const [run] = await deps.target.query(
+    "SELECT run_id, finished_at FROM migration_runs WHERE phase = 'golive' AND status = 'succeeded' ORDER BY started_at DESC LIMIT 1",
+  );
+  if (run === undefined) return null;
+  const runId = str(run, 'run_id');
+  const [archive] = await deps.target.query(
+    `SELECT COUNT(*) AS tables, COALESCE(SUM(rows_archived), 0) AS rows_archived, COALESCE(SUM(bytes), 0) AS bytes,
+            COALESCE(SUM(dropped_at IS NOT NULL), 0) AS dropped FROM migration_archives WHERE run_id = ?`,
+    [runId],
+  );
+  const [verified] = await deps.target.query(
+    `SELECT COUNT(*) AS n FROM migration_archive_restores r
+       JOIN (SELECT table_name, MAX(id) AS id FROM migration_archive_restores WHERE archive_run_id = ? GROUP BY table_name) l
+         ON l.id = r.id
+      WHERE r.verified = 1`,
+    [runId],
+  );
+  return {
+    runId,
+    finishedAt: strOrNull(run, 'finished_at'),
+    tables: num(archive ?? {}, 'tables'),
+    rows: num(archive ?? {}, 'rows_archived'),
+    bytes: num(archive ?? {}, 'bytes'),
+    verified: num(verified ?? {}, 'n'),
+    dropped: num(archive ?? {}, 'dropped'),
   };
 }

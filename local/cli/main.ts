@@ -141,6 +141,11 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     for (const option of ['every', 'passes'] as const)
       if (values[option] !== undefined && command !== 'sync')
         throw new InputError(`--${option} goes with sync, not ${command}`);
+    // Go-live is undone by the application phase's rollback: every tenant back to legacy, sync running again.
+    if (command === 'rollback' && values.phase === 'golive') {
+      out.info('rollback --phase golive is rollback --phase application: every tenant back to legacy, go-live undone.');
+      values.phase = 'application';
+    }
     if (command === 'rollback' && values.phase === 'sync') {
       // Nothing of a sync pass needs undoing: each repair is one transaction, and the next pass repairs the rest.
       const said =

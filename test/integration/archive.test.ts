@@ -66,7 +66,7 @@ beforeAll(async () => {
         Buffer.alloc(0),
         '',
         'NULL',
-        1.1,
+        123456.7890625,
         0.1 + 0.2,
         Buffer.from([0x03, 0xff]),
         'b c',

@@ -145,7 +145,7 @@ export async function assertNoRollback(target: SqlSession, phase: Phase): Promis
   );
   if (stopping !== undefined) {
     throw new RollbackInProgress(
-      `a rollback is undoing ${phase} (run ${str(stopping, 'run_id')} is being rolled back): wait until it ends (npx shifu-migrate status); if it died, finish it with npx shifu-migrate rollback --phase ${phase}`,
+      `a rollback is undoing ${phase} (run ${str(stopping, 'run_id')} is being rolled back): wait until it ends (npx shifu-migrate status); if it died, finish it with npx shifu-migrate rollback --phase ${phase === 'golive' ? 'application' : phase}`,
     );
   }
 }

@@ -232,6 +232,7 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   rows_archived BIGINT NOT NULL DEFAULT 0,
   bytes BIGINT NOT NULL DEFAULT 0,
   sha256 CHAR(64) NULL,
+  lines_sha256 CHAR(64) NULL,
   checksum VARCHAR(40) NULL,
   seconds DOUBLE NULL,
   updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
@@ -303,6 +304,7 @@ export const LEDGER_COLUMNS: readonly {
   { table: 'migration_runs', column: 'request', definition: 'VARCHAR(255) NULL' },
   { table: 'migration_sync_passes', column: 'full_pass', definition: 'TINYINT NOT NULL DEFAULT 0' },
   { table: 'migration_archives', column: 'dropped_at', definition: 'DATETIME(3) NULL' },
+  { table: 'migration_archive_chunks', column: 'lines_sha256', definition: 'CHAR(64) NULL' },
 ];
 
 /** Tables of the multi-tenant model that foundation creates (docs/architecture.md), apart from migrated tables. */

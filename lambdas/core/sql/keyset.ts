@@ -59,6 +59,21 @@ export interface KeysetRead {
    * slices and put together again exactly; without them such a row fails the read.
    */
   readonly sliceable?: readonly { readonly name: string; readonly binary: boolean }[];
+  /**
+   * SQL expressions read in place of some columns, under the column's name (e.g. a FLOAT as `col + 0E0`: its exact
+   * double instead of six digits). Not for key columns.
+   */
+  readonly expressions?: Readonly<Record<string, string>>;
+}
+
+/** The select list of a read: each column, or the expression given for it under its name. */
+function selectList(read: KeysetRead, columns: readonly string[]): string {
+  return columns
+    .map((c) => {
+      const expression = read.expressions?.[c];
+      return expression === undefined ? ident(c) : `${expression} AS ${ident(c)}`;
+    })
+    .join(', ');
 }
 
 /** Bytes of one slice of a large value: one column per response, well under the Data API's 64 KB per row. */
@@ -97,7 +112,7 @@ async function readSlicedRow(
     const small = read.columns.filter((c) => !sliced.some((l) => l.name === c));
     const lengths = sliced.map((c, i) => `LENGTH(${bytesOf(c)}) AS ${ident(`__len_${i}`)}`);
     const [head] = await s.query(
-      `SELECT ${[...small.map((c) => ident(c)), ...lengths].join(', ')} FROM ${from} WHERE ${exact}`,
+      `SELECT ${[selectList(read, small), ...lengths].filter((p) => p !== '').join(', ')} FROM ${from} WHERE ${exact}`,
       exactParams,
     );
     if (head === undefined) return undefined;
@@ -136,7 +151,7 @@ export async function* readKeyset(session: SqlSession, read: KeysetRead): AsyncG
     if (!read.columns.includes(k)) throw new TypeError(`key column ${k} must be among the columns read`);
   }
   const from = read.schema === undefined ? ident(read.table, 'table') : qualified(read.schema, read.table);
-  const select = `SELECT ${identList(read.columns)} FROM ${from}`;
+  const select = `SELECT ${selectList(read, read.columns)} FROM ${from}`;
   const order = ` ORDER BY ${read.key.map((k) => `${ident(k)} ASC`).join(', ')}`;
   const upper = read.upTo === undefined ? undefined : keyComparison(read.key, '<=', read.upTo);
   let after = read.after;
