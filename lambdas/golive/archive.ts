@@ -125,13 +125,19 @@ export interface ArchiveManifest {
 }
 
 /**
- * The archive's objects are kept unchangeable for `golive.archive.retentionDays` (S3 Object Lock, compliance mode: the
- * functions that wrote them cannot shorten it, nor can anyone else); none with 0 days.
+ * The archive's objects are kept unchangeable for `golive.archive.retentionDays` and a year more (S3 Object Lock,
+ * compliance mode: the functions that wrote them cannot shorten it, nor can anyone else); none with 0 days.
  */
 function retention(deps: TaskDeps): { retainUntil?: Date } {
   const days = deps.config.golive.archive.retentionDays;
-  return days === 0 ? {} : { retainUntil: new Date(Date.now() + days * 86_400_000) };
+  // A year past the earliest cleanup: once legacy is dropped the archive is the only copy, and still locked.
+  return days === 0
+    ? {}
+    : { retainUntil: new Date(Date.now() + (days + LOCKED_AFTER_CLEANUP_DAYS) * 86_400_000) };
 }
+
+/** How long the archive stays locked after cleanup-legacy may first drop legacy. */
+export const LOCKED_AFTER_CLEANUP_DAYS = 365;
 
 /** A table name as a key part (table names may hold `$`; keys may not). */
 const keyName = (table: string) => table.replaceAll('$', '!');

@@ -143,7 +143,9 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
         throw new InputError(`--${option} goes with sync, not ${command}`);
     // Go-live is undone by the application phase's rollback: every tenant back to legacy, sync running again.
     if (command === 'rollback' && values.phase === 'golive') {
-      out.info('rollback --phase golive is rollback --phase application: every tenant back to legacy, go-live undone.');
+      out.info(
+        'rollback --phase golive is rollback --phase application: every tenant back to legacy, go-live undone.',
+      );
       values.phase = 'application';
     }
     if (command === 'rollback' && values.phase === 'sync') {
