@@ -1,11 +1,15 @@
 import { rangeChecksum } from '../core/checksum.ts';
-import { qualified } from '../core/identifiers.ts';
+import { ident, qualified } from '../core/identifiers.ts';
 import { targetHasTable } from '../core/ledger/runs.ts';
+import { changeColumn } from '../core/preflight.ts';
+import type { TableInfo } from '../core/schema/types.ts';
+import { inColumnFrame } from '../core/sql/clock.ts';
+import type { SqlParam } from '../core/sql/port.ts';
 import { num, scalarNumber, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { openConflictKeys } from '../sync/conflicts.ts';
 import { quarantinedKeys } from './compare.ts';
-import { copyColumns, copyKey, runContext, tableInfo } from './context.ts';
+import { copyColumns, copyKey, exactKeyValues, runContext, tableInfo } from './context.ts';
 import { keyIn } from './exact.ts';
 import { checkIsolation } from './isolation.ts';
 import { planLevels } from './plan.ts';
@@ -18,6 +22,8 @@ export interface TableVerification {
   readonly quarantined: number;
   /** Rows in an open tenant conflict (sync left them as the target has them): out of both checksums. */
   readonly conflicts: number;
+  /** Go-live: rows the multi-tenant side changed since its last drain began, out of both checksums. */
+  readonly changedSinceDrain: number;
   readonly chunks: {
     readonly total: number;
     readonly validated: number;
@@ -45,7 +51,17 @@ export interface Verification {
  * Read-only integrity and isolation check of the target against the source, for the latest data run:
  * per table, rows on each side, quarantined rows, chunk states, a whole-table checksum, tenant isolation.
  */
-export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
+export async function verifyTarget(
+  deps: TaskDeps,
+  options: {
+    /**
+     * Go-live: the source clock at which its last drain began. Rows the multi-tenant side changed since (by the
+     * table's change column, less `sync.overlapSeconds`) are its own newer versions, which that drain could not
+     * carry: left out of both checksums and counted, so live traffic does not fail the verification.
+     */
+    readonly changedSince?: string;
+  } = {},
+): Promise<Verification> {
   const ledger = await targetHasTable(deps.targetServer, deps.targetUrl.database, 'migration_runs');
   const [latest] = !ledger
     ? []
@@ -73,6 +89,8 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
     const conflicts = syncLedger
       ? (await openConflictKeys(deps.target, { info, key })).map((q) => q.values)
       : [];
+    const changed =
+      options.changedSince === undefined ? [] : await changedOnTarget(deps, info, key, options.changedSince);
     const whole = { after: null, upTo: null };
     const [source, target] = await Promise.all([
       rangeChecksum(deps.source, {
@@ -81,7 +99,7 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
         columns,
         key,
         range: whole,
-        exclude: [...exclude, ...conflicts],
+        exclude: [...exclude, ...conflicts, ...changed],
       }),
       rangeChecksum(deps.target, {
         database: deps.targetUrl.database,
@@ -89,7 +107,7 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
         columns,
         key,
         range: whole,
-        exclude: conflicts,
+        exclude: [...conflicts, ...changed],
       }),
     ]);
     const sourceRows = scalarNumber(
@@ -136,6 +154,7 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
       // Source rows held in the quarantine (an entry whose row the source has since deleted holds nothing).
       quarantined: sourceRows - source.rows - sourceConflicts,
       conflicts: conflicts.length,
+      changedSinceDrain: changed.length,
       chunks: {
         total: chunks === undefined ? 0 : num(chunks, 'total'),
         validated: chunks === undefined ? 0 : num(chunks, 'validated'),
@@ -156,4 +175,31 @@ export async function verifyTarget(deps: TaskDeps): Promise<Verification> {
     });
   }
   return { runId, differences: tables.reduce((s, t) => s + t.differences, 0), tables };
+}
+
+/** More keys than this changed since the drain: not left out (the table differs, and is drained again). */
+const MAX_CHANGED_KEYS = 50_000;
+
+/** Keys of the rows the target changed since `since` (source clock, UTC), by the table's change column. */
+async function changedOnTarget(
+  deps: TaskDeps,
+  info: TableInfo,
+  key: readonly string[],
+  since: string,
+): Promise<SqlParam[][]> {
+  const column = changeColumn(deps.config, info);
+  if (column === null) return [];
+  const rows = await deps.target.query(
+    `SELECT ${key.map((k) => `a.${ident(k)}`).join(', ')} FROM ${qualified(deps.targetUrl.database, info.name)} a
+      WHERE a.${ident(column.name)} >= ${inColumnFrame(column)} - INTERVAL ? SECOND LIMIT ?`,
+    [since, deps.config.sync.overlapSeconds, MAX_CHANGED_KEYS + 1],
+  );
+  if (rows.length > MAX_CHANGED_KEYS) return [];
+  return rows.map((r) =>
+    exactKeyValues(
+      info,
+      key,
+      key.map((k) => (r[k] ?? null) as string | number),
+    ),
+  );
 }

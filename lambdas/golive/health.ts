@@ -72,7 +72,7 @@ export function verificationChecks(verification: Verification, ms: number): Heal
       tenant: null,
       passed: t.checksum.equal,
       detail: t.checksum.equal
-        ? `${t.targetRows} rows, legacy and multi-tenant equal (${t.checksum.target})${t.quarantined > 0 ? `; ${t.quarantined} quarantined` : ''}${t.conflicts > 0 ? `; ${t.conflicts} in conflict` : ''}`
+        ? `${t.targetRows} rows, legacy and multi-tenant equal (${t.checksum.target})${t.quarantined > 0 ? `; ${t.quarantined} quarantined` : ''}${t.conflicts > 0 ? `; ${t.conflicts} in conflict` : ''}${t.changedSinceDrain > 0 ? `; ${t.changedSinceDrain} changed on the multi-tenant side since the drain (left out)` : ''}`
         : `legacy ${t.checksum.source}, multi-tenant ${t.checksum.target}`,
       ms: ms / Math.max(1, verification.tables.length),
     });

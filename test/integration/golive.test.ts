@@ -170,7 +170,28 @@ describe('golive', () => {
     expect(refused.json.error).toBe('GoLiveRefused');
     expect(await statuses()).toEqual(['rolled_back/legacy']);
     writeConfig({ accept: { quarantined: true, conflicts: true } });
+    // The application keeps writing on the multi-tenant side all through go-live (about 40 updates a second).
+    const ids = (
+      await server.query(
+        `SELECT id FROM ${tgt('user_users')} WHERE tenant_bid IN ('acme', 'globex') LIMIT 20`,
+      )
+    ).map((r) => num(r, 'id'));
+    let writes = 0;
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        writes += 1;
+        await saasDb.execute(
+          'UPDATE user_users SET nickname = ?, updated_at = CURRENT_TIMESTAMP(3) WHERE id = ?',
+          [`live write ${writes}`, ids[writes % ids.length] ?? 0],
+        );
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    })();
     const run = await cli(['run', 'golive', '--json']);
+    writing = false;
+    await writer;
+    expect(writes).toBeGreaterThan(20);
     expect(run.code, JSON.stringify(run.json)).toBe(0);
     expect(await statuses()).toEqual(['switched/saas']);
     const archive = run.json.archive as { tables: number; rows: number; objects: number };
