@@ -24,7 +24,14 @@ import type { TaskDeps } from '../core/task.ts';
 import { followedDataRun } from '../sync/start.ts';
 import { ApplicationNotReady, GateClosed, LegacyDropped, NotDrained } from './errors.ts';
 import { checkGates, type Gate } from './gates.ts';
-import { loadBalancerRouter, type Route, routingTable, type TrafficRouter, tenantStates } from './router.ts';
+import {
+  loadBalancerRouter,
+  type Route,
+  routeGlobal,
+  routingTable,
+  type TrafficRouter,
+  tenantStates,
+} from './router.ts';
 
 /**
  * The application phase: tenants switched to the multi-tenant side wave by wave. Per wave: gates (alarms, sync,
@@ -388,6 +395,8 @@ export async function pauseForRollback(
   }
   // Taking a tenant back to legacy after go-live reopens the hybrid period: sync runs again, both ways.
   if (scope.kind === 'phase' || scope.kind === 'tenant') await undoGoLive(deps, runId);
+  // Go-live's own rollback: the global route too, if its End Sync had moved it.
+  if (golive) await routeGlobal(deps.target, runId, 'legacy', `go-live ${runId} rolled back`);
   const states = await tenantStates(deps.target);
   // The runs whose wave in flight goes back: its own, or those the rollback stopped (with --tenant too: a run
   // stopped to free the lock cannot finish its wave).
@@ -429,7 +438,10 @@ async function undoGoLive(deps: TaskDeps, rollbackRunId: string): Promise<void> 
       WHERE phase = 'golive' AND status IN ('succeeded', 'interrupted', 'failed', 'rolling_back', 'rollback_failed', 'stopping')`,
     [nowText(), `undone by ${rollbackRunId}: every tenant went back to legacy`],
   );
-  if (undone.affectedRows > 0) await setSyncSchedule(deps.syncSchedule, 'ENABLED');
+  if (undone.affectedRows > 0) {
+    await routeGlobal(deps.target, rollbackRunId, 'legacy', `go-live undone by ${rollbackRunId}`);
+    await setSyncSchedule(deps.syncSchedule, 'ENABLED');
+  }
 }
 
 /**

@@ -219,3 +219,20 @@ export async function tenantStates(target: SqlSession): Promise<TenantState[]> {
     baked: Number(r.baked ?? 0) === 1,
   }));
 }
+
+/**
+ * The global route (what requests without a tenant of their own, and global tables, follow): `saas` once go-live
+ * finished, `legacy` again when a rollback undoes it. Recorded in the history like every route change.
+ */
+export async function routeGlobal(target: SqlClient, runId: string, to: 'legacy' | 'saas', reason: string) {
+  await target.transaction(async (tx) => {
+    await tx.execute(
+      "INSERT INTO traffic_routing (scope, tenant_bid, target, weight) VALUES ('global', '', ?, 100) ON DUPLICATE KEY UPDATE target = VALUES(target)",
+      [to],
+    );
+    await tx.execute(
+      "INSERT INTO traffic_routing_history (run_id, scope, tenant_bid, target, weight, reason) VALUES (?, 'global', '', ?, 100, ?)",
+      [runId, to, reason.slice(0, 255)],
+    );
+  });
+}

@@ -1,4 +1,4 @@
-import { tenantStates } from '../application/router.ts';
+import { routeGlobal, tenantStates } from '../application/router.ts';
 import { describeHolder, RunLocked, readLock, reclaimLock, releaseLock } from '../core/ledger/lock.ts';
 import { assertRunOwner, beginRun, failStart, giveLockBack } from '../core/ledger/phase-run.ts';
 import {
@@ -314,6 +314,8 @@ export async function endSync(
 ): Promise<{ schedule: string }> {
   await ownRun(deps, runId, execution);
   const schedule = await setSyncSchedule(deps.syncSchedule, 'DISABLED');
+  // Global tables, and requests without a tenant of their own, are the multi-tenant side's from now on.
+  await routeGlobal(deps.target, runId, 'saas', 'go-live: sync ended, legacy archived');
   return { schedule };
 }
 

@@ -194,6 +194,9 @@ describe('golive', () => {
     expect(writes).toBeGreaterThan(20);
     expect(run.code, JSON.stringify(run.json)).toBe(0);
     expect(await statuses()).toEqual(['switched/saas']);
+    // Global tables, and requests without a tenant of their own, follow the multi-tenant side from now on.
+    const [global] = await server.query(`SELECT target FROM ${tgt('traffic_routing')} WHERE scope = 'global'`);
+    expect(str(global ?? {}, 'target')).toBe('saas');
     const archive = run.json.archive as { tables: number; rows: number; objects: number };
     expect(archive.tables).toBe(10);
     let legacyRows = 0;
