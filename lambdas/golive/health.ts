@@ -1,5 +1,6 @@
 import { probe } from '../application/gates.ts';
 import { nowText } from '../core/ledger/runs.ts';
+import { openSql } from '../core/sql/open.ts';
 import type { SqlClient, SqlSession } from '../core/sql/port.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
@@ -241,8 +242,24 @@ class ReadOnly extends Error {
   }
 }
 
-/** The config's smoke queries, once per tenant, each in a transaction that is rolled back. */
+/**
+ * The config's smoke queries, once per tenant, each in a transaction that is rolled back; on mysql2 through a session
+ * opened read-only at the server, so a query that would write (a function with side effects, INTO OUTFILE) fails.
+ */
 async function smokeChecks(deps: TaskDeps): Promise<HealthCheck[]> {
+  if (deps.config.golive.smokeQueries.length === 0) return [];
+  const client =
+    deps.targetUrl.kind === 'mysql'
+      ? openSql(deps.targetUrl, { label: 'target', readOnly: true })
+      : deps.target;
+  try {
+    return await smokeChecksOn(deps, client);
+  } finally {
+    if (client !== deps.target) await client.close();
+  }
+}
+
+async function smokeChecksOn(deps: TaskDeps, client: SqlClient): Promise<HealthCheck[]> {
   const checks: HealthCheck[] = [];
   for (const query of deps.config.golive.smokeQueries) {
     const uses = query.sql.split(':tenant').length - 1;
@@ -252,7 +269,7 @@ async function smokeChecks(deps: TaskDeps): Promise<HealthCheck[]> {
         await timed(`smoke ${query.name} ${t.bid}`, 'smoke', t.bid, async () => {
           let rows: Awaited<ReturnType<SqlClient['query']>> = [];
           try {
-            await deps.target.transaction(async (tx) => {
+            await client.transaction(async (tx) => {
               throw new ReadOnly(
                 await tx.query(
                   sql,

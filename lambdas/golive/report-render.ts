@@ -949,7 +949,9 @@ export interface FinalReportKeys {
 export async function writeFinalReport(
   archive: ArchiveStore,
   report: FinalReport,
-): Promise<{ keys: FinalReportKeys; latest: FinalReportKeys }> {
+  /** Whether this is the latest migration's report (`reports/final/latest/` too); an older run's is not. */
+  options: { latest: boolean } = { latest: true },
+): Promise<{ keys: FinalReportKeys; latest: FinalReportKeys | null }> {
   const files = [
     ['json', `${JSON.stringify(report, null, 2)}\n`, 'application/json'],
     ['md', renderMarkdown(report), 'text/markdown; charset=utf-8'],
@@ -961,8 +963,8 @@ export async function writeFinalReport(
     html: `${FINAL_REPORT_PREFIX}/${folder}/report.html`,
   });
   const keys = at(report.runId ?? 'so-far');
-  const latest = at('latest');
-  for (const where of [keys, latest])
+  const latest = options.latest ? at('latest') : null;
+  for (const where of latest === null ? [keys] : [keys, latest])
     for (const [kind, body, contentType] of files) await archive.put(where[kind], body, { contentType });
   return { keys, latest };
 }

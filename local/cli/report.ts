@@ -67,7 +67,12 @@ export async function runReportCommand(
       return { code: 1, json: { status: 'NO_DATA', runId: null }, html: null };
     }
     const archive = openArchive(loaded.config.archive.url, cwd);
-    const { keys, latest } = await writeFinalReport(archive, report);
+    // An older go-live's report leaves reports/final/latest/ to the latest one's.
+    const [newest] = await target.query(
+      "SELECT run_id FROM migration_runs WHERE phase = 'golive' ORDER BY started_at DESC LIMIT 1",
+    );
+    const isLatest = report.runId === null || newest === undefined || newest.run_id === report.runId;
+    const { keys, latest } = await writeFinalReport(archive, report, { latest: isLatest });
     const files = {
       html: archivePath(archive, keys.html),
       md: archivePath(archive, keys.md),
@@ -80,7 +85,11 @@ export async function runReportCommand(
     out.info(`  HTML:     ${files.html}`);
     out.info(`  Markdown: ${files.md}`);
     out.info(`  JSON:     ${files.json}`);
-    out.info(`  The same three under ${archivePath(archive, latest.html).replace(/report\.html$/, '')}`);
+    out.info(
+      latest === null
+        ? `  Not copied to reports/final/latest/: ${report.runId} is not the latest go-live run.`
+        : `  The same three under ${archivePath(archive, latest.html).replace(/report\.html$/, '')}`,
+    );
     const opened = options.open ? await openReport(archive, files.html, options, out) : false;
     return {
       code: 0,

@@ -57,6 +57,8 @@ export async function runSyncLoop(
       const outcome = await runPhaseCommand(loaded, 'sync', out, cwd, runner, undefined, { graceful: true });
       outcomes.push(outcome);
       if (outcome.code === 2) break;
+      // Go-live ended sync for good: no later pass would start either.
+      if (String(outcome.json.cause ?? '').includes('sync is stopped for good')) break;
       if (stop.signal.aborted || (request.passes !== undefined && outcomes.length >= request.passes)) break;
       out.info(`Next sync pass in ${describe(request.everyMs)} (Ctrl-C stops).`);
       await sleep(request.everyMs, undefined, { signal: stop.signal }).catch(() => undefined);
