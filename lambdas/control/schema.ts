@@ -3,7 +3,8 @@ import { tenantBid } from '../core/config/schema.ts';
 import { execution } from '../foundation/schema.ts';
 import { ROLLBACK_PHASES } from '../registry.ts';
 
-const runId = z.string().regex(/^(foundation|data|application|integration)-[0-9TZ]+-[0-9a-f]+$/);
+// A go-live run is the application rollback's to take back (every tenant), so its id travels with the runs.
+const runId = z.string().regex(/^(foundation|data|application|integration|golive)-[0-9TZ]+-[0-9a-f]+$/);
 
 /**
  * What starts the rollback state machine: `phase` when an operator names it; otherwise the phase in flight or

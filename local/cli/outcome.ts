@@ -94,6 +94,37 @@ export async function explainRun(
         `Sync pass ${record.runId} ${record.status === 'failed' ? 'failed' : 'was interrupted'}: ${shorten(first)}`,
         `Nothing to undo: every repair it made was one transaction, so the target is as consistent as before it. ${record.error?.name === 'RunStopped' ? 'A rollback stopped it; once the cause is dealt with (and data copied again, if it was rolled back), the next pass starts afresh' : record.status === 'failed' ? 'Fix the cause, then run the next pass' : 'The next pass resumes it'}: npx shifu-migrate run sync`,
       ]);
+    // Go-live: its failure takes every tenant back (or leaves it resumable); say which side serves each.
+    if (phase === 'golive' && record.status !== 'refused') {
+      const states = await tenantStates(deps.target);
+      const on = (route: string) => states.filter((t) => t.route === route).map((t) => t.tenant);
+      const paused = on('paused');
+      const sides = `The multi-tenant side serves ${on('saas').join(', ') || 'no tenant'}; legacy serves ${on('legacy').join(', ') || 'no tenant'}${paused.length > 0 ? `; the writes of ${paused.join(', ')} are PAUSED (finish with npx shifu-migrate rollback)` : ''}.`;
+      if (record.status === 'rolled_back')
+        return told(
+          [
+            `Go-live rolled back (${record.runId}): every tenant went back to legacy, with every write it made on the multi-tenant side (a full sync pass drained them first); legacy's tables are intact and sync runs again. Cause: ${shorten(first)}`,
+            sides,
+            'Once the cause is dealt with: npx shifu-migrate run golive',
+          ],
+          { rolledBack: true },
+        );
+      if (record.status === 'interrupted')
+        return told([
+          `Go-live interrupted (${record.runId}): ${shorten(first)}. Nothing was undone: the tenants stay on the multi-tenant side, sync passes run again meanwhile, and the archive parts written are kept.`,
+          sides,
+          'Once the cause is dealt with, resume it: npx shifu-migrate run golive (or take every tenant back: npx shifu-migrate rollback --phase application)',
+        ]);
+      return told([
+        `Go-live ${record.runId} is ${record.status}: ${shorten(first)}`,
+        sides,
+        record.status === 'rollback_failed' ||
+        record.status === 'rolling_back' ||
+        record.status === 'stopping'
+          ? 'Finish taking the tenants back: npx shifu-migrate rollback'
+          : 'npx shifu-migrate status says what is left; npx shifu-migrate rollback takes every tenant back',
+      ]);
+    }
     // The application phase: which tenants each side serves says what its failure left.
     if (phase === 'application' && record.status !== 'refused') {
       const states = await tenantStates(deps.target);

@@ -162,6 +162,22 @@ describe('golive', () => {
     expect((await cli(['run', 'sync'])).code).toBe(0);
   }, 240_000);
 
+  it('a go-live that died in its own rollback (tenants paused) is finished by rollback, and go-live may start again', async () => {
+    const dead = 'golive-20261201T000000Z-dead01';
+    await server.execute(
+      `INSERT INTO ${tgt('migration_runs')} (run_id, phase, status, started_at, execution_id) VALUES (?, 'golive', 'rolling_back', ?, ?)`,
+      [dead, '2026-12-01 00:00:00.000', 'local:gone:1:x'],
+    );
+    await server.execute(
+      `UPDATE ${tgt('traffic_routing')} SET target = 'paused' WHERE scope = 'tenant' AND tenant_bid = 'acme'`,
+    );
+    const back = await cli(['rollback', '--yes', '--json']);
+    expect(back.code, back.stderr).toBe(0);
+    expect(await statuses()).toEqual(['rolled_back/legacy']);
+    const [run] = await server.query(`SELECT status FROM ${tgt('migration_runs')} WHERE run_id = ?`, [dead]);
+    expect(str(run ?? {}, 'status')).toBe('rolled_back');
+  }, 120_000);
+
   it('goes live: the remaining tenants switched, verified, healthy, archived, sync ended, the report written', async () => {
     // Refused first (quarantine not accepted) while every tenant is on legacy: refused before anything moved.
     writeConfig({});
@@ -195,7 +211,9 @@ describe('golive', () => {
     expect(run.code, JSON.stringify(run.json)).toBe(0);
     expect(await statuses()).toEqual(['switched/saas']);
     // Global tables, and requests without a tenant of their own, follow the multi-tenant side from now on.
-    const [global] = await server.query(`SELECT target FROM ${tgt('traffic_routing')} WHERE scope = 'global'`);
+    const [global] = await server.query(
+      `SELECT target FROM ${tgt('traffic_routing')} WHERE scope = 'global'`,
+    );
     expect(str(global ?? {}, 'target')).toBe('saas');
     const archive = run.json.archive as { tables: number; rows: number; objects: number };
     expect(archive.tables).toBe(10);
