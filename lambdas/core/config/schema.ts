@@ -469,7 +469,7 @@ export const GoLive = z.strictObject({
     .meta({ description: 'Per-tenant smoke queries of the health verification.' }),
   alarmsQuietMinutes: z.number().min(0).max(1_440).default(15).meta({
     description:
-      'Health: no alarm (the ledger’s, and on AWS the stack’s and aws.rollbackOnAlarms) may have been in ALARM for this long before go-live archives.',
+      'Health: none of the ledger’s alarms in ALARM or raised within this many minutes before go-live archives; on AWS also none of the stack’s or aws.rollbackOnAlarms in ALARM at the check (CloudWatch’s history is not read).',
   }),
   maxConnectionsUsed: z.number().gt(0).max(1).default(0.9).meta({
     description:
