@@ -135,6 +135,27 @@ export async function restoreArchive(
       `${options.intoLabel} already has ${existing.map((r) => String(r.t ?? r.T ?? r.TABLE_NAME)).join(', ')}: restore into an empty database (or drop those tables first)`,
     );
   }
+  const created: string[] = [];
+  try {
+    return await restoreTables(options, top.runId, manifests, created);
+  } catch (error) {
+    // What this restore made is taken away (empty or partly loaded tables), so that it can simply run again.
+    for (const table of created)
+      await options.into
+        .execute(`DROP TABLE IF EXISTS ${qualified(options.into.database, table)}`)
+        .catch(() => undefined);
+    if (error instanceof Error && created.length > 0)
+      error.message += ` (the ${created.length} tables this restore had created in ${options.intoLabel} were dropped again)`;
+    throw error;
+  }
+}
+
+async function restoreTables(
+  options: RestoreOptions,
+  runId: string,
+  manifests: readonly TableManifest[],
+  created: string[],
+): Promise<{ runId: string; tables: RestoredTable[] }> {
   const started = performance.now();
   // Tables first, without their secondary indexes: built once each after the load, by sorting, instead of row by
   // row (a table with foreign keys keeps its indexes: they back the constraints).
@@ -144,6 +165,7 @@ export async function restoreArchive(
     await options.into.transaction(async (tx) => {
       await tx.execute('SET SESSION foreign_key_checks = 0');
       await tx.execute(createStatement(manifest));
+      created.push(manifest.table);
       if (indexes.length > 0)
         await tx.execute(
           `ALTER TABLE ${qualified(options.into.database, manifest.table)} ${indexes.map((i) => `DROP INDEX ${ident(i.name, 'index')}`).join(', ')}`,
@@ -184,7 +206,7 @@ export async function restoreArchive(
   };
   await Promise.all([finisher(), finisher()]);
   tables.sort((a, b) => a.table.localeCompare(b.table));
-  return { runId: top.runId, tables };
+  return { runId, tables };
 }
 
 /** One object: its SHA-256 checked first, then its rows in one transaction; the row count must be the manifest's. */

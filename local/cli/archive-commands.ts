@@ -50,13 +50,18 @@ export async function runRestoreArchive(
   const client = openSql(into, { label: 'target' });
   try {
     const manifest = await findArchive(deps.archive, which);
+    if (table !== undefined && !manifest.tables.some((t) => t.table === table))
+      throw new InputError(
+        `the archive ${manifest.runId} has no table ${JSON.stringify(table)}; it has ${manifest.tables.map((t) => t.table).join(', ')}`,
+      );
     const [exists] = await server.query(
       'SELECT COUNT(*) AS n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
       [into.database],
     );
     if (exists === undefined || num(exists, 'n') === 0) {
+      // IF NOT EXISTS: another restore into the same new database may have made it a moment ago.
       await server.execute(
-        `CREATE DATABASE ${ident(into.database, 'database')} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
+        `CREATE DATABASE IF NOT EXISTS ${ident(into.database, 'database')} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
       );
       out.info(`Created database ${into.database}`);
     }

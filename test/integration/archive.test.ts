@@ -293,6 +293,15 @@ describe('the legacy archive', () => {
       const attempt = restoreInto('tags');
       await expect(attempt).rejects.toThrow(ArchiveTampered);
       await expect(attempt).rejects.toThrow(victim.key);
+      // Nothing half-loaded is left behind: the table the restore had made is gone again, so it can run again.
+      const into = restored.at(-1);
+      const left = await adminConnection(into?.name);
+      try {
+        const [tables] = await left.query('SHOW TABLES');
+        expect(tables).toEqual([]);
+      } finally {
+        await left.end();
+      }
     } finally {
       writeFileSync(path, original);
     }
