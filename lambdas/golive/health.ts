@@ -2,6 +2,7 @@ import { probe } from '../application/gates.ts';
 import { nowText } from '../core/ledger/runs.ts';
 import { openSql } from '../core/sql/open.ts';
 import type { SqlClient, SqlSession } from '../core/sql/port.ts';
+import { bindTenant } from '../core/sql/quoted.ts';
 import { num, str } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import type { Verification } from '../data/verify.ts';
@@ -262,8 +263,7 @@ async function smokeChecks(deps: TaskDeps): Promise<HealthCheck[]> {
 async function smokeChecksOn(deps: TaskDeps, client: SqlClient): Promise<HealthCheck[]> {
   const checks: HealthCheck[] = [];
   for (const query of deps.config.golive.smokeQueries) {
-    const uses = query.sql.split(':tenant').length - 1;
-    const sql = query.sql.replaceAll(':tenant', '?');
+    const { sql, uses } = bindTenant(query.sql);
     for (const t of deps.config.tenants) {
       checks.push(
         await timed(`smoke ${query.name} ${t.bid}`, 'smoke', t.bid, async () => {

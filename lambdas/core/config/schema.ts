@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isSafeIdentifier } from '../identifiers.ts';
+import { bindTenant, codeOutsideQuotes } from '../sql/quoted.ts';
 
 /**
  * The shape of `shifu-migrate.config.json`. The JSON Schema in `schema/` is generated from this file
@@ -436,11 +437,14 @@ const SmokeQuery = z.strictObject({
   sql: z
     .string()
     .max(4_000)
-    .regex(/^\s*(SELECT|WITH)\b[^;]*$/i, {
-      error: 'must be one SELECT (or WITH … SELECT) statement, without ;',
+    .refine((sql) => /^\s*(SELECT|WITH)\b[^;]*$/i.test(codeOutsideQuotes(sql)), {
+      error: 'must be one SELECT (or WITH … SELECT) statement, without ; (outside quotes)',
     })
-    .refine((sql) => sql.includes(':tenant'), {
-      error: 'must use :tenant where the tenant id goes (it is sent as a parameter)',
+    .refine((sql) => bindTenant(sql).uses > 0, {
+      error: 'must use :tenant (outside quotes) where the tenant id goes (it is sent as a parameter)',
+    })
+    .refine((sql) => !/\bINTO\s+(OUTFILE|DUMPFILE|@)/i.test(codeOutsideQuotes(sql)), {
+      error: 'must not write anywhere (INTO OUTFILE, INTO DUMPFILE, INTO @variable)',
     })
     .meta({
       description:
