@@ -718,10 +718,20 @@ export async function finishArchive(deps: TaskDeps, runId: string): Promise<Arch
       ...retention(deps),
     });
     await deps.target.execute(
-      `INSERT INTO migration_archives (run_id, table_name, manifest_key, rows_archived, objects, bytes, checksum, archived_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON DUPLICATE KEY UPDATE manifest_key = VALUES(manifest_key), rows_archived = VALUES(rows_archived), objects = VALUES(objects), bytes = VALUES(bytes), checksum = VALUES(checksum), archived_at = VALUES(archived_at)`,
-      [runId, name, key, checksum.rows, objects.length, bytes, checksum.sum, nowText(new Date(archivedAt))],
+      `INSERT INTO migration_archives (run_id, table_name, manifest_key, rows_archived, objects, bytes, checksum, archived_at, ddl_sha256)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE manifest_key = VALUES(manifest_key), rows_archived = VALUES(rows_archived), objects = VALUES(objects), bytes = VALUES(bytes), checksum = VALUES(checksum), archived_at = VALUES(archived_at), ddl_sha256 = VALUES(ddl_sha256)`,
+      [
+        runId,
+        name,
+        key,
+        checksum.rows,
+        objects.length,
+        bytes,
+        checksum.sum,
+        nowText(new Date(archivedAt)),
+        ddlDigest(table.ddl),
+      ],
     );
     tables.push({
       table: name,
@@ -801,4 +811,9 @@ export async function archiveInProcess(
   };
   await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
   return finishArchive(deps, runId);
+}
+
+/** The SHA-256 of a table's archived DDL, as the ledger keeps it (a restore refuses a manifest whose DDL differs). */
+export function ddlDigest(ddl: string): string {
+  return createHash('sha256').update(ddl, 'utf8').digest('hex');
 }

@@ -8,6 +8,7 @@ import { ident, qualified } from '../core/identifiers.ts';
 import { nowText } from '../core/ledger/runs.ts';
 import { insertRows } from '../core/sql/insert.ts';
 import type { SqlClient, SqlParam, SqlSession } from '../core/sql/port.ts';
+import { codeOutsideQuotes } from '../core/sql/quoted.ts';
 import { secondaryIndexDefinitions } from '../data/indexes.ts';
 import {
   ARCHIVE_FORMAT,
@@ -16,6 +17,7 @@ import {
   type ArchiveManifest,
   archiveManifestKey,
   checksumColumns,
+  ddlDigest,
   partLinesDigest,
   type TableManifest,
 } from './archive.ts';
@@ -96,8 +98,14 @@ async function readJson<T>(archive: ArchiveStore, key: string): Promise<T> {
 /** The DDL of an archived table, checked to create that table and nothing else (the manifest is data, not code). */
 function createStatement(manifest: TableManifest): string {
   const prefix = `CREATE TABLE ${ident(manifest.table)} (`;
-  // CREATE TABLE … SELECT would read whatever the restoring user may read into the restored database.
-  if (!manifest.ddl.startsWith(prefix) || /\)\s*(AS\s+)?(SELECT|WITH|TABLE|VALUES)\b/i.test(manifest.ddl)) {
+  // CREATE TABLE … SELECT (or LIKE, or another engine's storage) would read or reach what the restoring user may:
+  // outside quoted names and strings, none of those words may appear.
+  if (
+    !manifest.ddl.startsWith(prefix) ||
+    /\b(SELECT|LIKE|VALUES|CONNECTION|CONNECT|FEDERATED|DIRECTORY|UNION)\b|\)\s*(AS\s+)?(WITH|TABLE)\b/i.test(
+      codeOutsideQuotes(manifest.ddl),
+    )
+  ) {
     throw new ArchiveIncomplete(
       `the manifest of ${manifest.table} holds no CREATE TABLE of that table: it was altered, restore refused`,
     );
@@ -363,30 +371,64 @@ async function crossCheck(
   options: RestoreOptions,
   runId: string,
   manifests: readonly TableManifest[],
+  out?: (line: string) => void,
 ): Promise<void> {
   if (options.ledger === undefined) return;
-  let recorded: Awaited<ReturnType<SqlSession['query']>>;
+  let tables: Awaited<ReturnType<SqlSession['query']>>;
+  let parts: Awaited<ReturnType<SqlSession['query']>>;
   try {
-    recorded = await options.ledger.query(
-      'SELECT table_name, chunk_no, sha256, lines_sha256, rows_archived FROM migration_archive_chunks WHERE run_id = ?',
+    tables = await options.ledger.query(
+      'SELECT table_name, rows_archived, checksum, ddl_sha256 FROM migration_archives WHERE run_id = ?',
       [runId],
     );
-  } catch {
+    parts = await options.ledger.query(
+      'SELECT table_name, chunk_no, key_from, key_to, sha256, lines_sha256, rows_archived FROM migration_archive_chunks WHERE run_id = ? ORDER BY table_name, chunk_no',
+      [runId],
+    );
+  } catch (error) {
+    out?.(
+      `Not cross-checked against the ledger (${(error as Error).message}): the manifests are trusted as they are.`,
+    );
     return;
   }
-  if (recorded.length === 0) return;
-  const byPart = new Map(recorded.map((r) => [`${String(r.table_name)}|${Number(r.chunk_no) + 1}`, r]));
-  for (const manifest of manifests)
-    for (const object of manifest.objects) {
-      const r = byPart.get(`${manifest.table}|${object.part}`);
+  if (tables.length === 0) {
+    out?.(`The ledger has no record of archive ${runId}: the manifests are trusted as they are.`);
+    return;
+  }
+  const altered = (table: string, what: string) =>
+    new ArchiveTampered(
+      `the manifest of ${table} does not match what the archive run ${runId} recorded in the ledger (${what}): it was altered; nothing was restored`,
+    );
+  for (const manifest of manifests) {
+    const table = tables.find((t) => t.table_name === manifest.table);
+    if (table === undefined) throw altered(manifest.table, 'no such table in migration_archives');
+    if (
+      Number(table.rows_archived) !== manifest.rows ||
+      String(table.checksum) !== manifest.checksum.sum ||
+      manifest.checksum.rows !== manifest.rows
+    )
+      throw altered(manifest.table, 'its rows or checksum');
+    if (
+      table.ddl_sha256 !== null &&
+      table.ddl_sha256 !== undefined &&
+      table.ddl_sha256 !== ddlDigest(manifest.ddl)
+    )
+      throw altered(manifest.table, 'its DDL');
+    const recorded = parts.filter((p) => p.table_name === manifest.table);
+    if (recorded.length !== manifest.objects.length) throw altered(manifest.table, 'its number of parts');
+    for (const [i, r] of recorded.entries()) {
+      const object = manifest.objects[i];
+      const bound = (v: unknown) => (v === null || v === undefined ? null : String(v));
       if (
-        r === undefined ||
+        object === undefined ||
+        object.part !== Number(r.chunk_no) + 1 ||
         r.sha256 !== object.sha256 ||
         r.lines_sha256 !== object.linesSha256 ||
-        Number(r.rows_archived) !== object.rows
+        Number(r.rows_archived) !== object.rows ||
+        bound(r.key_from) !== (object.after === null ? null : JSON.stringify(object.after)) ||
+        bound(r.key_to) !== (object.upTo === null ? null : JSON.stringify(object.upTo))
       )
-        throw new ArchiveTampered(
-          `${object.key}: the manifest of ${manifest.table} does not match what the archive run ${runId} recorded in the ledger (migration_archive_chunks): the manifest was altered; nothing was restored`,
-        );
+        throw altered(manifest.table, `part ${Number(r.chunk_no) + 1}: its object, lines, rows or key range`);
     }
+  }
 }

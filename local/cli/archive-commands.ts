@@ -7,7 +7,7 @@ import { openSql } from '../../lambdas/core/sql/open.ts';
 import type { SqlSession } from '../../lambdas/core/sql/port.ts';
 import { num, str } from '../../lambdas/core/sql/rows.ts';
 import { type DatabaseUrl, parseDatabaseUrl, redactUrl, withDatabase } from '../../lambdas/core/sql/url.ts';
-import { partLinesDigest, type TableManifest } from '../../lambdas/golive/archive.ts';
+import { ddlDigest, partLinesDigest, type TableManifest } from '../../lambdas/golive/archive.ts';
 import { liveSince } from '../../lambdas/golive/golive.ts';
 import { findArchive, restoreArchive } from '../../lambdas/golive/restore.ts';
 import { openDeps } from '../run-phase.ts';
@@ -193,6 +193,10 @@ export async function runCleanupLegacy(
     await ensureLedger(deps.target);
     const schema = await introspect(deps.source, deps.sourceUrl.database);
     const tables = schema.tables.map((t) => t.name);
+    if (schema.views.length > 0)
+      out.info(
+        `  views are not archived nor dropped: ${schema.views.join(', ')} (drop them yourself once the tables are gone)`,
+      );
     const preview = await judge(deps, loaded, runId, tables, deps.source, deps.source.adapter, out);
     for (const j of preview) out.info(`  ${j.drop ? 'drop' : 'KEEP'} ${j.table.padEnd(28)} ${j.reason}`);
     const kept = preview.filter((j) => !j.drop);
@@ -274,7 +278,7 @@ async function judge(
   const archived = new Map(
     (
       await deps.target.query(
-        'SELECT table_name, manifest_key, rows_archived, archived_at FROM migration_archives WHERE run_id = ?',
+        'SELECT table_name, manifest_key, rows_archived, archived_at, ddl_sha256 FROM migration_archives WHERE run_id = ?',
         [runId],
       )
     ).map((r) => [str(r, 'table_name'), r]),
@@ -322,6 +326,37 @@ async function judge(
       keep(`its manifest ${str(entry, 'manifest_key')} is not in ${deps.archive.location}`);
       continue;
     }
+    // The ledger, not the manifest, says what was archived: the manifest must agree with it (DDL, every part).
+    if (
+      entry.ddl_sha256 !== null &&
+      entry.ddl_sha256 !== undefined &&
+      entry.ddl_sha256 !== ddlDigest(manifest.ddl)
+    ) {
+      keep('its manifest’s DDL is not the one the archive run recorded: the manifest was altered');
+      continue;
+    }
+    const parts = await deps.target.query(
+      'SELECT chunk_no, key_from, key_to, lines_sha256, rows_archived FROM migration_archive_chunks WHERE run_id = ? AND table_name = ? ORDER BY chunk_no',
+      [runId, table],
+    );
+    const agrees =
+      parts.length === manifest.objects.length &&
+      parts.every((r, i) => {
+        const o = manifest.objects[i];
+        return (
+          o !== undefined &&
+          o.linesSha256 === r.lines_sha256 &&
+          o.rows === Number(r.rows_archived) &&
+          (o.after === null ? null : JSON.stringify(o.after)) === (r.key_from ?? null) &&
+          (o.upTo === null ? null : JSON.stringify(o.upTo)) === (r.key_to ?? null)
+        );
+      });
+    if (!agrees || manifest.rows !== num(entry, 'rows_archived')) {
+      keep(
+        'its manifest’s parts are not the ones the archive run recorded in the ledger: the manifest was altered',
+      );
+      continue;
+    }
     const missing = manifest.objects.filter((o) => !stored.has(o.key));
     if (missing.length > 0) {
       keep(
@@ -332,6 +367,15 @@ async function judge(
     const [create] = await session.query(`SHOW CREATE TABLE ${qualified(deps.sourceUrl.database, table)}`);
     if (ddlShape(str(create ?? {}, 'Create Table')) !== ddlShape(manifest.ddl)) {
       keep('its definition changed since it was archived (SHOW CREATE TABLE differs from the manifest’s)');
+      continue;
+    }
+    const [counted] = await session.query(
+      `SELECT COUNT(*) AS n FROM ${qualified(deps.sourceUrl.database, table)}`,
+    );
+    if (num(counted ?? {}, 'n') !== num(entry, 'rows_archived')) {
+      keep(
+        `it holds ${count(num(counted ?? {}, 'n'))} rows, the archive ${count(num(entry, 'rows_archived'))}: dropping it would lose the difference`,
+      );
       continue;
     }
     out.progress(`  ${table}: reading legacy again, part by part, against the archive`);

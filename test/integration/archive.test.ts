@@ -307,6 +307,42 @@ describe('the legacy archive', () => {
     }
   }, 60_000);
 
+  it('refuses a manifest edited to drop a part or to smuggle SQL into its DDL, before loading anything', async () => {
+    const key = tableManifestKey(RUN, 'tags');
+    const original = (await deps.archive.get(key)) ?? Buffer.alloc(0);
+    const manifest = JSON.parse(original.toString()) as TableManifest;
+    try {
+      // One part left out, the table's rows and checksum made to fit the rest: the ledger recorded three parts.
+      const kept = manifest.objects.filter((o) => o.part !== 2);
+      const rows = kept.reduce((n, o) => n + o.rows, 0);
+      const sum = kept.reduce((x, o) => x ^ BigInt(o.checksum), 0n).toString();
+      await deps.archive.put(
+        key,
+        JSON.stringify({ ...manifest, objects: kept, rows, checksum: { rows, sum } }),
+      );
+      await expect(restoreInto('tags')).rejects.toThrow(/number of parts|rows or checksum/);
+      // A DDL that would copy whatever the restoring user may read: refused by the ledger's DDL digest, and without
+      // a ledger by what the DDL may hold.
+      await deps.archive.put(
+        key,
+        JSON.stringify({ ...manifest, ddl: `${manifest.ddl} IGNORE SELECT 1 AS x` }),
+      );
+      await expect(restoreInto('tags')).rejects.toThrow(ArchiveTampered);
+      const db = await scratchDatabase('arcr');
+      restored.push(db);
+      const into = mysqlClient(db.name);
+      try {
+        await expect(
+          restoreArchive({ archive: deps.archive, into, intoLabel: db.name, which: RUN, table: 'tags' }),
+        ).rejects.toThrow(/holds no CREATE TABLE of that table/);
+      } finally {
+        await into.close();
+      }
+    } finally {
+      await deps.archive.put(key, original);
+    }
+  }, 60_000);
+
   it('archives a part again when asked again (a retry): one object per part, the same checksum', async () => {
     const before = await deps.target.query(
       "SELECT table_name, chunk_no, sha256, checksum FROM migration_archive_chunks WHERE run_id = ? AND table_name = 'tags' ORDER BY chunk_no",

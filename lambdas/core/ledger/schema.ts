@@ -248,6 +248,7 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   bytes BIGINT NOT NULL,
   checksum VARCHAR(40) NOT NULL,
   archived_at DATETIME(3) NOT NULL,
+  ddl_sha256 CHAR(64) NULL,
   dropped_at DATETIME(3) NULL,
   PRIMARY KEY (run_id, table_name)`,
   },
@@ -305,6 +306,7 @@ export const LEDGER_COLUMNS: readonly {
   { table: 'migration_sync_passes', column: 'full_pass', definition: 'TINYINT NOT NULL DEFAULT 0' },
   { table: 'migration_archives', column: 'dropped_at', definition: 'DATETIME(3) NULL' },
   { table: 'migration_archive_chunks', column: 'lines_sha256', definition: 'CHAR(64) NULL' },
+  { table: 'migration_archives', column: 'ddl_sha256', definition: 'CHAR(64) NULL' },
 ];
 
 /** Tables of the multi-tenant model that foundation creates (docs/architecture.md), apart from migrated tables. */
