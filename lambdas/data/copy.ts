@@ -1,6 +1,7 @@
 import { assertRunOwner } from '../core/ledger/phase-run.ts';
 import { strOrNull } from '../core/sql/rows.ts';
 import { type TaskDeps, throwIfStopping } from '../core/task.ts';
+import { waitForGo } from '../core/throttle.ts';
 import { compareChunk, formatChecksum, quarantinedKeys } from './compare.ts';
 import { copyJob, exactBounds, runContext } from './context.ts';
 import { copyClientSide } from './copy-client.ts';
@@ -98,6 +99,12 @@ export async function copyChunk(
   }
   throwIfStopping(
     deps.signal,
+    () => new ChunkCancelled(`${table} chunk ${chunk.n} not started: the run is stopping`),
+  );
+  // Paused (shifu-migrate pause) or a server over chunking.maxLoad: this chunk waits before it starts.
+  await waitForGo(
+    deps,
+    `${table} chunk ${chunk.n}`,
     () => new ChunkCancelled(`${table} chunk ${chunk.n} not started: the run is stopping`),
   );
   await claimChunk(deps, runId, execution, table, chunk.n);

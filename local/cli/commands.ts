@@ -237,6 +237,19 @@ export function parseCommandLine(
     .addHelpText('after', examples('report', 'report --open', 'report --run golive-1 --json'))
     .action((_opts, command: Command) => pick('report', [], command));
   program
+    .command('pause')
+    .description(
+      'no new chunk starts until resume (those in flight finish; nothing is rolled back), locally and on AWS',
+    )
+    .option('--reason <text>', 'why (kept in the ledger, shown by status)')
+    .addHelpText('after', examples('pause --reason "peak hours"', 'resume'))
+    .action((_opts, command: Command) => pick('pause', [], command));
+  program
+    .command('resume')
+    .description('new chunks start again after pause')
+    .addHelpText('after', examples('resume'))
+    .action((_opts, command: Command) => pick('resume', [], command));
+  program
     .command('restore-archive')
     .description(
       'load the legacy archive into a database of its own and prove it: every object’s SHA-256, every table’s checksum',

@@ -4,6 +4,7 @@ import { qualified } from '../../lambdas/core/identifiers.ts';
 import { describeHolder, readLock } from '../../lambdas/core/ledger/lock.ts';
 import { findRuns, targetHasTable } from '../../lambdas/core/ledger/runs.ts';
 import { num, scalarNumber, str, strOrNull } from '../../lambdas/core/sql/rows.ts';
+import { pausedNow } from '../../lambdas/core/throttle.ts';
 import { verifyTarget } from '../../lambdas/data/verify.ts';
 import { tablePass } from '../../lambdas/sync/finish.ts';
 import { openDeps } from '../run-phase.ts';
@@ -198,6 +199,12 @@ export async function runStatusCommand(
           ? `Run lock: held by ${describeHolder(lock)}.`
           : `Run lock: left by ${describeHolder(lock)}, stale (${lock.stale}): the next start takes it over.`,
     );
+    const paused = await pausedNow(deps);
+    if (paused !== null)
+      show(
+        out,
+        `PAUSED since ${paused.since} UTC${paused.reason === '' ? '' : ` (${paused.reason})`}: no new chunk starts (npx shifu-migrate resume).`,
+      );
     show(out, `Runs (newest first) in ${loaded.targetUrl.database}:`);
     for (const run of runs) {
       show(
@@ -274,7 +281,7 @@ export async function runStatusCommand(
             : '  next: npx shifu-migrate cleanup-legacy (after golive.archive.retentionDays)',
       );
     }
-    return { code: 0, json: { status: 'OK', alarms, lock, runs, tables, sync, tenants, golive } };
+    return { code: 0, json: { status: 'OK', alarms, lock, paused, runs, tables, sync, tenants, golive } };
   } finally {
     await deps.close();
   }

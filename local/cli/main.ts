@@ -12,6 +12,7 @@ import { runDemo } from './demo.ts';
 import { resolveDemoServer } from './demo-server.ts';
 import { runStatusCommand, runVerifyCommand } from './inspect.ts';
 import { createOutput, type Output } from './output.ts';
+import { runPause } from './pause.ts';
 import {
   isAwsMode,
   LOCAL_PHASES,
@@ -53,6 +54,8 @@ const COMMANDS = [
   'restore-archive',
   'cleanup-legacy',
   'report',
+  'pause',
+  'resume',
 ] as const;
 type Command = (typeof COMMANDS)[number];
 
@@ -120,8 +123,8 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     const alarmAction =
       command === 'alarm' ? parsePhase(extra.shift(), ALARM_ACTIONS, 'alarm action') : undefined;
     const alarmName = command === 'alarm' ? parseAlarmName(extra.shift()) : undefined;
-    if (values.reason !== undefined && alarmAction !== 'raise')
-      throw new InputError('--reason goes with alarm raise');
+    if (values.reason !== undefined && alarmAction !== 'raise' && command !== 'pause')
+      throw new InputError('--reason goes with alarm raise or pause');
     for (const option of ['rate', 'duration', 'writes', 'seed'] as const)
       if (values[option] !== undefined && command !== 'simulate-traffic')
         throw new InputError(`--${option} goes with simulate-traffic, not ${command}`);
@@ -313,6 +316,12 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
         out.result(
           `${command}${phase === undefined ? '' : ` ${phase}`}: ${outcome.code === 0 ? 'done' : 'failed'}`,
         );
+      return outcome.code;
+    }
+    if (command === 'pause' || command === 'resume') {
+      const outcome = await runPause(loaded, command === 'pause', values.reason ?? '', out, cwd);
+      if (out.json) out.resultJson(outcome.json);
+      else out.result(`${command}: done`);
       return outcome.code;
     }
     if (command === 'report') {

@@ -152,6 +152,11 @@ export const TableRules = z
   })
   .meta({ description: 'Exactly one of global, tenant or exclude.' });
 
+const loadRules = z.string().regex(/^[A-Za-z_]{1,64}=\d{1,9}(,[A-Za-z_]{1,64}=\d{1,9}){0,9}$/, {
+  error:
+    'server status variables and their bounds, e.g. "Threads_running=25" or "Threads_running=25,Threads_connected=400"',
+});
+
 export const Chunking = z.strictObject({
   rowsPerChunk: z
     .int()
@@ -174,6 +179,14 @@ export const Chunking = z.strictObject({
   recheckDelaySeconds: z.number().min(0).max(600).default(5).meta({
     description:
       'A chunk that still differs after a re-copy (its source rows are being written) is looked at again after this long: rows that changed in between are left to the sync phase; rows that did not change and still differ fail the phase.',
+  }),
+  maxLoad: loadRules.optional().meta({
+    description:
+      'New chunks wait while either database is busier than this: server status variables and their bounds, e.g. "Threads_running=25" (as pt-online-schema-change and gh-ost do). Chunks in flight finish.',
+  }),
+  criticalLoad: loadRules.optional().meta({
+    description:
+      'Over this, the run stops before its next chunk, resumable, nothing undone (e.g. "Threads_running=60").',
   }),
   copyPath: z.enum(['auto', 'server', 'client']).default('auto').meta({
     description:

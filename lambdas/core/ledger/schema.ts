@@ -265,6 +265,14 @@ export const LEDGER_TABLES: readonly { readonly name: string; readonly body: str
   KEY idx_archive (archive_run_id, table_name)`,
   },
   {
+    name: 'migration_pause',
+    body: `name VARCHAR(20) NOT NULL,
+  paused TINYINT NOT NULL,
+  reason VARCHAR(255) NOT NULL DEFAULT '',
+  since DATETIME(3) NOT NULL,
+  PRIMARY KEY (name)`,
+  },
+  {
     name: 'migration_alarms',
     body: `name VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
   state VARCHAR(20) NOT NULL,
