@@ -371,6 +371,15 @@ export async function writeReport(deps: TaskDeps, runId: string): Promise<Assess
       code: 'source-user-can-write',
       message: `the source's database user may write (${writes.join(', ')}): the tool opens the source read-only, but on AWS the Data API cannot be made read-only, so the user should be. Give the source its own secret for a user with SELECT only (GRANT SELECT ON \`${deps.sourceUrl.database}\`.* TO …)`,
     });
+  const missing = await missingTargetPrivileges(deps);
+  if (missing !== null && missing.privileges.length > 0)
+    problems.push({
+      // Privileges through roles are not expanded here: then a warning, not a block.
+      severity: missing.roles ? 'warning' : 'blocking',
+      code: 'target-privileges',
+      message: `the target's database user may not ${missing.privileges.join(', ')} on ${deps.targetUrl.database}${missing.roles ? ' (as far as its own grants say; its roles were not looked into)' : ''}: foundation creates and alters tables, data writes and builds indexes, rollbacks delete and drop. Fix: GRANT ${missing.privileges.join(', ')} ON \`${deps.targetUrl.database}\`.* TO <the target user>`,
+    });
+  problems.push(await estimatedDuration(deps, schema));
 
   let target: AssessReport['target'] = {
     database: deps.targetUrl.database,
@@ -520,4 +529,70 @@ export async function sourceWritePrivileges(deps: TaskDeps): Promise<string[]> {
       if (m[1] !== undefined) found.add(m[1]);
   }
   return [...found].sort();
+}
+
+/** What the target's user needs on its database: foundation, data, sync, integration, and their rollbacks. */
+const TARGET_NEEDS = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'CREATE', 'ALTER', 'INDEX', 'DROP'] as const;
+
+/**
+ * The privileges the target's user lacks on the target database, from its grants (global, or on the database as
+ * written or as a pattern); null when the grants cannot be read.
+ */
+export async function missingTargetPrivileges(
+  deps: TaskDeps,
+): Promise<{ privileges: string[]; roles: boolean } | null> {
+  let grants: Row[];
+  try {
+    grants = await deps.targetServer.query('SHOW GRANTS FOR CURRENT_USER()');
+  } catch {
+    return null;
+  }
+  const db = deps.targetUrl.database;
+  const scopes = [' ON *.* ', ` ON \`${db}\`.`, ` ON \`${db.replaceAll('_', '\\_')}\`.`];
+  const held = new Set<string>();
+  let roles = false;
+  for (const row of grants) {
+    const text = String(Object.values(row)[0] ?? '');
+    const on = text.toUpperCase().indexOf(' ON ');
+    if (/^GRANT /i.test(text) && on === -1) roles = true;
+    if (!/^GRANT /i.test(text) || on === -1 || !scopes.some((scope) => text.includes(scope))) continue;
+    const granted = text.slice(6, on).toUpperCase();
+    if (/\bALL PRIVILEGES\b/.test(granted)) return { privileges: [], roles };
+    for (const need of TARGET_NEEDS) if (new RegExp(`\\b${need}\\b`).test(granted)) held.add(need);
+  }
+  return { privileges: TARGET_NEEDS.filter((need) => !held.has(need)), roles };
+}
+
+/** Rows read for the duration estimate: one keyset page of the largest table. */
+const SAMPLE_ROWS = 2_000;
+
+/**
+ * How long the data phase may take, from a measured sample: one page of the largest table read as the copy reads
+ * it, its rate scaled to every row, with the copy's writes and both sides' checksums about three times the reading,
+ * `chunking.maxConcurrency` chunks at once. An estimate, said as one.
+ */
+async function estimatedDuration(deps: TaskDeps, schema: SchemaInfo): Promise<Problem> {
+  const rows = schema.tables.reduce((sum, t) => sum + t.rowsEstimate, 0);
+  const largest = [...schema.tables].sort((a, b) => b.rowsEstimate - a.rowsEstimate)[0];
+  const key = largest === undefined ? null : chunkKey(largest);
+  if (largest === undefined || key === null || rows === 0)
+    return {
+      severity: 'info',
+      code: 'estimated-duration',
+      message: 'no rows to time a sample of: no estimate',
+    };
+  const began = performance.now();
+  const sample = await deps.source.query(
+    `SELECT * FROM ${qualified(deps.sourceUrl.database, largest.name)} ORDER BY ${key.map((k) => ident(k)).join(', ')} LIMIT ?`,
+    [SAMPLE_ROWS],
+  );
+  const seconds = Math.max((performance.now() - began) / 1000, 0.001);
+  const rate = sample.length / seconds;
+  const estimate = ((rows / Math.max(rate, 1)) * 3) / Math.max(1, deps.config.chunking.maxConcurrency);
+  const said = estimate < 90 ? `${Math.max(1, Math.round(estimate))} s` : `${Math.round(estimate / 60)} min`;
+  return {
+    severity: 'info',
+    code: 'estimated-duration',
+    message: `the data phase may take about ${said} for ${rows.toLocaleString('en-US')} rows: ${sample.length.toLocaleString('en-US')} rows of ${largest.name} read in ${(seconds * 1000).toFixed(0)} ms (${Math.round(rate).toLocaleString('en-US')} rows/s), the copy, its checksums and isolation about three times the reading, ${deps.config.chunking.maxConcurrency} chunks at once; an estimate from one sample`,
+  };
 }

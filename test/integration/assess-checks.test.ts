@@ -129,4 +129,44 @@ describe('the checks a DBA runs before a migration', () => {
       expect.objectContaining({ severity: 'blocking', code: 'binary-chunk-key', table: 't_bit' }),
     );
   });
+
+  it('blocks a target user that may not create, alter or drop, naming the GRANT; estimates the duration from a sample', async () => {
+    const user = `smt_tgt_${process.pid}`;
+    const target = `${db.name}_lim`;
+    const admin = await adminConnection();
+    try {
+      await admin.query(`CREATE DATABASE IF NOT EXISTS \`${target}\``);
+      await admin.query(`CREATE USER IF NOT EXISTS '${user}'@'%' IDENTIFIED BY 'pw'`);
+      await admin.query(`CREATE USER IF NOT EXISTS '${user}'@'localhost' IDENTIFIED BY 'pw'`);
+      await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON \`${target}\`.* TO '${user}'@'%'`);
+      await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON \`${target}\`.* TO '${user}'@'localhost'`);
+      const dir = mkdtempSync(join(tmpdir(), 'smt-assess-priv-'));
+      writeFileSync(
+        join(dir, 'shifu-migrate.config.json'),
+        JSON.stringify({
+          ...demoConfig(),
+          source: { url: mysqlUrl(db.name).raw },
+          target: { url: `mysql://${user}:pw@127.0.0.1:3306/${target}` },
+          archive: { url: join(dir, 'archive') },
+          tables: Object.fromEntries(
+            ['good', 'old_engine', 'latin', 'parent', 'child'].map((t) => [t, { global: true }]),
+          ),
+        }),
+      );
+      const run = await runCli(['run', 'assess'], { cwd: dir });
+      const problems = (run.json.report as AssessReport).problems;
+      const privileges = problems.find((p) => p.code === 'target-privileges');
+      expect(privileges?.severity).toBe('blocking');
+      expect(privileges?.message).toMatch(/may not CREATE, ALTER, INDEX, DROP on/);
+      expect(privileges?.message).toMatch(/GRANT CREATE, ALTER, INDEX, DROP ON/);
+      expect(problems.find((p) => p.code === 'estimated-duration')?.message).toMatch(
+        /the data phase may take about \d+ (s|min) for [\d,]+ rows: [\d,]+ rows of \w+ read in \d+ ms/,
+      );
+    } finally {
+      await admin.query(`DROP USER IF EXISTS '${user}'@'%'`);
+      await admin.query(`DROP USER IF EXISTS '${user}'@'localhost'`);
+      await admin.query(`DROP DATABASE IF EXISTS \`${target}\``);
+      await admin.end();
+    }
+  }, 60_000);
 });
