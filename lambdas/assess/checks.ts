@@ -111,6 +111,15 @@ export async function sourceChecks(source: SqlSession, schema: SchemaInfo): Prom
         code: 'binlog-row-image',
         message: `binlog_row_image is ${image}: change capture needs FULL (every column of a changed row)`,
       });
+    const [retention] = await query(
+      source,
+      'SELECT @@GLOBAL.binlog_expire_logs_seconds AS seconds, @@GLOBAL.expire_logs_days AS days',
+    );
+    const kept = binlogRetention(
+      logBin !== '0' && logBin !== 'OFF',
+      retention === undefined ? null : Number(retention.seconds ?? 0) || Number(retention.days ?? 0) * 86_400,
+    );
+    if (kept !== null) problems.push(kept);
     const packet = num(settings, 'packet');
     const largest = Math.max(
       0,
@@ -189,4 +198,20 @@ export function syncChecks(config: Config, schema: SchemaInfo): Problem[] {
       });
   }
   return problems;
+}
+
+/** A day: the least binlog retention that lets a sync pass stopped overnight catch up from the log. */
+const DAY_SECONDS = 86_400;
+
+/**
+ * How long the source keeps its binary logs, as change capture would need them: a warning under a day; null when
+ * there is no log (said elsewhere), or it is kept until purged by hand (0), or it cannot be read.
+ */
+export function binlogRetention(logBin: boolean, seconds: number | null): Problem | null {
+  if (!logBin || seconds === null || seconds === 0 || seconds >= DAY_SECONDS) return null;
+  return {
+    severity: 'warning',
+    code: 'binlog-retention',
+    message: `the source keeps its binary logs for ${Math.round(seconds / 3_600)} h: change capture that stops for longer than that cannot catch up from the log. Keep at least a day (SET GLOBAL binlog_expire_logs_seconds = 604800, or the cluster parameter group)`,
+  };
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sourceChecks, syncChecks } from '../../lambdas/assess/checks.ts';
+import { binlogRetention, sourceChecks, syncChecks } from '../../lambdas/assess/checks.ts';
 import type { AssessReport } from '../../lambdas/assess/schema.ts';
 import { ConfigSchema } from '../../lambdas/core/config/schema.ts';
 import { introspect } from '../../lambdas/core/schema/introspect.ts';
@@ -64,6 +64,16 @@ describe('the checks a DBA runs before a migration', () => {
     );
     expect(problems.find((p) => p.code === 'declared-foreign-keys')?.message).toMatch(/fk_child_parent/);
     expect(problems.find((p) => p.code === 'trigger')?.message).toMatch(/good_touch \(UPDATE on good\)/);
+  });
+
+  it('warns when the source keeps its binary logs less than a day (a server setting: decided from its values)', () => {
+    expect(binlogRetention(true, 3 * 3_600)).toMatchObject({ severity: 'warning', code: 'binlog-retention' });
+    expect(binlogRetention(true, 3 * 3_600)?.message).toMatch(
+      /keeps its binary logs for 3 h.*binlog_expire_logs_seconds/,
+    );
+    expect(binlogRetention(true, 7 * 86_400)).toBeNull();
+    expect(binlogRetention(true, 0)).toBeNull();
+    expect(binlogRetention(false, 3_600)).toBeNull();
   });
 
   it('names the change column sync catches up by, whether an index leads with it, and tables without one', async () => {
