@@ -41,6 +41,8 @@ export interface RunPhaseOptions {
   readonly metrics?: MetricsSink;
   /** A sync schedule to enable and disable (a test's stand-in: locally there is none, `sync --every` is the loop). */
   readonly syncSchedule?: SyncSchedule;
+  /** Told at the Ctrl-C that stops the execution, before work in flight has stopped (the CLI says what happens). */
+  readonly onInterrupt?: () => void;
   /** Events of the executions this one starts and waits for (application's sync passes). */
   readonly onNestedEvent?: (machine: string, event: ExecutionEvent) => void;
 }
@@ -195,6 +197,7 @@ export async function runPhase(options: RunPhaseOptions): Promise<PhaseRun> {
       }
       if (interrupted) process.exit(130);
       interrupted = true;
+      options.onInterrupt?.();
       execution.abort();
     };
     process.on('SIGINT', onInterrupt);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigSchema } from '../lambdas/core/config/schema.ts';
+import { contractSchemas } from '../local/cli/json-contract.ts';
 import { demoConfig } from '../local/demo/config.ts';
 
 /** Files generated from code and kept in the repository; a test fails when one is stale. */
@@ -18,6 +19,12 @@ export function generatedFiles(): Record<string, string> {
     'schema/shifu-migrate.config.schema.json': `${JSON.stringify(document, null, 2)}\n`,
     'examples/demo.config.json': `${JSON.stringify(example, null, 2)}\n`,
     'lambdas/golive/vendor/chart-js.generated.ts': chartJsModule(),
+    ...Object.fromEntries(
+      Object.entries(contractSchemas()).map(([path, schema]) => [
+        path,
+        `${JSON.stringify(schema, null, 2)}\n`,
+      ]),
+    ),
   };
 }
 

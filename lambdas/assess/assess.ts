@@ -1,4 +1,6 @@
+import { statfs } from 'node:fs/promises';
 import { idSeries } from '../application/gates.ts';
+import { rulesFingerprint } from '../core/config/fingerprint.ts';
 import { tenantRules } from '../core/config/schema.ts';
 import { DatabaseUnreachable } from '../core/errors.ts';
 import { ident, isSafeIdentifier, qualified } from '../core/identifiers.ts';
@@ -11,7 +13,7 @@ import type { Row } from '../core/sql/port.ts';
 import { num, scalarNumber, strOrNull } from '../core/sql/rows.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { type RuleContext, referenceChain, tenantExpression } from '../core/tenant/sql.ts';
-import { sourceChecks, syncChecks } from './checks.ts';
+import { sourceChecks, syncChecks, targetFreeSpace } from './checks.ts';
 import { duplicateKeyTenants } from './duplicates.ts';
 import { renderMarkdown } from './report.ts';
 import type {
@@ -380,6 +382,7 @@ export async function writeReport(deps: TaskDeps, runId: string): Promise<Assess
       message: `the target's database user may not ${missing.privileges.join(', ')} on ${deps.targetUrl.database}${missing.roles ? ' (as far as its own grants say; its roles were not looked into)' : ''}: foundation creates and alters tables, data writes and builds indexes, rollbacks delete and drop. Fix: GRANT ${missing.privileges.join(', ')} ON \`${deps.targetUrl.database}\`.* TO <the target user>`,
     });
   problems.push(await estimatedDuration(deps, schema));
+  problems.push(await freeSpace(deps, schema));
 
   let target: AssessReport['target'] = {
     database: deps.targetUrl.database,
@@ -463,6 +466,7 @@ export async function writeReport(deps: TaskDeps, runId: string): Promise<Assess
   const report: AssessReport = {
     runId,
     generatedAt: new Date().toISOString(),
+    configHash: rulesFingerprint(deps.config),
     ready: blocking === 0,
     source: { database: schema.database, server: schema.server.version, flavor: schema.server.flavor },
     target,
@@ -568,19 +572,62 @@ const SAMPLE_ROWS = 2_000;
 
 /**
  * How long the data phase may take, from a measured sample: one page of the largest table read as the copy reads
- * it, its rate scaled to every row, with the copy's writes and both sides' checksums about three times the reading,
- * `chunking.maxConcurrency` chunks at once. An estimate, said as one.
+ * it, its rate scaled to every row, with the copy's writes, both sides' checksums, index builds and isolation checks
+ * about six times the reading, parallel chunks helping up to two at once. An estimate, said as one.
  */
-async function estimatedDuration(deps: TaskDeps, schema: SchemaInfo): Promise<Problem> {
+/**
+ * The target's free disk space against what the copy needs: read from the server's data directory when the server
+ * runs on this machine (a local run against a local server); Aurora's volume grows by itself; otherwise it cannot be
+ * read through SQL, and the finding says what to check.
+ */
+async function freeSpace(deps: TaskDeps, schema: SchemaInfo): Promise<Problem> {
+  const migrated = schema.tables.filter((t) => deps.config.tables[t.name]?.exclude === undefined);
+  const sourceBytes = migrated.reduce((sum, t) => sum + t.dataBytes + t.indexBytes, 0);
+  const url = deps.targetUrl;
+  if (url.kind === 'rdsdata') return targetFreeSpace({ sourceBytes, free: null, where: '', aurora: true });
+  const version = await deps.targetServer
+    .query('SELECT @@version_comment AS c, @@datadir AS d')
+    .catch(() => [] as Row[]);
+  const comment = version[0] === undefined ? '' : (strOrNull(version[0], 'c') ?? '');
+  const datadir = version[0] === undefined ? null : strOrNull(version[0], 'd');
+  if (/aurora/i.test(comment)) return targetFreeSpace({ sourceBytes, free: null, where: '', aurora: true });
+  if (!LOOPBACK.test(url.host) || datadir === null)
+    return targetFreeSpace({
+      sourceBytes,
+      free: null,
+      where: `${url.host} is another machine, and SQL does not tell a disk's free space`,
+      aurora: false,
+    });
+  try {
+    const fs = await statfs(datadir);
+    return targetFreeSpace({ sourceBytes, free: fs.bavail * fs.bsize, where: datadir, aurora: false });
+  } catch (error) {
+    return targetFreeSpace({
+      sourceBytes,
+      free: null,
+      where: `its data directory ${datadir} could not be read: ${(error as Error).message}`,
+      aurora: false,
+    });
+  }
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1)$/;
+
+export interface DurationEstimate {
+  readonly seconds: number;
+  readonly rows: number;
+  readonly sample: { readonly table: string; readonly rows: number; readonly seconds: number };
+}
+
+/** The data phase's time, from one timed page of the largest table; null when there is nothing to time. */
+export async function estimateDataSeconds(
+  deps: TaskDeps,
+  schema: SchemaInfo,
+): Promise<DurationEstimate | null> {
   const rows = schema.tables.reduce((sum, t) => sum + t.rowsEstimate, 0);
   const largest = [...schema.tables].sort((a, b) => b.rowsEstimate - a.rowsEstimate)[0];
   const key = largest === undefined ? null : chunkKey(largest);
-  if (largest === undefined || key === null || rows === 0)
-    return {
-      severity: 'info',
-      code: 'estimated-duration',
-      message: 'no rows to time a sample of: no estimate',
-    };
+  if (largest === undefined || key === null || rows === 0) return null;
   const began = performance.now();
   const sample = await deps.source.query(
     `SELECT * FROM ${qualified(deps.sourceUrl.database, largest.name)} ORDER BY ${key.map((k) => ident(k)).join(', ')} LIMIT ?`,
@@ -588,11 +635,32 @@ async function estimatedDuration(deps: TaskDeps, schema: SchemaInfo): Promise<Pr
   );
   const seconds = Math.max((performance.now() - began) / 1000, 0.001);
   const rate = sample.length / seconds;
-  const estimate = ((rows / Math.max(rate, 1)) * 3) / Math.max(1, deps.config.chunking.maxConcurrency);
-  const said = estimate < 90 ? `${Math.max(1, Math.round(estimate))} s` : `${Math.round(estimate / 60)} min`;
+  return {
+    // The copy, its checksums, index builds and isolation checks take about six times the reading; chunks in
+    // parallel help up to about two at once (calibrated on the 1M-row demo: 18 s estimated, 19 s taken).
+    seconds: ((rows / Math.max(rate, 1)) * 6) / Math.min(2, Math.max(1, deps.config.chunking.maxConcurrency)),
+    rows,
+    sample: { table: largest.name, rows: sample.length, seconds },
+  };
+}
+
+async function estimatedDuration(deps: TaskDeps, schema: SchemaInfo): Promise<Problem> {
+  const estimate = await estimateDataSeconds(deps, schema);
+  if (estimate === null)
+    return {
+      severity: 'info',
+      code: 'estimated-duration',
+      message: 'no rows to time a sample of: no estimate',
+    };
+  const { sample, rows } = estimate;
+  const rate = sample.rows / sample.seconds;
+  const said =
+    estimate.seconds < 90
+      ? `${Math.max(1, Math.round(estimate.seconds))} s`
+      : `${Math.round(estimate.seconds / 60)} min`;
   return {
     severity: 'info',
     code: 'estimated-duration',
-    message: `the data phase may take about ${said} for ${rows.toLocaleString('en-US')} rows: ${sample.length.toLocaleString('en-US')} rows of ${largest.name} read in ${(seconds * 1000).toFixed(0)} ms (${Math.round(rate).toLocaleString('en-US')} rows/s), the copy, its checksums and isolation about three times the reading, ${deps.config.chunking.maxConcurrency} chunks at once; an estimate from one sample`,
+    message: `the data phase may take about ${said} for ${rows.toLocaleString('en-US')} rows: ${sample.rows.toLocaleString('en-US')} rows of ${sample.table} read in ${(sample.seconds * 1000).toFixed(0)} ms (${Math.round(rate).toLocaleString('en-US')} rows/s), the copy, its checksums, indexes and isolation about six times the reading, at most two chunks' worth at once; an estimate from one sample`,
   };
 }

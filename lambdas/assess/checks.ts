@@ -215,3 +215,45 @@ export function binlogRetention(logBin: boolean, seconds: number | null): Proble
     message: `the source keeps its binary logs for ${Math.round(seconds / 3_600)} h: change capture that stops for longer than that cannot catch up from the log. Keep at least a day (SET GLOBAL binlog_expire_logs_seconds = 604800, or the cluster parameter group)`,
   };
 }
+
+const GIB = 1024 ** 3;
+const gib = (bytes: number): string => `${(bytes / GIB).toFixed(bytes < 10 * GIB ? 2 : 0)} GiB`;
+
+/**
+ * Room on the target for the copy: its tables and indexes about as large as the source's, plus half again for
+ * the indexes built after the copy, the ledger, the redo and binary logs. Blocking below that, a warning below
+ * twice that; `free` null when the server's disk cannot be read (then a warning naming what to check).
+ */
+export function targetFreeSpace(input: {
+  readonly sourceBytes: number;
+  readonly free: number | null;
+  /** Where the free space was read, or why it could not be. */
+  readonly where: string;
+  /** Aurora's cluster volume grows by itself (to 128 TiB): nothing to check. */
+  readonly aurora: boolean;
+}): Problem {
+  const need = Math.ceil(input.sourceBytes * 1.5);
+  if (input.aurora)
+    return {
+      severity: 'info',
+      code: 'target-free-space',
+      message: `the target is Aurora, whose cluster volume grows as data is written (up to 128 TiB): the copy needs about ${gib(need)}`,
+    };
+  if (input.free === null)
+    return {
+      severity: 'warning',
+      code: 'target-free-space',
+      message: `the target's free disk space cannot be read from here (${input.where}): make sure its data directory has at least ${gib(need)} free (the source's tables and indexes are ${gib(input.sourceBytes)}, and the copy with its later indexes, ledger and logs takes about half again), twice that to be safe; on RDS, CloudWatch's FreeStorageSpace says`,
+    };
+  if (input.free < need)
+    return {
+      severity: 'blocking',
+      code: 'target-free-space',
+      message: `the target has ${gib(input.free)} free at ${input.where}, and the copy needs about ${gib(need)} (the source's tables and indexes are ${gib(input.sourceBytes)}, plus half again for the indexes built after the copy, the ledger and logs): free space or grow the volume first`,
+    };
+  return {
+    severity: input.free < 2 * need ? 'warning' : 'info',
+    code: 'target-free-space',
+    message: `the target has ${gib(input.free)} free at ${input.where}; the copy needs about ${gib(need)}${input.free < 2 * need ? ': less than twice that, so logs growing during the run could fill it; free more space to be safe' : ''}`,
+  };
+}

@@ -64,6 +64,8 @@ export interface TableSummary {
 export interface AssessReport {
   readonly runId: string;
   readonly generatedAt: string;
+  /** The fingerprint of the config's tenant rules it judged (absent in reports made before it was kept). */
+  readonly configHash?: string;
   readonly ready: boolean;
   readonly source: { readonly database: string; readonly server: string; readonly flavor: string };
   readonly target: {

@@ -177,11 +177,15 @@ export interface DataStart {
     readonly chunksDone: number;
     readonly chunksTotal: number;
     readonly tablesPlanned: number;
+    /** Rows the chunks done so far copied. */
+    readonly rowsDone: number;
     /** The previous owner and why it no longer counted, when the lock was taken over from it. */
     readonly tookOverFrom: string | null;
   } | null;
   readonly levels: PlannedTable[][];
   readonly tables: PlannedTable[];
+  /** The server's row estimate of each planned table: the progress display's denominator, known up front. */
+  readonly rowsEstimate: Record<string, number>;
   readonly maxConcurrency: number;
 }
 
@@ -244,13 +248,16 @@ export async function startData(deps: TaskDeps, execution: string): Promise<Data
       );
       const [done] = await deps.target.query(
         `SELECT COUNT(*) AS total, COALESCE(SUM(status IN ('copied', 'validated', 'changing')), 0) AS done,
-                COUNT(DISTINCT table_name) AS tables FROM migration_chunks WHERE run_id = ?`,
+                COUNT(DISTINCT table_name) AS tables,
+                COALESCE(SUM(CASE WHEN status IN ('copied', 'validated', 'changing') THEN rows_copied ELSE 0 END), 0) AS rows_done
+           FROM migration_chunks WHERE run_id = ?`,
         [runId],
       );
       resumed = {
         chunksDone: done === undefined ? 0 : num(done, 'done'),
         chunksTotal: done === undefined ? 0 : num(done, 'total'),
         tablesPlanned: done === undefined ? 0 : num(done, 'tables'),
+        rowsDone: done === undefined ? 0 : num(done, 'rows_done'),
         tookOverFrom:
           start.tookOver === null
             ? null
@@ -262,6 +269,11 @@ export async function startData(deps: TaskDeps, execution: string): Promise<Data
       resumed,
       levels,
       tables: largestFirst(deps, context.schema.tables),
+      rowsEstimate: Object.fromEntries(
+        levels
+          .flat()
+          .map((p) => [p.table, context.schema.tables.find((t) => t.name === p.table)?.rowsEstimate ?? 0]),
+      ),
       maxConcurrency: deps.config.chunking.maxConcurrency,
     };
   } catch (error) {

@@ -10,6 +10,8 @@ import { CHART_JS_SOURCE, CHART_JS_VERSION } from './vendor/chart-js.generated.t
 
 /** Where the final report goes in the archive: `reports/final/<golive run or so-far>/` and `reports/final/latest/`. */
 export const FINAL_REPORT_PREFIX = 'reports/final';
+/** Where the report of one run of another phase goes: `reports/runs/<run>/`. */
+export const RUN_REPORT_PREFIX = 'reports/runs';
 
 /** Archive objects listed in the Markdown and HTML; report.json has them all. */
 const OBJECTS_LISTED = 500;
@@ -149,9 +151,11 @@ function summary(report: FinalReport): Section {
     {
       kind: 'p',
       text:
-        golive === null
-          ? 'The golive phase has not run yet: this is the migration so far; its sections say "not yet".'
-          : `Golive run ${golive.runId}: ${golive.status}, started ${time(golive.startedAt)} UTC${golive.finishedAt === null ? '' : `, finished ${time(golive.finishedAt)} UTC`}${golive.error === null ? '' : ` (${golive.error.name}: ${golive.error.message})`}.`,
+        golive === null && report.subject !== null
+          ? `${report.subject.phase} run ${report.subject.runId}: ${report.subject.status}, started ${time(report.subject.startedAt)} UTC${report.subject.finishedAt === null ? '' : `, finished ${time(report.subject.finishedAt)} UTC`}${report.subject.error === null ? '' : ` (${report.subject.error.name}: ${report.subject.error.message})`}. The migration as of that run's end; go-live's sections say "not yet".`
+          : golive === null
+            ? 'The golive phase has not run yet: this is the migration so far; its sections say "not yet".'
+            : `Golive run ${golive.runId}: ${golive.status}, started ${time(golive.startedAt)} UTC${golive.finishedAt === null ? '' : `, finished ${time(golive.finishedAt)} UTC`}${golive.error === null ? '' : ` (${golive.error.name}: ${golive.error.message})`}.`,
     },
     {
       kind: 'p',
@@ -794,7 +798,7 @@ function sections(report: FinalReport): Section[] {
 }
 
 function heading(report: FinalReport): string {
-  return `Migration report: ${report.database}${report.runId === null ? ' (so far)' : ''}`;
+  return `Migration report: ${report.database}${report.subject !== null ? ` (${report.subject.phase} run ${report.subject.runId})` : report.runId === null ? ' (so far)' : ''}`;
 }
 
 /** The charts the HTML draws, in page order. */
@@ -962,7 +966,14 @@ export async function writeFinalReport(
     md: `${FINAL_REPORT_PREFIX}/${folder}/report.md`,
     html: `${FINAL_REPORT_PREFIX}/${folder}/report.html`,
   });
-  const keys = at(report.runId ?? 'so-far');
+  const keys =
+    report.subject !== null
+      ? {
+          json: `${RUN_REPORT_PREFIX}/${report.subject.runId}/report.json`,
+          md: `${RUN_REPORT_PREFIX}/${report.subject.runId}/report.md`,
+          html: `${RUN_REPORT_PREFIX}/${report.subject.runId}/report.html`,
+        }
+      : at(report.runId ?? 'so-far');
   const latest = options.latest ? at('latest') : null;
   for (const where of latest === null ? [keys] : [keys, latest])
     for (const [kind, body, contentType] of files) await archive.put(where[kind], body, { contentType });

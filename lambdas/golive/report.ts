@@ -18,6 +18,8 @@ export interface FinalReport {
   readonly runId: string | null;
   /** That golive run; null: not yet. */
   readonly golive: ReportRun | null;
+  /** A run of another phase the report was asked for: the migration as of that run's end. */
+  readonly subject: ReportRun | null;
   /** Runs, sync passes and route changes count up to here: the golive run's end, else the report's time. */
   readonly until: string;
   /** Every run by its start, but sync passes that succeeded (counted in `syncPasses`, drawn in `sync`). */
@@ -264,8 +266,10 @@ export async function gatherFinalReport(
   const read = async (table: string, sql: string, params: readonly SqlParam[] = []) =>
     present.has(table) ? target.query(sql, params) : [];
 
-  const golive = await goliveRun(target, present, options.runId);
-  const until = golive?.finishedAt ?? now;
+  const asked = await reportRun(target, present, options.runId);
+  const golive = asked?.phase === 'golive' || options.runId === undefined ? asked : null;
+  const subject = golive === null ? asked : null;
+  const until = asked?.finishedAt ?? now;
   const runRows = await read(
     'migration_runs',
     `SELECT run_id, phase, status, started_at, finished_at, error_name, error_message, parent_run_id
@@ -287,6 +291,7 @@ export async function gatherFinalReport(
     database: target.database,
     runId: goliveId,
     golive,
+    subject,
     until,
     runs: runRows.map(runOf),
     syncPasses: {
@@ -367,7 +372,8 @@ function runOf(r: Row): ReportRun {
   };
 }
 
-async function goliveRun(
+/** The run reported on: the one named (of any phase), else the latest golive run (null: none yet). */
+async function reportRun(
   target: SqlClient,
   present: ReadonlySet<string>,
   runId: string | undefined,
@@ -384,15 +390,13 @@ async function goliveRun(
     return latest === undefined ? null : runOf(latest);
   }
   const [run] = await target.query(`SELECT ${columns} FROM migration_runs WHERE run_id = ?`, [runId]);
-  if (run !== undefined && str(run, 'phase') === 'golive') return runOf(run);
-  const golive = await target.query(
-    "SELECT run_id FROM migration_runs WHERE phase = 'golive' ORDER BY started_at DESC LIMIT 5",
-  );
+  if (run !== undefined) return runOf(run);
+  const recent = await target.query('SELECT run_id FROM migration_runs ORDER BY started_at DESC LIMIT 5');
   throw new ReportRunUnknown(
-    `${run === undefined ? `no run ${JSON.stringify(runId)} in ${target.database}` : `${runId} is a ${str(run, 'phase')} run, not a golive run`}: ${
-      golive.length === 0
-        ? 'no golive run yet (without --run the report covers the migration so far)'
-        : `name a golive run (latest: ${golive.map((r) => str(r, 'run_id')).join(', ')}), or none for the latest`
+    `no run ${JSON.stringify(runId)} in ${target.database}: ${
+      recent.length === 0
+        ? 'no run yet'
+        : `name one of its runs (latest: ${recent.map((r) => str(r, 'run_id')).join(', ')}; npx shifu-migrate status lists them), or none for the latest go-live or the migration so far`
     }`,
   );
 }

@@ -40,6 +40,8 @@ export interface ParsedCommand {
     table?: string;
     /** `cleanup-legacy --confirm`: drop, not only say what would be dropped. */
     confirm: boolean;
+    /** `run <phase> --dry-run`: the plan only, as `plan <phase>` prints it. */
+    dryRun: boolean;
   };
 }
 
@@ -94,6 +96,7 @@ export function parseCommandLine(
       yes: opts.yes === true,
       open: opts.open === true,
       confirm: opts.confirm === true,
+      dryRun: opts.dryRun === true,
     };
     for (const key of [
       'config',
@@ -156,10 +159,12 @@ export function parseCommandLine(
       'run a phase: assess, foundation, data, one sync pass, application (switch tenants wave by wave), integration, or golive (verify, health, archive legacy, end sync)',
     )
     .argument('<phase>', 'assess, foundation, data, sync, application, integration or golive')
+    .option('--dry-run', 'print what the run would do (as plan <phase>), and do nothing')
     .addHelpText(
       'after',
       examples(
         'run assess',
+        'run data --dry-run',
         'run data --json',
         'run sync',
         'run application',
@@ -168,6 +173,14 @@ export function parseCommandLine(
       ),
     )
     .action((phase: string, _opts, command: Command) => pick('run', [phase], command));
+  program
+    .command('plan')
+    .description(
+      'what a run of a phase would do, writing nothing: foundation’s DDL; data’s tables, rows, chunks and estimated time; the others’ steps',
+    )
+    .argument('<phase>', 'assess, foundation, data, sync, application, integration or golive')
+    .addHelpText('after', examples('plan foundation', 'plan data', 'plan data --json'))
+    .action((phase: string, _opts, command: Command) => pick('plan', [phase], command));
   program
     .command('sync')
     .description(
@@ -232,10 +245,19 @@ export function parseCommandLine(
     .description(
       'write the migration’s report into the archive: JSON, Markdown and one offline HTML file with charts',
     )
-    .option('--run <id>', 'the golive run to report on (default: the latest one, or the migration so far)')
+    .argument('[run]', 'the run to report on, of any phase (status lists them); the same as --run')
+    .option(
+      '--run <id>',
+      'the run to report on: a golive run (its final report), or a run of another phase (the migration as of its end); default: the latest golive run, or the migration so far',
+    )
     .option('--open', 'open the HTML file in a browser when there is a display')
-    .addHelpText('after', examples('report', 'report --open', 'report --run golive-1 --json'))
-    .action((_opts, command: Command) => pick('report', [], command));
+    .addHelpText(
+      'after',
+      examples('report', 'report data-20261201T133517Z-52903f --open', 'report --run golive-1 --json'),
+    )
+    .action((run: string | undefined, _opts, command: Command) =>
+      pick('report', run === undefined ? [] : [run], command),
+    );
   program
     .command('pause')
     .description(

@@ -11,6 +11,7 @@ import { confirmRollback, type Terminal } from './confirm.ts';
 import { runDemo } from './demo.ts';
 import { resolveDemoServer } from './demo-server.ts';
 import { runStatusCommand, runVerifyCommand } from './inspect.ts';
+import { envelope } from './json-contract.ts';
 import { createOutput, type Output } from './output.ts';
 import { runPause } from './pause.ts';
 import {
@@ -24,6 +25,7 @@ import {
   runPhaseCommand,
   runRollbackCommand,
 } from './phases.ts';
+import { runPlanCommand } from './plan.ts';
 import { runReportCommand } from './report.ts';
 import { runSeedDemo } from './seed-demo.ts';
 import { parseDuration, parseRate, runSimulateTraffic } from './simulate-traffic.ts';
@@ -56,6 +58,7 @@ const COMMANDS = [
   'report',
   'pause',
   'resume',
+  'plan',
 ] as const;
 type Command = (typeof COMMANDS)[number];
 
@@ -89,14 +92,39 @@ function usersOption(raw: string | undefined): number {
   return wholeNumber(raw, '--users', 2000, 1, MAX_DEMO_USERS);
 }
 
-/** Runs one CLI invocation and returns its exit code. */
+/** What the --json envelope says of the invocation, filled in as the command line and config are read. */
+interface Invocation {
+  command: string;
+  config: Parameters<typeof envelope>[0]['config'];
+}
+
+/** Runs one CLI invocation and returns its exit code; with --json, prints its one object (docs/cli-json.md). */
 export async function main(argv: readonly string[], context: CliContext = {}): Promise<number> {
+  const startedAt = new Date();
   const jsonRequested = argv.includes('--json');
   const out: Output = createOutput({
     json: jsonRequested,
+    deferJson: true,
     ...(context.stdout === undefined ? {} : { stdout: context.stdout }),
     ...(context.stderr === undefined ? {} : { stderr: context.stderr }),
   });
+  const invocation: Invocation = { command: '', config: null };
+  const code = await invoke(argv, context, out, invocation);
+  const payload = out.takeJson();
+  if (jsonRequested && payload !== undefined) {
+    const exit = code === 0 || code === 1 || code === 2 ? code : 1;
+    const printed = envelope({ ...invocation, startedAt, endedAt: new Date() }, payload, exit);
+    (context.stdout ?? process.stdout).write(`${JSON.stringify(printed, null, 2)}\n`);
+  }
+  return code;
+}
+
+async function invoke(
+  argv: readonly string[],
+  context: CliContext,
+  out: Output,
+  invocation: Invocation,
+): Promise<number> {
   try {
     const stdout = context.stdout ?? process.stdout;
     const stderr = context.stderr ?? process.stderr;
@@ -107,9 +135,16 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     if ('exit' in parsed) return parsed.exit;
     const { values, positionals } = parsed;
     const [command, ...extra] = positionals as [Command, ...string[]];
-    const phaseArgument = command === 'run' ? extra.shift() : undefined;
+    invocation.command = ['run', 'alarm', 'plan'].includes(command)
+      ? `${command} ${extra[0] ?? ''}`.trim()
+      : command;
+    const phaseArgument = command === 'run' || command === 'plan' ? extra.shift() : undefined;
     const executionArn = command === 'follow' || command === 'redrive' ? extra.shift() : undefined;
     const archiveArgument = command === 'restore-archive' ? extra.shift() : undefined;
+    const reportRun = command === 'report' ? extra.shift() : undefined;
+    if (reportRun !== undefined && values.run !== undefined && reportRun !== values.run)
+      throw new InputError(`report names two runs (${reportRun} and --run ${values.run}): name one`);
+    if (reportRun !== undefined) values.run = reportRun;
     if ((values.into !== undefined || values.table !== undefined) && command !== 'restore-archive')
       throw new InputError(
         `--${values.into !== undefined ? 'into' : 'table'} goes with restore-archive, not ${command}`,
@@ -161,8 +196,8 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
       return 0;
     }
     const phase =
-      command === 'run'
-        ? parsePhase(phaseArgument, LOCAL_PHASES, 'phase to run')
+      command === 'run' || command === 'plan'
+        ? parsePhase(phaseArgument, LOCAL_PHASES, command === 'plan' ? 'phase to plan' : 'phase to run')
         : command === 'rollback' && values.phase !== undefined
           ? parsePhase(values.phase, ROLLBACK_PHASES, 'phase to roll back (--phase)')
           : undefined;
@@ -186,6 +221,12 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
       ...(context.env === undefined ? {} : { env: context.env }),
       ...(context.cwd === undefined ? {} : { cwd: context.cwd }),
     });
+    invocation.config = {
+      origin: loaded.origin.kind === 'file' ? 'file' : 'built-in demo config',
+      path: loaded.origin.kind === 'file' ? loaded.origin.path : null,
+      source: redactUrl(loaded.sourceUrl.raw),
+      target: redactUrl(loaded.targetUrl.raw),
+    };
     // Which config and which databases, always: without a config file every command works on the demo databases.
     out.info(
       `Config: ${loaded.origin.kind === 'file' ? loaded.origin.path : `the built-in demo config (no ${values.config ?? 'shifu-migrate.config.json'} in ${context.cwd ?? process.cwd()})`}; source ${redactUrl(loaded.sourceUrl.raw)}, target ${redactUrl(loaded.targetUrl.raw)}`,
@@ -295,6 +336,11 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
         out.result(
           `sync: ${Number(outcome.json.passes)} passes, ${outcome.code === 0 ? 'the last one done' : 'the last one failed'}`,
         );
+      return outcome.code;
+    }
+    if (command === 'plan' || (command === 'run' && values.dryRun)) {
+      const outcome = await runPlanCommand(loaded, phase ?? '', out, cwd);
+      if (out.json) out.resultJson(outcome.json);
       return outcome.code;
     }
     if (command === 'run' || command === 'rollback') {

@@ -1,6 +1,10 @@
+import cliTruncate from 'cli-truncate';
+import { createLogUpdate } from 'log-update';
+
 /**
  * How the CLI talks: results on stdout (one JSON object with --json), everything else on stderr.
- * On a terminal, progress rewrites one line; otherwise it prints plain lines.
+ * On a terminal, a run's status line is redrawn in place every second (log-update), cut to the terminal's width;
+ * otherwise it is printed as a plain line every few seconds.
  */
 export interface Output {
   readonly json: boolean;
@@ -8,53 +12,106 @@ export interface Output {
   info(line: string): void;
   /** Progress that may be overwritten by the next progress line (stderr). */
   progress(line: string): void;
+  /**
+   * A run's status line, drawn by `render(width)`: on a terminal kept below the other lines and redrawn every
+   * second (so its clock ticks through long steps); otherwise printed every few seconds. `null` removes it.
+   */
+  status(render: ((width: number) => string) | null): void;
   /** The command's result (stdout). */
   result(text: string): void;
   /** The command's result as JSON (stdout): exactly one object per run. */
   resultJson(value: unknown): void;
+  /** With `deferJson`: the object `resultJson` was given, for the caller to print inside its envelope. */
+  takeJson(): Record<string, unknown> | undefined;
 }
 
 const PLAIN_PROGRESS_EVERY_MS = 5_000;
+/** Piped status lines: one every ten seconds keeps a log readable and still shows a run is moving. */
+const PLAIN_STATUS_EVERY_MS = 10_000;
+const STATUS_REDRAW_MS = 1_000;
+/** The width a plain (piped) status line is rendered at. */
+const PLAIN_STATUS_WIDTH = 200;
 
 export function createOutput(options: {
   json: boolean;
   stdout?: NodeJS.WritableStream;
   stderr?: NodeJS.WriteStream | NodeJS.WritableStream;
+  /** Keep the JSON result instead of printing it (the CLI prints it inside the --json envelope). */
+  deferJson?: boolean;
 }): Output {
   const stdout = options.stdout ?? process.stdout;
   const stderr = options.stderr ?? process.stderr;
   const tty = 'isTTY' in stderr && stderr.isTTY === true;
-  let transient = false;
+  const columns = (): number =>
+    'columns' in stderr && typeof stderr.columns === 'number' ? stderr.columns : 80;
+  const live = tty ? createLogUpdate(stderr as NodeJS.WriteStream, { showCursor: true }) : null;
+  let transient: string | null = null;
+  let render: ((width: number) => string) | null = null;
+  let timer: NodeJS.Timeout | null = null;
   let lastPlainProgress = 0;
+  let kept: Record<string, unknown> | undefined;
+  // The frame log-update keeps: the status line, or a transient progress line.
+  const draw = (): void => {
+    if (live === null) return;
+    const width = columns();
+    const frame = render !== null ? render(width) : transient;
+    if (frame === null) live.clear();
+    else live(cliTruncate(frame, Math.max(10, width - 1)));
+  };
   const clear = (): void => {
-    if (transient) {
-      stderr.write('\r\u001b[2K');
-      transient = false;
-    }
+    if (live === null) return;
+    live.clear();
+    transient = null;
   };
   return {
     json: options.json,
     info(line) {
       clear();
       stderr.write(`${line}\n`);
+      draw();
     },
     progress(line) {
-      if (tty) {
-        stderr.write(`\r\u001b[2K${line}`);
-        transient = true;
+      if (live !== null) {
+        if (render !== null) return;
+        transient = line;
+        draw();
       } else if (performance.now() - lastPlainProgress >= PLAIN_PROGRESS_EVERY_MS) {
         // Logs are read later, not watched: a line every few seconds is enough.
         lastPlainProgress = performance.now();
         stderr.write(`${line}\n`);
       }
     },
+    status(next) {
+      if (timer !== null) clearInterval(timer);
+      timer = null;
+      clear();
+      render = next;
+      if (next === null) return;
+      if (live !== null) {
+        draw();
+        timer = setInterval(draw, STATUS_REDRAW_MS);
+      } else {
+        timer = setInterval(() => stderr.write(`${next(PLAIN_STATUS_WIDTH)}\n`), PLAIN_STATUS_EVERY_MS);
+      }
+      // The line never keeps the process alive: a run that ended without removing it still exits.
+      timer.unref();
+    },
     result(text) {
       clear();
       stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+      draw();
     },
     resultJson(value) {
+      if (options.deferJson === true) {
+        kept = value as Record<string, unknown>;
+        return;
+      }
       clear();
       stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+      draw();
+    },
+    takeJson() {
+      return kept;
     },
   };
 }

@@ -8,8 +8,9 @@ import { DEFAULT_POLL_SECONDS, runOnAws } from '../aws-run.ts';
 import { type PhaseRun, type RunPhaseOptions, runPhase } from '../run-phase.ts';
 import { explainRun, INPUT_ERRORS } from './outcome.ts';
 import { count, type Output } from './output.ts';
-import { assertMayWrite } from './preflight.ts';
+import { assertAssessmentPassed, assertMayWrite } from './preflight.ts';
 import { progressPrinter } from './progress.ts';
+import { leaveRunReport } from './report.ts';
 
 /** Phases that run locally today, in the order a migration takes them. */
 export const LOCAL_PHASES = [
@@ -73,6 +74,13 @@ async function failure(
   };
 }
 
+/** What the first Ctrl-C of a local run is answered with, before the work in flight has stopped. */
+export function interruptNotice(phase: string): string {
+  if (phase === 'rollback')
+    return 'Ctrl-C: stopping the rollback half-way. What it removed stays removed; finish it with npx shifu-migrate rollback. Ctrl-C again quits at once.';
+  return `Ctrl-C: stopping. No new work starts; work in flight stops and its transaction rolls back; nothing done is undone. The run is left interrupted: npx shifu-migrate run ${phase} resumes it. Ctrl-C again quits at once.`;
+}
+
 /** Runs a state machine: locally (the engine in this process), or on AWS (the deployed one). */
 export type Runner = (options: RunPhaseOptions) => Promise<PhaseRun>;
 
@@ -86,8 +94,29 @@ export function runnerFor(loaded: LoadedConfig, pollSeconds = DEFAULT_POLL_SECON
   return isAwsMode(loaded) ? (options) => runOnAws({ ...options, pollSeconds }) : runPhase;
 }
 
-/** Runs one phase (locally or on AWS) and reports it the way the CLI contract says. */
+/**
+ * Runs one phase (locally or on AWS) and reports it the way the CLI contract says. A local run of a phase other
+ * than assess (which writes its own) leaves its report: JSON, Markdown and an HTML page with charts.
+ */
 export async function runPhaseCommand(
+  loaded: LoadedConfig,
+  phase: LocalPhase,
+  out: Output,
+  cwd: string,
+  run_: Runner = runPhase,
+  attached?: string,
+  extra: Pick<RunPhaseOptions, 'graceful'> = {},
+): Promise<PhaseOutcome> {
+  const outcome = await runPhaseOnce(loaded, phase, out, cwd, run_, attached, extra);
+  const runId = outcome.json.runId ?? (outcome.json.run as { runId?: unknown } | null | undefined)?.runId;
+  if (phase !== 'assess' && !isAwsMode(loaded) && typeof runId === 'string') {
+    const said = await leaveRunReport(loaded, runId, cwd);
+    out.info(said);
+  }
+  return outcome;
+}
+
+async function runPhaseOnce(
   loaded: LoadedConfig,
   phase: LocalPhase,
   out: Output,
@@ -101,6 +130,8 @@ export async function runPhaseCommand(
   // Assess only reads; a phase that writes refuses a target that is the source, and waits until every raised
   // (local) alarm is cleared.
   if (phase !== 'assess' && !aws) await assertMayWrite(loaded, cwd, { alarms: true });
+  // A data run goes only on an assessment that passed, of these rules (when there is one).
+  if (phase === 'data' && attached === undefined) out.info(await assertAssessmentPassed(loaded, cwd));
   out.info(
     attached !== undefined
       ? attached
@@ -108,14 +139,20 @@ export async function runPhaseCommand(
         ? `Starting ${phase} on AWS (${loaded.config.aws?.stateMachines?.[phase]})`
         : `Running ${phase} locally (${loaded.sourceUrl.database} → ${loaded.targetUrl.database})`,
   );
-  const run = await run_({
-    loaded,
-    stateMachine: phase,
-    input: {},
-    cwd,
-    watch: (d) => progressPrinter(out, d),
-    ...extra,
-  });
+  let run: PhaseRun;
+  try {
+    run = await run_({
+      loaded,
+      stateMachine: phase,
+      input: {},
+      cwd,
+      watch: (d) => progressPrinter(out, d),
+      onInterrupt: () => out.info(interruptNotice(phase)),
+      ...extra,
+    });
+  } finally {
+    out.status(null);
+  }
   if (run.status !== 'SUCCEEDED') return failure(loaded, cwd, run, out, phase);
   if (phase === 'assess') return assessOutcome(loaded, run, out, cwd);
   if (phase === 'data') {
@@ -250,7 +287,8 @@ export async function runRollbackCommand(
     input: request,
     cwd,
     watch: (d) => progressPrinter(out, d),
-  });
+    onInterrupt: () => out.info(interruptNotice('rollback')),
+  }).finally(() => out.status(null));
   if (run.status !== 'SUCCEEDED') {
     out.info(`rollback failed: ${run.error ?? ''}${run.cause ? `: ${run.cause}` : ''}`);
     out.info(

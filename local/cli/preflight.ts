@@ -1,4 +1,9 @@
+import { join } from 'node:path';
+import type { AssessReport } from '../../lambdas/assess/schema.ts';
+import { openArchive } from '../../lambdas/core/archive/open.ts';
+import { rulesFingerprint } from '../../lambdas/core/config/fingerprint.ts';
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
+import { InputError } from '../../lambdas/core/errors.ts';
 import { targetHasTable } from '../../lambdas/core/ledger/runs.ts';
 import { assertSourceIsNotTarget } from '../../lambdas/core/preflight.ts';
 import { openSql } from '../../lambdas/core/sql/open.ts';
@@ -75,4 +80,46 @@ export async function assertMayWrite(
     await Promise.all([source.close(), targetServer.close()]);
   }
   if (options.alarms) await assertNoAlarm(loaded, cwd);
+}
+
+/** `run data` refused: the latest assessment of these databases blocks, or judged other tenant rules. */
+export class AssessmentNotPassed extends InputError {
+  override name = 'AssessmentNotPassed';
+}
+
+/**
+ * Before `run data`: the newest assessment of this source and target (from the archive's reports/assess/) must have
+ * passed, and must have judged the tenant rules this config has. Without any assessment of them, the run goes on and
+ * says so. Returns the line to print.
+ */
+export async function assertAssessmentPassed(loaded: LoadedConfig, cwd: string): Promise<string> {
+  const archive = openArchive(loaded.config.archive.url, cwd);
+  let keys: string[];
+  try {
+    keys = (await archive.list('reports/assess/')).filter((k) => k.endsWith('/report.json'));
+  } catch (error) {
+    return `The assessments in ${archive.location} could not be read (${(error as Error).message}): going on without checking the latest one passed.`;
+  }
+  // Run ids start with their UTC time: newest last once sorted.
+  for (const key of keys.sort().reverse()) {
+    const body = await archive.get(key);
+    if (body === undefined) continue;
+    const report = JSON.parse(body.toString('utf8')) as AssessReport;
+    if (
+      report.source?.database !== loaded.sourceUrl.database ||
+      report.target?.database !== loaded.targetUrl.database
+    )
+      continue;
+    const where = join(archive.location, key.replace(/report\.json$/, 'report.md'));
+    if (!report.ready)
+      throw new AssessmentNotPassed(
+        `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) is BLOCKED by ${report.totals.blocking} problem${report.totals.blocking === 1 ? '' : 's'}: fix them (${where}), then npx shifu-migrate run assess, and run data again`,
+      );
+    if (report.configHash !== undefined && report.configHash !== rulesFingerprint(loaded.config))
+      throw new AssessmentNotPassed(
+        `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) judged other tenant rules than this config has (tenants or tables changed since): npx shifu-migrate run assess, then run data again`,
+      );
+    return `Assessment ${report.runId} of these databases passed, with these tenant rules.`;
+  }
+  return `No assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} found in ${archive.location}: going on (npx shifu-migrate run assess lists what would block, before anything is copied).`;
 }

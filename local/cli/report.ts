@@ -71,7 +71,9 @@ export async function runReportCommand(
     const [newest] = await target.query(
       "SELECT run_id FROM migration_runs WHERE phase = 'golive' ORDER BY started_at DESC LIMIT 1",
     );
-    const isLatest = report.runId === null || newest === undefined || newest.run_id === report.runId;
+    const isLatest =
+      report.subject === null &&
+      (report.runId === null || newest === undefined || newest.run_id === report.runId);
     const { keys, latest } = await writeFinalReport(archive, report, { latest: isLatest });
     const files = {
       html: archivePath(archive, keys.html),
@@ -80,14 +82,14 @@ export async function runReportCommand(
     };
     const failed = report.runs.filter((r) => r.status !== 'succeeded' && r.status !== 'running').length;
     out.info(
-      `Final report of ${report.runId === null ? 'the migration so far (no golive run yet)' : `golive run ${report.runId} (${report.golive?.status ?? '?'})`}: ${count(report.runs.length)} runs (${count(failed)} did not succeed), ${count(report.syncPasses.count)} sync passes, ${count(report.quarantine.total)} rows quarantined, ${count(report.conflicts.open)} open conflicts.`,
+      `${report.subject !== null ? `Report of ${report.subject.phase} run ${report.subject.runId} (${report.subject.status}), the migration as of its end` : `Final report of ${report.runId === null ? 'the migration so far (no golive run yet)' : `golive run ${report.runId} (${report.golive?.status ?? '?'})`}`}: ${count(report.runs.length)} runs (${count(failed)} did not succeed), ${count(report.syncPasses.count)} sync passes, ${count(report.quarantine.total)} rows quarantined, ${count(report.conflicts.open)} open conflicts.`,
     );
     out.info(`  HTML:     ${files.html}`);
     out.info(`  Markdown: ${files.md}`);
     out.info(`  JSON:     ${files.json}`);
     out.info(
       latest === null
-        ? `  Not copied to reports/final/latest/: ${report.runId} is not the latest go-live run.`
+        ? `  Not copied to reports/final/latest/: ${report.subject !== null ? 'the report of one run' : `${report.runId} is not the latest go-live run`}.`
         : `  The same three under ${archivePath(archive, latest.html).replace(/report\.html$/, '')}`,
     );
     const opened = options.open ? await openReport(archive, files.html, options, out) : false;
@@ -96,7 +98,7 @@ export async function runReportCommand(
       html: files.html,
       json: {
         status: 'WRITTEN',
-        runId: report.runId,
+        runId: report.subject?.runId ?? report.runId,
         golive: report.golive?.status ?? null,
         files,
         keys,
@@ -134,5 +136,24 @@ async function openReport(
   } catch (error) {
     out.info(`Cannot open it (${(error as Error).message}). Open ${path} in a browser.`);
     return false;
+  }
+}
+
+/**
+ * After a local phase run: that run's report (the migration as of its end) next to the others, so every run
+ * leaves one a person can open. Returns the line to print; a report that cannot be written does not change the
+ * run's outcome, and says so.
+ */
+export async function leaveRunReport(loaded: LoadedConfig, runId: string, cwd: string): Promise<string> {
+  const target = openSql(loaded.targetUrl, { label: 'target' });
+  try {
+    const report = await gatherFinalReport(target, { runId });
+    const archive = openArchive(loaded.config.archive.url, cwd);
+    const { keys } = await writeFinalReport(archive, report, { latest: false });
+    return `Report of ${runId}: ${archivePath(archive, keys.html)} (and report.md, report.json beside it)`;
+  } catch (error) {
+    return `The report of ${runId} could not be written (${(error as Error).message}); npx shifu-migrate report ${runId} writes it.`;
+  } finally {
+    await target.close();
   }
 }

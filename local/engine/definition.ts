@@ -391,14 +391,3 @@ export function matches(errorEquals: readonly string[], errorName: string, isTas
       (isTask && e === 'States.TaskFailed' && errorName !== 'States.Timeout'),
   );
 }
-
-/** How many items a Map state will iterate over, for progress (`ItemsPath` of the simple `$.a.b` form). */
-export function mapItemCount(definition: LoadedDefinition, map: string, input: unknown): number | undefined {
-  const path = definition.maps.get(map)?.itemsPath;
-  if (path === undefined || !/^\$(\.[A-Za-z0-9_]+)*$/.test(path)) return undefined;
-  let value: unknown = input;
-  for (const key of path.split('.').slice(1)) {
-    value = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
-  }
-  return Array.isArray(value) ? value.length : undefined;
-}

@@ -191,9 +191,16 @@ describe('Step Functions limits at 100M rows (nine tables)', () => {
     );
     const run = {
       runId: 'data-20261201T000000Z-abcdef',
-      resumed: { chunksDone: 20_000, chunksTotal: 20_009, tablesPlanned: 60, tookOverFrom: 'x'.repeat(300) },
+      resumed: {
+        chunksDone: 20_000,
+        chunksTotal: 20_009,
+        tablesPlanned: 60,
+        rowsDone: 9_999_999_999,
+        tookOverFrom: 'x'.repeat(300),
+      },
       levels: [tables.slice(0, 20), tables.slice(20, 40), tables.slice(40)],
       tables,
+      rowsEstimate: Object.fromEntries(tables.map((t) => [t.table, 9_999_999_999])),
       maxConcurrency: MAX_CONCURRENCY,
     };
     expect(Buffer.byteLength(JSON.stringify({ run }))).toBeLessThan(PAYLOAD_LIMIT / 8);

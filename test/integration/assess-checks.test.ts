@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binlogRetention, sourceChecks, syncChecks } from '../../lambdas/assess/checks.ts';
+import { binlogRetention, sourceChecks, syncChecks, targetFreeSpace } from '../../lambdas/assess/checks.ts';
 import type { AssessReport } from '../../lambdas/assess/schema.ts';
 import { ConfigSchema } from '../../lambdas/core/config/schema.ts';
 import { introspect } from '../../lambdas/core/schema/introspect.ts';
@@ -74,6 +74,34 @@ describe('the checks a DBA runs before a migration', () => {
     expect(binlogRetention(true, 7 * 86_400)).toBeNull();
     expect(binlogRetention(true, 0)).toBeNull();
     expect(binlogRetention(false, 3_600)).toBeNull();
+  });
+
+  it('weighs the target free space against the copy: blocking below it, a warning when tight or unknown', () => {
+    const gib = 1024 ** 3;
+    expect(
+      targetFreeSpace({ sourceBytes: 10 * gib, free: 12 * gib, where: '/data', aurora: false }),
+    ).toMatchObject({
+      severity: 'blocking',
+      code: 'target-free-space',
+    });
+    expect(
+      targetFreeSpace({ sourceBytes: 10 * gib, free: 12 * gib, where: '/data', aurora: false }).message,
+    ).toMatch(/12 GiB free at \/data, and the copy needs about 15 GiB.*grow the volume first/);
+    expect(
+      targetFreeSpace({ sourceBytes: 10 * gib, free: 20 * gib, where: '/data', aurora: false }).severity,
+    ).toBe('warning');
+    expect(
+      targetFreeSpace({ sourceBytes: 10 * gib, free: 40 * gib, where: '/data', aurora: false }).severity,
+    ).toBe('info');
+    const unknown = targetFreeSpace({
+      sourceBytes: gib,
+      free: null,
+      where: 'db.internal is another machine',
+      aurora: false,
+    });
+    expect(unknown.severity).toBe('warning');
+    expect(unknown.message).toMatch(/at least 1\.50 GiB free.*FreeStorageSpace/);
+    expect(targetFreeSpace({ sourceBytes: gib, free: null, where: '', aurora: true }).severity).toBe('info');
   });
 
   it('names the change column sync catches up by, whether an index leads with it, and tables without one', async () => {
@@ -172,6 +200,36 @@ describe('the checks a DBA runs before a migration', () => {
       expect(problems.find((p) => p.code === 'estimated-duration')?.message).toMatch(
         /the data phase may take about \d+ (s|min) for [\d,]+ rows: [\d,]+ rows of \w+ read in \d+ ms/,
       );
+      // The target runs on this machine: its free space is read from its data directory.
+      const space = problems.find((p) => p.code === 'target-free-space');
+      expect(space?.severity).not.toBe('blocking');
+      expect(space?.message).toMatch(
+        /the target has [\d.]+ GiB free at \/\S+; the copy needs about [\d.]+ GiB/,
+      );
+
+      // run data refuses while the latest assessment of these databases is BLOCKED: nothing is started.
+      const refused = await runCli(['run', 'data'], { cwd: dir });
+      expect(refused.code).toBe(2);
+      expect(refused.json).toMatchObject({ status: 'REFUSED', error: 'AssessmentNotPassed' });
+      expect(String(refused.json.message)).toMatch(
+        /the latest assessment of \w+ → \w+ \(assess-\S+\) is BLOCKED by \d+ problems?: fix them \(.*report\.md\), then npx shifu-migrate run assess/,
+      );
+      // An assessment that passed, but judged other tenant rules than the config now has: refused too.
+      const reportDir = join(dir, 'archive', 'reports', 'assess', 'assess-29991231T000000Z-000000');
+      mkdirSync(reportDir, { recursive: true });
+      const report = run.json.report as AssessReport;
+      writeFileSync(
+        join(reportDir, 'report.json'),
+        JSON.stringify({
+          ...report,
+          runId: 'assess-29991231T000000Z-000000',
+          ready: true,
+          configHash: 'other',
+        }),
+      );
+      const other = await runCli(['run', 'data'], { cwd: dir });
+      expect(other.code).toBe(2);
+      expect(String(other.json.message)).toMatch(/judged other tenant rules than this config has/);
     } finally {
       await admin.query(`DROP USER IF EXISTS '${user}'@'%'`);
       await admin.query(`DROP USER IF EXISTS '${user}'@'localhost'`);

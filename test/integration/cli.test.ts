@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { contractErrors } from '../support/json-contract.ts';
 import { adminConnection, mysqlUrl, scratchDatabase } from '../support/mariadb.ts';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -53,7 +54,15 @@ describe('shifu-migrate CLI', () => {
     const run = await cli(['seed-demo', '--users', '120', '--reset', '--json'], env);
     expect(run.code, run.stderr).toBe(0);
     const result = JSON.parse(run.stdout);
-    expect(result).toMatchObject({ status: 'SUCCEEDED', database: db.name, users: 120 });
+    expect(result).toMatchObject({
+      status: 'SUCCEEDED',
+      outcome: 'SUCCEEDED',
+      database: db.name,
+      users: 120,
+    });
+    // The real binary's output holds to the published contract too (schema/cli/).
+    expect(contractErrors(result)).toEqual([]);
+    expect(result).toMatchObject({ version: 1, command: 'seed-demo', exitCode: 0 });
     expect(result.tables).toHaveLength(10);
     expect(result.totalRows).toBe(result.tables.reduce((s: number, t: { rows: number }) => s + t.rows, 0));
     expect(run.stderr).toMatch(/Seeded .* rows in 10 tables/);

@@ -113,7 +113,9 @@ describe('data phase through the RDS Data API', () => {
           timeScale: 0,
         });
         const outcome = await result;
-        expect(outcome, `${phase}: ${outcome.error} ${outcome.cause}`).toMatchObject({ status: 'SUCCEEDED' });
+        expect(outcome, `${phase}: ${outcome.error} ${outcome.cause}`).toMatchObject({
+          status: 'SUCCEEDED',
+        });
       }
     } finally {
       stdout.mockRestore();

@@ -87,7 +87,7 @@ describe('data phase', () => {
     const foundationIndexes = await indexes(serverSide);
     const run = await cli(['run', 'data'], dir);
     expect(run.code, run.stderr).toBe(0);
-    expect(run.json).toMatchObject({ status: 'SUCCEEDED', tables: 10 });
+    expect(run.json).toMatchObject({ outcome: 'SUCCEEDED', tables: 10 });
     // Secondary indexes were dropped for the bulk copy and built again afterwards, the same as foundation made them.
     expect(await indexes(serverSide)).toEqual(foundationIndexes);
     const deferred = await server.query(
@@ -112,7 +112,7 @@ describe('data phase', () => {
     expect(chunks.map((r) => str(r, 'status'))).toEqual(['validated']);
     const verify = await cli(['verify'], dir);
     expect(verify.code, verify.stderr).toBe(0);
-    expect(verify.json).toMatchObject({ status: 'OK', differences: 0 });
+    expect(verify.json).toMatchObject({ outcome: 'OK', differences: 0 });
     const tables = verify.json.tables as { table: string; checksum: { equal: boolean } }[];
     expect(tables.map((t) => t.table).sort()).toEqual([...TABLES].sort());
     expect(tables.every((t) => t.checksum.equal)).toBe(true);
@@ -194,7 +194,7 @@ describe('data phase', () => {
     const foundationIndexes = await indexes(target);
     const run = await cli(['run', 'data'], dir);
     expect(run.code).toBe(1);
-    expect(run.json).toMatchObject({ status: 'FAILED', error: 'DatabaseError', rolledBack: true });
+    expect(run.json).toMatchObject({ outcome: 'FAILED', error: 'DatabaseError', rolledBack: true });
     expect(String(run.json.cause)).toMatch(/disk full \(injected\)/);
     for (const t of TABLES) expect(await count(target, t), t).toBe(0);
     expect(await count(target, 'migration_quarantine')).toBe(0);
@@ -225,7 +225,11 @@ describe('data phase', () => {
     }
     const run = await cli(['run', 'data'], dir);
     expect(run.code).toBe(1);
-    expect(run.json).toMatchObject({ status: 'FAILED', error: 'TenantIsolationViolation', rolledBack: true });
+    expect(run.json).toMatchObject({
+      outcome: 'FAILED',
+      error: 'TenantIsolationViolation',
+      rolledBack: true,
+    });
     expect(String(run.json.cause)).toMatch(
       /learn_generated_blocks chunks 0–\d+ \(0 unknown tenant, 1 not as the rules give, 1 not their parent's\)/,
     );
@@ -280,7 +284,11 @@ describe('data phase', () => {
     expect((await cli(['rollback', '--yes', '--phase', 'data'], dir)).code).toBe(0);
     const failed = await cli(['run', 'data'], dir);
     expect(failed.code).toBe(1);
-    expect(failed.json).toMatchObject({ status: 'FAILED', error: 'ChunkChecksumMismatch', rolledBack: true });
+    expect(failed.json).toMatchObject({
+      outcome: 'FAILED',
+      error: 'ChunkChecksumMismatch',
+      rolledBack: true,
+    });
     expect(String(failed.json.cause)).toMatch(
       new RegExp(
         `^study_records chunk \\d+ \\(key after (null|\\[\\d+\\]) up to (null|\\[\\d+\\])\\): 1 rows of the target do not hold what was just written to them \\(keys \\[${victim}\\]\\), after two exact re-copies 0.5 s apart`,
@@ -296,7 +304,7 @@ describe('data phase', () => {
     expect((await cli(['run', 'data'], dir)).code).toBe(0);
     const refused = await cli(['rollback', '--yes', '--phase', 'foundation'], dir);
     expect(refused.code).toBe(1);
-    expect(refused.json).toMatchObject({ status: 'FAILED', error: 'TableHoldsData' });
+    expect(refused.json).toMatchObject({ outcome: 'FAILED', error: 'TableHoldsData' });
     expect(String(refused.json.cause)).toMatch(/roll back the data phase first/);
     const data = await cli(['rollback', '--yes', '--phase', 'data'], dir);
     expect(data.code, data.stderr).toBe(0);
@@ -341,7 +349,7 @@ describe('data phase', () => {
     expect(resumed.json.runId).toBe(killed?.run_id);
     expect(Number(resumed.json.chunks)).toBeGreaterThan(copiedAtKill);
     const verify = await cli(['verify'], dir);
-    expect(verify.json).toMatchObject({ status: 'OK', differences: 0 });
+    expect(verify.json).toMatchObject({ outcome: 'OK', differences: 0 });
     for (const t of TABLES) {
       const held = scalarNumber(
         await server.query(

@@ -245,7 +245,7 @@ describe('golive', () => {
     });
     const unverified = await cli(['cleanup-legacy', '--confirm', '--json']);
     expect(unverified.code).toBe(1);
-    expect(unverified.json.status).toBe('REFUSED');
+    expect(unverified.json.outcome).toBe('REFUSED');
     expect(unverified.stderr).toContain('never restored and verified');
     expect(unverified.json.dropped).toEqual([]);
 
@@ -270,13 +270,13 @@ describe('golive', () => {
     restored = await scratchDatabase('glvr');
     const restore = await cli(['restore-archive', 'latest', '--into', restored.url.raw, '--json']);
     expect(restore.code, restore.stderr).toBe(0);
-    expect(restore.json.status).toBe('VERIFIED');
+    expect(restore.json.outcome).toBe('VERIFIED');
     expect((restore.json.tables as { verified: boolean }[]).every((t) => t.verified)).toBe(true);
 
     // Verified, retention 0 days: without --confirm it only says what it would drop.
     const preview = await cli(['cleanup-legacy', '--json']);
     expect(preview.code).toBe(2);
-    expect(preview.json.status).toBe('NOT_CONFIRMED');
+    expect(preview.json.outcome).toBe('NOT_CONFIRMED');
     // Two legacy rows whose values were swapped after the archive (the XOR of row checksums cannot see it): the table
     // is read again, part by part, against the archived lines, and kept.
     const pair = await server.query(

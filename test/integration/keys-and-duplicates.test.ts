@@ -128,7 +128,7 @@ describe('which row decides, when a referenced key is not unique', () => {
       { id: '9007199254740994', tenant_bid: 'acme' },
     ]);
     // verify judges isolation with the same choice: no difference.
-    expect((await cli(['verify'], dir)).json).toMatchObject({ status: 'OK', differences: 0 });
+    expect((await cli(['verify'], dir)).json).toMatchObject({ outcome: 'OK', differences: 0 });
   });
 
   it('assess warns, with the count and an example, that the choice decides a tenant', async () => {
@@ -173,7 +173,7 @@ describe('exact keys beyond 2^53', () => {
         if (typeof text === 'string' && /900719925474/.test(text)) expect(text).toMatch(/^\["\d+"\]$/);
       }
     }
-    expect((await cli(['verify'], dir)).json).toMatchObject({ status: 'OK', differences: 0 });
+    expect((await cli(['verify'], dir)).json).toMatchObject({ outcome: 'OK', differences: 0 });
     // Again, as a second pass over a target that holds the rows: the quarantined row stays out, nothing differs.
     expect((await cli(['run', 'data'], dir)).code).toBe(0);
     expect(await server.query(`SELECT COUNT(*) AS n FROM ${qualified(target, 'member_notes')}`)).toEqual([
@@ -188,7 +188,7 @@ describe('exact keys beyond 2^53', () => {
     const dir = workspace(`heal_${path}`, undefined, path);
     const target = `${source.name}_heal_${path}`;
     expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
-    expect((await cli(['run', 'data'], dir)).json).toMatchObject({ status: 'SUCCEEDED', quarantined: 1 });
+    expect((await cli(['run', 'data'], dir)).json).toMatchObject({ outcome: 'SUCCEEDED', quarantined: 1 });
     // The missing member registers; a note is deleted from the source. The next pass must follow both.
     await server.execute(
       "INSERT INTO member_members VALUES (4, 'm-gone', 'dee@globex.com', '2026-04-01 00:00:00', NULL)",
@@ -208,7 +208,7 @@ describe('exact keys beyond 2^53', () => {
         { id: BEYOND, tenant_bid: 'globex' },
         { id: '9007199254740994', tenant_bid: 'acme' },
       ]);
-      expect((await cli(['verify'], dir)).json).toMatchObject({ status: 'OK', differences: 0 });
+      expect((await cli(['verify'], dir)).json).toMatchObject({ outcome: 'OK', differences: 0 });
     } finally {
       await server.execute("DELETE FROM member_members WHERE member_bid = 'm-gone'");
       await server.execute("INSERT INTO member_notes VALUES (2, 'n2', 'm-one', 'a plain note')");

@@ -72,7 +72,7 @@ describe('assess', () => {
   it('reads every table, writes the report, and counts tenants as the rules say', async () => {
     const run = await cli(['run', 'assess'], env(`${source.name}_a`));
     expect(run.code, run.stderr).toBe(0);
-    expect(run.json).toMatchObject({ status: 'SUCCEEDED', ready: true, blocking: 0, tables: 10 });
+    expect(run.json).toMatchObject({ outcome: 'SUCCEEDED', ready: true, blocking: 0, tables: 10 });
     const report = run.json.report as AssessReport;
     expect(report.tables.map((t) => t.table)).toHaveLength(10);
 
@@ -133,7 +133,7 @@ describe('assess', () => {
     writeFileSync(join(dir, 'shifu-migrate.config.json'), JSON.stringify({ ...config, tables }));
     const run = await cli(['run', 'assess'], env(`${source.name}_b`), dir);
     expect(run.code).toBe(1);
-    expect(run.json).toMatchObject({ status: 'SUCCEEDED', ready: false, blocking: 1 });
+    expect(run.json).toMatchObject({ outcome: 'SUCCEEDED', ready: false, blocking: 1 });
     expect((run.json.report as AssessReport).problems).toContainEqual(
       expect.objectContaining({ severity: 'blocking', code: 'uncovered-table', table: 'sys_configs' }),
     );
@@ -150,7 +150,7 @@ describe('foundation', () => {
     const before = await snapshot(target);
     const first = await cli(['run', 'foundation'], environment);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.json).toMatchObject({ status: 'SUCCEEDED', tables: 10, tenants: 4 });
+    expect(first.json).toMatchObject({ outcome: 'SUCCEEDED', tables: 10, tenants: 4 });
     expect(first.json.created).toBeGreaterThan(10);
     const built = await snapshot(target);
     for (const table of ['user_users', 'order_orders', 'learn_generated_blocks']) {
@@ -166,13 +166,13 @@ describe('foundation', () => {
     expect(tenants.map((r) => str(r, 'tenant_bid'))).toEqual(['acme', 'default', 'globex', 'initech']);
 
     const second = await cli(['run', 'foundation'], environment);
-    expect(second.json).toMatchObject({ status: 'SUCCEEDED', created: 0 });
+    expect(second.json).toMatchObject({ outcome: 'SUCCEEDED', created: 0 });
     expect(await snapshot(target)).toEqual(built);
 
     const rollback = await cli(['rollback', '--yes', '--phase', 'foundation'], environment);
     expect(rollback.code, rollback.stderr).toBe(0);
     expect(rollback.json).toMatchObject({
-      status: 'SUCCEEDED',
+      outcome: 'SUCCEEDED',
       phase: 'foundation',
       undone: first.json.created,
     });
@@ -254,7 +254,7 @@ describe('foundation', () => {
     const before = await snapshot(target);
     const run = await cli(['run', 'foundation'], environment);
     expect(run.code).toBe(1);
-    expect(run.json).toMatchObject({ status: 'FAILED', error: 'SchemaDrift', rolledBack: true });
+    expect(run.json).toMatchObject({ outcome: 'FAILED', error: 'SchemaDrift', rolledBack: true });
     expect(String(run.json.cause)).toMatch(/target table shifu_outlines exists with other columns/);
     expect(run.stderr).toMatch(/Rolled back \(foundation-\S+\): every object this run created was removed/);
     expect(run.json).toMatchObject({ run: { status: 'rolled_back', error: { name: 'SchemaDrift' } } });

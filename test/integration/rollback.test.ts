@@ -107,7 +107,7 @@ describe('rollback of the phase in flight', () => {
     expect(alarm.json).toMatchObject({
       alarm: 'api-5xx',
       state: 'ALARM',
-      status: 'SUCCEEDED',
+      outcome: 'SUCCEEDED',
       phase: 'data',
     });
     const [run] = await server.query(
@@ -119,7 +119,7 @@ describe('rollback of the phase in flight', () => {
     // The copy stopped: its execution ended on the stop, without a rollback of its own, before it copied everything.
     const stopped = await data;
     expect(stopped.code).toBe(1);
-    expect(stopped.json).toMatchObject({ status: 'FAILED', error: 'RunStopped', rolledBack: false });
+    expect(stopped.json).toMatchObject({ outcome: 'FAILED', error: 'RunStopped', rolledBack: false });
     expect(stopped.stderr).toMatch(/Stopped by a rollback .*: that rollback undoes this run/);
     // Every table it planned was empty before: each was emptied with one TRUNCATE, no row deleted one range at a time.
     const planned = await server.query(
@@ -139,7 +139,7 @@ describe('rollback of the phase in flight', () => {
 
     const refused = await cli(['run', 'data'], dir);
     expect(refused.code).toBe(1);
-    expect(refused.json).toMatchObject({ status: 'FAILED', error: 'AlarmRaised' });
+    expect(refused.json).toMatchObject({ outcome: 'FAILED', error: 'AlarmRaised' });
     expect(String(refused.json.message)).toMatch(/alarm clear "api-5xx"/);
     const status = await cli(['status'], dir);
     expect(status.json.alarms).toEqual([
@@ -153,7 +153,7 @@ describe('rollback of the phase in flight', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.json.runId).not.toBe(run?.run_id);
     const verify = await cli(['verify'], dir);
-    expect(verify.json).toMatchObject({ status: 'OK', differences: 0 });
+    expect(verify.json).toMatchObject({ outcome: 'OK', differences: 0 });
   });
 
   it('rollback without a phase undoes a run whose process was killed, and finds nothing once it is undone', async () => {
@@ -162,7 +162,7 @@ describe('rollback of the phase in flight', () => {
     expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
     const nothing = await cli(['rollback', '--yes'], dir);
     expect(nothing.code, nothing.stderr).toBe(0);
-    expect(nothing.json).toMatchObject({ status: 'SUCCEEDED', phase: null, runs: [] });
+    expect(nothing.json).toMatchObject({ outcome: 'SUCCEEDED', phase: null, runs: [] });
 
     const child = spawn(
       join(root, 'node_modules', '.bin', 'node'),
@@ -179,7 +179,7 @@ describe('rollback of the phase in flight', () => {
     const rollback = await cli(['rollback', '--yes'], dir);
     expect(rollback.code, rollback.stderr).toBe(0);
     expect(Date.now() - started).toBeLessThan(30_000);
-    expect(rollback.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data' });
+    expect(rollback.json).toMatchObject({ outcome: 'SUCCEEDED', phase: 'data' });
     expect(rollback.json.stoppedRuns).toHaveLength(1);
     for (const t of TABLES) expect(await count(target, t), t).toBe(0);
     const runs = await server.query(
@@ -211,7 +211,7 @@ describe('rollback of the phase in flight', () => {
     );
     const second = await cli(['rollback', '--yes'], dir);
     expect(second.code).toBe(1);
-    expect(second.json).toMatchObject({ status: 'FAILED', error: 'RunLocked', rolledBack: false });
+    expect(second.json).toMatchObject({ outcome: 'FAILED', error: 'RunLocked', rolledBack: false });
     expect(String(second.json.cause)).toMatch(
       /a rollback of data rollback-20261201T000000Z-aaaaaa \(local process \d+/,
     );
@@ -219,7 +219,7 @@ describe('rollback of the phase in flight', () => {
     // A new run would race the rollback's deletes: refused, naming the way out.
     const racing = await cli(['run', 'data'], dir);
     expect(racing.code).toBe(1);
-    expect(racing.json).toMatchObject({ status: 'FAILED', error: 'RollbackInProgress' });
+    expect(racing.json).toMatchObject({ outcome: 'FAILED', error: 'RollbackInProgress' });
     expect(String(racing.json.cause)).toMatch(/rollback --phase data/);
     expect(await count(target, 'user_users')).toBeGreaterThan(0);
     await server.execute(
@@ -233,7 +233,7 @@ describe('rollback of the phase in flight', () => {
     ]);
     const finished = await cli(['rollback', '--yes'], dir);
     expect(finished.code, finished.stderr).toBe(0);
-    expect(finished.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data', rolledBack: true });
+    expect(finished.json).toMatchObject({ outcome: 'SUCCEEDED', phase: 'data', rolledBack: true });
     expect(finished.json.stoppedRuns).toEqual([run?.run_id]);
     for (const t of TABLES) expect(await count(target, t), t).toBe(0);
     const [after] = await server.query(
@@ -267,7 +267,7 @@ describe('rollback of the phase in flight', () => {
     expect(await count(target, 'user_users')).toBe(before);
     const declined = await ask('n');
     expect(declined.code).toBe(1);
-    expect(declined.json).toMatchObject({ status: 'DECLINED', phase: 'data' });
+    expect(declined.json).toMatchObject({ outcome: 'DECLINED', phase: 'data' });
     expect(declined.stderr).toMatch(/Runs not rolled back in .*: data-\S+ \(succeeded\)/);
     expect(declined.stderr).toMatch(
       /empties the ranges the data runs copied: about [\d,]+ rows now in 10 tables/,
@@ -291,7 +291,7 @@ describe('rollback of the phase in flight', () => {
     rmSync(join(dir, 'archive'), { recursive: true, force: true });
     const undone = await cli(['rollback', '--yes', '--phase', 'data'], dir);
     expect(undone.code, undone.stderr).toBe(0);
-    expect(undone.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data' });
+    expect(undone.json).toMatchObject({ outcome: 'SUCCEEDED', phase: 'data' });
     expect(Number(undone.json.undone)).toBeGreaterThan(0);
     for (const table of TABLES) expect(await count(target, table), table).toBe(0);
     expect((await cli(['rollback', '--yes', '--phase', 'foundation'], dir)).code).toBe(0);
@@ -364,7 +364,7 @@ describe('rollback of the phase in flight', () => {
     // The tables are empty again: a new run builds them from empty, and its copy verifies.
     expect((await cli(['run', 'data'], dir)).code).toBe(0);
     const verify = await cli(['verify'], dir);
-    expect(verify.json).toMatchObject({ status: 'OK', differences: 0 });
+    expect(verify.json).toMatchObject({ outcome: 'OK', differences: 0 });
 
     // A phase's own rollback (its Catch) steps the same way: as the data state machine's loop calls it.
     const [second] = await server.query(

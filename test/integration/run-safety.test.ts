@@ -167,7 +167,7 @@ describe('one run at a time', () => {
     expect(outcomes.map((o) => o.code)).toEqual([0, 1]);
     const [won, refused] = outcomes;
     expect(refused?.json).toMatchObject({
-      status: 'FAILED',
+      outcome: 'FAILED',
       error: 'RunLocked',
       rolledBack: false,
       run: { status: 'refused' },
@@ -279,7 +279,7 @@ describe('outcomes that tell the truth', () => {
     const failed = await running;
     expect(failed.code).toBe(1);
     expect(failed.json).toMatchObject({
-      status: 'FAILED',
+      outcome: 'FAILED',
       error: 'RollbackIncomplete',
       rolledBack: false,
       run: { status: 'rollback_failed', error: { name: 'DatabaseError' } },
@@ -318,7 +318,7 @@ describe('outcomes that tell the truth', () => {
     );
     const finished = await cli(['rollback', '--yes'], dir);
     expect(finished.code, finished.stderr).toBe(0);
-    expect(finished.json).toMatchObject({ status: 'SUCCEEDED', phase: 'data', rolledBack: true });
+    expect(finished.json).toMatchObject({ outcome: 'SUCCEEDED', phase: 'data', rolledBack: true });
     for (const t of TABLES) expect(await count(target, t), t).toBe(0);
     const [after] = await server.query(
       `SELECT status FROM ${qualified(target, 'migration_runs')} WHERE phase = 'data'`,
@@ -353,7 +353,7 @@ describe('the source is never written', () => {
     ]) {
       const refused = await cli(args, dir);
       expect(refused.code, args.join(' ')).toBe(2);
-      expect(refused.json).toMatchObject({ status: 'INVALID_INPUT', error: 'SourceIsTarget' });
+      expect(refused.json).toMatchObject({ outcome: 'INVALID_INPUT', error: 'SourceIsTarget' });
       expect(String(refused.json.message)).toMatch(/target\.url names the source database/);
     }
     // Assess only reads, and says so as a blocking finding.
@@ -525,7 +525,7 @@ describe('a live source during data', () => {
     expect(second.json.changing).toBe(0);
     const verify = await cli(['verify'], dir);
     expect(verify.code, verify.stderr).toBe(0);
-    expect(verify.json).toMatchObject({ status: 'OK', differences: 0 });
+    expect(verify.json).toMatchObject({ outcome: 'OK', differences: 0 });
     const conn = await adminConnection();
     try {
       for (const t of TABLES) {
@@ -571,7 +571,7 @@ describe('a live source during data', () => {
     );
     expect(chunk).toEqual({ status: 'changing', changing_rows: 1 });
     // Once writes stop, one more pass brings it level.
-    expect((await cli(['run', 'data'], dir)).json).toMatchObject({ status: 'SUCCEEDED', changing: 0 });
+    expect((await cli(['run', 'data'], dir)).json).toMatchObject({ outcome: 'SUCCEEDED', changing: 0 });
     expect((await cli(['verify'], dir)).json).toMatchObject({ differences: 0 });
   }, 120_000);
 });
@@ -608,7 +608,7 @@ describe('rows flipped back and forth', () => {
     }
     expect(run.code, run.stderr).toBe(0);
     expect(Number(run.json.changing)).toBeGreaterThanOrEqual(0);
-    expect((await cli(['run', 'data'], dir)).json).toMatchObject({ status: 'SUCCEEDED', changing: 0 });
+    expect((await cli(['run', 'data'], dir)).json).toMatchObject({ outcome: 'SUCCEEDED', changing: 0 });
     expect((await cli(['verify'], dir)).json).toMatchObject({ differences: 0 });
   }, 120_000);
 });
@@ -623,7 +623,7 @@ describe('failures that heal, and input that is refused', () => {
     writeFileSync(join(dir, 'archive', 'runs'), 'in the way');
     const refused = await cli(['run', 'data'], dir);
     expect(refused.code).toBe(1);
-    expect(refused.json).toMatchObject({ status: 'FAILED', error: 'ArchiveUnavailable', rolledBack: false });
+    expect(refused.json).toMatchObject({ outcome: 'FAILED', error: 'ArchiveUnavailable', rolledBack: false });
     expect(String(refused.json.cause)).toMatch(
       /the archive .* failed to write runs\/data-[^/]+\/schema\.json/,
     );
@@ -646,7 +646,7 @@ describe('failures that heal, and input that is refused', () => {
     });
     const failed = await running;
     expect(failed.code).toBe(1);
-    expect(failed.json).toMatchObject({ status: 'FAILED', error: 'ArchiveUnavailable', rolledBack: false });
+    expect(failed.json).toMatchObject({ outcome: 'FAILED', error: 'ArchiveUnavailable', rolledBack: false });
     expect(failed.stderr).toMatch(/Nothing was undone: the run is resumable/);
     const [run] = await server.query(
       `SELECT status, error_name FROM ${qualified(target, 'migration_runs')} WHERE run_id = ?`,
@@ -726,7 +726,7 @@ describe('failures that heal, and input that is refused', () => {
       };
       const run = await runCli(['run', 'foundation'], { cwd: dir, env });
       expect(run.code, variable).toBe(2);
-      expect(run.json).toMatchObject({ status: 'INVALID_INPUT', error: 'DatabaseAccessDenied' });
+      expect(run.json).toMatchObject({ outcome: 'INVALID_INPUT', error: 'DatabaseAccessDenied' });
       expect(String(run.json.message)).toMatch(
         new RegExp(
           `the ${which} database at mysql://root:\\*\\*\\*@.* refused the login: .*${which}\\.url \\(or ${which.toUpperCase()}_DATABASE_URL\\)`,

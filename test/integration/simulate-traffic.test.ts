@@ -115,7 +115,7 @@ describe('simulate-traffic', () => {
       env,
     });
     expect(run.code, run.stderr).toBe(0);
-    expect(run.json).toMatchObject({ status: 'SUCCEEDED', database: two.name });
+    expect(run.json).toMatchObject({ outcome: 'SUCCEEDED', database: two.name });
     // At most 100 writes a second for 2 s: the writer never runs ahead of its schedule (a busy machine may keep it
     // below, which is not what this checks).
     expect(Number(run.json.writes)).toBeGreaterThan(0);

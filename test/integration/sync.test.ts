@@ -350,7 +350,7 @@ describe('sync phase', () => {
     }
     const rollback = await cli(['rollback', '--phase', 'sync'], dir);
     expect(rollback.code).toBe(0);
-    expect(rollback.json.status).toBe('NOT_NEEDED');
+    expect(rollback.json.outcome).toBe('NOT_NEEDED');
     expect(rollback.stderr).toContain('rollback --phase sync is not needed');
   }, 120_000);
 
@@ -441,7 +441,7 @@ describe('sync phase', () => {
     expect(Number(pass.json.rowsDeleted)).toBeGreaterThan(50);
     expect(await differences(target, await leftOut(target))).toEqual([]);
     const verify = await cli(['verify'], dir);
-    expect(verify.json).toMatchObject({ status: 'OK', differences: 0 });
+    expect(verify.json).toMatchObject({ outcome: 'OK', differences: 0 });
   }, 180_000);
 
   it('resumes a pass killed mid-way (kill -9) and ends level with the source', async () => {

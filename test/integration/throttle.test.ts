@@ -73,7 +73,7 @@ describe('pause, resume and chunking.maxLoad', () => {
     expect((await cli(['run', 'foundation'])).code).toBe(0);
     const paused = await cli(['pause', '--reason', 'peak hours']);
     expect(paused.code).toBe(0);
-    expect(paused.json.status).toBe('PAUSED');
+    expect(paused.json.outcome).toBe('PAUSED');
     const run = cli(['run', 'data']);
     // The run plans its chunks, then waits: none is claimed while paused.
     expect(
@@ -94,7 +94,7 @@ describe('pause, resume and chunking.maxLoad', () => {
     expect(await started(targets[0] ?? '')).toBe(0);
     const status = await cli(['status']);
     expect(status.stderr).toMatch(/PAUSED since .* \(peak hours\): no new chunk starts/);
-    expect((await cli(['resume'])).json.status).toBe('RESUMED');
+    expect((await cli(['resume'])).json.outcome).toBe('RESUMED');
     const done = await run;
     expect(done.code, done.stderr).toBe(0);
     const verify = await cli(['verify']);

@@ -1,9 +1,11 @@
 import { PassThrough } from 'node:stream';
 import { main } from '../../local/cli/main.ts';
+import { contractErrors } from './json-contract.ts';
 
 /**
  * Runs the CLI in process with `--json`: its exit code, the one JSON object it printed, and its log. `answer`, when
- * given, is typed on a terminal (stdin a TTY) for a question the command asks.
+ * given, is typed on a terminal (stdin a TTY) for a question the command asks. Every object printed is held to the
+ * published contract (schema/cli/, docs/cli-json.md): a command whose output breaks it fails the test that ran it.
  */
 export async function runCli(
   args: readonly string[],
@@ -28,5 +30,11 @@ export async function runCli(
     stderr,
     stdin,
   });
-  return { code, json: JSON.parse(out) as Record<string, unknown>, stderr: err };
+  const json = JSON.parse(out) as Record<string, unknown>;
+  const broken = contractErrors(json);
+  if (broken.length > 0)
+    throw new Error(`${args.join(' ')} --json broke its contract:\n${broken.join('\n')}\n${out}`);
+  if (json.exitCode !== code)
+    throw new Error(`${args.join(' ')}: exit ${code}, but the JSON says ${String(json.exitCode)}`);
+  return { code, json, stderr: err };
 }

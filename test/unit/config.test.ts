@@ -251,7 +251,24 @@ describe('CLI input errors', () => {
     });
     expect(code).toBe(2);
     expect(JSON.parse(stdout.text())).toEqual({
-      status: 'INVALID_INPUT',
+      version: 1,
+      tool: { name: 'shifu-migrate', version: expect.any(String) },
+      command: 'seed-demo',
+      status: 'REFUSED',
+      exitCode: 2,
+      startedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      endedAt: expect.stringMatching(/Z$/),
+      durationSeconds: expect.any(Number),
+      // It failed before a config was read.
+      config: null,
+      problems: [
+        {
+          severity: 'error',
+          code: 'InputError',
+          message: expect.stringMatching(/config file missing.json not found/),
+        },
+      ],
+      outcome: 'INVALID_INPUT',
       error: 'InputError',
       message: expect.stringMatching(/config file missing.json not found/),
     });

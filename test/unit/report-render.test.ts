@@ -21,6 +21,7 @@ function soFar(): FinalReport {
     database: 'shifu_saas',
     runId: null,
     golive: null,
+    subject: null,
     until: '2025-03-01T10:00:00.000Z',
     runs: [
       {
