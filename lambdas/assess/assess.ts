@@ -1,4 +1,5 @@
 import { statfs } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { idSeries } from '../application/gates.ts';
 import { rulesFingerprint } from '../core/config/fingerprint.ts';
 import { tenantRules } from '../core/config/schema.ts';
@@ -11,6 +12,7 @@ import { chunkKey, isUniqueColumn } from '../core/schema/keys.ts';
 import type { SchemaInfo } from '../core/schema/types.ts';
 import type { Row } from '../core/sql/port.ts';
 import { num, scalarNumber, strOrNull } from '../core/sql/rows.ts';
+import type { DatabaseUrl } from '../core/sql/url.ts';
 import type { TaskDeps } from '../core/task.ts';
 import { type RuleContext, referenceChain, tenantExpression } from '../core/tenant/sql.ts';
 import { sourceChecks, syncChecks, targetFreeSpace } from './checks.ts';
@@ -381,11 +383,12 @@ export async function writeReport(deps: TaskDeps, runId: string): Promise<Assess
       code: 'target-privileges',
       message: `the target's database user may not ${missing.privileges.join(', ')} on ${deps.targetUrl.database}${missing.roles ? ' (as far as its own grants say; its roles were not looked into)' : ''}: foundation creates and alters tables, data writes and builds indexes, rollbacks delete and drop. Fix: GRANT ${missing.privileges.join(', ')} ON \`${deps.targetUrl.database}\`.* TO <the target user>`,
     });
-  problems.push(await estimatedDuration(deps, schema));
+  problems.push(await estimatedDuration(deps, schema, new Map(findings.map((f) => [f.table, f.rows]))));
   problems.push(await freeSpace(deps, schema));
 
   let target: AssessReport['target'] = {
     database: deps.targetUrl.database,
+    at: serverAddress(deps.targetUrl),
     server: null,
     flavor: null,
     exists: false,
@@ -404,6 +407,7 @@ export async function writeReport(deps: TaskDeps, runId: string): Promise<Assess
     );
     target = {
       database: deps.targetUrl.database,
+      at: serverAddress(deps.targetUrl),
       server: server.version,
       flavor: server.flavor,
       exists: exists.length > 0,
@@ -468,7 +472,12 @@ export async function writeReport(deps: TaskDeps, runId: string): Promise<Assess
     generatedAt: new Date().toISOString(),
     configHash: rulesFingerprint(deps.config),
     ready: blocking === 0,
-    source: { database: schema.database, server: schema.server.version, flavor: schema.server.flavor },
+    source: {
+      database: schema.database,
+      server: schema.server.version,
+      flavor: schema.server.flavor,
+      at: serverAddress(deps.sourceUrl),
+    },
     target,
     totals: {
       tables: findings.length,
@@ -584,31 +593,67 @@ async function freeSpace(deps: TaskDeps, schema: SchemaInfo): Promise<Problem> {
   const migrated = schema.tables.filter((t) => deps.config.tables[t.name]?.exclude === undefined);
   const sourceBytes = migrated.reduce((sum, t) => sum + t.dataBytes + t.indexBytes, 0);
   const url = deps.targetUrl;
-  if (url.kind === 'rdsdata') return targetFreeSpace({ sourceBytes, free: null, where: '', aurora: true });
-  const version = await deps.targetServer
-    .query('SELECT @@version_comment AS c, @@datadir AS d')
+  const aurora = async (): Promise<boolean> =>
+    (await deps.targetServer.query('SELECT @@aurora_version AS v').catch(() => [])).length > 0;
+  if (url.kind === 'rdsdata' || (await aurora()))
+    return targetFreeSpace({ sourceBytes, free: null, where: '', aurora: true });
+  let server: Row | undefined;
+  let unreadable = '';
+  try {
+    [server] = await deps.targetServer.query('SELECT @@datadir AS d, @@hostname AS h, @@log_bin AS b');
+  } catch (error) {
+    unreadable = (error as Error).message;
+  }
+  const datadir = server === undefined ? null : strOrNull(server, 'd');
+  // What the target holds already of the migrated tables (a resumed or repeated copy) needs no more room.
+  const present = new Set(migrated.map((t) => t.name));
+  const held = await deps.targetServer
+    .query(
+      'SELECT TABLE_NAME AS t, COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?',
+      [url.database],
+    )
     .catch(() => [] as Row[]);
-  const comment = version[0] === undefined ? '' : (strOrNull(version[0], 'c') ?? '');
-  const datadir = version[0] === undefined ? null : strOrNull(version[0], 'd');
-  if (/aurora/i.test(comment)) return targetFreeSpace({ sourceBytes, free: null, where: '', aurora: true });
-  if (!LOOPBACK.test(url.host) || datadir === null)
+  const inputs = {
+    sourceBytes,
+    targetBytes: held.reduce(
+      (sum, r) => sum + (present.has(strOrNull(r, 't') ?? '') ? Number(r.n ?? 0) : 0),
+      0,
+    ),
+    // With the binary log on, the copy is written to it too.
+    binlog: server !== undefined && Number(server.b ?? 0) === 1,
+  };
+  if (server === undefined || datadir === null)
     return targetFreeSpace({
-      sourceBytes,
+      ...inputs,
       free: null,
-      where: `${url.host} is another machine, and SQL does not tell a disk's free space`,
+      where: `the server did not say its data directory${unreadable === '' ? '' : ` (${unreadable})`}`,
+      aurora: false,
+    });
+  // Only a server on this very machine: a loopback port may lead to a container or a tunnel, whose disk is not ours.
+  const here = LOOPBACK.test(url.host) && strOrNull(server, 'h') === hostname();
+  if (!here)
+    return targetFreeSpace({
+      ...inputs,
+      free: null,
+      where: `${url.host} is ${LOOPBACK.test(url.host) ? 'a port of another machine or container (the server names another host)' : 'another machine'}, and SQL does not tell a disk's free space`,
       aurora: false,
     });
   try {
     const fs = await statfs(datadir);
-    return targetFreeSpace({ sourceBytes, free: fs.bavail * fs.bsize, where: datadir, aurora: false });
+    return targetFreeSpace({ ...inputs, free: fs.bavail * fs.bsize, where: datadir, aurora: false });
   } catch (error) {
     return targetFreeSpace({
-      sourceBytes,
+      ...inputs,
       free: null,
       where: `its data directory ${datadir} could not be read: ${(error as Error).message}`,
       aurora: false,
     });
   }
+}
+
+/** Where a database is, without credentials: `host:port`, or the cluster's ARN (the Data API). */
+export function serverAddress(url: DatabaseUrl): string {
+  return url.kind === 'mysql' ? `${url.host}:${url.port}` : url.resourceArn;
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1)$/;
@@ -623,9 +668,16 @@ export interface DurationEstimate {
 export async function estimateDataSeconds(
   deps: TaskDeps,
   schema: SchemaInfo,
+  /** Rows counted exactly, by table (the assessment's counts, the plan's); the server's estimate otherwise. */
+  counted: ReadonlyMap<string, number> = new Map(),
 ): Promise<DurationEstimate | null> {
-  const rows = schema.tables.reduce((sum, t) => sum + t.rowsEstimate, 0);
-  const largest = [...schema.tables].sort((a, b) => b.rowsEstimate - a.rowsEstimate)[0];
+  // The tables the copy takes: the config's, less those it excludes.
+  const copied = schema.tables.filter(
+    (t) => deps.config.tables[t.name] !== undefined && deps.config.tables[t.name]?.exclude === undefined,
+  );
+  const rowsOf = (t: { name: string; rowsEstimate: number }) => counted.get(t.name) ?? t.rowsEstimate;
+  const rows = copied.reduce((sum, t) => sum + rowsOf(t), 0);
+  const largest = [...copied].sort((a, b) => rowsOf(b) - rowsOf(a))[0];
   const key = largest === undefined ? null : chunkKey(largest);
   if (largest === undefined || key === null || rows === 0) return null;
   const began = performance.now();
@@ -644,8 +696,12 @@ export async function estimateDataSeconds(
   };
 }
 
-async function estimatedDuration(deps: TaskDeps, schema: SchemaInfo): Promise<Problem> {
-  const estimate = await estimateDataSeconds(deps, schema);
+async function estimatedDuration(
+  deps: TaskDeps,
+  schema: SchemaInfo,
+  counted: ReadonlyMap<string, number>,
+): Promise<Problem> {
+  const estimate = await estimateDataSeconds(deps, schema, counted);
   if (estimate === null)
     return {
       severity: 'info',

@@ -226,13 +226,20 @@ const gib = (bytes: number): string => `${(bytes / GIB).toFixed(bytes < 10 * GIB
  */
 export function targetFreeSpace(input: {
   readonly sourceBytes: number;
+  /** What the target holds already of the migrated tables (a copy resumed or repeated). @default 0 */
+  readonly targetBytes?: number;
+  /** Whether the target writes a binary log: the copy goes into it as well. @default false */
+  readonly binlog?: boolean;
   readonly free: number | null;
   /** Where the free space was read, or why it could not be. */
   readonly where: string;
   /** Aurora's cluster volume grows by itself (to 128 TiB): nothing to check. */
   readonly aurora: boolean;
 }): Problem {
-  const need = Math.ceil(input.sourceBytes * 1.5);
+  const copy = input.sourceBytes * 1.5 + (input.binlog === true ? input.sourceBytes : 0);
+  const already = input.targetBytes ?? 0;
+  const need = Math.max(0, Math.ceil(copy - already));
+  const why = `the source's migrated tables and indexes are ${gib(input.sourceBytes)}, plus half again for the indexes built after the copy, the ledger and logs${input.binlog === true ? ', and as much again for the binary log the target writes' : ''}${already > 0 ? `, less the ${gib(already)} the target holds of them already` : ''}`;
   if (input.aurora)
     return {
       severity: 'info',
@@ -243,13 +250,13 @@ export function targetFreeSpace(input: {
     return {
       severity: 'warning',
       code: 'target-free-space',
-      message: `the target's free disk space cannot be read from here (${input.where}): make sure its data directory has at least ${gib(need)} free (the source's tables and indexes are ${gib(input.sourceBytes)}, and the copy with its later indexes, ledger and logs takes about half again), twice that to be safe; on RDS, CloudWatch's FreeStorageSpace says`,
+      message: `the target's free disk space cannot be read from here (${input.where}): make sure its data directory has at least ${gib(need)} free (${why}), twice that to be safe; on RDS, CloudWatch's FreeStorageSpace says`,
     };
   if (input.free < need)
     return {
       severity: 'blocking',
       code: 'target-free-space',
-      message: `the target has ${gib(input.free)} free at ${input.where}, and the copy needs about ${gib(need)} (the source's tables and indexes are ${gib(input.sourceBytes)}, plus half again for the indexes built after the copy, the ledger and logs): free space or grow the volume first`,
+      message: `the target has ${gib(input.free)} free at ${input.where}, and the copy needs about ${gib(need)} (${why}): free space or grow the volume first`,
     };
   return {
     severity: input.free < 2 * need ? 'warning' : 'info',

@@ -67,9 +67,16 @@ export interface AssessReport {
   /** The fingerprint of the config's tenant rules it judged (absent in reports made before it was kept). */
   readonly configHash?: string;
   readonly ready: boolean;
-  readonly source: { readonly database: string; readonly server: string; readonly flavor: string };
+  readonly source: {
+    readonly database: string;
+    /** `host:port` or the cluster's ARN (absent in reports made before it was kept). */
+    readonly at?: string;
+    readonly server: string;
+    readonly flavor: string;
+  };
   readonly target: {
     readonly database: string;
+    readonly at?: string;
     readonly server: string | null;
     readonly flavor: string | null;
     readonly exists: boolean;

@@ -197,6 +197,14 @@ export interface DataStart {
  */
 export async function startData(deps: TaskDeps, execution: string): Promise<DataStart> {
   await assertSourceIsNotTarget(deps);
+  const database = await deps.targetServer.query(
+    'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
+    [deps.targetUrl.database],
+  );
+  if (database.length === 0)
+    throw new DataNotReady(
+      `the target database ${deps.targetUrl.database} does not exist yet: run foundation first`,
+    );
   const schema = await introspect(deps.source, deps.sourceUrl.database);
   assertConfigFits(deps.config, schema);
   await assertLegacyOwnsEveryTenant(deps, 'a data run');

@@ -152,7 +152,7 @@ function summary(report: FinalReport): Section {
       kind: 'p',
       text:
         golive === null && report.subject !== null
-          ? `${report.subject.phase} run ${report.subject.runId}: ${report.subject.status}, started ${time(report.subject.startedAt)} UTC${report.subject.finishedAt === null ? '' : `, finished ${time(report.subject.finishedAt)} UTC`}${report.subject.error === null ? '' : ` (${report.subject.error.name}: ${report.subject.error.message})`}. The migration as of that run's end; go-live's sections say "not yet".`
+          ? `${report.subject.phase} run ${report.subject.runId}: ${report.subject.status}, started ${time(report.subject.startedAt)} UTC${report.subject.finishedAt === null ? '' : `, finished ${time(report.subject.finishedAt)} UTC`}${report.subject.error === null ? '' : ` (${report.subject.error.name}: ${report.subject.error.message})`}. The runs and sync passes count up to that run's end; tables, chunks, quarantine and conflicts are as the ledger had them when this report was written (${time(report.generatedAt)} UTC: at the run's end when the run wrote it, later when \`report ${report.subject.runId}\` wrote it again); go-live's sections say "not yet".`
           : golive === null
             ? 'The golive phase has not run yet: this is the migration so far; its sections say "not yet".'
             : `Golive run ${golive.runId}: ${golive.status}, started ${time(golive.startedAt)} UTC${golive.finishedAt === null ? '' : `, finished ${time(golive.finishedAt)} UTC`}${golive.error === null ? '' : ` (${golive.error.name}: ${golive.error.message})`}.`,

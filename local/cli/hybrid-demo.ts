@@ -181,7 +181,7 @@ export async function runHybridDemo(loaded: LoadedConfig, out: Output, cwd: stri
     );
     out.info(
       checked.lost.length === 0
-        ? `Lost writes: none. Each of the ${count(checked.rows)} rows the simulator wrote is on the side that owns its tenant, as it last wrote it (plain SELECTs, not the product's checksums)${checked.held.length === 0 ? '' : `, but for ${count(checked.held.length)} held in an open tenant conflict (${checked.held.slice(0, 5).join(', ')}${checked.held.length > 5 ? ', …' : ''}): the rules now give them another tenant, so sync left the multi-tenant copy as it was and recorded the conflict; their last write is on legacy, as written, until a person settles them (npx shifu-migrate status lists them)`}.`
+        ? `Lost writes: none. Each of the ${count(checked.rows)} rows the simulator wrote is on the side that owns its tenant, as it last wrote it (plain SELECTs, not the product's checksums).`
         : `LOST WRITES: ${count(checked.lost.length)} of ${count(checked.rows)} rows are not as the simulator last wrote them on the side that owns them: ${checked.lost
             .slice(0, 5)
             .map((l) => `${l.row} on ${l.side}: ${l.found}`)
@@ -198,7 +198,7 @@ export async function runHybridDemo(loaded: LoadedConfig, out: Output, cwd: stri
       writes: wrote?.writes ?? 0,
       sides: wrote?.sides ?? null,
       held: wrote?.held ?? 0,
-      journal: { rows: checked.rows, kept: checked.kept, lost: checked.lost, held: checked.held },
+      journal: { rows: checked.rows, kept: checked.kept, lost: checked.lost },
     },
   };
 }

@@ -212,7 +212,7 @@ export function statusOf(payload: Record<string, unknown>, code: number): CliSta
     (code !== 0 && run !== null && run !== undefined && run.status === 'interrupted')
   )
     return 'INTERRUPTED';
-  if (NOTHING.has(own)) return 'NOTHING_TO_DO';
+  if (NOTHING.has(own) || payload.nothingToDo === true) return 'NOTHING_TO_DO';
   if (code === 0) return 'SUCCEEDED';
   if (['FAILED', 'ABORTED', 'TIMED_OUT'].includes(own) || typeof payload.error === 'string') return 'FAILED';
   return 'NEEDS_ATTENTION';

@@ -360,7 +360,7 @@ async function invoke(
       if (out.json) out.resultJson(outcome.json);
       else
         out.result(
-          `${command}${phase === undefined ? '' : ` ${phase}`}: ${outcome.code === 0 ? 'done' : 'failed'}`,
+          `${command}${phase === undefined ? '' : ` ${phase}`}: ${outcome.code !== 0 ? 'failed' : outcome.json.nothingToDo === true ? 'nothing to roll back' : 'done'}`,
         );
       return outcome.code;
     }

@@ -22,6 +22,7 @@ export const INPUT_ERRORS = new Set([
   'ConfigMismatch',
   'DatabaseAccessDenied',
   'MigrationNotReady',
+  'DataNotReady',
   'RunConfigChanged',
 ]);
 

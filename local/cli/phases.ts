@@ -105,15 +105,31 @@ export async function runPhaseCommand(
   cwd: string,
   run_: Runner = runPhase,
   attached?: string,
-  extra: Pick<RunPhaseOptions, 'graceful'> = {},
+  extra: Pick<RunPhaseOptions, 'graceful'> & {
+    /** Leave the run's report (default); `sync --every` leaves one for a failed pass and for its last one. */
+    report?: 'always' | 'if-failed';
+  } = {},
 ): Promise<PhaseOutcome> {
-  const outcome = await runPhaseOnce(loaded, phase, out, cwd, run_, attached, extra);
-  const runId = outcome.json.runId ?? (outcome.json.run as { runId?: unknown } | null | undefined)?.runId;
-  if (phase !== 'assess' && !isAwsMode(loaded) && typeof runId === 'string') {
-    const said = await leaveRunReport(loaded, runId, cwd);
-    out.info(said);
-  }
+  const { report = 'always', ...options } = extra;
+  const outcome = await runPhaseOnce(loaded, phase, out, cwd, run_, attached, options);
+  const runId = runIdOf(outcome);
+  // A go-live that succeeded wrote its final report as its last step.
+  const wrote = phase === 'golive' && outcome.code === 0;
+  if (
+    phase !== 'assess' &&
+    !isAwsMode(loaded) &&
+    runId !== null &&
+    !wrote &&
+    (report === 'always' || outcome.code !== 0)
+  )
+    out.info(await leaveRunReport(loaded, runId, cwd));
   return outcome;
+}
+
+/** The ledger's run a phase command worked on, when it recorded one. */
+export function runIdOf(outcome: PhaseOutcome): string | null {
+  const runId = outcome.json.runId ?? (outcome.json.run as { runId?: unknown } | null | undefined)?.runId;
+  return typeof runId === 'string' ? runId : null;
 }
 
 async function runPhaseOnce(
@@ -346,13 +362,18 @@ export async function runRollbackCommand(
       },
     };
   }
+  const nothing =
+    (output.phase === null && (output.stoppedSync === undefined || output.stoppedSync === null)) ||
+    (output.phase !== null && output.rolledBack !== true);
   if (output.phase === null) {
     if (output.stoppedSync !== undefined && output.stoppedSync !== null)
       out.info(
         `Stopped the sync pass in flight (${output.stoppedSync}): it ends failed, RunStopped; nothing of it needs undoing (each repair is one transaction). The next pass (npx shifu-migrate run sync, or the schedule) starts afresh.`,
       );
     out.info(
-      'Nothing to roll back: no phase is in flight or failed half-way. To undo a finished phase, name it, the last first: rollback --phase application (tenants back to legacy, or --tenant <bid> for one), then --phase data, then --phase foundation.',
+      request.phase !== undefined
+        ? `Nothing to roll back: no ${request.phase} run is recorded in ${loaded.targetUrl.database}.`
+        : 'Nothing to roll back: no phase is in flight or failed half-way. To undo a finished phase, name it, the last first: rollback --phase application (tenants back to legacy, or --tenant <bid> for one), then --phase data, then --phase foundation.',
     );
   } else if (output.rolledBack !== true) {
     out.info(`Nothing of ${output.phase} was recorded to roll back (${output.rollbackRunId}).`);
@@ -371,7 +392,13 @@ export async function runRollbackCommand(
   }
   return {
     code: 0,
-    json: { status: run.status, executionId: run.executionId, ...output, eventLog: run.eventLog },
+    json: {
+      status: run.status,
+      executionId: run.executionId,
+      ...output,
+      ...(nothing ? { nothingToDo: true } : {}),
+      eventLog: run.eventLog,
+    },
   };
 }
 

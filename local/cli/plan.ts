@@ -1,5 +1,6 @@
 import { estimateDataSeconds } from '../../lambdas/assess/assess.ts';
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
+import { InputError } from '../../lambdas/core/errors.ts';
 import { ident, qualified } from '../../lambdas/core/identifiers.ts';
 import { TABLE_OPTIONS, TENANT_TABLES } from '../../lambdas/core/ledger/schema.ts';
 import { introspect } from '../../lambdas/core/schema/introspect.ts';
@@ -61,6 +62,15 @@ export async function runPlanCommand(
   const deps = openDeps(loaded, cwd);
   try {
     const steps = happyPath(phase);
+    const [source] = await deps.source
+      .query('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [
+        deps.sourceUrl.database,
+      ])
+      .catch(() => [undefined]);
+    if (source === undefined && (phase === 'foundation' || phase === 'data'))
+      throw new InputError(
+        `the source database ${deps.sourceUrl.database} does not exist on the server source.url names: check source.url (or SOURCE_DATABASE_URL)`,
+      );
     const say = (line: string) => (out.json ? out.info(line) : out.result(line));
     say(
       `Plan of ${phase} (${loaded.sourceUrl.database} → ${loaded.targetUrl.database}); nothing is written.`,
@@ -140,11 +150,15 @@ export async function runPlanCommand(
               `  ${p.table.padEnd(28)} ${p.mode.padEnd(6)} ${String(level).padStart(5)} ${`${exact ? '' : '~'}${count(rows)}`.padStart(12)} ${count(chunks).padStart(7)}`,
             );
           }
-        const measured = await estimateDataSeconds({ ...deps, signal: new AbortController().signal }, schema);
+        const measured = await estimateDataSeconds(
+          { ...deps, signal: new AbortController().signal },
+          schema,
+          new Map(tables.map((t) => [t.table, t.rows ?? 0])),
+        );
         if (measured !== null)
           estimate = {
             seconds: measured.seconds,
-            basis: `${count(measured.sample.rows)} rows of ${measured.sample.table} read in ${Math.round(measured.sample.seconds * 1000)} ms, ${loaded.config.chunking.maxConcurrency} chunks at once`,
+            basis: `${count(measured.sample.rows)} rows of ${measured.sample.table} read in ${Math.round(measured.sample.seconds * 1000)} ms; the copy, checksums, indexes and isolation about six times the reading, parallel chunks helping up to two at once`,
           };
         const totalRows = tables.reduce((n, t) => n + (t.rows ?? 0), 0);
         const totalChunks = tables.reduce((n, t) => n + (t.chunks ?? 0), 0);

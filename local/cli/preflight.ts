@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { serverAddress } from '../../lambdas/assess/assess.ts';
 import type { AssessReport } from '../../lambdas/assess/schema.ts';
 import { openArchive } from '../../lambdas/core/archive/open.ts';
 import { rulesFingerprint } from '../../lambdas/core/config/fingerprint.ts';
@@ -11,6 +11,7 @@ import type { SqlClient } from '../../lambdas/core/sql/port.ts';
 import { str } from '../../lambdas/core/sql/rows.ts';
 import { withDatabase } from '../../lambdas/core/sql/url.ts';
 import { openDeps } from '../run-phase.ts';
+import { archivePath } from './report.ts';
 
 /** A phase does not start while an alarm is raised: the alarm's rollback would undo it. */
 export class AlarmRaised extends Error {
@@ -101,25 +102,38 @@ export async function assertAssessmentPassed(loaded: LoadedConfig, cwd: string):
     return `The assessments in ${archive.location} could not be read (${(error as Error).message}): going on without checking the latest one passed.`;
   }
   // Run ids start with their UTC time: newest last once sorted.
+  const skipped: string[] = [];
   for (const key of keys.sort().reverse()) {
     const body = await archive.get(key);
     if (body === undefined) continue;
-    const report = JSON.parse(body.toString('utf8')) as AssessReport;
+    let report: AssessReport;
+    try {
+      report = JSON.parse(body.toString('utf8')) as AssessReport;
+    } catch {
+      skipped.push(archivePath(archive, key));
+      continue;
+    }
+    // The same databases: by name, and by server where the report says which (older reports do not).
     if (
       report.source?.database !== loaded.sourceUrl.database ||
-      report.target?.database !== loaded.targetUrl.database
+      report.target?.database !== loaded.targetUrl.database ||
+      (report.source.at !== undefined && report.source.at !== serverAddress(loaded.sourceUrl)) ||
+      (report.target.at !== undefined && report.target.at !== serverAddress(loaded.targetUrl))
     )
       continue;
-    const where = join(archive.location, key.replace(/report\.json$/, 'report.md'));
+    const where = archivePath(archive, key.replace(/report\.json$/, 'report.md'));
+    const also = skipped.length === 0 ? '' : ` (unreadable, passed over: ${skipped.join(', ')})`;
     if (!report.ready)
       throw new AssessmentNotPassed(
-        `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) is BLOCKED by ${report.totals.blocking} problem${report.totals.blocking === 1 ? '' : 's'}: fix them (${where}), then npx shifu-migrate run assess, and run data again`,
+        `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) is BLOCKED by ${report.totals.blocking} problem${report.totals.blocking === 1 ? '' : 's'}: fix them (${where}), then npx shifu-migrate run assess, and run data again${also}`,
       );
-    if (report.configHash !== undefined && report.configHash !== rulesFingerprint(loaded.config))
+    if (report.configHash === undefined)
+      return `Assessment ${report.runId} of these databases passed; it was made before reports kept their tenant rules, so whether it judged these cannot be told (npx shifu-migrate run assess checks them)${also}.`;
+    if (report.configHash !== rulesFingerprint(loaded.config))
       throw new AssessmentNotPassed(
-        `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) judged other tenant rules than this config has (tenants or tables changed since): npx shifu-migrate run assess, then run data again`,
+        `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) judged other tenant rules than this config has (tenants or tables changed since): npx shifu-migrate run assess, then run data again${also}`,
       );
-    return `Assessment ${report.runId} of these databases passed, with these tenant rules.`;
+    return `Assessment ${report.runId} of these databases passed, with these tenant rules${also}.`;
   }
-  return `No assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} found in ${archive.location}: going on (npx shifu-migrate run assess lists what would block, before anything is copied).`;
+  return `No ${skipped.length > 0 ? 'readable ' : ''}assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} found in ${archive.location}${skipped.length > 0 ? ` (unreadable: ${skipped.join(', ')})` : ''}: going on (npx shifu-migrate run assess lists what would block, before anything is copied).`;
 }

@@ -222,8 +222,8 @@ export class RunProgress {
       label: LABELS[step] ?? step,
       counters,
     };
-    if (this.tablesTotal === 0 && this.tables.size === 0)
-      return { ...base, stepSeconds: now - (this.step?.since ?? now) };
+    // Rows and tables are a copy's (the data phase planned them); other phases show their steps and counters.
+    if (this.tablesTotal === 0) return { ...base, stepSeconds: now - (this.step?.since ?? now) };
     let done = 0;
     let total = 0;
     for (const t of this.tables.values()) {
@@ -261,11 +261,13 @@ export const STATUS_TICK_MS = 1_000;
  */
 export function progressPrinter(
   out: Output,
-  _definition: LoadedDefinition,
+  definition: LoadedDefinition,
   now: () => number = () => performance.now() / 1000,
 ): (event: ExecutionEvent) => void {
   const progress = new RunProgress(now);
   const started = now();
+  const states = (definition.definition.States ?? {}) as Record<string, { Type?: unknown }>;
+  const failStates = new Set(Object.keys(states).filter((name) => states[name]?.Type === 'Fail'));
   const stamp = () => `${(now() - started).toFixed(1).padStart(6)}s`;
   out.status((width) => renderStatus(progress.snapshot(), width));
   return (event) => {
@@ -290,8 +292,9 @@ export function progressPrinter(
         );
         break;
       case 'StateFailed':
-        // Work a failed sibling kept from starting: nothing failed there.
-        if (event.Error === 'MapIterationCancelled') break;
+        // Work a failed sibling kept from starting: nothing failed there. A Fail state only ends the execution
+        // with the error already told where it happened (and the command's own report follows).
+        if (event.Error === 'MapIterationCancelled' || failStates.has(event.state.name)) break;
         out.info(
           `${stamp()}    ✗ ${event.state.name}${detail(event.state.input)}: ${event.Error}: ${String(event.Cause ?? '')}`,
         );
@@ -307,10 +310,8 @@ export function progressPrinter(
         }
         break;
       case 'ExecutionFailed':
-        if (!child) {
-          out.status(null);
-          out.info(`${stamp()}  ✗ failed: ${event.Error}`);
-        }
+        // The command says what failed and what to do next, from the ledger.
+        if (!child) out.status(null);
         break;
       default:
         break;

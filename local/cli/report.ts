@@ -149,7 +149,13 @@ export async function leaveRunReport(loaded: LoadedConfig, runId: string, cwd: s
   try {
     const report = await gatherFinalReport(target, { runId });
     const archive = openArchive(loaded.config.archive.url, cwd);
-    const { keys } = await writeFinalReport(archive, report, { latest: false });
+    const [newest] =
+      report.golive === null
+        ? []
+        : await target.query(
+            "SELECT run_id FROM migration_runs WHERE phase = 'golive' ORDER BY started_at DESC, run_id DESC LIMIT 1",
+          );
+    const { keys } = await writeFinalReport(archive, report, { latest: newest?.run_id === runId });
     return `Report of ${runId}: ${archivePath(archive, keys.html)} (and report.md, report.json beside it)`;
   } catch (error) {
     return `The report of ${runId} could not be written (${(error as Error).message}); npx shifu-migrate report ${runId} writes it.`;

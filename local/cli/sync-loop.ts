@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { InputError } from '../../lambdas/core/errors.ts';
 import type { Output } from './output.ts';
-import { type PhaseOutcome, type Runner, runPhaseCommand } from './phases.ts';
+import { isAwsMode, type PhaseOutcome, type Runner, runIdOf, runPhaseCommand } from './phases.ts';
+import { leaveRunReport } from './report.ts';
 
 /** `--every` as milliseconds: 30s, 5m, 1h (locally a pass may come as often as every second). */
 /** A day: passes further apart leave the target a day behind, and timers do not wait beyond 24.8 days anyway. */
@@ -54,7 +55,11 @@ export async function runSyncLoop(
   const outcomes: PhaseOutcome[] = [];
   try {
     for (;;) {
-      const outcome = await runPhaseCommand(loaded, 'sync', out, cwd, runner, undefined, { graceful: true });
+      // A pass every few minutes: a report for each failed pass and for the last one, not one a pass.
+      const outcome = await runPhaseCommand(loaded, 'sync', out, cwd, runner, undefined, {
+        graceful: true,
+        report: 'if-failed',
+      });
       outcomes.push(outcome);
       if (outcome.code === 2) break;
       // Go-live ended sync for good: no later pass would start either.
@@ -69,6 +74,9 @@ export async function runSyncLoop(
   }
   const failed = outcomes.filter((o) => o.code !== 0).length;
   const last = outcomes.at(-1);
+  const lastRun = last === undefined ? null : runIdOf(last);
+  if (last !== undefined && last.code === 0 && lastRun !== null && !isAwsMode(loaded))
+    out.info(await leaveRunReport(loaded, lastRun, cwd));
   out.info(
     `Sync stopped after ${outcomes.length} pass${outcomes.length === 1 ? '' : 'es'}${failed > 0 ? `, ${failed} of them failed (see above)` : ''}${stop.signal.aborted ? ' (Ctrl-C)' : ''}.`,
   );

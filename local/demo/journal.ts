@@ -11,11 +11,6 @@ export interface JournalCheck {
   readonly kept: number;
   /** Rows whose last write is not on the owning side: what, where, and what was found instead. */
   readonly lost: { readonly row: string; readonly side: 'legacy' | 'saas'; readonly found: string }[];
-  /**
-   * Rows in an open tenant conflict (the rules now give them another tenant; sync left the target's copy as it
-   * was and recorded the conflict): their last write is on legacy, as written, until a person settles them.
-   */
-  readonly held: readonly string[];
 }
 
 /**
@@ -42,38 +37,10 @@ export async function checkJournal(
     ).map((r) => [str(r, 'tenant_bid'), str(r, 'target')]),
   );
   const lost: JournalCheck['lost'][number][] = [];
-  const held: string[] = [];
   let kept = 0;
-  const conflicts = new Set(
-    (
-      await sides.target
-        .query(
-          `SELECT table_name, row_key FROM ${qualified(sides.targetDb, 'migration_sync_conflicts')} WHERE resolved_at IS NULL`,
-        )
-        .catch(() => [])
-    ).map((r) => `${str(r, 'table_name')}:${(JSON.parse(str(r, 'row_key')) as unknown[]).join(',')}`),
-  );
-  /** Whether legacy holds the row as the simulator last wrote it (or not at all, when it deleted it). */
-  const onLegacy = async (
-    table: string,
-    id: string,
-    last: Journal extends Map<string, infer V> ? V : never,
-  ) => {
-    const columns = Object.keys(last.values);
-    const [found] = await sides.legacy.query(
-      `SELECT ${['id', ...columns].map((c) => `CAST(\`${c}\` AS CHAR) AS \`${c}\``).join(', ')} FROM ${qualified(sides.legacyDb, table)} WHERE id = ?`,
-      [id],
-    );
-    if (last.deleted) return found === undefined;
-    return found !== undefined && columns.every((c) => strOrNull(found, c) === last.values[c]);
-  };
   for (const [row, last] of journal) {
     const [table = '', id = ''] = row.split(':');
     const columns = Object.keys(last.values);
-    if (conflicts.has(row) && (await onLegacy(table, id, last))) {
-      held.push(row);
-      continue;
-    }
     // A global table's rows are legacy's until go-live.
     const [onTarget] =
       config.tables[table]?.tenant === undefined
@@ -112,5 +79,5 @@ export async function checkJournal(
           .join('; '),
       });
   }
-  return { rows: journal.size, kept, lost, held };
+  return { rows: journal.size, kept, lost };
 }

@@ -102,6 +102,19 @@ describe('the checks a DBA runs before a migration', () => {
     expect(unknown.severity).toBe('warning');
     expect(unknown.message).toMatch(/at least 1\.50 GiB free.*FreeStorageSpace/);
     expect(targetFreeSpace({ sourceBytes: gib, free: null, where: '', aurora: true }).severity).toBe('info');
+    // A target writing a binary log takes the copy there too; what it holds already needs no more room.
+    expect(
+      targetFreeSpace({ sourceBytes: 10 * gib, binlog: true, free: 20 * gib, where: '/data', aurora: false }),
+    ).toMatchObject({ severity: 'blocking' });
+    expect(
+      targetFreeSpace({
+        sourceBytes: 10 * gib,
+        targetBytes: 10 * gib,
+        free: 12 * gib,
+        where: '/data',
+        aurora: false,
+      }).message,
+    ).toMatch(/needs about 5\.00 GiB/);
   });
 
   it('names the change column sync catches up by, whether an index leads with it, and tables without one', async () => {
@@ -174,6 +187,8 @@ describe('the checks a DBA runs before a migration', () => {
     const admin = await adminConnection();
     try {
       await admin.query(`CREATE DATABASE IF NOT EXISTS \`${target}\``);
+      // Rows to time a sample of (the estimate reads the largest migrated table).
+      await admin.query(`INSERT IGNORE INTO \`${db.name}\`.good VALUES (1, 'a'), (2, 'b'), (3, 'c')`);
       await admin.query(`CREATE USER IF NOT EXISTS '${user}'@'%' IDENTIFIED BY 'pw'`);
       await admin.query(`CREATE USER IF NOT EXISTS '${user}'@'localhost' IDENTIFIED BY 'pw'`);
       await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON \`${target}\`.* TO '${user}'@'%'`);

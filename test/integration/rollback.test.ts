@@ -162,7 +162,12 @@ describe('rollback of the phase in flight', () => {
     expect((await cli(['run', 'foundation'], dir)).code).toBe(0);
     const nothing = await cli(['rollback', '--yes'], dir);
     expect(nothing.code, nothing.stderr).toBe(0);
-    expect(nothing.json).toMatchObject({ outcome: 'SUCCEEDED', phase: null, runs: [] });
+    expect(nothing.json).toMatchObject({
+      status: 'NOTHING_TO_DO',
+      outcome: 'SUCCEEDED',
+      phase: null,
+      runs: [],
+    });
 
     const child = spawn(
       join(root, 'node_modules', '.bin', 'node'),
