@@ -47,8 +47,9 @@ export async function runAlarmRaise(
       out.info(`Alarm ${JSON.stringify(name)} raised: no phase starts until it is cleared.`);
     } else {
       out.info(
-        `Alarm ${JSON.stringify(name)}: ${loaded.targetUrl.database} does not exist, nothing to stop.`,
+        `Alarm ${JSON.stringify(name)} not recorded: the target database ${loaded.targetUrl.database} does not exist yet, so nothing runs there to stop, and there is no ledger to keep the alarm in.`,
       );
+      return { code: 0, json: { status: 'NO_DATA', alarm: name, state: 'NOT_RECORDED' } };
     }
   } finally {
     await deps.close();

@@ -193,6 +193,15 @@ export function isoTimes(value: unknown): unknown {
 }
 
 const NOTHING = new Set(['NO_DATA', 'EMPTY', 'NOT_NEEDED']);
+/** Errors that refuse a start because of the state things are in (exit 1): nothing was changed. */
+const REFUSALS = new Set([
+  'RunLocked',
+  'AlarmRaised',
+  'RollbackInProgress',
+  'TenantsSwitched',
+  'GoLiveRefused',
+  'SyncNotReady',
+]);
 const INTERRUPTED_ERRORS = new Set([
   'Interrupted',
   'CriticalLoad',
@@ -205,8 +214,15 @@ const INTERRUPTED_ERRORS = new Set([
 export function statusOf(payload: Record<string, unknown>, code: number): CliStatus {
   const own = typeof payload.status === 'string' ? payload.status : '';
   if (own === 'NOT_CONFIRMED' || own === 'PREVIEWED') return 'PREVIEWED';
-  if (code === 2 || own === 'DECLINED' || own === 'INVALID_INPUT') return 'REFUSED';
   const run = payload.run as { status?: unknown } | null | undefined;
+  if (
+    code === 2 ||
+    own === 'DECLINED' ||
+    own === 'INVALID_INPUT' ||
+    REFUSALS.has(String(payload.error ?? '')) ||
+    (code !== 0 && run?.status === 'refused')
+  )
+    return 'REFUSED';
   if (
     INTERRUPTED_ERRORS.has(String(payload.error ?? '')) ||
     (code !== 0 && run !== null && run !== undefined && run.status === 'interrupted')
@@ -252,6 +268,29 @@ export function problemsOf(payload: Record<string, unknown>): Problem[] {
           message: `${String(t.table)}: source ${String(t.sourceRows)} rows, target ${String(t.targetRows)} rows, checksums differ`,
           table: String(t.table),
         });
+  if (typeof payload.reason === 'string' && payload.reason !== '' && problems.length === 0)
+    problems.push({ severity: 'blocking', code: 'Refused', message: payload.reason });
+  const last = payload.last as { error?: unknown; cause?: unknown } | null | undefined;
+  if (typeof last?.error === 'string' && last.error !== '')
+    problems.push({ severity: 'error', code: last.error, message: String(last.cause ?? last.error) });
+  if (typeof payload.differences === 'number' && Array.isArray(payload.tables))
+    for (const t of payload.tables as {
+      table?: unknown;
+      isolation?: { unknownTenant?: unknown; ruleMismatch?: unknown; parentMismatch?: unknown } | null;
+    }[]) {
+      const i = t.isolation;
+      const broken =
+        i == null
+          ? 0
+          : Number(i.unknownTenant ?? 0) + Number(i.ruleMismatch ?? 0) + Number(i.parentMismatch ?? 0);
+      if (broken > 0)
+        problems.push({
+          severity: 'error',
+          code: 'IsolationBroken',
+          message: `${String(t.table)}: ${broken} rows break tenant isolation (unknown tenant ${String(i?.unknownTenant ?? 0)}, not the rules' tenant ${String(i?.ruleMismatch ?? 0)}, not their parent's ${String(i?.parentMismatch ?? 0)})`,
+          table: String(t.table),
+        });
+    }
   if (Array.isArray(payload.tables) && (payload.status === 'REFUSED' || payload.status === 'NOT_CONFIRMED'))
     for (const t of payload.tables as { table?: unknown; drop?: unknown; reason?: unknown }[])
       if (t.drop === false)

@@ -26,7 +26,8 @@ import {
   runRollbackCommand,
 } from './phases.ts';
 import { runPlanCommand } from './plan.ts';
-import { runReportCommand } from './report.ts';
+import { targetDatabaseExists } from './preflight.ts';
+import { leaveRunReport, runReportCommand } from './report.ts';
 import { runSeedDemo } from './seed-demo.ts';
 import { parseDuration, parseRate, runSimulateTraffic } from './simulate-traffic.ts';
 import { parseEvery, runSyncLoop } from './sync-loop.ts';
@@ -108,7 +109,8 @@ export async function main(argv: readonly string[], context: CliContext = {}): P
     ...(context.stdout === undefined ? {} : { stdout: context.stdout }),
     ...(context.stderr === undefined ? {} : { stderr: context.stderr }),
   });
-  const invocation: Invocation = { command: '', config: null };
+  // Until the command line is parsed: its first word, so even a bad command line's object says what was typed.
+  const invocation: Invocation = { command: argv.find((a) => !a.startsWith('-')) ?? '', config: null };
   const code = await invoke(argv, context, out, invocation);
   const payload = out.takeJson();
   if (jsonRequested && payload !== undefined) {
@@ -132,7 +134,19 @@ async function invoke(
       stdout: (text) => stdout.write(text),
       stderr: (text) => stderr.write(text),
     });
-    if ('exit' in parsed) return parsed.exit;
+    if ('exit' in parsed) {
+      // Help asked for is text, even with --json; a command line without a command is bad input, as an object too.
+      if (parsed.exit !== 0 && out.json)
+        out.resultJson({
+          status: 'INVALID_INPUT',
+          error: 'InputError',
+          message:
+            invocation.command === ''
+              ? 'name a command: shifu-migrate --help lists them'
+              : `${invocation.command} needs its subcommand or arguments: shifu-migrate ${invocation.command} --help`,
+        });
+      return parsed.exit;
+    }
     const { values, positionals } = parsed;
     const [command, ...extra] = positionals as [Command, ...string[]];
     invocation.command = ['run', 'alarm', 'plan'].includes(command)
@@ -338,6 +352,27 @@ async function invoke(
         );
       return outcome.code;
     }
+    // What reads or writes the target's ledger needs the target database, which foundation makes.
+    const needsTarget =
+      command === 'pause' ||
+      command === 'resume' ||
+      command === 'report' ||
+      (command === 'run' &&
+        !isAwsMode(loaded) &&
+        ['sync', 'application', 'integration', 'golive'].includes(phase ?? ''));
+    if (needsTarget && !values.dryRun && !(await targetDatabaseExists(loaded, cwd))) {
+      if (command === 'report') {
+        out.info(
+          `Nothing to report: the target database ${loaded.targetUrl.database} does not exist yet (run foundation first).`,
+        );
+        if (out.json) out.resultJson({ status: 'NO_DATA', runId: null });
+        else out.result('report: nothing to report');
+        return 1;
+      }
+      throw new InputError(
+        `the target database ${loaded.targetUrl.database} does not exist yet: ${command === 'run' ? `run foundation (and data) before ${phase}` : `nothing runs there to ${command}`}`,
+      );
+    }
     if (command === 'plan' || (command === 'run' && values.dryRun)) {
       const outcome = await runPlanCommand(loaded, phase ?? '', out, cwd);
       if (out.json) out.resultJson(outcome.json);
@@ -357,10 +392,14 @@ async function invoke(
               cwd,
               runner,
             );
+      // A rollback that recorded a run leaves its report too (a run's report is written by runPhaseCommand).
+      const rollbackRun = outcome.json.rollbackRunId;
+      if (command === 'rollback' && typeof rollbackRun === 'string' && !isAwsMode(loaded))
+        out.info(await leaveRunReport(loaded, rollbackRun, cwd));
       if (out.json) out.resultJson(outcome.json);
       else
         out.result(
-          `${command}${phase === undefined ? '' : ` ${phase}`}: ${outcome.code !== 0 ? 'failed' : outcome.json.nothingToDo === true ? 'nothing to roll back' : 'done'}`,
+          `${command}${phase === undefined ? '' : ` ${phase}`}: ${outcome.code === 0 ? (outcome.json.nothingToDo === true ? 'nothing to roll back' : 'done') : outcome.json.error === 'Interrupted' ? 'interrupted (resumable)' : 'failed'}`,
         );
       return outcome.code;
     }
@@ -404,7 +443,9 @@ async function invoke(
           : await runAlarmClear(loaded, name, out, cwd);
       if (out.json) out.resultJson(outcome.json);
       else
-        out.result(`alarm ${alarmAction} ${JSON.stringify(name)}: ${outcome.code === 0 ? 'done' : 'failed'}`);
+        out.result(
+          `alarm ${alarmAction} ${JSON.stringify(name)}: ${outcome.code !== 0 ? 'failed' : outcome.json.state === 'NOT_RECORDED' ? 'not recorded' : 'done'}`,
+        );
       return outcome.code;
     }
     const result = await runDemo(loaded, options, out, cwd);

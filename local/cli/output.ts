@@ -1,5 +1,7 @@
+import ansiEscapes from 'ansi-escapes';
 import cliTruncate from 'cli-truncate';
 import { createLogUpdate } from 'log-update';
+import stringWidth from 'string-width';
 
 /**
  * How the CLI talks: results on stdout (one JSON object with --json), everything else on stderr.
@@ -45,24 +47,43 @@ export function createOutput(options: {
   const columns = (): number =>
     'columns' in stderr && typeof stderr.columns === 'number' ? stderr.columns : 80;
   const live = tty ? createLogUpdate(stderr as NodeJS.WriteStream, { showCursor: true }) : null;
+  // The frame on screen and the width it was drawn at: a terminal made narrower wraps it over several rows,
+  // which log-update (erasing the one row it wrote) would leave behind.
+  let shown = { columns: 0, width: 0 };
   let transient: string | null = null;
   let render: ((width: number) => string) | null = null;
   let timer: NodeJS.Timeout | null = null;
   let lastPlainProgress = 0;
   let kept: Record<string, unknown> | undefined;
   // The frame log-update keeps: the status line, or a transient progress line.
+  const erase = (width: number): void => {
+    if (live === null) return;
+    live.clear();
+    // Rows the frame takes now, the terminal having narrowed since it was drawn: the rows above are erased too.
+    const rows = width < shown.columns ? Math.ceil(shown.width / Math.max(1, width)) : 1;
+    for (let row = 1; row < rows; row += 1) stderr.write(ansiEscapes.cursorUp(1) + ansiEscapes.eraseLine);
+    shown = { columns: width, width: 0 };
+  };
   const draw = (): void => {
     if (live === null) return;
     const width = columns();
     const frame = render !== null ? render(width) : transient;
-    if (frame === null) live.clear();
-    else live(cliTruncate(frame, Math.max(10, width - 1)));
+    if (width < shown.columns) erase(width);
+    if (frame === null) {
+      erase(width);
+      return;
+    }
+    const line = cliTruncate(frame, Math.max(10, width - 1));
+    live(line);
+    shown = { columns: width, width: stringWidth(line) };
   };
   const clear = (): void => {
     if (live === null) return;
-    live.clear();
+    erase(columns());
     transient = null;
   };
+  // A resized terminal gets its line again at once, fitted to the new width.
+  if (live !== null && 'on' in stderr) stderr.on('resize', draw);
   return {
     json: options.json,
     info(line) {

@@ -2,17 +2,19 @@ import { estimateDataSeconds } from '../../lambdas/assess/assess.ts';
 import type { LoadedConfig } from '../../lambdas/core/config/load.ts';
 import { InputError } from '../../lambdas/core/errors.ts';
 import { ident, qualified } from '../../lambdas/core/identifiers.ts';
-import { TABLE_OPTIONS, TENANT_TABLES } from '../../lambdas/core/ledger/schema.ts';
+import { LEDGER_TABLES, TABLE_OPTIONS, TENANT_TABLES } from '../../lambdas/core/ledger/schema.ts';
 import { introspect } from '../../lambdas/core/schema/introspect.ts';
 import { str } from '../../lambdas/core/sql/rows.ts';
 import { planLevels } from '../../lambdas/data/plan.ts';
 import { targetCreateStatement } from '../../lambdas/foundation/ddl.ts';
+import { MigrationNotReady } from '../../lambdas/foundation/errors.ts';
 import { planTables } from '../../lambdas/foundation/foundation.ts';
 import { loadDefinition } from '../engine/definition.ts';
 import { localSubstitutions } from '../engine/functions.ts';
 import { openDeps } from '../run-phase.ts';
 import { count, type Output } from './output.ts';
 import type { PhaseOutcome } from './phases.ts';
+import { AssessmentNotPassed, assertAssessmentPassed } from './preflight.ts';
 import { shortDuration } from './status-line.ts';
 
 export interface PlannedTableView {
@@ -78,9 +80,20 @@ export async function runPlanCommand(
     say(`Steps: ${steps.join(' → ')}`);
     const tables: PlannedTableView[] = [];
     let estimate: { seconds: number; basis: string } | null = null;
+    let wouldRefuse: string | null = null;
     if (phase === 'foundation' || phase === 'data') {
       const schema = await introspect(deps.source, deps.sourceUrl.database);
-      const planned = planTables({ ...deps, signal: new AbortController().signal }, schema);
+      // Foundation refuses a source table the config says nothing about; the plan says so the same way (exit 2).
+      const planned =
+        phase === 'foundation'
+          ? (() => {
+              try {
+                return planTables({ ...deps, signal: new AbortController().signal }, schema);
+              } catch (error) {
+                throw error instanceof MigrationNotReady ? new InputError(error.message) : error;
+              }
+            })()
+          : [];
       const existing = new Set(
         (
           await deps.targetServer.query(
@@ -98,6 +111,19 @@ export async function runPlanCommand(
         ).map((r) => str(r, 't')),
       );
       if (phase === 'foundation') {
+        const [database] = await deps.targetServer.query(
+          'SELECT 1 AS found FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
+          [deps.targetUrl.database],
+        );
+        if (database === undefined)
+          say(
+            `CREATE DATABASE IF NOT EXISTS ${ident(deps.targetUrl.database, 'database')} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`,
+          );
+        const ledger = LEDGER_TABLES.filter((t) => !existing.has(t.name));
+        if (ledger.length > 0)
+          say(
+            `-- the ledger: ${ledger.length} tables (${ledger.map((t) => t.name).join(', ')}), CREATE TABLE IF NOT EXISTS`,
+          );
         for (const t of TENANT_TABLES.filter((t) => !existing.has(t.name)))
           say(`CREATE TABLE ${ident(t.name, 'table')} (\n  ${t.body}\n) ${TABLE_OPTIONS};`);
         for (const p of planned) {
@@ -167,12 +193,29 @@ export async function runPlanCommand(
         );
         const excluded = schema.tables.filter((t) => loaded.config.tables[t.name]?.exclude !== undefined);
         if (excluded.length > 0) say(`Left out (exclude): ${excluded.map((t) => t.name).join(', ')}.`);
+        // What run data checks before it starts: the latest assessment of these databases.
+        try {
+          say(await assertAssessmentPassed(loaded, cwd));
+        } catch (error) {
+          if (!(error instanceof AssessmentNotPassed)) throw error;
+          wouldRefuse = error.message;
+          say(`run data would refuse now: ${error.message}`);
+        }
+        const [interrupted] = await deps.targetServer
+          .query(
+            `SELECT run_id FROM ${qualified(deps.targetUrl.database, 'migration_runs')} WHERE phase = 'data' AND status = 'interrupted' ORDER BY started_at DESC LIMIT 1`,
+          )
+          .catch(() => []);
+        if (interrupted !== undefined)
+          say(
+            `An interrupted data run, ${str(interrupted, 'run_id')}, would be resumed: its chunks already copied are skipped (npx shifu-migrate status shows how far it got).`,
+          );
       }
     }
-    say(`To run it: npx shifu-migrate run ${phase}`);
+    if (wouldRefuse === null) say(`To run it: npx shifu-migrate run ${phase}`);
     return {
       code: 0,
-      json: { status: 'PREVIEWED', phase, steps, tables, estimate },
+      json: { status: 'PREVIEWED', phase, steps, tables, estimate, wouldRefuse },
     };
   } finally {
     await deps.close();

@@ -109,6 +109,8 @@ export async function assertAssessmentPassed(loaded: LoadedConfig, cwd: string):
     let report: AssessReport;
     try {
       report = JSON.parse(body.toString('utf8')) as AssessReport;
+      if (typeof report?.source?.database !== 'string' || typeof report.target?.database !== 'string')
+        throw new TypeError('not an assessment report');
     } catch {
       skipped.push(archivePath(archive, key));
       continue;
@@ -128,7 +130,9 @@ export async function assertAssessmentPassed(loaded: LoadedConfig, cwd: string):
         `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) is BLOCKED by ${report.totals.blocking} problem${report.totals.blocking === 1 ? '' : 's'}: fix them (${where}), then npx shifu-migrate run assess, and run data again${also}`,
       );
     if (report.configHash === undefined)
-      return `Assessment ${report.runId} of these databases passed; it was made before reports kept their tenant rules, so whether it judged these cannot be told (npx shifu-migrate run assess checks them)${also}.`;
+      throw new AssessmentNotPassed(
+        `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) was made by an older version, which did not keep the tenant rules it judged: npx shifu-migrate run assess, then run data again${also}`,
+      );
     if (report.configHash !== rulesFingerprint(loaded.config))
       throw new AssessmentNotPassed(
         `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) judged other tenant rules than this config has (tenants or tables changed since): npx shifu-migrate run assess, then run data again${also}`,
@@ -136,4 +140,18 @@ export async function assertAssessmentPassed(loaded: LoadedConfig, cwd: string):
     return `Assessment ${report.runId} of these databases passed, with these tenant rules${also}.`;
   }
   return `No ${skipped.length > 0 ? 'readable ' : ''}assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} found in ${archive.location}${skipped.length > 0 ? ` (unreadable: ${skipped.join(', ')})` : ''}: going on (npx shifu-migrate run assess lists what would block, before anything is copied).`;
+}
+
+/** Whether the target database exists (foundation makes it): commands that read or write its ledger need it. */
+export async function targetDatabaseExists(loaded: LoadedConfig, cwd: string): Promise<boolean> {
+  const deps = openDeps(loaded, cwd);
+  try {
+    const found = await deps.targetServer.query(
+      'SELECT 1 AS found FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
+      [loaded.targetUrl.database],
+    );
+    return found.length > 0;
+  } finally {
+    await deps.close();
+  }
 }

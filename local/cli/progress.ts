@@ -84,6 +84,8 @@ interface TableProgress {
   final?: number;
   chunksDone: number;
   chunksTotal: number;
+  /** Chunks whose copy this process saw end (copied or skipped). */
+  chunksSeen: number;
 }
 
 /**
@@ -116,7 +118,7 @@ export class RunProgress {
   private table(name: string): TableProgress {
     let t = this.tables.get(name);
     if (t === undefined) {
-      t = { estimate: 0, rows: 0, chunksDone: 0, chunksTotal: 0 };
+      t = { estimate: 0, rows: 0, chunksDone: 0, chunksTotal: 0, chunksSeen: 0 };
       this.tables.set(name, t);
     }
     return t;
@@ -172,7 +174,9 @@ export class RunProgress {
     if (state === 'Copy Chunk') {
       const copied = o.copied as { table?: unknown; rows?: unknown; skipped?: unknown } | undefined;
       if (typeof copied?.table === 'string' && typeof copied.rows === 'number') {
-        this.table(copied.table).rows += copied.rows;
+        const t = this.table(copied.table);
+        t.rows += copied.rows;
+        t.chunksSeen += 1;
         this.current = copied.table;
         if (copied.skipped !== true) {
           this.copiedHere += copied.rows;
@@ -190,12 +194,20 @@ export class RunProgress {
       if (c.states.test(state)) this.counters.set(c.name, (this.counters.get(c.name) ?? 0) + 1);
   }
 
-  /** Rows of a table so far: counted from its chunks, or estimated from its share of chunks done (AWS). */
+  /**
+   * Rows of a table so far and in all: done counted from its chunks (or, on AWS, the estimate's share of chunks
+   * done). In all: the server's estimate until a tenth of its chunks are copied, then the rows per chunk so far
+   * times its chunks (the estimate may be off by half; the chunks are key ranges of the whole table), then the
+   * real count once it is validated.
+   */
   private rowsOf(t: TableProgress): { done: number; total: number } {
     if (t.final !== undefined) return { done: t.final, total: t.final };
     const byChunks = t.chunksTotal > 0 ? (t.chunksDone / t.chunksTotal) * t.estimate : 0;
     const done = Math.max(t.rows, t.rows === 0 ? byChunks : 0);
-    return { done, total: Math.max(t.estimate, done) };
+    const seen = Math.min(t.chunksSeen, t.chunksTotal);
+    if (t.chunksTotal > 0 && seen === t.chunksTotal) return { done, total: done };
+    const projected = seen > 0 && seen >= t.chunksTotal / 10 ? (t.rows / seen) * t.chunksTotal : 0;
+    return { done, total: Math.max(projected > 0 ? projected : t.estimate, done) };
   }
 
   snapshot(): StatusSnapshot {

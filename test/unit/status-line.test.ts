@@ -29,7 +29,7 @@ const exited = (name: string, output: unknown, parentMap?: string): ExecutionEve
  * A synthetic data run at a steady 10,000 rows/s: three tables (estimates a little off, as the server's are), chunks
  * of 1,000 rows, then index builds and isolation checks. Returns the status lines rendered every second at a width.
  */
-function syntheticRun(width: number): string[] {
+function syntheticRun(width: number, estimateScale = 1): string[] {
   let now = 0;
   const progress = new RunProgress(() => now);
   const lines: string[] = [];
@@ -41,14 +41,22 @@ function syntheticRun(width: number): string[] {
       run: {
         runId: 'data-1',
         tables: Object.keys(tables).map((table) => ({ table })),
-        rowsEstimate: { learn_generated_blocks: 58_000, learn_progress_records: 31_000, user_info: 10_000 },
+        rowsEstimate: Object.fromEntries(
+          Object.entries({
+            learn_generated_blocks: 58_000,
+            learn_progress_records: 31_000,
+            user_info: 10_000,
+          }).map(([t, n]) => [t, Math.round(n * estimateScale)]),
+        ),
       },
     }),
   );
   progress.onEvent(entered('Copy Levels'));
   tick();
   let mapRun = 0;
-  for (const [table, rows] of Object.entries(tables)) {
+  // A scaled run copies the largest table last: the one whose estimate is off is the one still to come.
+  const order = estimateScale === 1 ? Object.entries(tables) : Object.entries(tables).reverse();
+  for (const [table, rows] of order) {
     const chunks = Math.ceil(rows / 1_000);
     mapRun += 1;
     progress.onEvent({
@@ -159,6 +167,21 @@ describe('the run status line', () => {
     expect(etas[0]).toBeLessThanOrEqual(10);
   });
 
+  it('keeps the ETA and percent honest when the server estimated half the rows', () => {
+    // InnoDB's estimates may be off by half: the projection from the chunks copied takes over.
+    const lines = syntheticRun(200, 0.5).filter((l) => / Copy: /.test(l));
+    for (const line of lines) {
+      const m = /([\d,]+)\/([\d,]+) rows (\d+\.\d)%/.exec(line);
+      const done = Number(m?.[1]?.replaceAll(',', ''));
+      // While a fifth of the rows is still to copy, neither 100 % nor "ETA 0s".
+      if (done < 99_500 * 0.8) {
+        expect(line).not.toMatch(/100\.0%/);
+        expect(line).not.toMatch(/ETA 0s/);
+      }
+    }
+    expect(lines.length).toBeGreaterThan(5);
+  });
+
   it('takes the real row count in place of the estimate as each table is validated', () => {
     const lines = syntheticRun(200);
     // The estimates added up to 99,000; the tables held 99,500.
@@ -250,6 +273,23 @@ describe('the status line on a terminal', () => {
     expect(visible).toContain('2:00 Copy:');
     // The line was removed (erased) before the last line: nothing of it follows "done".
     expect(visible.endsWith('done\n')).toBe(true);
+  });
+
+  it('erases every row the line wraps over when the terminal narrows, and redraws it fitted at once', async () => {
+    const stderr = terminal(100);
+    const out = createOutput({ json: false, stdout: new PassThrough(), stderr });
+    out.status((width) => `0:01 Copy: ${'9'.repeat(200)}`.slice(0, width));
+    await new Promise((r) => setImmediate(r));
+    const before = stderr.text().length;
+    // The 99-column line now takes five rows of a 20-column terminal. log-update erases the row below it (where
+    // its newline left the cursor) and the one above; the four rows above that are ours to erase: five moves up.
+    stderr.columns = 20;
+    stderr.emit('resize');
+    await new Promise((r) => setImmediate(r));
+    const after = stderr.text().slice(before);
+    expect(after.split('\u001b[1A\u001b[2K').length - 1).toBe(5);
+    expect(stripAnsi(after)).toContain('0:01 Copy: 9999999…');
+    out.status(null);
   });
 
   it('prints a plain line every ten seconds, not escape codes, when stderr is not a terminal', () => {
