@@ -55,7 +55,9 @@ export async function runAlarmRaise(
     await deps.close();
   }
   const outcome = await runRollbackCommand(loaded, { alarm: name }, out, cwd);
-  return { code: outcome.code, json: { alarm: name, state: 'ALARM', ...outcome.json } };
+  // The alarm was raised whether or not its rollback found anything to undo: that is not "nothing to do".
+  const { nothingToDo: _nothing, ...rollback } = outcome.json;
+  return { code: outcome.code, json: { alarm: name, state: 'ALARM', ...rollback } };
 }
 
 /** `alarm clear <name>`: the alarm is back to OK; phases may start again. */

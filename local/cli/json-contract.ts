@@ -213,12 +213,19 @@ const INTERRUPTED_ERRORS = new Set([
 /** The one status word for a command's own result and exit code. */
 export function statusOf(payload: Record<string, unknown>, code: number): CliStatus {
   const own = typeof payload.status === 'string' ? payload.status : '';
+  // A sync loop ends as its last pass did.
+  const last = payload.last;
+  if (code !== 0 && typeof last === 'object' && last !== null) {
+    const pass = statusOf(last as Record<string, unknown>, code);
+    if (pass === 'REFUSED' || pass === 'INTERRUPTED') return pass;
+  }
   if (own === 'NOT_CONFIRMED' || own === 'PREVIEWED') return 'PREVIEWED';
   const run = payload.run as { status?: unknown } | null | undefined;
   if (
     code === 2 ||
     own === 'DECLINED' ||
     own === 'INVALID_INPUT' ||
+    own === 'REFUSED' ||
     REFUSALS.has(String(payload.error ?? '')) ||
     (code !== 0 && run?.status === 'refused')
   )

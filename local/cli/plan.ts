@@ -81,6 +81,9 @@ export async function runPlanCommand(
     const tables: PlannedTableView[] = [];
     let estimate: { seconds: number; basis: string } | null = null;
     let wouldRefuse: string | null = null;
+    let uncovered: string[] = [];
+    /** data: the interrupted run a start would resume. */
+    let resumes: string | null = null;
     if (phase === 'foundation' || phase === 'data') {
       const schema = await introspect(deps.source, deps.sourceUrl.database);
       // Foundation refuses a source table the config says nothing about; the plan says so the same way (exit 2).
@@ -193,6 +196,13 @@ export async function runPlanCommand(
         );
         const excluded = schema.tables.filter((t) => loaded.config.tables[t.name]?.exclude !== undefined);
         if (excluded.length > 0) say(`Left out (exclude): ${excluded.map((t) => t.name).join(', ')}.`);
+        uncovered = schema.tables
+          .filter((t) => loaded.config.tables[t.name] === undefined)
+          .map((t) => t.name);
+        if (uncovered.length > 0)
+          say(
+            `Not in the config: ${uncovered.join(', ')}. The copy leaves them out; assess blocks on them (say global, tenant or exclude for each).`,
+          );
         // What run data checks before it starts: the latest assessment of these databases.
         try {
           say(await assertAssessmentPassed(loaded, cwd));
@@ -206,7 +216,8 @@ export async function runPlanCommand(
             `SELECT run_id FROM ${qualified(deps.targetUrl.database, 'migration_runs')} WHERE phase = 'data' AND status = 'interrupted' ORDER BY started_at DESC LIMIT 1`,
           )
           .catch(() => []);
-        if (interrupted !== undefined)
+        resumes = interrupted === undefined ? null : str(interrupted, 'run_id');
+        if (interrupted !== undefined && wouldRefuse === null)
           say(
             `An interrupted data run, ${str(interrupted, 'run_id')}, would be resumed: its chunks already copied are skipped (npx shifu-migrate status shows how far it got).`,
           );
@@ -215,7 +226,7 @@ export async function runPlanCommand(
     if (wouldRefuse === null) say(`To run it: npx shifu-migrate run ${phase}`);
     return {
       code: 0,
-      json: { status: 'PREVIEWED', phase, steps, tables, estimate, wouldRefuse },
+      json: { status: 'PREVIEWED', phase, steps, tables, estimate, wouldRefuse, resumes, uncovered },
     };
   } finally {
     await deps.close();

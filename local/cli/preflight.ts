@@ -109,7 +109,13 @@ export async function assertAssessmentPassed(loaded: LoadedConfig, cwd: string):
     let report: AssessReport;
     try {
       report = JSON.parse(body.toString('utf8')) as AssessReport;
-      if (typeof report?.source?.database !== 'string' || typeof report.target?.database !== 'string')
+      if (
+        typeof report?.source?.database !== 'string' ||
+        typeof report.target?.database !== 'string' ||
+        typeof report.ready !== 'boolean' ||
+        typeof report.totals?.blocking !== 'number' ||
+        typeof report.runId !== 'string'
+      )
         throw new TypeError('not an assessment report');
     } catch {
       skipped.push(archivePath(archive, key));
@@ -124,20 +130,24 @@ export async function assertAssessmentPassed(loaded: LoadedConfig, cwd: string):
     )
       continue;
     const where = archivePath(archive, key.replace(/report\.json$/, 'report.md'));
-    const also = skipped.length === 0 ? '' : ` (unreadable, passed over: ${skipped.join(', ')})`;
+    // An unreadable report newer than this one may be this pair's latest: it is not passed over silently.
+    if (skipped.length > 0)
+      throw new AssessmentNotPassed(
+        `a newer assessment report cannot be read (${skipped.join(', ')}), so ${report.runId} may not be the latest of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database}: remove the unreadable one, or npx shifu-migrate run assess, then run data again`,
+      );
     if (!report.ready)
       throw new AssessmentNotPassed(
-        `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) is BLOCKED by ${report.totals.blocking} problem${report.totals.blocking === 1 ? '' : 's'}: fix them (${where}), then npx shifu-migrate run assess, and run data again${also}`,
+        `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) is BLOCKED by ${report.totals.blocking} problem${report.totals.blocking === 1 ? '' : 's'}: fix them (${where}), then npx shifu-migrate run assess, and run data again`,
       );
     if (report.configHash === undefined)
       throw new AssessmentNotPassed(
-        `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) was made by an older version, which did not keep the tenant rules it judged: npx shifu-migrate run assess, then run data again${also}`,
+        `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) was made by an older version, which did not keep the tenant rules it judged: npx shifu-migrate run assess, then run data again`,
       );
     if (report.configHash !== rulesFingerprint(loaded.config))
       throw new AssessmentNotPassed(
-        `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) judged other tenant rules than this config has (tenants or tables changed since): npx shifu-migrate run assess, then run data again${also}`,
+        `the latest assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} (${report.runId}) judged other tenant rules than this config has (tenants or tables changed since): npx shifu-migrate run assess, then run data again`,
       );
-    return `Assessment ${report.runId} of these databases passed, with these tenant rules${also}.`;
+    return `Assessment ${report.runId} of these databases passed, with these tenant rules.`;
   }
   return `No ${skipped.length > 0 ? 'readable ' : ''}assessment of ${loaded.sourceUrl.database} → ${loaded.targetUrl.database} found in ${archive.location}${skipped.length > 0 ? ` (unreadable: ${skipped.join(', ')})` : ''}: going on (npx shifu-migrate run assess lists what would block, before anything is copied).`;
 }

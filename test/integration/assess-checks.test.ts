@@ -245,6 +245,15 @@ describe('the checks a DBA runs before a migration', () => {
       const other = await runCli(['run', 'data'], { cwd: dir });
       expect(other.code).toBe(2);
       expect(String(other.json.message)).toMatch(/judged other tenant rules than this config has/);
+      // A newer report that cannot be read may be this pair's latest: refused, naming it, not passed over.
+      const broken = join(dir, 'archive', 'reports', 'assess', 'assess-29991231T235959Z-ffffff');
+      mkdirSync(broken, { recursive: true });
+      writeFileSync(join(broken, 'report.json'), JSON.stringify({ source: { database: 'x' } }));
+      const unreadable = await runCli(['run', 'data'], { cwd: dir });
+      expect(unreadable.code).toBe(2);
+      expect(String(unreadable.json.message)).toMatch(
+        /a newer assessment report cannot be read \(.*assess-29991231T235959Z-ffffff.report\.json\)/,
+      );
     } finally {
       await admin.query(`DROP USER IF EXISTS '${user}'@'%'`);
       await admin.query(`DROP USER IF EXISTS '${user}'@'localhost'`);
